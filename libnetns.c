@@ -1,0 +1,130 @@
+/* libnetns: the few namespace syscalls nsproxy needs, called through bun:ffi from pinned worker threads.
+ *
+ * No state, no printing, no exiting. Every function takes integers and NUL-terminated strings and
+ * returns a non-negative value on success or -errno on failure. Every descriptor is O_CLOEXEC.
+ * Build: cc -O2 -Wall -Wextra -Werror -fPIC -shared -o libnetns.so libnetns.c
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <linux/nsfs.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#ifndef NSFS_MAGIC
+#define NSFS_MAGIC 0x6e736673
+#endif
+
+/* Returned when a path opens but is not a network namespace (for example the empty placeholder file
+ * `ip netns add` creates before it bind-mounts the namespace, or /proc/PID/ns/mnt). */
+#define NSX_ENOTNETNS EMEDIUMTYPE
+
+/* Open a network namespace file and check that it is one. Returns an fd or -errno. */
+int nsx_open(const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return -errno;
+
+  struct statfs sfs;
+  if (fstatfs(fd, &sfs) < 0) {
+    int err = errno;
+    close(fd);
+    return -err;
+  }
+  if ((unsigned long)sfs.f_type != (unsigned long)NSFS_MAGIC) {
+    close(fd);
+    return -NSX_ENOTNETNS;
+  }
+  /* NS_GET_NSTYPE (Linux 4.11) says which kind of namespace this nsfs file is. */
+  int type = ioctl(fd, NS_GET_NSTYPE);
+  if (type < 0) {
+    int err = errno;
+    close(fd);
+    return -err;
+  }
+  if (type != CLONE_NEWNET) {
+    close(fd);
+    return -NSX_ENOTNETNS;
+  }
+  return fd;
+}
+
+/* The calling thread's own network namespace, as an fd: the worker's way home. */
+int nsx_open_self(void) { return nsx_open("/proc/thread-self/ns/net"); }
+
+/* Move the calling thread into the network namespace behind fd. Returns 0 or -errno. */
+int nsx_enter(int fd) { return setns(fd, CLONE_NEWNET) < 0 ? -errno : 0; }
+
+int nsx_close(int fd) { return close(fd) < 0 ? -errno : 0; }
+
+/* Identity of a namespace: device and inode of its nsfs file. A namespace replaced under the same
+ * path has another inode. Both fit in a double's 53 bits on every kernel seen (ino < 2^32). */
+long long nsx_dev(int fd) {
+  struct stat st;
+  return fstat(fd, &st) < 0 ? -errno : (long long)st.st_dev;
+}
+
+long long nsx_ino(int fd) {
+  struct stat st;
+  return fstat(fd, &st) < 0 ? -errno : (long long)st.st_ino;
+}
+
+/* socket + bind on addr:port in the calling thread's current namespace, then close. Returns 0 or
+ * -errno. Used after the runtime failed to listen, to learn the precise reason (EADDRNOTAVAIL for an
+ * address that is not there, EADDRINUSE for a taken port). SO_REUSEADDR as the runtime sets it, so a
+ * port in TIME_WAIT does not report a false EADDRINUSE. */
+int nsx_probe_bind(const char *addr, int port) {
+  union {
+    struct sockaddr_in v4;
+    struct sockaddr_in6 v6;
+  } sa;
+  socklen_t len;
+  int family;
+
+  if (port < 0 || port > 65535) return -EINVAL;
+  memset(&sa, 0, sizeof sa);
+  if (inet_pton(AF_INET, addr, &sa.v4.sin_addr) == 1) {
+    family = AF_INET;
+    sa.v4.sin_family = AF_INET;
+    sa.v4.sin_port = htons((unsigned short)port);
+    len = sizeof sa.v4;
+  } else if (inet_pton(AF_INET6, addr, &sa.v6.sin6_addr) == 1) {
+    family = AF_INET6;
+    sa.v6.sin6_family = AF_INET6;
+    sa.v6.sin6_port = htons((unsigned short)port);
+    len = sizeof sa.v6;
+  } else {
+    return -EINVAL;
+  }
+
+  int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int one = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) {
+    int err = errno;
+    close(fd);
+    return -err;
+  }
+  if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0) {
+    int err = errno;
+    close(fd);
+    return -err;
+  }
+  int rc = bind(fd, (struct sockaddr *)&sa, len) < 0 ? -errno : 0;
+  if (rc == 0 && listen(fd, 1) < 0) rc = -errno;
+  close(fd);
+  return rc;
+}
+
+/* Text for an errno value; strerror_r (GNU) writes into a per-thread buffer, so workers do not race. */
+const char *nsx_strerror(int err) {
+  static __thread char buf[128];
+  return strerror_r(err, buf, sizeof buf);
+}

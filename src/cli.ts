@@ -1,0 +1,86 @@
+// The nsproxy command line: the root command and main(); each subcommand lives in src/commands/ and loads lazily.
+import { type CommandDef, defineCommand, renderUsage, runCommand } from "citty";
+import { EXIT, NsproxyError } from "./errors.ts";
+import { logger } from "./log.ts";
+import { VERSION } from "./version.ts";
+
+const EXAMPLES: Record<string, string[]> = {
+  nsproxy: [
+    "sudo nsproxy run --listen 127.0.0.1:8080 --upstream http://127.0.0.1:9000 --netns acme --netns globex",
+    "sudo nsproxy run --config /etc/nsproxy/nsproxy.toml",
+    "nsproxy check --config /etc/nsproxy/nsproxy.toml",
+  ],
+  run: [
+    "sudo nsproxy run -l 127.0.0.1:8080 -u http://127.0.0.1:9000 -n acme -n /var/run/docker/netns/1a2b3c",
+    "sudo nsproxy run -l 169.254.169.254:80 -u unix:/run/metadata.sock -n web=/proc/4242/ns/net",
+    "sudo nsproxy run --config /etc/nsproxy/nsproxy.toml --workers 4 --log-format json",
+  ],
+  check: ["nsproxy check --config /etc/nsproxy/nsproxy.toml", "nsproxy check -l 127.0.0.1:8080 -u http://127.0.0.1:9000 -n acme"],
+  version: ["nsproxy version", "nsproxy --version"],
+};
+
+const EXIT_CODES = `Exit codes: ${EXIT.ok} success, ${EXIT.runtime} runtime failure, ${EXIT.usage} usage or configuration error.`;
+
+const main = defineCommand({
+  meta: {
+    name: "nsproxy",
+    version: VERSION,
+    description: "One process per host that serves an HTTP reverse proxy inside many network namespaces, stamping each request with its tenant",
+  },
+  subCommands: {
+    run: () => import("./commands/run.ts").then((m) => m.default),
+    check: () => import("./commands/check.ts").then((m) => m.default),
+    version: () => import("./commands/version.ts").then((m) => m.default),
+  },
+});
+
+async function resolve(rawArgs: string[]): Promise<[CommandDef, CommandDef | undefined]> {
+  const subs = main.subCommands as Record<string, () => Promise<CommandDef>>;
+  const name = rawArgs.find((a) => !a.startsWith("-"));
+  if (name && subs[name]) return [await subs[name](), main];
+  return [main, undefined];
+}
+
+async function usage(rawArgs: string[]): Promise<string> {
+  const [cmd, parent] = await resolve(rawArgs);
+  const name = (cmd.meta as { name?: string })?.name ?? "nsproxy";
+  const examples = (EXAMPLES[name] ?? []).map((e) => `  $ ${e}`).join("\n");
+  return `${await renderUsage(cmd, parent)}\n\nExamples:\n${examples}\n\n${EXIT_CODES}\n`;
+}
+
+export async function run(rawArgs: string[]): Promise<number> {
+  if (rawArgs.includes("--help") || rawArgs.includes("-h")) {
+    process.stdout.write(await usage(rawArgs));
+    return EXIT.ok;
+  }
+  if (rawArgs.length === 1 && rawArgs[0] === "--version") {
+    process.stdout.write(`nsproxy ${VERSION}\n`);
+    return EXIT.ok;
+  }
+  if (rawArgs.length === 0) {
+    process.stderr.write(await usage(rawArgs));
+    return EXIT.usage;
+  }
+  try {
+    await runCommand(main, { rawArgs });
+    return EXIT.ok;
+  } catch (err) {
+    const verbose = rawArgs.includes("--verbose") || rawArgs.includes("-v");
+    if (err instanceof NsproxyError) {
+      logger.error(verbose ? err : err.message);
+      return err.exitCode;
+    }
+    // citty's own errors (unknown command, …) are usage errors.
+    if ((err as { name?: string })?.name === "CLIError") {
+      process.stderr.write(await usage(rawArgs));
+      logger.error((err as Error).message);
+      return EXIT.usage;
+    }
+    logger.error(verbose ? err : (err as Error)?.message ?? String(err));
+    return EXIT.runtime;
+  }
+}
+
+if (import.meta.main) {
+  run(process.argv.slice(2)).then((code) => process.exit(code));
+}

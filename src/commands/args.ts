@@ -1,0 +1,84 @@
+// Arguments shared by several commands, and the strictness citty leaves to us: repeated flags and unknown flags.
+import { ConfigError } from "../errors.ts";
+import type { FlagOverrides } from "../config/load.ts";
+
+export const configArgs = {
+  config: { type: "string", alias: "c", description: "TOML config file ([daemon], [defaults], [tenants.NAME])", valueHint: "FILE" },
+  listen: { type: "string", alias: "l", description: "Address to listen on inside every tenant namespace, host:port or [v6]:port (repeatable)", valueHint: "ADDR" },
+  upstream: { type: "string", alias: "u", description: "Upstream: http://host:port[/prefix], https://…, or unix:/path.sock[:/prefix]", valueHint: "URL" },
+  netns: { type: "string", alias: "n", description: "Tenant namespace: NAME (/run/netns/NAME), a path, /proc/PID/ns/net, or TENANT=REF (repeatable)", valueHint: "REF" },
+  "tenant-header": { type: "string", description: "Header that carries the tenant name upstream (default X-Nsproxy-Tenant)", valueHint: "NAME" },
+  "upstream-timeout": { type: "string", description: "Time allowed for the upstream's response headers before a 504 (default 30s)", valueHint: "DURATION" },
+} as const;
+
+export const runtimeArgs = {
+  workers: { type: "string", alias: "w", description: "Worker threads holding the listeners (default: one per core)", valueHint: "N" },
+  "shutdown-grace": { type: "string", description: "On SIGTERM/SIGINT, how long in-flight requests may finish (default 10s)", valueHint: "DURATION" },
+  "log-format": { type: "string", description: "Log and access-log format: text or json (default text)", valueHint: "FORMAT" },
+  "access-log": { type: "boolean", description: "Log one line per request (default on; --no-access-log turns it off)" },
+  verbose: { type: "boolean", alias: "v", description: "Debug logging, and stack traces on errors" },
+} as const;
+
+const REPEATABLE = new Set(["listen", "netns"]);
+
+/** Every value of a repeatable flag (`--listen a --listen b`, `--listen=a`, `-l a`); citty keeps only the last. */
+export function collect(rawArgs: string[], name: string, alias?: string): string[] {
+  const out: string[] = [];
+  const long = `--${name}`;
+  const short = alias ? `-${alias}` : undefined;
+  for (let i = 0; i < rawArgs.length; i++) {
+    const a = rawArgs[i]!;
+    if (a === "--") break;
+    if (a === long || a === short) {
+      const v = rawArgs[i + 1];
+      if (v === undefined || v.startsWith("-")) throw new ConfigError(`needs a value`, long);
+      out.push(v);
+      i++;
+    } else if (a.startsWith(`${long}=`)) out.push(a.slice(long.length + 1));
+  }
+  return out;
+}
+
+/** citty ignores flags it does not know; a typo'd flag must never be silent. Throws a usage error. */
+export function rejectUnknownFlags(rawArgs: string[], defs: Record<string, { type: string; alias?: string }>): void {
+  const known = new Map<string, string>();
+  for (const [name, def] of Object.entries(defs)) {
+    known.set(`--${name}`, def.type);
+    if (def.type === "boolean") known.set(`--no-${name}`, "boolean");
+    if (def.alias) known.set(`-${def.alias}`, def.type);
+  }
+  for (let i = 0; i < rawArgs.length; i++) {
+    const a = rawArgs[i]!;
+    if (a === "--") break;
+    if (!a.startsWith("-")) continue;
+    const flag = a.includes("=") ? a.slice(0, a.indexOf("=")) : a;
+    const type = known.get(flag);
+    if (!type) throw new ConfigError(`unknown option (see --help)`, flag);
+    if (type === "string" && !a.includes("=")) {
+      const name = flag.replace(/^-+/, "");
+      if (!REPEATABLE.has(name) && (rawArgs[i + 1] === undefined || rawArgs[i + 1]!.startsWith("-"))) {
+        throw new ConfigError(`needs a value`, flag);
+      }
+      i++;
+    }
+  }
+}
+
+/** The command line's share of the configuration; undefined where a flag was not given, so the file can speak. */
+export function flagOverrides(args: Record<string, unknown>, rawArgs: string[]): FlagOverrides {
+  const listen = collect(rawArgs, "listen", "l");
+  const netns = collect(rawArgs, "netns", "n");
+  const str = (k: string) => (typeof args[k] === "string" ? (args[k] as string) : undefined);
+  const accessLog = rawArgs.includes("--no-access-log") ? false : rawArgs.includes("--access-log") ? true : undefined;
+  return {
+    listen: listen.length ? listen : undefined,
+    netns: netns.length ? netns : undefined,
+    upstream: str("upstream"),
+    tenantHeader: str("tenant-header"),
+    upstreamTimeout: str("upstream-timeout"),
+    workers: str("workers"),
+    shutdownGrace: str("shutdown-grace"),
+    logFormat: str("log-format"),
+    accessLog,
+  };
+}

@@ -1,0 +1,52 @@
+// The resolved, validated shape of what the daemon serves: everything downstream consumes only these types.
+
+/** A listen address, already validated: an IP literal (v4 or v6, no brackets) and a port. */
+export interface ListenAddr {
+  host: string;
+  port: number;
+  /** As the user wrote it, for messages: "127.0.0.1:8080" or "[::1]:8080". */
+  text: string;
+}
+
+/**
+ * Where a tenant's requests go.
+ * - `http://host:port[/prefix]` and `https://host:port[/prefix]`
+ * - `unix:/path/to.sock[:/prefix]` (nginx's spelling, without the scheme): plain HTTP over a unix socket.
+ */
+export interface Upstream {
+  /** Origin used to build the upstream URL: "http://127.0.0.1:9000"; "http://localhost" for unix sockets. */
+  origin: string;
+  /** Path prefix without a trailing slash, "" for none: "/api" turns "/x?q" into "/api/x?q". */
+  prefix: string;
+  /** Unix socket path, when the upstream is one. */
+  unix?: string;
+  /** As the user wrote it, for messages. */
+  text: string;
+}
+
+export interface TenantSpec {
+  /** [A-Za-z0-9][A-Za-z0-9._-]{0,63}: it is sent as a header value and used in file names. */
+  name: string;
+  /** Absolute path of the namespace file: /run/netns/NAME, /proc/PID/ns/net, /var/run/docker/netns/ID. */
+  netns: string;
+  listen: ListenAddr[];
+  upstream: Upstream;
+  /** Header carrying the tenant's name to the upstream; any copy the client sent is removed. */
+  tenantHeader: string;
+  /** Static headers added to every upstream request; client copies of these names are removed too. */
+  headers: Record<string, string>;
+  /** Time allowed for the upstream's response headers, in milliseconds, before a 504. */
+  upstreamTimeoutMs: number;
+}
+
+export interface DaemonConfig {
+  tenants: TenantSpec[];
+  /** Worker threads holding the listeners; each tenant listens in every worker (SO_REUSEPORT). */
+  workers: number;
+  /** How long in-flight requests may run after SIGTERM/SIGINT, and after a tenant is detached. */
+  shutdownGraceMs: number;
+  logFormat: "text" | "json";
+  accessLog: boolean;
+  /** The config file it came from, if any (for messages and reload). */
+  file?: string;
+}

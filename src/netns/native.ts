@@ -1,0 +1,92 @@
+// The only file that touches bun:ffi: typed wrappers over libnetns.c, where a negative return becomes a NativeError.
+import { dlopen, FFIType, type Pointer } from "bun:ffi";
+import { constants } from "node:os";
+// The library is built by build.ts (or test/preload.ts) and embedded into the compiled binary.
+import embeddedLib from "../../dist/libnetns.so" with { type: "file" };
+
+/** Where the library comes from, in one place: NSPROXY_LIBNETNS for development, else the embedded copy. */
+const libPath = process.env.NSPROXY_LIBNETNS || embeddedLib;
+
+const lib = dlopen(libPath, {
+  nsx_open: { args: [FFIType.cstring], returns: FFIType.i32 },
+  nsx_open_self: { args: [], returns: FFIType.i32 },
+  nsx_enter: { args: [FFIType.i32], returns: FFIType.i32 },
+  nsx_close: { args: [FFIType.i32], returns: FFIType.i32 },
+  nsx_dev: { args: [FFIType.i32], returns: FFIType.i64_fast },
+  nsx_ino: { args: [FFIType.i32], returns: FFIType.i64_fast },
+  nsx_probe_bind: { args: [FFIType.cstring, FFIType.i32], returns: FFIType.i32 },
+  nsx_strerror: { args: [FFIType.i32], returns: FFIType.cstring },
+}).symbols;
+
+const ENOTNETNS = constants.errno.EMEDIUMTYPE ?? 124;
+const errnoNames = new Map<number, string>(Object.entries(constants.errno).map(([k, v]) => [v as number, k]));
+
+/** A failed syscall: `errno` and its name (`code`), the call, and the path or address it was about. */
+export class NativeError extends Error {
+  readonly errno: number;
+  readonly code: string;
+  readonly syscall: string;
+  readonly target: string;
+  constructor(errno: number, syscall: string, target: string) {
+    const reason = errno === ENOTNETNS ? "not a network namespace" : errorText(errno);
+    super(`${syscall} ${target}: ${reason}`);
+    this.name = "NativeError";
+    this.errno = errno;
+    this.code = errnoName(errno);
+    this.syscall = syscall;
+    this.target = target;
+  }
+}
+
+/** One string helper: C strings cross the boundary NUL-terminated. */
+function cstr(s: string): Pointer {
+  return Buffer.from(`${s}\0`) as unknown as Pointer;
+}
+
+/** The symbolic name of an errno value: 98 → "EADDRINUSE". */
+export function errnoName(errno: number): string {
+  return errno === ENOTNETNS ? "ENOTNETNS" : (errnoNames.get(errno) ?? `E${errno}`);
+}
+
+export function errorText(errno: number): string {
+  return String(lib.nsx_strerror(errno));
+}
+
+function check(rc: number, syscall: string, target: string): number {
+  if (rc < 0) throw new NativeError(-rc, syscall, target);
+  return rc;
+}
+
+/** Open a namespace file and verify it is a network namespace; returns an O_CLOEXEC fd. */
+export function openNetns(path: string): number {
+  return check(lib.nsx_open(cstr(path)), "open namespace", path);
+}
+
+/** The calling thread's current network namespace, as an fd. */
+export function openOwnNetns(): number {
+  return check(lib.nsx_open_self(), "open namespace", "/proc/thread-self/ns/net");
+}
+
+export function closeFd(fd: number): void {
+  lib.nsx_close(fd);
+}
+
+/**
+ * setns(fd, CLONE_NEWNET) for the calling thread. Returns 0 or -errno rather than throwing, because
+ * it is called inside the window where no error object should be built before returning home.
+ */
+export function enterNetnsRaw(fd: number): number {
+  return lib.nsx_enter(fd);
+}
+
+/** Device and inode of a namespace fd: "dev:ino", equal for the same namespace, different once replaced. */
+export function netnsIdentity(fd: number, path: string): string {
+  const dev = check(Number(lib.nsx_dev(fd)), "fstat", path);
+  const ino = check(Number(lib.nsx_ino(fd)), "fstat", path);
+  return `${dev}:${ino}`;
+}
+
+/** socket+bind+listen in the current namespace, closed at once: 0 or -errno. Syscalls only (window-safe). */
+export function probeBindRaw(host: string, port: number): number {
+  return lib.nsx_probe_bind(cstr(host), port);
+}

@@ -1,0 +1,56 @@
+// Header rules at the trust boundary: hop-by-hop removal (RFC 9110 §7.6.1) and the tenant stamp the tenant cannot forge.
+import type { TenantSpec } from "../config/types.ts";
+
+/** Hop-by-hop fields of RFC 9110 §7.6.1 plus the de-facto ones; Proxy-* are matched by prefix below. */
+const HOP_BY_HOP = ["connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade"];
+
+const TOKEN = /^[!#$%&'*+\-.0-9A-Z^_`a-z|~]+$/;
+
+/** Remove hop-by-hop fields, the fields the Connection header names, and every Proxy-* field. */
+export function stripHopByHop(headers: Headers): void {
+  const connection = headers.get("connection");
+  if (connection) {
+    for (const name of connection.split(",")) {
+      const n = name.trim();
+      if (TOKEN.test(n)) headers.delete(n);
+    }
+  }
+  for (const name of HOP_BY_HOP) headers.delete(name);
+  let proxyNames: string[] | undefined;
+  for (const name of headers.keys()) {
+    if (name.startsWith("proxy-")) (proxyNames ??= []).push(name);
+  }
+  if (proxyNames) for (const name of proxyNames) headers.delete(name);
+}
+
+export interface ClientInfo {
+  /** The client's address as seen inside its namespace. */
+  address: string;
+}
+
+/**
+ * Headers for the upstream request. Every copy of the tenant header and of the static headers that the
+ * client sent is removed first (Headers is case-insensitive, so one delete takes every spelling), then
+ * the proxy's own values are set. X-Forwarded-* and Forwarded are set by us alone: the tenant is the
+ * first hop, so nothing it claims about earlier hops can be true.
+ */
+export function upstreamHeaders(incoming: Headers, spec: TenantSpec, client: ClientInfo): Headers {
+  const headers = new Headers(incoming);
+  stripHopByHop(headers);
+  headers.delete("forwarded");
+  for (const name in spec.headers) headers.set(name, spec.headers[name]!);
+  headers.set(spec.tenantHeader, spec.name);
+  headers.set("x-forwarded-for", client.address);
+  headers.set("x-forwarded-proto", "http");
+  const host = incoming.get("host");
+  if (host) headers.set("x-forwarded-host", host);
+  else headers.delete("x-forwarded-host");
+  return headers;
+}
+
+/** Headers for the response to the tenant: the upstream's, without hop-by-hop fields. */
+export function downstreamHeaders(upstream: Headers): Headers {
+  const headers = new Headers(upstream);
+  stripHopByHop(headers);
+  return headers;
+}

@@ -1,0 +1,132 @@
+// Supervisor side of the pinned workers: start them, send each tenant to every worker, replace a stranded or dead one.
+import type { TenantSpec } from "../config/types.ts";
+import { logger } from "../log.ts";
+import type { FromWorker, ToWorker, WorkerOptions } from "./protocol.ts";
+
+export interface AttachFailure {
+  message: string;
+  code: string;
+  listen?: string;
+}
+
+interface Pending {
+  resolve: (failure: AttachFailure | undefined) => void;
+}
+
+/** Where the worker's code is: next to this file in development, embedded as a second entrypoint when compiled. */
+function workerUrl(): string | URL {
+  return process.env.NSPROXY_COMPILED ? "./src/worker/worker.ts" : new URL("./worker.ts", import.meta.url);
+}
+
+class PinnedWorker {
+  readonly worker: Worker;
+  readonly ready: Promise<void>;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  dead = false;
+
+  constructor(
+    readonly index: number,
+    options: WorkerOptions,
+    private readonly onFatal: (w: PinnedWorker, reason: string) => void,
+  ) {
+    this.worker = new Worker(workerUrl());
+    this.ready = new Promise((resolve, reject) => {
+      this.worker.addEventListener("error", (ev) => {
+        const reason = (ev as ErrorEvent).message || "worker error";
+        reject(new Error(reason));
+        this.die(reason);
+      });
+      this.worker.addEventListener("close", () => this.die("worker exited"));
+      this.worker.addEventListener("message", (ev: MessageEvent<FromWorker>) => {
+        const msg = ev.data;
+        if (msg.type === "ready") resolve();
+        else if (msg.type === "fatal") this.die(msg.message);
+        else this.settle(msg.id, msg.type === "failed" ? { message: msg.message, code: msg.code, listen: msg.listen } : undefined);
+      });
+    });
+    this.send({ type: "init", options });
+  }
+
+  send(msg: ToWorker): void {
+    this.worker.postMessage(msg);
+  }
+
+  request(make: (id: number) => ToWorker): Promise<AttachFailure | undefined> {
+    if (this.dead) return Promise.resolve({ message: "worker is gone", code: "EWORKER" });
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.pending.set(id, { resolve });
+      this.send(make(id));
+    });
+  }
+
+  private settle(id: number, failure: AttachFailure | undefined): void {
+    const p = this.pending.get(id);
+    this.pending.delete(id);
+    p?.resolve(failure);
+  }
+
+  private die(reason: string): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.worker.terminate();
+    for (const p of this.pending.values()) p.resolve({ message: `worker ${this.index} lost: ${reason}`, code: "EWORKER" });
+    this.pending.clear();
+    this.onFatal(this, reason);
+  }
+}
+
+export class WorkerPool {
+  private workers: PinnedWorker[] = [];
+  /** Called after a worker was replaced, with the fresh one: the supervisor attaches its tenants again. */
+  onReplaced: (index: number) => void = () => {};
+
+  constructor(
+    readonly size: number,
+    private readonly options: WorkerOptions,
+  ) {}
+
+  async start(): Promise<void> {
+    this.workers = Array.from({ length: this.size }, (_, i) => this.spawn(i));
+    await Promise.all(this.workers.map((w) => w.ready));
+  }
+
+  private spawn(index: number): PinnedWorker {
+    return new PinnedWorker(index, this.options, (w, reason) => {
+      if (this.stopping || this.workers[index] !== w) return;
+      logger.error(`worker ${index} terminated (${reason}); starting a new one and attaching its tenants again`);
+      const fresh = this.spawn(index);
+      this.workers[index] = fresh;
+      fresh.ready.then(
+        () => this.onReplaced(index),
+        (err) => logger.error(`worker ${index} failed to start: ${err.message}`),
+      );
+    });
+  }
+
+  private stopping = false;
+
+  /**
+   * Listen for `spec` in every worker (or only in worker `only`). All or nothing: if any worker fails,
+   * the tenant is detached from the others and the first failure is returned.
+   */
+  async attach(spec: TenantSpec, nsFd: number, only?: number): Promise<AttachFailure | undefined> {
+    const targets = only === undefined ? this.workers : [this.workers[only]!];
+    const results = await Promise.all(targets.map((w) => w.request((id) => ({ type: "attach", id, spec, nsFd }))));
+    const failure = results.find((r) => r !== undefined);
+    if (failure) await this.detach(spec.name, 0);
+    return failure;
+  }
+
+  async detach(name: string, graceMs: number): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.request((id) => ({ type: "detach", id, name, graceMs }))));
+  }
+
+  /** Stop every listener; resolves when in-flight requests finished or the grace period ended. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    await Promise.all(this.workers.map((w) => w.request((id) => ({ type: "stop", id, graceMs }))));
+    for (const w of this.workers) w.worker.terminate();
+  }
+}

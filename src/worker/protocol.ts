@@ -1,0 +1,23 @@
+// Messages between the supervisor (main thread) and the pinned workers that hold the listeners.
+import type { TenantSpec } from "../config/types.ts";
+
+export interface WorkerOptions {
+  accessLog: boolean;
+  logFormat: "text" | "json";
+}
+
+export type ToWorker =
+  | { type: "init"; options: WorkerOptions }
+  /** Listen on every address of `spec` inside the namespace open at `nsFd` (an fd of this process). */
+  | { type: "attach"; id: number; spec: TenantSpec; nsFd: number }
+  /** Stop accepting for tenant `name`; close its connections after `graceMs`. */
+  | { type: "detach"; id: number; name: string; graceMs: number }
+  /** Stop every listener; answer when in-flight requests are done or `graceMs` has passed. */
+  | { type: "stop"; id: number; graceMs: number };
+
+export type FromWorker =
+  | { type: "ready" }
+  | { type: "done"; id: number }
+  | { type: "failed"; id: number; message: string; code: string; listen?: string }
+  /** The worker could not return to its own namespace: it must be terminated, never reused. */
+  | { type: "fatal"; message: string };
