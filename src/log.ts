@@ -1,11 +1,13 @@
 // The one logger of the process, made once.
-import { consola, LogLevels } from "consola";
+import { createConsola, LogLevels } from "consola";
 
-export const logger = consola.withTag("nsproxy");
+// Logs go to stderr; stdout is for the access log and for command output a script may parse.
+// The level is set, not left to consola, which drops to warnings when NODE_ENV=test or CI is set.
+export const logger = createConsola({ stdout: process.stderr, stderr: process.stderr, level: LogLevels.info }).withTag("nsproxy");
 
 /** JSON lines for machines (--log-format json), consola's text for people. */
 export function configureLogger(opts: { format?: "text" | "json"; verbose?: boolean }): void {
-  if (opts.verbose) logger.level = LogLevels.debug;
+  logger.level = opts.verbose ? LogLevels.debug : LogLevels.info;
   if (opts.format === "json") {
     logger.setReporters([
       {

@@ -1,0 +1,85 @@
+// Start nsproxy as a child process (from source, or the built binary) and watch its output.
+import type { Subprocess } from "bun";
+import { afterAll } from "bun:test";
+
+const ROOT = `${import.meta.dir}/../..`;
+export const BUN = process.execPath;
+export const SOURCE_CLI = [BUN, `${ROOT}/src/cli.ts`];
+export const BINARY = `${ROOT}/dist/nsproxy`;
+
+export interface Running {
+  proc: Subprocess<"ignore", "pipe", "pipe">;
+  /** stdout (access log) and stderr (logs) so far. */
+  stdout(): string;
+  stderr(): string;
+  /** Resolves once `text` appears in stderr or stdout, rejects after timeoutMs with the output so far. */
+  waitFor(text: string | RegExp, timeoutMs?: number): Promise<void>;
+  stop(signal?: NodeJS.Signals): Promise<number>;
+}
+
+const running = new Set<Subprocess>();
+afterAll(() => {
+  for (const p of running) p.kill("SIGKILL");
+});
+process.on("exit", () => {
+  for (const p of running) p.kill("SIGKILL");
+});
+
+export function startNsproxy(args: string[], opts: { command?: string[]; cwd?: string } = {}): Running {
+  const command = opts.command ?? SOURCE_CLI;
+  const proc = Bun.spawn([...command, ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe", cwd: opts.cwd, env: { ...process.env, NO_COLOR: "1" } });
+  running.add(proc);
+  void proc.exited.then(() => running.delete(proc));
+  let out = "";
+  let err = "";
+  const waiters: (() => void)[] = [];
+  const pump = async (stream: ReadableStream<Uint8Array>, onText: (t: string) => void) => {
+    const dec = new TextDecoder();
+    for await (const chunk of stream) {
+      onText(dec.decode(chunk, { stream: true }));
+      for (const w of waiters) w();
+    }
+  };
+  void pump(proc.stdout, (t) => (out += t));
+  void pump(proc.stderr, (t) => (err += t));
+  return {
+    proc,
+    stdout: () => out,
+    stderr: () => err,
+    waitFor(text, timeoutMs = 15_000) {
+      const seen = () => (typeof text === "string" ? (out + err).includes(text) : text.test(out + err));
+      return new Promise((resolve, reject) => {
+        if (seen()) return resolve();
+        const timer = setTimeout(() => reject(new Error(`timed out waiting for ${text}; output:\n${err}\n${out}`)), timeoutMs);
+        const check = () => {
+          if (seen()) {
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+        waiters.push(check);
+        void proc.exited.then(() => {
+          setTimeout(() => {
+            if (!seen()) {
+              clearTimeout(timer);
+              reject(new Error(`nsproxy exited (${proc.exitCode}) before ${text}; output:\n${err}\n${out}`));
+            }
+          }, 50);
+        });
+      });
+    },
+    async stop(signal = "SIGTERM") {
+      proc.kill(signal);
+      return proc.exited;
+    },
+  };
+}
+
+/** Run nsproxy to completion (for check, version, bad configs): exit code and output. */
+export async function runNsproxy(args: string[], opts: { command?: string[] } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const proc = Bun.spawn([...(opts.command ?? SOURCE_CLI), ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1" } });
+  const timer = setTimeout(() => proc.kill("SIGKILL"), 30_000);
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
