@@ -37,8 +37,7 @@ async function buildBinary(): Promise<void> {
   const result = await Bun.build({
     entrypoints: [`${root}/src/cli.ts`, `${root}/src/worker/worker.ts`],
     compile: { outfile: OUT },
-    minify: true,
-    sourcemap: "linked",
+    // Unminified: stack traces under --verbose stay readable, and the size is the runtime's anyway.
     define: { NSPROXY_BUILD_VERSION: JSON.stringify(v), "process.env.NSPROXY_COMPILED": JSON.stringify("1") },
   });
   if (!result.success) {

@@ -18,7 +18,7 @@ const lib = dlopen(libPath, {
   nsx_strerror: { args: [FFIType.i32], returns: FFIType.cstring },
 }).symbols;
 
-const ENOTNETNS = constants.errno.EMEDIUMTYPE ?? 124;
+const ENOTNETNS = (constants.errno as Record<string, number>).EMEDIUMTYPE ?? 124;
 const errnoNames = new Map<number, string>(Object.entries(constants.errno).map(([k, v]) => [v as number, k]));
 
 /** A failed syscall: `errno` and its name (`code`), the call, and the path or address it was about. */

@@ -11,7 +11,11 @@ export interface AccessEntry {
   ms: number;
 }
 
-export type AccessSink = (entry: AccessEntry) => void;
+export interface AccessSink {
+  (entry: AccessEntry): void;
+  /** Write what is buffered now: before the worker stops, so no line is lost. */
+  flush(): void;
+}
 
 /** A sink writing to stdout, flushed every 50 ms or 64 kB, whichever comes first. */
 export function stdoutAccessLog(format: "text" | "json"): AccessSink {
@@ -24,11 +28,17 @@ export function stdoutAccessLog(format: "text" | "json"): AccessSink {
       buf = "";
     }
   };
-  return (e) => {
+  const sink = (e: AccessEntry) => {
     buf += format === "json" ? `${jsonLine(e)}\n` : `${textLine(e)}\n`;
     if (buf.length > 65536) flush();
     else timer ??= setTimeout(flush, 50);
   };
+  return Object.assign(sink, {
+    flush() {
+      if (timer) clearTimeout(timer);
+      flush();
+    },
+  });
 }
 
 function textLine(e: AccessEntry): string {

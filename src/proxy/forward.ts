@@ -64,7 +64,6 @@ export function createTenantApp(spec: TenantSpec, access?: AccessSink): Hono<{ B
         method: req.method,
         headers,
         body: req.body,
-        // @ts-expect-error Bun/undici option for streaming request bodies
         duplex: "half",
         redirect: "manual",
         signal: controller.signal,

@@ -15,7 +15,8 @@ interface Pending {
 
 /** Where the worker's code is: next to this file in development, embedded as a second entrypoint when compiled. */
 function workerUrl(): string | URL {
-  return process.env.NSPROXY_COMPILED ? "./src/worker/worker.ts" : new URL("./worker.ts", import.meta.url);
+  // Compiled, the bundle's root is src/ (the common folder of the two entrypoints in build.ts).
+  return process.env.NSPROXY_COMPILED ? "./worker/worker.ts" : new URL("./worker.ts", import.meta.url);
 }
 
 class PinnedWorker {

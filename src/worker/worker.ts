@@ -94,6 +94,7 @@ async function handle(msg: ToWorker): Promise<void> {
       const all = [...tenants.values()].flat();
       tenants.clear();
       await retire(all, msg.graceMs);
+      access?.flush();
       post({ type: "done", id: msg.id });
       return;
     }

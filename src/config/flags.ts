@@ -1,0 +1,74 @@
+// Turns command-line flags into a settings layer, daemon settings and extra tenants; errors name the flag.
+import { at, emptyLayer, Invalid, type Layer } from "./layer.ts";
+import type { DaemonSettings } from "./schema.ts";
+import {
+  checkHeaderName,
+  parseDuration,
+  parseListen,
+  parseLogFormat,
+  parseNetnsRef,
+  parseUpstream,
+  parseWorkers,
+} from "./values.ts";
+
+/** Flag values as citty hands them over; undefined (or an empty list) means the flag was not given. */
+export interface FlagOverrides {
+  listen?: string[];
+  upstream?: string;
+  netns?: string[];
+  tenantHeader?: string;
+  upstreamTimeout?: string;
+  workers?: string | number;
+  shutdownGrace?: string;
+  logFormat?: string;
+  accessLog?: boolean;
+}
+
+export interface FlagTenant {
+  name: string;
+  netns: string;
+  /** The REF as typed, for messages. */
+  ref: string;
+}
+
+export interface FlagConfig {
+  layer: Layer;
+  daemon: DaemonSettings;
+  tenants: FlagTenant[];
+}
+
+export function readFlags(f: FlagOverrides): FlagConfig {
+  const layer = emptyLayer();
+  if (f.listen && f.listen.length > 0) {
+    layer.listen = f.listen.map((s) => at("--listen", () => parseListen(s)));
+    layer.at.listen = "--listen";
+  }
+  if (f.upstream !== undefined) {
+    const s = f.upstream;
+    layer.upstream = at("--upstream", () => parseUpstream(s));
+    layer.at.upstream = "--upstream";
+  }
+  if (f.tenantHeader !== undefined) {
+    const s = f.tenantHeader;
+    layer.tenantHeader = at("--tenant-header", () => checkHeaderName(s, "tenant_header"));
+    layer.at.tenantHeader = "--tenant-header";
+  }
+  if (f.upstreamTimeout !== undefined) {
+    layer.upstreamTimeoutMs = at("--upstream-timeout", () => flagDuration(f.upstreamTimeout));
+    if (layer.upstreamTimeoutMs === 0) throw new Invalid('the upstream timeout must be longer than 0, like "30s"', "--upstream-timeout");
+    layer.at.upstreamTimeoutMs = "--upstream-timeout";
+  }
+  const daemon: DaemonSettings = {};
+  if (f.workers !== undefined) daemon.workers = at("--workers", () => parseWorkers(f.workers));
+  if (f.shutdownGrace !== undefined) daemon.shutdownGraceMs = at("--shutdown-grace", () => flagDuration(f.shutdownGrace));
+  if (f.logFormat !== undefined) daemon.logFormat = at("--log-format", () => parseLogFormat(f.logFormat));
+  if (f.accessLog !== undefined) daemon.accessLog = f.accessLog;
+  const tenants = (f.netns ?? []).map((ref) => ({ ref, ...at("--netns", () => parseNetnsRef(ref)) }));
+  return { layer, daemon, tenants };
+}
+
+/** On the command line every value is a string, so a bare number means seconds as it does in the file. */
+function flagDuration(s: string | undefined): number {
+  const t = s?.trim() ?? "";
+  return parseDuration(/^\d+(\.\d+)?$/.test(t) ? Number(t) : s);
+}

@@ -1,0 +1,67 @@
+// One source of settings (built-in, [defaults], flags or a tenant table) and where each of its values came from.
+import type { ListenAddr, Upstream } from "./types.ts";
+
+/** Where a value was written: a key path in the config file, or a flag name such as "--listen". */
+export type At = string[] | string;
+
+/** A validation failure, still carrying its source; loadConfig turns it into a ConfigError with file:line. */
+export class Invalid extends Error {
+  constructor(
+    message: string,
+    readonly at: At,
+  ) {
+    super(message);
+  }
+}
+
+/** Runs a value parser from values.ts and pins its plain Error on the place the value came from. */
+export function at<T>(where: At, parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    if (e instanceof Invalid) throw e;
+    throw new Invalid(e instanceof Error ? e.message : String(e), where);
+  }
+}
+
+export interface StaticHeader {
+  name: string;
+  value: string;
+  at: At;
+}
+
+/** The settings a tenant may take from any layer; undefined means "not set here". */
+export interface Layer {
+  listen?: ListenAddr[];
+  upstream?: Upstream;
+  tenantHeader?: string;
+  upstreamTimeoutMs?: number;
+  /** Keyed by lower-case name: header names compare case-insensitively. */
+  headers: Map<string, StaticHeader>;
+  at: Partial<Record<"listen" | "upstream" | "tenantHeader" | "upstreamTimeoutMs", At>>;
+}
+
+export function emptyLayer(): Layer {
+  return { headers: new Map(), at: {} };
+}
+
+type Field = keyof Layer["at"];
+
+/** Later layers win field by field; static headers merge name by name. */
+export function mergeLayers(layers: Layer[]): Layer {
+  const out = emptyLayer();
+  for (const l of layers) {
+    for (const f of ["listen", "upstream", "tenantHeader", "upstreamTimeoutMs"] as Field[]) {
+      if (l[f] === undefined) continue;
+      (out as unknown as Record<Field, unknown>)[f] = l[f];
+      out.at[f] = l.at[f];
+    }
+    for (const [k, h] of l.headers) out.headers.set(k, h);
+  }
+  return out;
+}
+
+/** Renders a key path as TOML would spell it: tenants."acme.x".upstream. */
+export function dotted(path: string[]): string {
+  return path.map((p) => (/^[A-Za-z0-9_-]+$/.test(p) ? p : JSON.stringify(p))).join(".");
+}

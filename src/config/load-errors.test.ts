@@ -1,0 +1,163 @@
+// Unit tests for loadConfig's errors: each kind, pointing at file:line and key, or at the flag.
+import { describe, expect, test } from "bun:test";
+import { ConfigError } from "../errors.ts";
+import { type FlagOverrides, loadConfig } from "./load.ts";
+
+const load = (source: string, flags?: FlagOverrides) => loadConfig({ file: "file.toml", source, flags });
+
+/** The ConfigError a load throws, so tests can assert on where, key and message separately. */
+function fail(source: string | undefined, flags?: FlagOverrides): ConfigError {
+  try {
+    loadConfig({ ...(source !== undefined ? { file: "file.toml", source } : {}), flags });
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return e as ConfigError;
+  }
+  throw new Error("expected loadConfig to throw");
+}
+
+const ACME = `[tenants.acme]
+netns = "acme"
+listen = "127.0.0.1:8080"
+upstream = "http://127.0.0.1:9000"
+`;
+
+describe("loadConfig: errors point at file:line and key", () => {
+  test("TOML syntax error uses smol-toml's line", () => {
+    const e = fail(`${ACME}\nbad = = 1\n`);
+    expect(e.where).toBe("file.toml:6");
+    expect(e.message).toStartWith("file.toml:6: invalid TOML:");
+    expect(e.exitCode).toBe(2);
+  });
+
+  test("unknown key on line 7 with a suggestion", () => {
+    const e = fail(`[defaults]
+listen = "127.0.0.1:8080"
+
+[tenants.acme]
+netns = "acme"
+# upstream below is misspelt
+upstrem = "http://127.0.0.1:9000"
+`);
+    expect(e.message).toContain("file.toml:7");
+    expect(e.message).toContain("tenants.acme.upstrem");
+    expect(e.message).toContain("unknown key 'upstrem' in [tenants.acme]; did you mean 'upstream'?");
+    expect(e.key).toBe("tenants.acme.upstrem");
+  });
+
+  test("unknown keys elsewhere", () => {
+    expect(fail("[tenant.acme]\nnetns = 'a'\n").message).toBe("file.toml:1: tenant: unknown key 'tenant' at the top level; did you mean 'tenants'?");
+    expect(fail("[defaults]\nworkers = 2\n").message).toContain("file.toml:2: defaults.workers: unknown key 'workers' in [defaults]; it belongs in [daemon]");
+    expect(fail("[daemon]\naccess-log = true\n").message).toContain("did you mean 'access_log'?");
+    expect(fail("[defaults]\nnetns = 'x'\n").message).toContain("netns is set per tenant");
+  });
+
+  test("wrong types", () => {
+    expect(fail(`${ACME}workers = 1\n`).key).toBe("tenants.acme.workers");
+    const e = fail("[daemon]\n\nworkers = \"2\"\n");
+    expect(e.message).toBe('file.toml:3: daemon.workers: workers must be an integer, not string "2"');
+    expect(fail("[daemon]\naccess_log = 'yes'\n").message).toContain("access_log must be true or false");
+    expect(fail("[defaults]\nlisten = 8080\n").message).toContain("file.toml:2: defaults.listen: listen must be a string or a non-empty array of strings");
+    expect(fail("[defaults]\nlisten = []\n").key).toBe("defaults.listen");
+    expect(fail("[[tenants]]\nnetns = 'a'\n").message).toContain("file.toml:1: tenants: tenants must be a table of tenants");
+    expect(fail("[tenants]\nupstream = 'http://x:1'\n").message).toContain("would be a tenant");
+    expect(fail("[daemon]\nworkers = 0\n").message).toContain("daemon.workers: workers 0 is not an integer from 1 to 256");
+    expect(fail("[daemon]\nlog_format = 'xml'\n").message).toContain('log format "xml" is not "text" or "json"');
+  });
+
+  test("bad tenant table", () => {
+    expect(fail('[tenants."b@d"]\nnetns = "x"\n').message).toContain('file.toml:1: tenants."b@d": tenant name "b@d"');
+    expect(fail("[tenants.acme]\nlisten = '127.0.0.1:1'\n").message).toContain("file.toml:1: tenants.acme.netns: tenant 'acme' has no netns");
+    expect(fail("[tenants.acme]\n\nnetns = 'web=acme'\n").message).toContain("file.toml:3: tenants.acme.netns:");
+    expect(fail("[tenants.acme]\nnetns = './acme'\n").message).toContain("relative path");
+  });
+
+  test("bad listen", () => {
+    const e = fail(`[tenants.acme]
+netns = "acme"
+upstream = "http://127.0.0.1:9000"
+listen = [
+  "127.0.0.1:8080",
+  "localhost:8080",
+]
+`);
+    expect(e.message).toContain('file.toml:4: tenants.acme.listen: listen address "localhost:8080"');
+  });
+
+  test("bad upstream", () => {
+    const e = fail(ACME.replace('"http://127.0.0.1:9000"', '"http://127.0.0.1:9000/?x=1"'));
+    expect(e.message).toContain("file.toml:4: tenants.acme.upstream: upstream \"http://127.0.0.1:9000/?x=1\" has a query string");
+  });
+
+  test("bad durations", () => {
+    expect(fail(`${ACME}upstream_timeout = "30 seconds"\n`).message).toContain('file.toml:5: tenants.acme.upstream_timeout: duration "30 seconds"');
+    expect(fail("[daemon]\nshutdown_grace = -1\n").message).toContain("file.toml:2: daemon.shutdown_grace: duration -1");
+    expect(fail("[defaults]\nupstream_timeout = 0\n").message).toContain("upstream_timeout must be longer than 0");
+  });
+
+  test("duplicate tenants", () => {
+    const e = fail(ACME, { netns: ["/var/run/netns/acme"] });
+    expect(e.where).toBe("--netns");
+    expect(e.message).toContain("tenant 'acme' (from --netns /var/run/netns/acme) is already defined in the config file as [tenants.acme]");
+    expect(fail(undefined, { netns: ["x", "x=/proc/1/ns/net"] }).message).toBe("--netns: tenant 'x' is given twice: --netns x and --netns x=/proc/1/ns/net");
+  });
+
+  test("two tenants on one address in one namespace", () => {
+    const e = fail(`${ACME}
+[tenants.beta]
+netns = "/run/netns/acme"
+upstream = "http://127.0.0.1:9001"
+listen = ["[::1]:80", "127.0.0.1:8080"]
+`);
+    expect(e.message).toContain("file.toml:9: tenants.beta.listen: tenants 'acme' and 'beta' both listen on 127.0.0.1:8080 in /run/netns/acme");
+    // Different namespaces may share an address; one tenant may not list an address twice.
+    expect(load(`${ACME}\n[tenants.beta]\nnetns = "beta"\nupstream = "http://x:1"\nlisten = "127.0.0.1:8080"\n`).tenants).toHaveLength(2);
+    expect(fail(ACME.replace('"127.0.0.1:8080"', '["[::1]:1", "[0:0::1]:1"]')).message).toContain("tenant 'acme' lists [0:0::1]:1 twice");
+    expect(fail(undefined, { netns: ["a=/run/netns/n", "b=n"], listen: ["127.0.0.1:1"], upstream: "http://x:1" }).where).toBe("--netns");
+  });
+
+  test("missing upstream or listen", () => {
+    const e = fail("[defaults]\nlisten = '127.0.0.1:1'\n\n[tenants.acme]\nnetns = 'acme'\n");
+    expect(e.where).toBe("file.toml:4");
+    expect(e.key).toBe("tenants.acme.upstream");
+    expect(e.message).toContain("tenant 'acme' has no upstream; set upstream = \"http://127.0.0.1:9000\" in [tenants.acme] or [defaults], or pass --upstream");
+    expect(fail("[tenants.acme]\nnetns = 'acme'\n").message).toContain("tenant 'acme' has no listen;");
+    const f = fail(undefined, { netns: ["acme"], upstream: "http://x:1" });
+    expect(f.message).toStartWith("--netns: tenant 'acme' (from --netns acme) has no listen; pass --listen 127.0.0.1:8080");
+  });
+
+  test("bad headers", () => {
+    expect(fail(`${ACME}headers = { "X Y" = "1" }\n`).message).toContain('file.toml:5: tenants.acme.headers."X Y": static header "X Y" is not a valid header name');
+    expect(fail(`${ACME}headers = { "X-A" = "a\\nb" }\n`).message).toContain("tenants.acme.headers.X-A: header X-A value");
+    expect(fail(`${ACME}headers = { "X-A" = "1", "x-a" = "2" }\n`).message).toContain("is set twice");
+    expect(fail(`${ACME}headers = { Connection = "close" }\n`).message).toContain("manages itself");
+    expect(fail(`${ACME}headers = { "X-A" = 1 }\n`).message).toContain("X-A must be a string, not integer 1");
+    expect(fail(`${ACME}tenant_header = "Transfer-Encoding"\n`).key).toBe("tenants.acme.tenant_header");
+    expect(fail(`${ACME}tenant_header = "Host"\n`).message).toContain('tenant_header "Host" is a header the proxy manages itself');
+    const clash = fail(`[defaults]\nheaders = { "x-nsproxy-tenant" = "spoof" }\n\n${ACME}`);
+    expect(clash.message).toContain("file.toml:2: defaults.headers.x-nsproxy-tenant: tenant 'acme': static header 'x-nsproxy-tenant' has the same name as the tenant header");
+  });
+
+  test("flag errors name the flag", () => {
+    expect(fail(undefined, { upstream: "nope" }).message).toStartWith('--upstream: upstream "nope"');
+    expect(fail(undefined, { listen: ["1.2.3.4"] }).where).toBe("--listen");
+    expect(fail(undefined, { netns: ["../x"] }).where).toBe("--netns");
+    expect(fail(undefined, { workers: "lots" }).where).toBe("--workers");
+    expect(fail(undefined, { upstreamTimeout: "0" }).where).toBe("--upstream-timeout");
+    expect(fail(undefined, { shutdownGrace: "soon" }).where).toBe("--shutdown-grace");
+    expect(fail(undefined, { logFormat: "xml" }).where).toBe("--log-format");
+    expect(fail(undefined, { tenantHeader: "Upgrade" }).where).toBe("--tenant-header");
+  });
+
+  test("unreadable file names the file and the reason", () => {
+    const e = (() => {
+      try {
+        loadConfig({ file: "/nonexistent/nsproxy.toml" });
+      } catch (err) {
+        return err as ConfigError;
+      }
+    })();
+    expect(e).toBeInstanceOf(ConfigError);
+    expect(e?.message).toBe("/nonexistent/nsproxy.toml: cannot read config file: no such file or directory (ENOENT)");
+  });
+});

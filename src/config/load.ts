@@ -1,0 +1,146 @@
+// Builds the validated DaemonConfig from the config file and the command-line flags.
+//
+// Precedence, lowest first:
+//   1. built-in defaults (tenant_header "X-Nsproxy-Tenant", upstream_timeout 30 s, shutdown_grace 10 s,
+//      workers = number of CPUs, log_format "text", access_log true)
+//   2. the file's [defaults] table (and [daemon] for daemon settings)
+//   3. command-line flags: --listen, --upstream, --tenant-header, --upstream-timeout, --workers,
+//      --shutdown-grace, --log-format, --access-log
+//   4. values set in a [tenants.NAME] table, for that tenant only
+// Static headers merge name by name (case-insensitively): a tenant's headers override [defaults]' headers.
+// Tenants named by --netns REF join the file's tenants and take the merged defaults (levels 1-3).
+import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { parse, TomlError } from "smol-toml";
+import { ConfigError } from "../errors.ts";
+import { type At, dotted, emptyLayer, Invalid, type Layer, mergeLayers } from "./layer.ts";
+import { locateKey } from "./locate.ts";
+import { readDocument, type FileConfig } from "./schema.ts";
+import { readFlags, type FlagOverrides } from "./flags.ts";
+import type { DaemonConfig, TenantSpec } from "./types.ts";
+import { checkListeners } from "./listeners.ts";
+
+export type { FlagOverrides } from "./flags.ts";
+export { summarize } from "./summary.ts";
+
+const BUILT_IN = {
+  tenantHeader: "X-Nsproxy-Tenant",
+  upstreamTimeoutMs: 30_000,
+  shutdownGraceMs: 10_000,
+  logFormat: "text",
+  accessLog: true,
+} as const;
+
+/** Reads, checks and merges everything; throws ConfigError ("file.toml:LINE: key: message") on the first problem. */
+export function loadConfig(opts: { file?: string; flags?: FlagOverrides; source?: string }): DaemonConfig {
+  const label = opts.file ?? "<config>";
+  const source = opts.source ?? (opts.file !== undefined ? readSource(opts.file) : undefined);
+  try {
+    return build(source === undefined ? undefined : parseToml(source, label), opts.flags ?? {}, opts.file);
+  } catch (e) {
+    if (!(e instanceof Invalid)) throw e;
+    throw toConfigError(e.message, e.at, label, source);
+  }
+}
+
+function readSource(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    // "ENOENT: no such file or directory, open 'x'" → "no such file or directory (ENOENT)"
+    const reason = (err.message ?? String(e)).replace(/^[A-Z]+: /, "").split(", ")[0];
+    throw new ConfigError(`cannot read config file: ${reason}${err.code ? ` (${err.code})` : ""}`, file);
+  }
+}
+
+function parseToml(source: string, label: string): FileConfig {
+  let doc: Record<string, unknown>;
+  try {
+    doc = parse(source);
+  } catch (e) {
+    if (!(e instanceof TomlError)) throw e;
+    const what = e.message.replace(/^Invalid TOML document: /, "").split("\n")[0];
+    throw new ConfigError(`invalid TOML: ${what} (column ${e.column})\n\n${e.codeblock}`, `${label}:${e.line}`);
+  }
+  return readDocument(doc);
+}
+
+function toConfigError(message: string, where: At, label: string, source: string | undefined): ConfigError {
+  if (typeof where === "string") return new ConfigError(message, where);
+  const line = source === undefined ? undefined : locateKey(source, where);
+  return new ConfigError(message, line === undefined ? label : `${label}:${line}`, dotted(where));
+}
+
+function build(file: FileConfig | undefined, flagValues: FlagOverrides, fileName: string | undefined): DaemonConfig {
+  const flags = readFlags(flagValues);
+  const builtIn: Layer = { ...emptyLayer(), tenantHeader: BUILT_IN.tenantHeader, upstreamTimeoutMs: BUILT_IN.upstreamTimeoutMs };
+  const defaults = mergeLayers([builtIn, file?.defaults ?? emptyLayer(), flags.layer]);
+
+  // Names first: a duplicate is the more basic mistake, whatever else is missing from either copy.
+  const fromFile = new Set((file?.tenants ?? []).map((t) => t.name));
+  const fromFlags = new Map<string, string>();
+  for (const t of flags.tenants) {
+    if (fromFile.has(t.name)) {
+      throw new Invalid(`tenant '${t.name}' (from --netns ${t.ref}) is already defined in the config file as [tenants.${t.name}]`, "--netns");
+    }
+    const other = fromFlags.get(t.name);
+    if (other !== undefined) throw new Invalid(`tenant '${t.name}' is given twice: --netns ${other} and --netns ${t.ref}`, "--netns");
+    fromFlags.set(t.name, t.ref);
+  }
+  const tenants: TenantSpec[] = [
+    ...(file?.tenants ?? []).map((t) => finish(t.name, t.netns, mergeLayers([defaults, t.layer]), ["tenants", t.name])),
+    ...flags.tenants.map((t) => finish(t.name, t.netns, defaults, { ref: t.ref })),
+  ];
+  tenants.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  checkListeners(tenants, (name) => (fromFile.has(name) ? ["tenants", name, "listen"] : "--netns"));
+
+  const daemon = { ...file?.daemon, ...definedOnly(flags.daemon) };
+  return {
+    tenants,
+    workers: daemon.workers ?? defaultWorkers(),
+    shutdownGraceMs: daemon.shutdownGraceMs ?? BUILT_IN.shutdownGraceMs,
+    logFormat: daemon.logFormat ?? BUILT_IN.logFormat,
+    accessLog: daemon.accessLog ?? BUILT_IN.accessLog,
+    ...(fileName !== undefined ? { file: fileName } : {}),
+  };
+}
+
+/** Completes one tenant from its merged layer; `where` is its table path, or the --netns REF it came from. */
+function finish(name: string, netns: string, l: Layer, where: string[] | { ref: string }): TenantSpec {
+  const missing = (key: string, flag: string, example: string): Invalid =>
+    Array.isArray(where)
+      ? new Invalid(`tenant '${name}' has no ${key}; set ${key} = "${example}" in [tenants.${name}] or [defaults], or pass ${flag}`, [...where, key])
+      : new Invalid(`tenant '${name}' (from --netns ${where.ref}) has no ${key}; pass ${flag} ${example}, or set ${key} = "${example}" in [defaults] of a config file`, "--netns");
+  if (!l.listen) throw missing("listen", "--listen", "127.0.0.1:8080");
+  if (!l.upstream) throw missing("upstream", "--upstream", "http://127.0.0.1:9000");
+  const tenantHeader = l.tenantHeader ?? BUILT_IN.tenantHeader;
+  const clash = l.headers.get(tenantHeader.toLowerCase());
+  if (clash) {
+    throw new Invalid(
+      `tenant '${name}': static header '${clash.name}' has the same name as the tenant header '${tenantHeader}', ` +
+        "which carries the tenant name; remove the static header or choose another tenant_header",
+      clash.at,
+    );
+  }
+  const headers: Record<string, string> = {};
+  for (const h of l.headers.values()) headers[h.name] = h.value;
+  return {
+    name,
+    netns,
+    listen: l.listen,
+    upstream: l.upstream,
+    tenantHeader,
+    headers,
+    upstreamTimeoutMs: l.upstreamTimeoutMs ?? BUILT_IN.upstreamTimeoutMs,
+  };
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function defaultWorkers(): number {
+  const n = globalThis.navigator?.hardwareConcurrency || availableParallelism();
+  return Math.min(Math.max(1, n), 256);
+}

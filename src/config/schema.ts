@@ -1,0 +1,188 @@
+// Checks a parsed TOML document against the config schema and turns it into layers; every failure names its key path.
+import { at, emptyLayer, Invalid, type Layer } from "./layer.ts";
+import { suggest } from "./suggest.ts";
+import {
+  badTenantName,
+  checkHeaderName,
+  isValidHeaderValue,
+  isValidTenantName,
+  netnsPath,
+  parseDuration,
+  parseListen,
+  parseLogFormat,
+  parseUpstream,
+  parseWorkers,
+} from "./values.ts";
+
+export interface DaemonSettings {
+  workers?: number;
+  shutdownGraceMs?: number;
+  logFormat?: "text" | "json";
+  accessLog?: boolean;
+}
+
+export interface FileTenant {
+  name: string;
+  netns: string;
+  layer: Layer;
+}
+
+export interface FileConfig {
+  daemon: DaemonSettings;
+  defaults: Layer;
+  tenants: FileTenant[];
+}
+
+type Table = Record<string, unknown>;
+
+const TOP_KEYS = ["daemon", "defaults", "tenants"];
+const DAEMON_KEYS = ["workers", "shutdown_grace", "log_format", "access_log"];
+const LAYER_KEYS = ["listen", "upstream", "tenant_header", "upstream_timeout", "headers"];
+const TENANT_KEYS = ["netns", ...LAYER_KEYS];
+
+export function readDocument(doc: Table): FileConfig {
+  checkKeys(doc, [], TOP_KEYS);
+  const daemon = optionalTable(doc, "daemon");
+  const defaults = optionalTable(doc, "defaults");
+  const tenants = optionalTable(doc, "tenants", "a table of tenants, like [tenants.acme]");
+  if (daemon) checkKeys(daemon, ["daemon"], DAEMON_KEYS);
+  if (defaults) checkKeys(defaults, ["defaults"], LAYER_KEYS);
+  return {
+    daemon: daemon ? readDaemon(daemon) : {},
+    defaults: defaults ? readLayer(defaults, ["defaults"]) : emptyLayer(),
+    tenants: Object.entries(tenants ?? {}).map(([name, t]) => readTenant(name, t)),
+  };
+}
+
+function readDaemon(t: Table): DaemonSettings {
+  const path = (k: string) => ["daemon", k];
+  const out: DaemonSettings = {};
+  if (t.workers !== undefined) {
+    if (typeof t.workers !== "number") throw wrongType(t.workers, path("workers"), "an integer");
+    out.workers = at(path("workers"), () => parseWorkers(t.workers));
+  }
+  if (t.shutdown_grace !== undefined) {
+    out.shutdownGraceMs = at(path("shutdown_grace"), () => parseDuration(t.shutdown_grace));
+  }
+  if (t.log_format !== undefined) out.logFormat = at(path("log_format"), () => parseLogFormat(t.log_format));
+  if (t.access_log !== undefined) {
+    if (typeof t.access_log !== "boolean") throw wrongType(t.access_log, path("access_log"), "true or false");
+    out.accessLog = t.access_log;
+  }
+  return out;
+}
+
+function readTenant(name: string, t: unknown): FileTenant {
+  const path = ["tenants", name];
+  if (!isValidTenantName(name)) throw new Invalid(badTenantName(name, "(a [tenants] table name)"), path);
+  if (!isTable(t) && TENANT_KEYS.includes(name)) {
+    throw new Invalid(`'${name}' directly under [tenants] would be a tenant; put it in [tenants.NAME] or [defaults]`, path);
+  }
+  if (!isTable(t)) throw wrongType(t, path, `a table, like [tenants.${name}]`);
+  checkKeys(t, path, TENANT_KEYS);
+  if (t.netns === undefined) {
+    throw new Invalid(`tenant '${name}' has no netns; add netns = "${name}" (a name under /run/netns) or an absolute path`, [...path, "netns"]);
+  }
+  if (typeof t.netns !== "string") throw wrongType(t.netns, [...path, "netns"], "a string");
+  const ref = t.netns;
+  // TENANT=REF exists only because a flag has no table name to take the tenant's name from.
+  if (/^[^/]*=/.test(ref)) {
+    throw new Invalid(`netns ${JSON.stringify(ref)}: the NAME=REF form is for --netns; here the table name [tenants.${name}] is the tenant name`, [...path, "netns"]);
+  }
+  const netns = at([...path, "netns"], () => netnsPath(ref));
+  return { name, netns, layer: readLayer(t, path) };
+}
+
+/** The settings shared by [defaults] and [tenants.NAME]; unknown keys were checked by the caller. */
+function readLayer(t: Table, path: string[]): Layer {
+  const layer = emptyLayer();
+  const key = (k: string) => [...path, k];
+  if (t.listen !== undefined) {
+    const list = typeof t.listen === "string" ? [t.listen] : t.listen;
+    if (!Array.isArray(list) || list.length === 0 || !list.every((x) => typeof x === "string")) {
+      throw wrongType(t.listen, key("listen"), 'a string or a non-empty array of strings, like "127.0.0.1:8080"');
+    }
+    layer.listen = list.map((s) => at(key("listen"), () => parseListen(s)));
+    layer.at.listen = key("listen");
+  }
+  if (t.upstream !== undefined) {
+    const s = t.upstream;
+    if (typeof s !== "string") throw wrongType(s, key("upstream"), 'a string, like "http://127.0.0.1:9000"');
+    layer.upstream = at(key("upstream"), () => parseUpstream(s));
+    layer.at.upstream = key("upstream");
+  }
+  if (t.tenant_header !== undefined) {
+    const s = t.tenant_header;
+    if (typeof s !== "string") throw wrongType(s, key("tenant_header"), 'a string, like "X-Nsproxy-Tenant"');
+    layer.tenantHeader = at(key("tenant_header"), () => checkHeaderName(s, "tenant_header"));
+    layer.at.tenantHeader = key("tenant_header");
+  }
+  if (t.upstream_timeout !== undefined) {
+    layer.upstreamTimeoutMs = at(key("upstream_timeout"), () => parseDuration(t.upstream_timeout));
+    // Zero would answer every request with 504 before the upstream could reply.
+    if (layer.upstreamTimeoutMs === 0) throw new Invalid("upstream_timeout must be longer than 0, like \"30s\"", key("upstream_timeout"));
+    layer.at.upstreamTimeoutMs = key("upstream_timeout");
+  }
+  if (t.headers !== undefined) readHeaders(t.headers, layer, key("headers"));
+  return layer;
+}
+
+function readHeaders(v: unknown, layer: Layer, path: string[]): void {
+  if (!isTable(v)) throw wrongType(v, path, 'a table of name = "value", like { "X-Env" = "prod" }');
+  for (const [name, value] of Object.entries(v)) {
+    const where = [...path, name];
+    at(where, () => checkHeaderName(name, "static header"));
+    if (typeof value !== "string") throw wrongType(value, where, "a string");
+    if (!isValidHeaderValue(value)) {
+      throw new Invalid(`header ${name} value ${JSON.stringify(value)} has a control character or non-Latin-1 text`, where);
+    }
+    const lower = name.toLowerCase();
+    const twin = layer.headers.get(lower);
+    if (twin) throw new Invalid(`header '${name}' is set twice (also as '${twin.name}'); header names ignore case`, where);
+    layer.headers.set(lower, { name, value, at: where });
+  }
+}
+
+/** Reads an optional sub-table, rejecting [[arrays]] and plain values where a table belongs. */
+function optionalTable(t: Table, key: string, what = `a table, like [${key}]`): Table | undefined {
+  const v = t[key];
+  if (v === undefined) return undefined;
+  if (!isTable(v)) throw wrongType(v, [key], what);
+  return v;
+}
+
+function checkKeys(t: Table, path: string[], allowed: string[]): void {
+  for (const k of Object.keys(t)) {
+    if (allowed.includes(k)) continue;
+    const where = path.length === 0 ? "at the top level" : `in [${path.join(".")}]`;
+    throw new Invalid(`unknown key '${k}' ${where}${hint(k, path, allowed)}`, [...path, k]);
+  }
+}
+
+/** A likely typo, else the section the key belongs to. */
+function hint(key: string, path: string[], allowed: string[]): string {
+  const near = suggest(key, allowed);
+  if (near) return `; did you mean '${near}'?`;
+  if (DAEMON_KEYS.includes(key)) return "; it belongs in [daemon]";
+  if (key === "netns") return "; netns is set per tenant, in [tenants.NAME]";
+  if (LAYER_KEYS.includes(key)) return "; it belongs in [defaults] or [tenants.NAME]";
+  if (path.length === 0) return `; expected one of ${allowed.map((a) => `[${a}]`).join(", ")}`;
+  return `; expected one of ${allowed.join(", ")}`;
+}
+
+export function isTable(v: unknown): v is Table {
+  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
+}
+
+function typeName(v: unknown): string {
+  if (typeof v === "number") return Number.isInteger(v) ? `integer ${v}` : `float ${v}`;
+  if (typeof v === "string") return `string ${JSON.stringify(v)}`;
+  if (typeof v === "boolean") return `boolean ${v}`;
+  if (Array.isArray(v)) return "an array";
+  if (v instanceof Date) return "a date";
+  return "a table";
+}
+
+function wrongType(v: unknown, path: string[], expected: string): Invalid {
+  return new Invalid(`${path.at(-1)} must be ${expected}, not ${typeName(v)}`, path);
+}

@@ -1,0 +1,215 @@
+// Parsers and checks for single configuration values, shared by the config file and the command-line flags.
+import { isIP } from "node:net";
+import { posix } from "node:path";
+import type { ListenAddr, Upstream } from "./types.ts";
+
+const TENANT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+// RFC 9110 section 5.6.2: token = 1*tchar.
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// RFC 9110 section 5.5: visible ASCII, space, tab and obs-text (0x80-0xFF); anything above 0xFF cannot go on the wire.
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+// sun_path is 108 bytes including the terminating NUL; a longer path fails only at connect time, so catch it here.
+const MAX_UNIX_PATH = 107;
+// setTimeout fires at once for delays above 2^31-1 ms instead of waiting, which would turn a long timeout into none.
+const MAX_DURATION_MS = 2 ** 31 - 1;
+
+/** Tenant names travel as header values and become file names, hence the narrow alphabet. */
+export function isValidTenantName(s: string): boolean {
+  return TENANT_NAME.test(s);
+}
+
+export function isValidHeaderName(s: string): boolean {
+  return TOKEN.test(s);
+}
+
+export function isValidHeaderValue(s: string): boolean {
+  return FIELD_VALUE.test(s);
+}
+
+/** `127.0.0.1:8080` or `[::1]:8080`. Hostnames are refused: a listener binds one address, and DNS inside a tenant is not ours to trust. */
+export function parseListen(text: string): ListenAddr {
+  const example = 'like "127.0.0.1:8080" or "[::1]:8080"';
+  const bracketed = /^\[([^\]]*)\]:([^:]*)$/.exec(text);
+  const plain = /^([^:[\]]*):([^:]*)$/.exec(text);
+  const m = bracketed ?? plain;
+  if (!m) {
+    const hint = isIP(text) === 6 || text.split(":").length > 2 ? "; put IPv6 addresses in brackets" : "";
+    throw new Error(`listen address ${JSON.stringify(text)} is not HOST:PORT${hint}; write it ${example}`);
+  }
+  const host = m[1] ?? "";
+  const family = bracketed ? 6 : 4;
+  if (isIP(host) !== family) {
+    const what = family === 6 ? "an IPv6 literal" : "an IPv4 literal (or [IPv6] in brackets)";
+    throw new Error(`listen address ${JSON.stringify(text)}: host ${JSON.stringify(host)} is not ${what}; write it ${example}`);
+  }
+  return { host, port: parsePort(m[2] ?? "", `listen address ${JSON.stringify(text)}`, example), text };
+}
+
+function parsePort(s: string, what: string, example: string): number {
+  const port = /^\d{1,5}$/.test(s) ? Number(s) : NaN;
+  if (!(port >= 1 && port <= 65535)) {
+    throw new Error(`${what}: port ${JSON.stringify(s)} is not an integer from 1 to 65535; write it ${example}`);
+  }
+  return port;
+}
+
+/** `http://host:port[/prefix]`, `https://host[:port][/prefix]` or `unix:/abs/path.sock[:/prefix]`. */
+export function parseUpstream(text: string): Upstream {
+  if (text.startsWith("unix:")) return parseUnixUpstream(text);
+  const example = 'like "http://127.0.0.1:9000", "https://api.internal/v1" or "unix:/run/app.sock:/v1"';
+  const bad = (why: string) => new Error(`upstream ${JSON.stringify(text)} ${why}; write it ${example}`);
+  // Checked on the raw text because URL() quietly repairs input such as "http:///x" or "http:\\x".
+  const m = /^(https?):\/\/([^/?#]*)(.*)$/i.exec(text);
+  if (!m) throw bad("is not an http://, https:// or unix: address");
+  const authority = m[2] ?? "";
+  const rest = m[3] ?? "";
+  if (authority.includes("@")) throw bad("contains user information; put credentials in a static header instead");
+  if (rest.includes("?") || rest.includes("#")) throw bad("has a query string or fragment, which cannot be a path prefix");
+  const hp = /^(\[[^\]]*\]|[^:]*)(?::(.*))?$/.exec(authority);
+  const host = hp?.[1] ?? "";
+  if (host === "" || host === "[]") throw bad("has no host");
+  if (hp?.[2] !== undefined) parsePort(hp[2], `upstream ${JSON.stringify(text)}`, example);
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw bad("is not a valid URL");
+  }
+  return { origin: url.origin, prefix: trimPrefix(url.pathname), text };
+}
+
+function parseUnixUpstream(text: string): Upstream {
+  const example = 'like "unix:/run/app.sock" or "unix:/run/app.sock:/v1"';
+  const bad = (why: string) => new Error(`upstream ${JSON.stringify(text)} ${why}; write it ${example}`);
+  const rest = text.slice("unix:".length);
+  if (!rest.startsWith("/")) throw bad("needs an absolute socket path after \"unix:\"");
+  // nginx's spelling: the prefix starts at the last ":/" after the socket path.
+  const cut = rest.lastIndexOf(":/");
+  const socket = cut > 0 ? rest.slice(0, cut) : rest;
+  const prefix = cut > 0 ? rest.slice(cut + 1) : "";
+  if (socket === "/" || socket.endsWith("/")) throw bad("names a directory, not a socket file");
+  if (socket.includes("\0")) throw bad("contains a NUL byte");
+  if (Buffer.byteLength(socket) > MAX_UNIX_PATH) {
+    throw bad(`has a socket path longer than ${MAX_UNIX_PATH} bytes, which the kernel cannot connect to`);
+  }
+  if (prefix.includes("?") || prefix.includes("#")) throw bad("has a query string or fragment, which cannot be a path prefix");
+  return { origin: "http://localhost", prefix: trimPrefix(prefix), unix: socket, text };
+}
+
+function trimPrefix(path: string): string {
+  return path.replace(/\/+$/, "");
+}
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** A number is seconds (TOML `upstream_timeout = 30`); a string carries a unit: "500ms", "1.5s", "2m", "1h". Returns ms. */
+export function parseDuration(v: unknown): number {
+  const example = 'like 30, "500ms", "1.5s", "2m" or "1h"';
+  let ms: number;
+  if (typeof v === "number") {
+    if (!Number.isFinite(v) || v < 0) throw new Error(`duration ${v} is not a non-negative number of seconds; write it ${example}`);
+    ms = v * 1000;
+  } else if (typeof v === "string") {
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(v.trim());
+    if (!m) throw new Error(`duration ${JSON.stringify(v)} is not a number with a unit (ms, s, m, h); write it ${example}`);
+    ms = Number(m[1]) * (UNIT_MS[m[2] ?? ""] ?? NaN);
+  } else {
+    throw new Error(`duration ${describe(v)} is neither seconds nor a string with a unit; write it ${example}`);
+  }
+  ms = Math.round(ms);
+  if (ms > MAX_DURATION_MS) throw new Error(`duration ${JSON.stringify(v)} is longer than the maximum of about 24 days (${MAX_DURATION_MS} ms)`);
+  return ms;
+}
+
+function describe(v: unknown): string {
+  if (Array.isArray(v)) return "(an array)";
+  if (v !== null && typeof v === "object") return "(a table)";
+  return String(v);
+}
+
+/**
+ * The namespace file a REF names: a bare name is an `ip netns` name under /run/netns; otherwise an absolute path.
+ * Only /proc/PID/ns/net is accepted under /proc: other entries are not network namespaces, and /proc/self would be
+ * the daemon's own.
+ */
+export function netnsPath(ref: string): string {
+  const example = 'like "acme", "/run/netns/acme" or "/proc/1234/ns/net"';
+  if (ref === "") throw new Error(`netns is empty; write it ${example}`);
+  if (ref.includes("\0")) throw new Error(`netns ${JSON.stringify(ref)} contains a NUL byte`);
+  if (!ref.startsWith("/")) {
+    if (ref.includes("/")) throw new Error(`netns ${JSON.stringify(ref)} is a relative path; use an absolute path or a bare name, ${example}`);
+    if (ref === "." || ref === "..") throw new Error(`netns ${JSON.stringify(ref)} is not a namespace name; write it ${example}`);
+    return `/run/netns/${ref}`;
+  }
+  const path = posix.normalize(ref);
+  if (path === "/" || ref.endsWith("/")) throw new Error(`netns ${JSON.stringify(ref)} names a directory, not a namespace file; write it ${example}`);
+  if (path.startsWith("/proc/") && !/^\/proc\/[1-9]\d*\/ns\/net$/.test(path)) {
+    throw new Error(`netns ${JSON.stringify(ref)}: only /proc/PID/ns/net is supported under /proc, ${example}`);
+  }
+  return path;
+}
+
+/** A --netns REF: NAME, /abs/path, /proc/PID/ns/net, or TENANT=REF to choose the tenant's name. */
+export function parseNetnsRef(ref: string): { name: string; netns: string } {
+  const eq = ref.startsWith("/") ? -1 : ref.indexOf("=");
+  if (eq >= 0) {
+    const name = ref.slice(0, eq);
+    const inner = ref.slice(eq + 1);
+    if (!isValidTenantName(name)) throw new Error(badTenantName(name, `in ${JSON.stringify(ref)}`));
+    if (inner.startsWith("/") || !inner.includes("=")) return { name, netns: netnsPath(inner) };
+    throw new Error(`netns ${JSON.stringify(ref)} has more than one "="; write it like "acme=/run/netns/acme"`);
+  }
+  const netns = netnsPath(ref);
+  if (!ref.startsWith("/")) {
+    if (!isValidTenantName(ref)) throw new Error(badTenantName(ref, `(from --netns ${JSON.stringify(ref)})`));
+    return { name: ref, netns };
+  }
+  const pid = /^\/proc\/(\d+)\/ns\/net$/.exec(netns);
+  const name = pid ? `pid-${pid[1]}` : posix.basename(netns);
+  if (!isValidTenantName(name)) {
+    throw new Error(`${badTenantName(name, `(the last part of ${JSON.stringify(ref)})`)}; name the tenant yourself: "acme=${ref}"`);
+  }
+  return { name, netns };
+}
+
+/** Shared wording for a rejected tenant name. */
+export function badTenantName(name: string, context: string): string {
+  return (
+    `tenant name ${JSON.stringify(name)} ${context} is not valid: use 1-64 letters, digits, ".", "_" or "-", ` +
+    `starting with a letter or digit, like "acme" or "team-1"`
+  );
+}
+
+// Hop-by-hop headers (RFC 9110 section 7.6.1) are stripped by proxies and framing headers are computed per message,
+// so configuring either would be silently lost or corrupt the request.
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade"]);
+
+/**
+ * Checks a header name set in the config. The tenant header also may not be Host: the upstream routes on Host, and a
+ * tenant name in it would break that.
+ */
+export function checkHeaderName(name: string, role: "tenant_header" | "static header"): string {
+  if (!isValidHeaderName(name)) {
+    throw new Error(`${role} ${JSON.stringify(name)} is not a valid header name (letters, digits and !#$%&'*+-.^_\`|~), like "X-Nsproxy-Tenant"`);
+  }
+  const lower = name.toLowerCase();
+  const reserved = HOP_BY_HOP.has(lower) || lower.startsWith("proxy-") || lower === "content-length";
+  if (reserved || (role === "tenant_header" && lower === "host")) {
+    throw new Error(`${role} ${JSON.stringify(name)} is a header the proxy manages itself; choose another name, like "X-Nsproxy-Tenant"`);
+  }
+  return name;
+}
+
+/** Worker threads: an integer 1..256, from TOML (number) or a flag (string). */
+export function parseWorkers(v: unknown): number {
+  const n = typeof v === "string" && /^\d+$/.test(v.trim()) ? Number(v) : v;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > 256) {
+    throw new Error(`workers ${JSON.stringify(v)} is not an integer from 1 to 256, like 4`);
+  }
+  return n;
+}
+
+export function parseLogFormat(v: unknown): "text" | "json" {
+  if (v === "text" || v === "json") return v;
+  throw new Error(`log format ${JSON.stringify(v)} is not "text" or "json"`);
+}
