@@ -1,0 +1,58 @@
+// The product as shipped: dist/nsproxy copied alone into an empty directory, no bun, no node_modules, no PATH to them.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { copyFileSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { BINARY, runNsproxy, startNsproxy } from "./helpers/daemon.ts";
+import { addNetns, cleanupNetns, curlIn, skipReason, uniquePrefix } from "./helpers/netns.ts";
+import { type Echo, startUpstream } from "./helpers/upstream.ts";
+
+const prefix = uniquePrefix("bin");
+const dir = mkdtempSync(`${tmpdir()}/nsproxy-bin-`);
+const lonely = `${dir}/nsproxy`;
+/** A bare environment: the binary must need nothing from this checkout or its tools. */
+const bare = ["env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", lonely];
+
+beforeAll(async () => {
+  // Always build (under a second): a stale dist/nsproxy would test old code.
+  const build = Bun.spawnSync([process.execPath, `${import.meta.dir}/../build.ts`], { stdout: "pipe", stderr: "pipe" });
+  if (build.exitCode !== 0) throw new Error(`build failed:\n${build.stderr.toString()}`);
+  copyFileSync(BINARY, lonely);
+  expect(statSync(lonely).mode & 0o111).not.toBe(0);
+});
+
+afterAll(() => {
+  cleanupNetns(prefix);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("compiled binary", () => {
+  test("--version works alone", async () => {
+    const r = await runNsproxy(["--version"], { command: bare });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^nsproxy \d+\.\d+\.\d+/);
+  });
+
+  test("a bad flag is a usage error (exit 2)", async () => {
+    const r = await runNsproxy(["run", "--no-such-flag"], { command: bare });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("--no-such-flag");
+  });
+
+  test.skipIf(Boolean(skipReason))("serves two tenants from an empty directory", async () => {
+    const upstream = startUpstream();
+    const a = addNetns(`${prefix}a`);
+    const b = addNetns(`${prefix}b`);
+    const d = startNsproxy(["run", "-l", "127.0.0.1:8085", "-u", `http://127.0.0.1:${upstream.port}`, "-n", a, "-n", `blue=/run/netns/${b}`], { command: bare, cwd: dir });
+    try {
+      await d.waitFor("attached 2/2");
+      const ra = await curlIn(a, "http://127.0.0.1:8085/x");
+      const rb = await curlIn(b, "http://127.0.0.1:8085/x");
+      expect((JSON.parse(ra.body) as Echo).headers["x-nsproxy-tenant"]).toBe(a);
+      expect((JSON.parse(rb.body) as Echo).headers["x-nsproxy-tenant"]).toBe("blue");
+      expect(await d.stop("SIGTERM")).toBe(0);
+    } finally {
+      await d.stop("SIGKILL");
+      upstream.stop(true);
+    }
+  });
+});
