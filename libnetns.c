@@ -12,6 +12,7 @@
 #include <linux/nsfs.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -127,4 +128,33 @@ int nsx_probe_bind(const char *addr, int port) {
 const char *nsx_strerror(int err) {
   static __thread char buf[128];
   return strerror_r(err, buf, sizeof buf);
+}
+
+/* Replace the process image: setenv each NAME=VALUE of env (envc entries, NUL-separated), then
+ * execv(path, argv) with argc NUL-separated arguments. Only returns on failure, with -errno.
+ * Used once at start-up to set runtime options that must be in the environment before the runtime
+ * initialises; exec keeps the PID, so supervisors and signals see no difference. */
+int nsx_exec(const char *path, const char *argv_packed, int argc, const char *env_packed, int envc) {
+  if (argc < 1 || argc > 4096 || envc < 0 || envc > 64) return -EINVAL;
+  const char *p = env_packed;
+  for (int i = 0; i < envc; i++) {
+    const char *eq = strchr(p, '=');
+    if (!eq) return -EINVAL;
+    char name[128];
+    size_t n = (size_t)(eq - p);
+    if (n == 0 || n >= sizeof name) return -EINVAL;
+    memcpy(name, p, n);
+    name[n] = '\0';
+    if (setenv(name, eq + 1, 1) < 0) return -errno;
+    p += strlen(p) + 1;
+  }
+  char *argv[4097];
+  p = argv_packed;
+  for (int i = 0; i < argc; i++) {
+    argv[i] = (char *)p;
+    p += strlen(p) + 1;
+  }
+  argv[argc] = NULL;
+  execv(path, argv);
+  return -errno;
 }

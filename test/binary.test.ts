@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { BINARY, runNsproxy, startNsproxy } from "./helpers/daemon.ts";
+import { ensureBuilt, runNsproxy, startNsproxy } from "./helpers/daemon.ts";
 import { addNetns, cleanupNetns, curlIn, skipReason, uniquePrefix } from "./helpers/netns.ts";
 import { type Echo, startUpstream } from "./helpers/upstream.ts";
 
@@ -13,10 +13,7 @@ const lonely = `${dir}/nsproxy`;
 const bare = ["env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", lonely];
 
 beforeAll(async () => {
-  // Always build (under a second): a stale dist/nsproxy would test old code.
-  const build = Bun.spawnSync([process.execPath, `${import.meta.dir}/../build.ts`], { stdout: "pipe", stderr: "pipe" });
-  if (build.exitCode !== 0) throw new Error(`build failed:\n${build.stderr.toString()}`);
-  copyFileSync(BINARY, lonely);
+  copyFileSync(ensureBuilt(), lonely);
   expect(statSync(lonely).mode & 0o111).not.toBe(0);
 });
 

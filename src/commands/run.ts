@@ -4,6 +4,7 @@ import { loadConfig } from "../config/load.ts";
 import { Daemon } from "../daemon.ts";
 import { ConfigError } from "../errors.ts";
 import { configureLogger, logger } from "../log.ts";
+import { ensureWindowSafeRuntime } from "../runtime.ts";
 import { VERSION } from "../version.ts";
 import { configArgs, flagOverrides, rejectUnknownFlags, runtimeArgs } from "./args.ts";
 
@@ -14,6 +15,7 @@ export default defineCommand({
   args,
   async run({ args: parsed, rawArgs }) {
     rejectUnknownFlags(rawArgs, args);
+    ensureWindowSafeRuntime();
     const config = loadConfig({ file: parsed.config, flags: flagOverrides(parsed, rawArgs) });
     configureLogger({ format: config.logFormat, verbose: Boolean(parsed.verbose) });
     if (config.tenants.length === 0) {

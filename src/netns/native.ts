@@ -16,6 +16,7 @@ const lib = dlopen(libPath, {
   nsx_ino: { args: [FFIType.i32], returns: FFIType.i64_fast },
   nsx_probe_bind: { args: [FFIType.cstring, FFIType.i32], returns: FFIType.i32 },
   nsx_strerror: { args: [FFIType.i32], returns: FFIType.cstring },
+  nsx_exec: { args: [FFIType.cstring, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
 }).symbols;
 
 const ENOTNETNS = (constants.errno as Record<string, number>).EMEDIUMTYPE ?? 124;
@@ -89,4 +90,12 @@ export function netnsIdentity(fd: number, path: string): string {
 /** socket+bind+listen in the current namespace, closed at once: 0 or -errno. Syscalls only (window-safe). */
 export function probeBindRaw(host: string, port: number): number {
   return lib.nsx_probe_bind(cstr(host), port);
+}
+
+/** Replace this process with `path argv…`, after setting `env` in its environment. Returns only on failure. */
+export function execWithEnv(path: string, argv: string[], env: Record<string, string>): never {
+  const pack = (items: string[]) => Buffer.from(items.map((s) => `${s}\0`).join("")) as unknown as Pointer;
+  const pairs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  const rc = lib.nsx_exec(cstr(path), pack(argv), argv.length, pack(pairs), pairs.length);
+  throw new NativeError(-rc, "exec", path);
 }

@@ -7,6 +7,17 @@ export const BUN = process.execPath;
 export const SOURCE_CLI = [BUN, `${ROOT}/src/cli.ts`];
 export const BINARY = `${ROOT}/dist/nsproxy`;
 
+let built = false;
+/** Build dist/nsproxy once per test process (under a second): a stale binary would test old code. */
+export function ensureBuilt(): string {
+  if (!built) {
+    const build = Bun.spawnSync([BUN, `${ROOT}/build.ts`], { stdout: "pipe", stderr: "pipe" });
+    if (build.exitCode !== 0) throw new Error(`build failed:\n${build.stderr.toString()}`);
+    built = true;
+  }
+  return BINARY;
+}
+
 export interface Running {
   proc: Subprocess<"ignore", "pipe", "pipe">;
   /** stdout (access log) and stderr (logs) so far. */

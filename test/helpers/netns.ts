@@ -28,6 +28,13 @@ export function addNetns(name: string, loAddrs: string[] = []): string {
   return name;
 }
 
+/** Create many namespaces in one `ip -batch` (loopback left down: enough to bind, not to connect). */
+export function addNetnsMany(names: string[]): void {
+  for (const n of names) made.add(n);
+  const r = spawnSync("ip", ["-batch", "-"], { input: names.map((n) => `netns add ${n}\n`).join(""), encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`ip -batch netns add: ${r.stderr.trim()}`);
+}
+
 export function delNetns(name: string): void {
   spawnSync("ip", ["netns", "del", name]);
   made.delete(name);
@@ -35,7 +42,10 @@ export function delNetns(name: string): void {
 
 /** Remove every namespace this process made, and any left with the prefix. */
 export function cleanupNetns(prefix?: string): void {
-  for (const name of [...made]) delNetns(name);
+  if (made.size > 0) {
+    spawnSync("ip", ["-batch", "-", "-force"], { input: [...made].map((n) => `netns del ${n}\n`).join("") });
+    made.clear();
+  }
   if (prefix) {
     let left: string[] = [];
     try {
