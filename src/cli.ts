@@ -61,6 +61,10 @@ export async function run(rawArgs: string[]): Promise<number> {
     process.stderr.write(await usage(rawArgs));
     return EXIT.usage;
   }
+  if (rawArgs[0]!.startsWith("-")) {
+    logger.error(`${rawArgs[0]}: unknown option; a command comes first (run, check, version; see --help)`);
+    return EXIT.usage;
+  }
   try {
     await runCommand(main, { rawArgs });
     return EXIT.ok;

@@ -249,12 +249,12 @@ describe("bad configuration files exit 2 and name file:LINE and the key", () => 
     }
   }
 
-  test("a tenant both in the file and in --netns names the flag and the table", async () => {
+  test("a tenant both in the file and in --netns names the flag and the table's line", async () => {
     const path = write("dup-flag.toml", ["[tenants.acme]", 'netns = "acme"', 'listen = "127.0.0.1:8080"', 'upstream = "http://127.0.0.1:9000"']);
     for (const ref of ["acme", "/var/run/netns/acme", "acme=/run/netns/other"]) {
       const r = await runNsproxy(["check", "--config", path, "--netns", ref]);
       expect(r.code).toBe(2);
-      expect(r.stderr).toContain(`--netns: tenant 'acme' (from --netns ${ref}) is already defined in the config file as [tenants.acme]`);
+      expect(r.stderr).toContain(`dup-flag.toml:1: tenants.acme: tenant 'acme' (from --netns ${ref}) is already defined in the config file as [tenants.acme]`);
     }
   });
 
@@ -304,6 +304,21 @@ describe("bad flags exit 2 and name the flag", () => {
     expect(r.stderr).toContain("USAGE");
   });
 
+  test("a flag given twice (other than --listen/--netns) and a stray argument exit 2", async () => {
+    const twice = await runNsproxy(["check", "--config", "a.toml", "--config", "b.toml"]);
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toContain("--config: given more than once");
+    const stray = await runNsproxy(["check", "nsproxy.toml"]);
+    expect(stray.code).toBe(2);
+    expect(stray.stderr).toContain("unexpected argument 'nsproxy.toml'; did you mean --config nsproxy.toml?");
+    const root = await runNsproxy(["-V"]);
+    expect(root.code).toBe(2);
+    expect(root.stderr).toContain("-V: unknown option");
+    const version = await runNsproxy(["version", "--bogus"]);
+    expect(version.code).toBe(2);
+    expect(version.stderr).toContain("--bogus: unknown option");
+  });
+
   test("a flag without its value exits 2", async () => {
     const r = await runNsproxy(["run", "--netns", "acme", "--upstream"]);
     expect(r.code).toBe(2);
@@ -315,9 +330,9 @@ describe("bad flags exit 2 and name the flag", () => {
 
   test("bad flag values name the flag", async () => {
     const base = ["check", "-u", "http://127.0.0.1:9", "-n", "acme"];
-    const cases: [string[], string][] = [
+    const cases: [string[], string, string[]?][] = [
       [["-l", "localhost:8080"], '--listen: listen address "localhost:8080"'],
-      [["-l", "127.0.0.1:8080", "-u", "ftp://x"], '--upstream: upstream "ftp://x"'],
+      [["-l", "127.0.0.1:8080"], "", ["-u", "ftp://x"]],
       [["-l", "127.0.0.1:8080", "--upstream-timeout", "soon"], '--upstream-timeout: duration "soon"'],
       [["-l", "127.0.0.1:8080", "--upstream-timeout", "0"], "--upstream-timeout: the upstream timeout must be longer than 0"],
       [["-l", "127.0.0.1:8080", "--workers", "0"], '--workers: workers "0" is not an integer from 1 to 256'],
@@ -326,10 +341,14 @@ describe("bad flags exit 2 and name the flag", () => {
       [["-l", "127.0.0.1:8080", "-n", "./relative"], '--netns: netns "./relative" is a relative path'],
     ];
     for (const [extra, says] of cases) {
+      if (!says) continue;
       const r = await runNsproxy([...base, ...extra]);
       expect([extra, r.code]).toEqual([extra, 2]);
       expect(r.stderr).toContain(says);
     }
+    const bad = await runNsproxy(["check", "-u", "ftp://x", "-n", "acme", "-l", "127.0.0.1:8080"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--upstream: upstream "ftp://x"');
   });
 
   test("run with no tenants exits 2", async () => {

@@ -21,6 +21,8 @@ export const runtimeArgs = {
 
 const REPEATABLE = new Set(["listen", "netns"]);
 
+export const NO_TENANTS = "no tenants to serve: give --netns REF (repeatable) or [tenants.NAME] tables in --config";
+
 /** Every value of a repeatable flag (`--listen a --listen b`, `--listen=a`, `-l a`); citty keeps only the last. */
 export function collect(rawArgs: string[], name: string, alias?: string): string[] {
   const out: string[] = [];
@@ -47,13 +49,20 @@ export function rejectUnknownFlags(rawArgs: string[], defs: Record<string, { typ
     if (def.type === "boolean") known.set(`--no-${name}`, "boolean");
     if (def.alias) known.set(`-${def.alias}`, def.type);
   }
+  const seen = new Set<string>();
   for (let i = 0; i < rawArgs.length; i++) {
     const a = rawArgs[i]!;
     if (a === "--") break;
-    if (!a.startsWith("-")) continue;
+    if (!a.startsWith("-")) {
+      const hint = a.endsWith(".toml") ? `; did you mean --config ${a}?` : "";
+      throw new ConfigError(`unexpected argument '${a}'${hint} (see --help)`);
+    }
     const flag = a.includes("=") ? a.slice(0, a.indexOf("=")) : a;
     const type = known.get(flag);
     if (!type) throw new ConfigError(`unknown option (see --help)`, flag);
+    const canonical = canonicalName(flag, defs);
+    if (!REPEATABLE.has(canonical) && seen.has(canonical)) throw new ConfigError(`given more than once; only --listen and --netns repeat`, flag);
+    seen.add(canonical);
     if (type === "string" && !a.includes("=")) {
       const name = flag.replace(/^-+/, "");
       if (!REPEATABLE.has(name) && (rawArgs[i + 1] === undefined || rawArgs[i + 1]!.startsWith("-"))) {
@@ -81,4 +90,10 @@ export function flagOverrides(args: Record<string, unknown>, rawArgs: string[]):
     logFormat: str("log-format"),
     accessLog,
   };
+}
+
+function canonicalName(flag: string, defs: Record<string, { alias?: string }>): string {
+  const bare = flag.replace(/^-+/, "").replace(/^no-/, "");
+  for (const [name, def] of Object.entries(defs)) if (name === bare || def.alias === bare) return name;
+  return bare;
 }

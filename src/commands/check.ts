@@ -1,9 +1,10 @@
 // `nsproxy check`: validate a configuration and look at its namespaces without serving anything.
 import { defineCommand } from "citty";
 import { loadConfig, summarize } from "../config/load.ts";
-import { logger } from "../log.ts";
+import { ConfigError } from "../errors.ts";
+import { configureLogger, logger } from "../log.ts";
 import { closeFd, NativeError, openNetns } from "../netns/native.ts";
-import { configArgs, flagOverrides, rejectUnknownFlags, runtimeArgs } from "./args.ts";
+import { configArgs, flagOverrides, NO_TENANTS, rejectUnknownFlags, runtimeArgs } from "./args.ts";
 
 const args = { ...configArgs, ...runtimeArgs };
 
@@ -13,6 +14,8 @@ export default defineCommand({
   run({ args: parsed, rawArgs }) {
     rejectUnknownFlags(rawArgs, args);
     const config = loadConfig({ file: parsed.config, flags: flagOverrides(parsed, rawArgs) });
+    configureLogger({ format: config.logFormat, verbose: Boolean(parsed.verbose) });
+    if (config.tenants.length === 0) throw new ConfigError(NO_TENANTS);
     for (const line of summarize(config)) process.stdout.write(`${line}\n`);
     // A missing namespace is not a configuration error: at run time the tenant waits for it.
     let missing = 0;

@@ -6,7 +6,7 @@ import { ConfigError } from "../errors.ts";
 import { configureLogger, logger } from "../log.ts";
 import { ensureWindowSafeRuntime } from "../runtime.ts";
 import { VERSION } from "../version.ts";
-import { configArgs, flagOverrides, rejectUnknownFlags, runtimeArgs } from "./args.ts";
+import { configArgs, flagOverrides, NO_TENANTS, rejectUnknownFlags, runtimeArgs } from "./args.ts";
 
 const args = { ...configArgs, ...runtimeArgs };
 
@@ -19,7 +19,7 @@ export default defineCommand({
     const config = loadConfig({ file: parsed.config, flags: flagOverrides(parsed, rawArgs) });
     configureLogger({ format: config.logFormat, verbose: Boolean(parsed.verbose) });
     if (config.tenants.length === 0) {
-      throw new ConfigError("no tenants to serve: give --netns REF (repeatable) or [tenants.NAME] tables in --config");
+      throw new ConfigError(NO_TENANTS);
     }
     if (process.getuid?.() !== 0) logger.warn("not running as root: entering other network namespaces will likely fail (EPERM)");
 

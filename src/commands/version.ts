@@ -1,10 +1,12 @@
 // `nsproxy version`: print the version.
 import { defineCommand } from "citty";
 import { VERSION } from "../version.ts";
+import { rejectUnknownFlags } from "./args.ts";
 
 export default defineCommand({
   meta: { name: "version", description: "Print the version" },
-  run() {
+  run({ rawArgs }) {
+    rejectUnknownFlags(rawArgs, {});
     process.stdout.write(`nsproxy ${VERSION}\n`);
   },
 });

@@ -97,7 +97,7 @@ listen = [
 
   test("duplicate tenants", () => {
     const e = fail(ACME, { netns: ["/var/run/netns/acme"] });
-    expect(e.where).toBe("--netns");
+    expect(e.where).toBe("file.toml:1");
     expect(e.message).toContain("tenant 'acme' (from --netns /var/run/netns/acme) is already defined in the config file as [tenants.acme]");
     expect(fail(undefined, { netns: ["x", "x=/proc/1/ns/net"] }).message).toBe("--netns: tenant 'x' is given twice: --netns x and --netns x=/proc/1/ns/net");
   });

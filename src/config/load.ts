@@ -82,7 +82,7 @@ function build(file: FileConfig | undefined, flagValues: FlagOverrides, fileName
   const fromFlags = new Map<string, string>();
   for (const t of flags.tenants) {
     if (fromFile.has(t.name)) {
-      throw new Invalid(`tenant '${t.name}' (from --netns ${t.ref}) is already defined in the config file as [tenants.${t.name}]`, "--netns");
+      throw new Invalid(`tenant '${t.name}' (from --netns ${t.ref}) is already defined in the config file as [tenants.${t.name}]`, ["tenants", t.name]);
     }
     const other = fromFlags.get(t.name);
     if (other !== undefined) throw new Invalid(`tenant '${t.name}' is given twice: --netns ${other} and --netns ${t.ref}`, "--netns");

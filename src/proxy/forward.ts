@@ -53,6 +53,10 @@ export function createTenantApp(spec: TenantSpec, access?: AccessSink): Hono<{ B
     const headers = upstreamHeaders(req.headers, spec, { address: c.env?.clientAddress ?? "" });
 
     // Abort the upstream request on timeout, and also when the tenant's client goes away.
+    // The timeout runs from the start of the request to the upstream's response headers, upload
+    // included. Observing upload progress to restart it would need the body to pass through a JS
+    // TransformStream: measured at +74 MB RSS per 1 GB uploaded, against +12 MB when the runtime
+    // streams the body natively. Tenants that upload for long get a larger per-tenant upstream_timeout.
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(TIMEOUT), spec.upstreamTimeoutMs);
     const onClientGone = () => controller.abort(req.signal.reason);

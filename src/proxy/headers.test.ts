@@ -195,3 +195,10 @@ describe("downstreamHeaders", () => {
     expect(downstreamHeaders(upstream).getSetCookie()).toEqual(["a=1; Path=/", "b=2; Expires=Wed, 21 Oct 2037 07:28:00 GMT"]);
   });
 });
+
+test("Connection: host leaves Host in place", () => {
+  const h = new Headers({ host: "api.acme.internal", connection: "host, x-drop", "x-drop": "1" });
+  stripHopByHop(h);
+  expect(h.get("host")).toBe("api.acme.internal");
+  expect(h.get("x-drop")).toBeNull();
+});

@@ -6,13 +6,16 @@ const HOP_BY_HOP = ["connection", "keep-alive", "te", "trailer", "transfer-encod
 
 const TOKEN = /^[!#$%&'*+\-.0-9A-Z^_`a-z|~]+$/;
 
+/** Fields a Connection header may not remove: Host passes through unchanged whatever the client lists. */
+const NOT_HOP_BY_HOP = new Set(["host"]);
+
 /** Remove hop-by-hop fields, the fields the Connection header names, and every Proxy-* field. */
 export function stripHopByHop(headers: Headers): void {
   const connection = headers.get("connection");
   if (connection) {
     for (const name of connection.split(",")) {
       const n = name.trim();
-      if (TOKEN.test(n)) headers.delete(n);
+      if (TOKEN.test(n) && !NOT_HOP_BY_HOP.has(n.toLowerCase())) headers.delete(n);
     }
   }
   for (const name of HOP_BY_HOP) headers.delete(name);
