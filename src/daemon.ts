@@ -31,7 +31,11 @@ export class Daemon {
   private stopped = false;
 
   constructor(readonly config: DaemonConfig) {
-    this.pool = new WorkerPool(config.workers, { accessLog: config.accessLog, logFormat: config.logFormat });
+    this.pool = new WorkerPool(config.workers, {
+      accessLog: config.accessLog,
+      logFormat: config.logFormat,
+      strandTenant: process.env.NSPROXY_FAULT_STRAND_TENANT || undefined,
+    });
     this.pool.onReplaced = (index) => void this.reattachWorker(index);
   }
 
@@ -89,7 +93,7 @@ export class Daemon {
     const serving = [...this.tenants.values()].filter((t) => t.state === "serving");
     await Promise.all(serving.map((t) => this.attach(t, index)));
     this.checkThreads();
-    logger.info(`worker ${index} replaced; ${serving.length} tenants attached to it again`);
+    logger.info(`worker ${index} replaced; ${serving.length} serving tenant(s) attached to it again`);
   }
 
   /** The invariant of the window rule, checked cheaply at runtime. A violation is a bug: say so loudly. */

@@ -46,7 +46,7 @@ export default defineCommand({
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
 
-    logger.info(`nsproxy ${VERSION}: ${config.tenants.length} tenants, ${config.workers} workers`);
+    logger.info(`nsproxy ${VERSION}: ${config.tenants.length} tenant(s), ${config.workers} worker(s), pid ${process.pid}`);
     const { attached, total, ms } = await daemon.start();
     const failed = total - attached;
     logger.info(`attached ${attached}/${total} tenants on ${config.workers} workers in ${Math.round(ms)} ms; ${failed} failed`);

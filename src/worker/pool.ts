@@ -80,6 +80,7 @@ class PinnedWorker {
 
 export class WorkerPool {
   private workers: PinnedWorker[] = [];
+  private generation = 0;
   /** Called after a worker was replaced, with the fresh one: the supervisor attaches its tenants again. */
   onReplaced: (index: number) => void = () => {};
 
@@ -94,7 +95,9 @@ export class WorkerPool {
   }
 
   private spawn(index: number): PinnedWorker {
-    return new PinnedWorker(index, this.options, (w, reason) => {
+    // Fault injection applies to the first generation only, so the replacement can succeed.
+    const options = this.generation++ < this.size ? this.options : { ...this.options, strandTenant: undefined };
+    return new PinnedWorker(index, options, (w, reason) => {
       if (this.stopping || this.workers[index] !== w) return;
       logger.error(`worker ${index} terminated (${reason}); starting a new one and attaching its tenants again`);
       const fresh = this.spawn(index);

@@ -4,6 +4,11 @@ import type { TenantSpec } from "../config/types.ts";
 export interface WorkerOptions {
   accessLog: boolean;
   logFormat: "text" | "json";
+  /**
+   * Fault injection for tests (NSPROXY_FAULT_STRAND_TENANT): the first worker generation treats the
+   * return from this tenant's namespace as failed, to exercise replacement. Never set in production.
+   */
+  strandTenant?: string;
 }
 
 export type ToWorker =

@@ -12,6 +12,7 @@ declare const self: Worker;
 // The namespace this thread had when it started is home; opened now, before any setns.
 const homeFd = openOwnNetns();
 let access: AccessSink | undefined;
+let strandTenant: string | undefined;
 const tenants = new Map<string, Server<unknown>[]>();
 let stranded = false;
 
@@ -41,6 +42,7 @@ function attach(spec: TenantSpec, nsFd: number): void {
   const fresh: Server<unknown>[] = [];
   try {
     for (const addr of spec.listen) fresh.push(listenInside(nsFd, homeFd, addr, opts));
+    if (spec.name === strandTenant) throw new StrandedError("setns back to own namespace: injected fault (NSPROXY_FAULT_STRAND_TENANT)");
   } catch (err) {
     for (const s of fresh) s.stop(true);
     throw err;
@@ -68,6 +70,7 @@ async function handle(msg: ToWorker): Promise<void> {
   switch (msg.type) {
     case "init":
       access = msg.options.accessLog ? stdoutAccessLog(msg.options.logFormat) : undefined;
+      strandTenant = msg.options.strandTenant;
       return;
     case "attach":
       try {

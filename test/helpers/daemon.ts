@@ -36,9 +36,9 @@ process.on("exit", () => {
   for (const p of running) p.kill("SIGKILL");
 });
 
-export function startNsproxy(args: string[], opts: { command?: string[]; cwd?: string } = {}): Running {
+export function startNsproxy(args: string[], opts: { command?: string[]; cwd?: string; env?: Record<string, string> } = {}): Running {
   const command = opts.command ?? SOURCE_CLI;
-  const proc = Bun.spawn([...command, ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe", cwd: opts.cwd, env: { ...process.env, NO_COLOR: "1" } });
+  const proc = Bun.spawn([...command, ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe", cwd: opts.cwd, env: { ...process.env, NO_COLOR: "1", ...opts.env } });
   running.add(proc);
   void proc.exited.then(() => running.delete(proc));
   let out = "";
