@@ -27,7 +27,9 @@ export async function buildNative(): Promise<string> {
 
 /** The version the binary reports: package version plus the commit, when built from a git checkout. */
 async function version(): Promise<string> {
-  const sha = (await $`git -C ${root} rev-parse --short HEAD`.nothrow().quiet()).stdout.toString().trim();
+  // Not being in a git checkout (a source tarball) is normal, not a failure: the version is then bare.
+  const git = await $`git -C ${root} rev-parse --short HEAD`.nothrow().quiet();
+  const sha = git.exitCode === 0 ? git.stdout.toString().trim() : "";
   return sha ? `${pkg.version}+${sha}` : pkg.version;
 }
 

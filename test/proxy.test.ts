@@ -105,19 +105,24 @@ describe.skipIf(Boolean(skipReason))("proxy on real namespaces", () => {
 });
 
 describe.skipIf(Boolean(skipReason))("upstream down", () => {
-  test("refused upstream gives 502 naming the upstream", async () => {
+  test("refused upstream gives 502 naming the upstream; --log-format json logs it as JSON lines", async () => {
     const ns = addNetns(`${prefix}down`);
     // A port nothing listens on: bind one, note it, release it.
     const probe = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
     const port = probe.port;
     probe.stop(true);
-    const d = startNsproxy(["run", "-l", "127.0.0.1:8081", "-u", `http://127.0.0.1:${port}`, "-n", ns, "-w", "1"]);
+    const d = startNsproxy(["run", "-l", "127.0.0.1:8081", "-u", `http://127.0.0.1:${port}`, "-n", ns, "-w", "1", "--log-format", "json"]);
     try {
       await d.waitFor("attached 1/1");
       const r = await curlIn(ns, "http://127.0.0.1:8081/");
       expect(r.status).toBe(502);
       expect(r.body).toContain(`upstream http://127.0.0.1:${port}`);
       expect(r.body).toContain("refused");
+      await d.waitFor('"type":"access"');
+      const access = d.stdout().trim().split("\n").map((l) => JSON.parse(l));
+      expect(access).toContainEqual(expect.objectContaining({ type: "access", tenant: ns, method: "GET", path: "/", status: 502 }));
+      const logs = d.stderr().trim().split("\n").map((l) => JSON.parse(l));
+      expect(logs).toContainEqual(expect.objectContaining({ level: "info", msg: expect.stringContaining("attached 1/1 tenants") }));
     } finally {
       await d.stop("SIGKILL");
     }
