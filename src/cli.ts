@@ -17,6 +17,20 @@ const EXAMPLES: Record<string, string[]> = {
   ],
   check: ["nsproxy check --config /etc/nsproxy/nsproxy.toml", "nsproxy check -l 127.0.0.1:8080 -u http://127.0.0.1:9000 -n acme"],
   version: ["nsproxy version", "nsproxy --version"],
+  tenant: [
+    "nsproxy tenant add acme --netns acme --listen 127.0.0.1:8080 --upstream http://127.0.0.1:9000",
+    "nsproxy tenant rm acme",
+    "nsproxy tenant ls --json",
+  ],
+  "tenant add": [
+    "nsproxy tenant add acme --netns acme",
+    "nsproxy tenant add web --netns /proc/4242/ns/net -l 169.254.169.254:80 -u unix:/run/metadata.sock --header X-Plan=gold --header X-Env=prod",
+    "nsproxy tenant add acme --netns acme --tenants-dir /srv/nsproxy/tenants.d   # writes the file if the daemon is not running",
+  ],
+  "tenant rm": ["nsproxy tenant rm acme", "nsproxy tenant rm acme --admin-socket /run/nsproxy-2/admin.sock"],
+  "tenant ls": ["nsproxy tenant ls", "nsproxy tenant ls --json | jq -r '.[] | select(.state != \"serving\") | .name'"],
+  status: ["nsproxy status", "nsproxy status --json"],
+  reload: ["nsproxy reload", "kill -HUP $(pidof nsproxy)   # the same, without the admin socket"],
 };
 
 const EXIT_CODES = `Exit codes: ${EXIT.ok} success, ${EXIT.runtime} runtime failure, ${EXIT.usage} usage or configuration error.`;
@@ -30,20 +44,31 @@ const main = defineCommand({
   subCommands: {
     run: () => import("./commands/run.ts").then((m) => m.default),
     check: () => import("./commands/check.ts").then((m) => m.default),
+    tenant: () => import("./commands/tenant.ts").then((m) => m.default),
+    status: () => import("./commands/status.ts").then((m) => m.default),
+    reload: () => import("./commands/reload.ts").then((m) => m.default),
     version: () => import("./commands/version.ts").then((m) => m.default),
   },
 });
 
-async function resolve(rawArgs: string[]): Promise<[CommandDef, CommandDef | undefined]> {
-  const subs = main.subCommands as Record<string, () => Promise<CommandDef>>;
-  const name = rawArgs.find((a) => !a.startsWith("-"));
-  if (name && subs[name]) return [await subs[name](), main];
-  return [main, undefined];
+/** The (sub)command the words of rawArgs name, its parent, and its path ("tenant add") for EXAMPLES. */
+async function resolve(rawArgs: string[]): Promise<[CommandDef, CommandDef | undefined, string]> {
+  let cmd: CommandDef = main;
+  let parent: CommandDef | undefined;
+  const path: string[] = [];
+  for (const word of rawArgs.filter((a) => !a.startsWith("-"))) {
+    const subs = cmd.subCommands as Record<string, CommandDef | (() => Promise<CommandDef>)> | undefined;
+    const sub = subs?.[word];
+    if (!sub) break;
+    parent = cmd;
+    cmd = typeof sub === "function" ? await sub() : sub;
+    path.push(word);
+  }
+  return [cmd, parent, path.join(" ") || "nsproxy"];
 }
 
 async function usage(rawArgs: string[]): Promise<string> {
-  const [cmd, parent] = await resolve(rawArgs);
-  const name = (cmd.meta as { name?: string })?.name ?? "nsproxy";
+  const [cmd, parent, name] = await resolve(rawArgs);
   const examples = (EXAMPLES[name] ?? []).map((e) => `  $ ${e}`).join("\n");
   return `${await renderUsage(cmd, parent)}\n\nExamples:\n${examples}\n\n${EXIT_CODES}\n`;
 }
@@ -62,7 +87,7 @@ export async function run(rawArgs: string[]): Promise<number> {
     return EXIT.usage;
   }
   if (rawArgs[0]!.startsWith("-")) {
-    logger.error(`${rawArgs[0]}: unknown option; a command comes first (run, check, version; see --help)`);
+    logger.error(`${rawArgs[0]}: unknown option; a command comes first (run, check, tenant, status, reload, version; see --help)`);
     return EXIT.usage;
   }
   try {

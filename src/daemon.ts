@@ -1,4 +1,5 @@
-// The supervisor: desired tenants, their state, attach with retry and backoff, and graceful shutdown.
+// The supervisor: the live set of tenants, brought to a desired set by applying only the difference.
+import { statSync } from "node:fs";
 import type { DaemonConfig, TenantSpec } from "./config/types.ts";
 import { logger } from "./log.ts";
 import { closeFd, NativeError, netnsIdentity, openNetns } from "./netns/native.ts";
@@ -7,27 +8,56 @@ import { type AttachFailure, WorkerPool } from "./worker/pool.ts";
 
 export type TenantState = "serving" | "waiting" | "failed";
 
-export interface TenantStatus {
+export interface Tenant {
   spec: TenantSpec;
   state: TenantState;
   error?: string;
-  /** dev:ino of the namespace it is attached to. */
+  /** dev:ino of the namespace it is attached to, while serving. */
   identity?: string;
   attempts: number;
   retry?: ReturnType<typeof setTimeout>;
+  /** Bumped on every change or removal: the outcome of an attach started for an older generation is ignored. */
+  generation: number;
+}
+
+export interface ApplyResult {
+  added: string[];
+  removed: string[];
+  replaced: string[];
+  unchanged: number;
 }
 
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 30_000;
+/** Grace for connections of a tenant whose namespace vanished: the kernel frees the namespace once they close. */
+const VANISHED_GRACE_MS = 1000;
 
 /** A namespace that is not there (yet) is "waiting"; anything else that stops an attach is "failed". */
 function stateFor(failure: AttachFailure): TenantState {
   return failure.code === "ENOENT" || failure.code === "ENOTNETNS" ? "waiting" : "failed";
 }
 
+/** What is served, without where it was declared: two specs equal here need no re-attach. */
+export function sameSpec(a: TenantSpec, b: TenantSpec): boolean {
+  const { source: _a, ...ra } = a;
+  const { source: _b, ...rb } = b;
+  return JSON.stringify(ra) === JSON.stringify(rb);
+}
+
+/** dev:ino of the namespace now at `path`, as fstat on an opened fd reports it; undefined when absent. */
+function identityAt(path: string): string | undefined {
+  try {
+    const st = statSync(path);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
 export class Daemon {
-  readonly tenants = new Map<string, TenantStatus>();
+  readonly tenants = new Map<string, Tenant>();
   readonly pool: WorkerPool;
+  readonly startedAt = Date.now();
   private stopped = false;
 
   constructor(readonly config: DaemonConfig) {
@@ -39,53 +69,132 @@ export class Daemon {
     this.pool.onReplaced = (index) => void this.reattachWorker(index);
   }
 
-  /** Start the workers and attach every tenant; resolves with the startup summary figures. */
-  async start(): Promise<{ attached: number; total: number; ms: number }> {
-    const t0 = performance.now();
-    await this.pool.start();
-    for (const spec of this.config.tenants) this.tenants.set(spec.name, { spec, state: "waiting", attempts: 0 });
-    await Promise.all([...this.tenants.values()].map((t) => this.attach(t)));
+  start(): Promise<void> {
+    return this.pool.start();
+  }
+
+  /**
+   * Make the live tenants equal to `desired`: attach the new, re-attach the changed (new sockets are
+   * bound before the old close, so the same address never stops answering), detach the gone. Tenants
+   * whose spec is unchanged are not touched: their listeners and connections stay as they are.
+   * Resolves when every attach it started has an outcome.
+   */
+  async apply(desired: TenantSpec[], removeGraceMs = this.config.shutdownGraceMs): Promise<ApplyResult> {
+    const result: ApplyResult = { added: [], removed: [], replaced: [], unchanged: 0 };
+    const want = new Map(desired.map((s) => [s.name, s]));
+    const work: Promise<void>[] = [];
+    for (const [name, t] of this.tenants) {
+      if (want.has(name)) continue;
+      result.removed.push(name);
+      work.push(this.remove(t, removeGraceMs));
+    }
+    for (const spec of desired) {
+      const t = this.tenants.get(spec.name);
+      if (!t) {
+        const fresh: Tenant = { spec, state: "waiting", attempts: 0, generation: 0 };
+        this.tenants.set(spec.name, fresh);
+        result.added.push(spec.name);
+        work.push(this.attach(fresh));
+      } else if (!sameSpec(t.spec, spec)) {
+        this.bump(t);
+        t.spec = spec;
+        t.attempts = 0;
+        result.replaced.push(spec.name);
+        work.push(this.attach(t));
+      } else {
+        t.spec = spec; // the source may have changed (a discovered tenant now provisioned): nothing to do on the wire
+        result.unchanged++;
+      }
+    }
+    await Promise.all(work);
     this.checkThreads();
-    const attached = [...this.tenants.values()].filter((t) => t.state === "serving").length;
-    return { attached, total: this.tenants.size, ms: performance.now() - t0 };
+    return result;
+  }
+
+  /** Cancel what is pending for a tenant: a retry, and the outcome of an attach in flight. */
+  private bump(t: Tenant): void {
+    t.generation++;
+    if (t.retry) clearTimeout(t.retry);
+    t.retry = undefined;
+  }
+
+  private async remove(t: Tenant, graceMs: number): Promise<void> {
+    this.bump(t);
+    this.tenants.delete(t.spec.name);
+    await this.pool.detach(t.spec.name, graceMs);
   }
 
   /** Open the namespace (here, on the main thread, before any worker's setns), attach, record the outcome. */
-  private async attach(t: TenantStatus, only?: number): Promise<void> {
+  private async attach(t: Tenant, only?: number): Promise<void> {
+    const generation = t.generation;
     t.attempts++;
     let failure: AttachFailure | undefined;
+    let identity: string | undefined;
     let fd = -1;
     try {
       fd = openNetns(t.spec.netns);
-      const identity = netnsIdentity(fd, t.spec.netns);
+      identity = netnsIdentity(fd, t.spec.netns);
       failure = await this.pool.attach(t.spec, fd, only);
-      if (!failure) t.identity = identity;
     } catch (err) {
       const e = err as NativeError;
       failure = { message: e.message, code: err instanceof NativeError ? e.code : "ERROR" };
     } finally {
       if (fd >= 0) closeFd(fd);
     }
-    if (this.stopped || !this.tenants.has(t.spec.name)) return;
+    if (this.stopped || t.generation !== generation || this.tenants.get(t.spec.name) !== t) return;
     if (!failure) {
       if (t.state !== "serving" && t.attempts > 1) logger.success(`tenant ${t.spec.name}: serving after ${t.attempts} attempts`);
       t.state = "serving";
       t.error = undefined;
+      t.identity = identity;
       t.attempts = 0;
       return;
     }
     const previous = t.error;
     t.state = stateFor(failure);
-    t.error = failure.message;
+    t.error = `${failure.message} [${failure.code}]`;
+    t.identity = undefined;
     const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(t.attempts - 1, 5));
     // One line per tenant when something goes wrong or changes; repeats of the same failure stay at debug.
-    const line = `tenant ${t.spec.name} (netns ${t.spec.netns}): ${failure.message} [${failure.code}]; retrying in ${delay / 1000} s`;
-    if (previous === failure.message) logger.debug(line);
+    const line = `tenant ${t.spec.name} (netns ${t.spec.netns}): ${t.error}; retrying in ${delay / 1000} s`;
+    if (previous === t.error) logger.debug(line);
     else logger.warn(line);
     t.retry = setTimeout(() => {
       t.retry = undefined;
       void this.attach(t).then(() => this.checkThreads());
     }, delay);
+  }
+
+  /**
+   * Follow the namespaces: a serving tenant whose namespace file vanished or now names another
+   * namespace is detached (so the kernel can free the old one) and waits; a waiting tenant whose file
+   * appeared is attached now rather than at its next backoff. Cheap: one stat per tenant.
+   */
+  async followNamespaces(): Promise<void> {
+    const work: Promise<void>[] = [];
+    for (const t of this.tenants.values()) {
+      if (t.state === "serving") {
+        const now = identityAt(t.spec.netns);
+        if (now === t.identity) continue;
+        logger.warn(`tenant ${t.spec.name}: namespace ${t.spec.netns} ${now ? "was replaced" : "is gone"}; closing its listeners`);
+        this.bump(t);
+        t.state = "waiting";
+        t.error = `namespace ${t.spec.netns} ${now ? "replaced" : "gone"}`;
+        t.identity = undefined;
+        t.attempts = 0;
+        const gen = t.generation;
+        work.push(
+          this.pool.detach(t.spec.name, VANISHED_GRACE_MS).then(() => {
+            if (t.generation === gen && this.tenants.get(t.spec.name) === t) return this.attach(t);
+          }),
+        );
+      } else if (t.state === "waiting" && t.retry && identityAt(t.spec.netns) !== undefined) {
+        this.bump(t);
+        work.push(this.attach(t));
+      }
+    }
+    await Promise.all(work);
+    if (work.length) this.checkThreads();
   }
 
   /** A replaced worker has no listeners: give it those of every serving tenant. */
@@ -98,8 +207,13 @@ export class Daemon {
 
   /** The invariant of the window rule, checked cheaply at runtime. A violation is a bug: say so loudly. */
   checkThreads(): void {
-    const stray = strayThreads();
-    for (const s of stray) logger.error(`thread ${s.tid} is in namespace ${s.netns}, not the process's own: this is a bug in nsproxy`);
+    for (const s of strayThreads()) logger.error(`thread ${s.tid} is in namespace ${s.netns}, not the process's own: this is a bug in nsproxy`);
+  }
+
+  counts(): { total: number; serving: number; waiting: number; failed: number } {
+    const c = { total: this.tenants.size, serving: 0, waiting: 0, failed: 0 };
+    for (const t of this.tenants.values()) c[t.state]++;
+    return c;
   }
 
   /** Stop accepting everywhere, let in-flight requests finish within the grace period. */

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
-import { runNsproxy } from "./helpers/daemon.ts";
+import { runNsproxy, startNsproxy } from "./helpers/daemon.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "nsproxy-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -351,14 +351,16 @@ describe("bad flags exit 2 and name the flag", () => {
     expect(bad.stderr).toContain('--upstream: upstream "ftp://x"');
   });
 
-  test("run with no tenants exits 2", async () => {
-    const r = await runNsproxy(["run", "-l", "127.0.0.1:8080", "-u", "http://127.0.0.1:9"]);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain("no tenants to serve");
+  test("run with no tenants is a daemon waiting for tenants, and stops cleanly", async () => {
     const path = write("no-tenants.toml", ["[defaults]", 'listen = "127.0.0.1:8080"', 'upstream = "http://127.0.0.1:9000"']);
-    const f = await runNsproxy(["run", "--config", path]);
-    expect(f.code).toBe(2);
-    expect(f.stderr).toContain("no tenants to serve");
+    const d = startNsproxy(["run", "--config", path]);
+    try {
+      await d.waitFor("waiting for tenants: nsproxy tenant add NAME --netns REF");
+      expect(d.stderr()).toContain("attached 0/0 tenants");
+      expect(await d.stop("SIGTERM")).toBe(0);
+    } finally {
+      await d.stop("SIGKILL");
+    }
   });
 });
 
@@ -436,7 +438,7 @@ describe("help and version", () => {
       expect(r.code).toBe(0);
       expect(r.stdout).toContain("Examples:");
       expect(r.stdout).toContain("Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.");
-      expect(r.stdout).toContain(args[0] === "run" || args[0] === "check" ? `nsproxy ${args[0]}` : "run|check|version");
+      expect(r.stdout).toContain(args[0] === "run" || args[0] === "check" ? `nsproxy ${args[0]}` : "run|check|tenant|status|reload|version");
     });
   }
 

@@ -11,7 +11,14 @@ export const configArgs = {
   "upstream-timeout": { type: "string", description: "Time allowed for the upstream's response headers before a 504 (default 30s)", valueHint: "DURATION" },
 } as const;
 
+/** Where the daemon keeps runtime tenants and answers admin requests; shared with the tenant/status/reload commands. */
+export const adminArgs = {
+  "admin-socket": { type: "string", description: "Admin interface unix socket (default /run/nsproxy/admin.sock)", valueHint: "PATH" },
+  "tenants-dir": { type: "string", description: "Directory of runtime-provisioned tenants, one NAME.toml each (default /etc/nsproxy/tenants.d)", valueHint: "DIR" },
+} as const;
+
 export const runtimeArgs = {
+  discover: { type: "string", description: "Serve every namespace file in DIR matching GLOB (default *) as a tenant named after it (repeatable)", valueHint: "DIR[=GLOB]" },
   workers: { type: "string", alias: "w", description: "Worker threads holding the listeners (default: one per core)", valueHint: "N" },
   "shutdown-grace": { type: "string", description: "On SIGTERM/SIGINT, how long in-flight requests may finish (default 10s)", valueHint: "DURATION" },
   "log-format": { type: "string", description: "Log and access-log format: text or json (default text)", valueHint: "FORMAT" },
@@ -19,9 +26,8 @@ export const runtimeArgs = {
   verbose: { type: "boolean", alias: "v", description: "Debug logging, and stack traces on errors" },
 } as const;
 
-const REPEATABLE = new Set(["listen", "netns"]);
+const REPEATABLE = new Set(["listen", "netns", "discover", "header"]);
 
-export const NO_TENANTS = "no tenants to serve: give --netns REF (repeatable) or [tenants.NAME] tables in --config";
 
 /** Every value of a repeatable flag (`--listen a --listen b`, `--listen=a`, `-l a`); citty keeps only the last. */
 export function collect(rawArgs: string[], name: string, alias?: string): string[] {
@@ -61,7 +67,7 @@ export function rejectUnknownFlags(rawArgs: string[], defs: Record<string, { typ
     const type = known.get(flag);
     if (!type) throw new ConfigError(`unknown option (see --help)`, flag);
     const canonical = canonicalName(flag, defs);
-    if (!REPEATABLE.has(canonical) && seen.has(canonical)) throw new ConfigError(`given more than once; only --listen and --netns repeat`, flag);
+    if (!REPEATABLE.has(canonical) && seen.has(canonical)) throw new ConfigError(`given more than once; only --listen, --netns, --discover and --header repeat`, flag);
     seen.add(canonical);
     if (type === "string" && !a.includes("=")) {
       const name = flag.replace(/^-+/, "");
@@ -77,6 +83,7 @@ export function rejectUnknownFlags(rawArgs: string[], defs: Record<string, { typ
 export function flagOverrides(args: Record<string, unknown>, rawArgs: string[]): FlagOverrides {
   const listen = collect(rawArgs, "listen", "l");
   const netns = collect(rawArgs, "netns", "n");
+  const discover = collect(rawArgs, "discover");
   const str = (k: string) => (typeof args[k] === "string" ? (args[k] as string) : undefined);
   const accessLog = rawArgs.includes("--no-access-log") ? false : rawArgs.includes("--access-log") ? true : undefined;
   return {
@@ -89,6 +96,9 @@ export function flagOverrides(args: Record<string, unknown>, rawArgs: string[]):
     shutdownGrace: str("shutdown-grace"),
     logFormat: str("log-format"),
     accessLog,
+    discover: discover.length ? discover : undefined,
+    tenantsDir: str("tenants-dir"),
+    adminSocket: str("admin-socket"),
   };
 }
 

@@ -1,29 +1,35 @@
-// `nsproxy run`: start the workers, attach every tenant, serve until SIGTERM/SIGINT.
+// `nsproxy run`: start the workers and the admin interface, attach every tenant, follow changes until SIGTERM/SIGINT.
 import { defineCommand } from "citty";
-import { loadConfig } from "../config/load.ts";
+import { serveAdmin } from "../admin/socket.ts";
+import { createAdminApp } from "../admin/server.ts";
+import { loadLayered } from "../config/load.ts";
 import { Daemon } from "../daemon.ts";
-import { ConfigError } from "../errors.ts";
 import { configureLogger, logger } from "../log.ts";
 import { ensureWindowSafeRuntime } from "../runtime.ts";
+import { Supervisor } from "../supervisor.ts";
 import { VERSION } from "../version.ts";
-import { configArgs, flagOverrides, NO_TENANTS, rejectUnknownFlags, runtimeArgs } from "./args.ts";
+import { adminArgs, configArgs, flagOverrides, rejectUnknownFlags, runtimeArgs } from "./args.ts";
 
-const args = { ...configArgs, ...runtimeArgs };
+const args = { ...configArgs, ...adminArgs, ...runtimeArgs };
 
 export default defineCommand({
-  meta: { name: "run", description: "Listen inside every tenant's network namespace and proxy to the upstream" },
+  meta: { name: "run", description: "Listen inside every tenant's network namespace and proxy to the upstream; tenants may change while it runs" },
   args,
   async run({ args: parsed, rawArgs }) {
     rejectUnknownFlags(rawArgs, args);
     ensureWindowSafeRuntime();
-    const config = loadConfig({ file: parsed.config, flags: flagOverrides(parsed, rawArgs) });
+    const loadOptions = { file: parsed.config, flags: flagOverrides(parsed, rawArgs) };
+    const loaded = loadLayered(loadOptions);
+    const { config } = loaded;
     configureLogger({ format: config.logFormat, verbose: Boolean(parsed.verbose) });
-    if (config.tenants.length === 0) {
-      throw new ConfigError(NO_TENANTS);
-    }
     if (process.getuid?.() !== 0) logger.warn("not running as root: entering other network namespaces will likely fail (EPERM)");
 
+    const t0 = performance.now();
     const daemon = new Daemon(config);
+    const supervisor = new Supervisor(daemon, loadOptions, loaded);
+    // The admin socket first: a second daemon on the same socket must stop before it binds anything.
+    const admin = await serveAdmin(config.adminSocket, createAdminApp(supervisor));
+
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) {
@@ -32,7 +38,8 @@ export default defineCommand({
       }
       stopping = true;
       logger.info(`${signal}: no longer accepting; waiting up to ${config.shutdownGraceMs / 1000} s for requests in flight`);
-      daemon.stop().then(
+      supervisor.stopFollowing();
+      Promise.all([admin.stop(), daemon.stop()]).then(
         () => {
           logger.info("stopped");
           process.exit(0);
@@ -45,12 +52,19 @@ export default defineCommand({
     };
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
+    process.on("SIGHUP", () => {
+      logger.info("SIGHUP: reloading");
+      supervisor.reload().catch(() => {}); // reload logs its own outcome, and keeps the old config on error
+    });
 
-    logger.info(`nsproxy ${VERSION}: ${config.tenants.length} tenant(s), ${config.workers} worker(s), pid ${process.pid}`);
-    const { attached, total, ms } = await daemon.start();
-    const failed = total - attached;
-    logger.info(`attached ${attached}/${total} tenants on ${config.workers} workers in ${Math.round(ms)} ms; ${failed} failed`);
-    // Serve until a signal: the workers and timers keep the process alive.
+    logger.info(`nsproxy ${VERSION}: pid ${process.pid}, ${config.workers} worker(s), admin socket ${config.adminSocket}, tenants dir ${config.tenantsDir}`);
+    await daemon.start();
+    await supervisor.start();
+    const c = daemon.counts();
+    logger.info(`attached ${c.serving}/${c.total} tenants on ${config.workers} workers in ${Math.round(performance.now() - t0)} ms; ${c.total - c.serving} failed`);
+    if (c.total === 0) logger.info(`waiting for tenants: nsproxy tenant add NAME --netns REF --admin-socket ${config.adminSocket}`);
+    supervisor.follow();
+    // Serve until a signal: the workers, the admin socket and the timers keep the process alive.
     await new Promise<never>(() => {});
   },
 });

@@ -8,8 +8,10 @@ import {
   parseLogFormat,
   parseNetnsRef,
   parseUpstream,
+  parseDiscover,
   parseWorkers,
 } from "./values.ts";
+import type { DiscoverSpec } from "./types.ts";
 
 /** Flag values as citty hands them over; undefined (or an empty list) means the flag was not given. */
 export interface FlagOverrides {
@@ -22,6 +24,9 @@ export interface FlagOverrides {
   shutdownGrace?: string;
   logFormat?: string;
   accessLog?: boolean;
+  discover?: string[];
+  tenantsDir?: string;
+  adminSocket?: string;
 }
 
 export interface FlagTenant {
@@ -35,6 +40,7 @@ export interface FlagConfig {
   layer: Layer;
   daemon: DaemonSettings;
   tenants: FlagTenant[];
+  discover: DiscoverSpec[];
 }
 
 export function readFlags(f: FlagOverrides): FlagConfig {
@@ -63,8 +69,14 @@ export function readFlags(f: FlagOverrides): FlagConfig {
   if (f.shutdownGrace !== undefined) daemon.shutdownGraceMs = at("--shutdown-grace", () => flagDuration(f.shutdownGrace));
   if (f.logFormat !== undefined) daemon.logFormat = at("--log-format", () => parseLogFormat(f.logFormat));
   if (f.accessLog !== undefined) daemon.accessLog = f.accessLog;
+  for (const [flag, value, field] of [["--tenants-dir", f.tenantsDir, "tenantsDir"], ["--admin-socket", f.adminSocket, "adminSocket"]] as const) {
+    if (value === undefined) continue;
+    if (!value.startsWith("/")) throw new Invalid(`${JSON.stringify(value)} must be an absolute path`, flag);
+    daemon[field] = value;
+  }
   const tenants = (f.netns ?? []).map((ref) => ({ ref, ...at("--netns", () => parseNetnsRef(ref)) }));
-  return { layer, daemon, tenants };
+  const discover = (f.discover ?? []).map((d) => at("--discover", () => parseDiscover(d)));
+  return { layer, daemon, tenants, discover };
 }
 
 /** On the command line every value is a string, so a bare number means seconds as it does in the file. */

@@ -41,6 +41,7 @@ headers = { "x-env" = "dev" }
     expect(cfg.tenants.map((t) => t.name)).toEqual(["acme", "zeta"]);
     const [acme, zeta] = cfg.tenants;
     expect(acme).toEqual({
+      source: "config",
       name: "acme",
       netns: "/run/netns/acme",
       listen: [

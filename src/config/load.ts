@@ -15,7 +15,8 @@ import { parse, TomlError } from "smol-toml";
 import { ConfigError } from "../errors.ts";
 import { type At, dotted, emptyLayer, Invalid, type Layer, mergeLayers } from "./layer.ts";
 import { locateKey } from "./locate.ts";
-import { readDocument, type FileConfig } from "./schema.ts";
+import { type FileConfig, type FileTenant, readDocument } from "./schema.ts";
+import { DEFAULT_ADMIN_SOCKET, DEFAULT_TENANTS_DIR } from "../admin/types.ts";
 import { readFlags, type FlagOverrides } from "./flags.ts";
 import type { DaemonConfig, TenantSpec } from "./types.ts";
 import { checkListeners } from "./listeners.ts";
@@ -33,6 +34,16 @@ const BUILT_IN = {
 
 /** Reads, checks and merges everything; throws ConfigError ("file.toml:LINE: key: message") on the first problem. */
 export function loadConfig(opts: { file?: string; flags?: FlagOverrides; source?: string }): DaemonConfig {
+  return loadLayered(opts).config;
+}
+
+/** The configuration and the merged defaults (levels 1-3), which tenants added later resolve against. */
+export interface Loaded {
+  config: DaemonConfig;
+  defaults: Layer;
+}
+
+export function loadLayered(opts: { file?: string; flags?: FlagOverrides; source?: string }): Loaded {
   const label = opts.file ?? "<config>";
   const source = opts.source ?? (opts.file !== undefined ? readSource(opts.file) : undefined);
   try {
@@ -41,6 +52,14 @@ export function loadConfig(opts: { file?: string; flags?: FlagOverrides; source?
     if (!(e instanceof Invalid)) throw e;
     throw toConfigError(e.message, e.at, label, source);
   }
+}
+
+/**
+ * A tenant declared elsewhere (a tenants-dir file, an admin request, discovery) completed with the
+ * daemon's defaults. Throws Invalid (key path inside the tenant's table) when listen or upstream is missing.
+ */
+export function resolveTenant(t: FileTenant, defaults: Layer, source: TenantSpec["source"]): TenantSpec {
+  return { ...finish(t.name, t.netns, mergeLayers([defaults, t.layer]), []), source };
 }
 
 function readSource(file: string): string {
@@ -72,7 +91,7 @@ function toConfigError(message: string, where: At, label: string, source: string
   return new ConfigError(message, line === undefined ? label : `${label}:${line}`, dotted(where));
 }
 
-function build(file: FileConfig | undefined, flagValues: FlagOverrides, fileName: string | undefined): DaemonConfig {
+function build(file: FileConfig | undefined, flagValues: FlagOverrides, fileName: string | undefined): Loaded {
   const flags = readFlags(flagValues);
   const builtIn: Layer = { ...emptyLayer(), tenantHeader: BUILT_IN.tenantHeader, upstreamTimeoutMs: BUILT_IN.upstreamTimeoutMs };
   const defaults = mergeLayers([builtIn, file?.defaults ?? emptyLayer(), flags.layer]);
@@ -89,27 +108,33 @@ function build(file: FileConfig | undefined, flagValues: FlagOverrides, fileName
     fromFlags.set(t.name, t.ref);
   }
   const tenants: TenantSpec[] = [
-    ...(file?.tenants ?? []).map((t) => finish(t.name, t.netns, mergeLayers([defaults, t.layer]), ["tenants", t.name])),
-    ...flags.tenants.map((t) => finish(t.name, t.netns, defaults, { ref: t.ref })),
+    ...(file?.tenants ?? []).map((t) => ({ ...finish(t.name, t.netns, mergeLayers([defaults, t.layer]), ["tenants", t.name]), source: "config" as const })),
+    ...flags.tenants.map((t) => ({ ...finish(t.name, t.netns, defaults, { ref: t.ref }), source: "flag" as const })),
   ];
   tenants.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   checkListeners(tenants, (name) => (fromFile.has(name) ? ["tenants", name, "listen"] : "--netns"));
 
   const daemon = { ...file?.daemon, ...definedOnly(flags.daemon) };
-  return {
+  const config: DaemonConfig = {
     tenants,
     workers: daemon.workers ?? defaultWorkers(),
     shutdownGraceMs: daemon.shutdownGraceMs ?? BUILT_IN.shutdownGraceMs,
     logFormat: daemon.logFormat ?? BUILT_IN.logFormat,
     accessLog: daemon.accessLog ?? BUILT_IN.accessLog,
+    tenantsDir: daemon.tenantsDir ?? DEFAULT_TENANTS_DIR,
+    adminSocket: daemon.adminSocket ?? DEFAULT_ADMIN_SOCKET,
+    discover: [...(file?.discover ?? []), ...flags.discover],
     ...(fileName !== undefined ? { file: fileName } : {}),
   };
+  return { config, defaults };
 }
 
 /** Completes one tenant from its merged layer; `where` is its table path, or the --netns REF it came from. */
 function finish(name: string, netns: string, l: Layer, where: string[] | { ref: string }): TenantSpec {
   const missing = (key: string, flag: string, example: string): Invalid =>
-    Array.isArray(where)
+    Array.isArray(where) && where.length === 0
+      ? new Invalid(`tenant '${name}' has no ${key}, and the daemon has no default; set ${key} for the tenant, or --${key} / [defaults] ${key} for the daemon`, [key])
+      : Array.isArray(where)
       ? new Invalid(`tenant '${name}' has no ${key}; set ${key} = "${example}" in [tenants.${name}] or [defaults], or pass ${flag}`, [...where, key])
       : new Invalid(`tenant '${name}' (from --netns ${where.ref}) has no ${key}; pass ${flag} ${example}, or set ${key} = "${example}" in [defaults] of a config file`, "--netns");
   if (!l.listen) throw missing("listen", "--listen", "127.0.0.1:8080");

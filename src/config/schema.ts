@@ -11,14 +11,18 @@ import {
   parseListen,
   parseLogFormat,
   parseUpstream,
+  parseDiscover,
   parseWorkers,
 } from "./values.ts";
+import type { DiscoverSpec } from "./types.ts";
 
 export interface DaemonSettings {
   workers?: number;
   shutdownGraceMs?: number;
   logFormat?: "text" | "json";
   accessLog?: boolean;
+  tenantsDir?: string;
+  adminSocket?: string;
 }
 
 export interface FileTenant {
@@ -31,12 +35,14 @@ export interface FileConfig {
   daemon: DaemonSettings;
   defaults: Layer;
   tenants: FileTenant[];
+  discover: DiscoverSpec[];
 }
 
 type Table = Record<string, unknown>;
 
-const TOP_KEYS = ["daemon", "defaults", "tenants"];
-const DAEMON_KEYS = ["workers", "shutdown_grace", "log_format", "access_log"];
+const TOP_KEYS = ["daemon", "defaults", "tenants", "discover"];
+const DAEMON_KEYS = ["workers", "shutdown_grace", "log_format", "access_log", "tenants_dir", "admin_socket"];
+const DISCOVER_KEYS = ["dir", "glob"];
 const LAYER_KEYS = ["listen", "upstream", "tenant_header", "upstream_timeout", "headers"];
 const TENANT_KEYS = ["netns", ...LAYER_KEYS];
 
@@ -51,7 +57,22 @@ export function readDocument(doc: Table): FileConfig {
     daemon: daemon ? readDaemon(daemon) : {},
     defaults: defaults ? readLayer(defaults, ["defaults"]) : emptyLayer(),
     tenants: Object.entries(tenants ?? {}).map(([name, t]) => readTenant(name, t)),
+    discover: readDiscoverList(doc.discover),
   };
+}
+
+/** [[discover]] tables: { dir = "/run/netns", glob = "*" }. */
+function readDiscoverList(v: unknown): DiscoverSpec[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) throw wrongType(v, ["discover"], 'an array of tables, like [[discover]] with dir = "/run/netns"');
+  return v.map((t, i) => {
+    const path = ["discover", String(i)];
+    if (!isTable(t)) throw wrongType(t, ["discover"], "a table, like [[discover]]");
+    checkKeys(t, ["discover"], DISCOVER_KEYS);
+    if (typeof t.dir !== "string") throw new Invalid('[[discover]] needs dir = "/run/netns" (an absolute directory)', [...path, "dir"]);
+    if (t.glob !== undefined && typeof t.glob !== "string") throw wrongType(t.glob, [...path, "glob"], 'a string, like "tenant-*"');
+    return at([...path, "dir"], () => parseDiscover(t.dir as string, (t.glob as string | undefined) ?? "*"));
+  });
 }
 
 function readDaemon(t: Table): DaemonSettings {
@@ -65,6 +86,12 @@ function readDaemon(t: Table): DaemonSettings {
     out.shutdownGraceMs = at(path("shutdown_grace"), () => parseDuration(t.shutdown_grace));
   }
   if (t.log_format !== undefined) out.logFormat = at(path("log_format"), () => parseLogFormat(t.log_format));
+  for (const [key, field] of [["tenants_dir", "tenantsDir"], ["admin_socket", "adminSocket"]] as const) {
+    const v = t[key];
+    if (v === undefined) continue;
+    if (typeof v !== "string" || !v.startsWith("/")) throw wrongType(v, path(key), "an absolute path");
+    out[field] = v;
+  }
   if (t.access_log !== undefined) {
     if (typeof t.access_log !== "boolean") throw wrongType(t.access_log, path("access_log"), "true or false");
     out.accessLog = t.access_log;
@@ -72,7 +99,7 @@ function readDaemon(t: Table): DaemonSettings {
   return out;
 }
 
-function readTenant(name: string, t: unknown): FileTenant {
+export function readTenant(name: string, t: unknown): FileTenant {
   const path = ["tenants", name];
   if (!isValidTenantName(name)) throw new Invalid(badTenantName(name, "(a [tenants] table name)"), path);
   if (!isTable(t) && TENANT_KEYS.includes(name)) {

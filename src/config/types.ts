@@ -37,6 +37,17 @@ export interface TenantSpec {
   headers: Record<string, string>;
   /** Time allowed for the upstream's response headers, in milliseconds, before a 504. */
   upstreamTimeoutMs: number;
+  /** Where it was declared (not part of what is served: specs that differ only here are equal). */
+  source?: TenantSource;
+}
+
+/** Where a tenant was declared; only tenants-dir tenants change through the admin interface. */
+export type TenantSource = "config" | "flag" | "tenants-dir" | "discover";
+
+/** `[[discover]]` / `--discover DIR[=GLOB]`: every namespace file in dir matching glob is a tenant named after it. */
+export interface DiscoverSpec {
+  dir: string;
+  glob: string;
 }
 
 export interface DaemonConfig {
@@ -47,6 +58,11 @@ export interface DaemonConfig {
   shutdownGraceMs: number;
   logFormat: "text" | "json";
   accessLog: boolean;
+  /** One file per runtime-provisioned tenant. */
+  tenantsDir: string;
+  /** Unix socket of the admin interface. */
+  adminSocket: string;
+  discover: DiscoverSpec[];
   /** The config file it came from, if any (for messages and reload). */
   file?: string;
 }

@@ -213,3 +213,20 @@ export function parseLogFormat(v: unknown): "text" | "json" {
   if (v === "text" || v === "json") return v;
   throw new Error(`log format ${JSON.stringify(v)} is not "text" or "json"`);
 }
+
+/** `DIR[=GLOB]` or (dir, glob): an absolute directory and a file-name glob (`*`, `?`, `[…]`; no "/"). */
+export function parseDiscover(dir: string, glob?: string): { dir: string; glob: string } {
+  let d = dir;
+  let g = glob;
+  if (g === undefined) {
+    const eq = dir.indexOf("=");
+    if (eq >= 0) {
+      d = dir.slice(0, eq);
+      g = dir.slice(eq + 1);
+    }
+  }
+  g = g === undefined || g === "" ? "*" : g;
+  if (!d.startsWith("/")) throw new Error(`discover directory ${JSON.stringify(d)} must be an absolute path, like /run/netns`);
+  if (g.includes("/")) throw new Error(`discover glob ${JSON.stringify(g)} matches file names, so it cannot contain "/"`);
+  return { dir: d.length > 1 ? d.replace(/\/+$/, "") : d, glob: g };
+}

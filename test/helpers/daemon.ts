@@ -1,6 +1,8 @@
 // Start nsproxy as a child process (from source, or the built binary) and watch its output.
 import type { Subprocess } from "bun";
 import { afterAll } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 
 const ROOT = `${import.meta.dir}/../..`;
 export const BUN = process.execPath;
@@ -36,8 +38,33 @@ process.on("exit", () => {
   for (const p of running) p.kill("SIGKILL");
 });
 
+/** A fresh directory for one daemon's admin socket and tenants dir, removed after the test file. */
+export function daemonDir(): string {
+  const dir = mkdtempSync(`${tmpdir()}/nsproxy-test-`);
+  dirs.push(dir);
+  return dir;
+}
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/**
+ * `run` gets its own admin socket and tenants dir unless the test names them: daemons of one test file
+ * run side by side, and none may touch the machine's /run/nsproxy or /etc/nsproxy.
+ */
+function isolate(args: string[]): string[] {
+  if (args[0] !== "run") return args;
+  const dir = daemonDir();
+  const extra: string[] = [];
+  if (!args.includes("--admin-socket")) extra.push("--admin-socket", `${dir}/admin/admin.sock`);
+  if (!args.includes("--tenants-dir")) extra.push("--tenants-dir", `${dir}/tenants.d`);
+  return [...args, ...extra];
+}
+
 export function startNsproxy(args: string[], opts: { command?: string[]; cwd?: string; env?: Record<string, string> } = {}): Running {
   const command = opts.command ?? SOURCE_CLI;
+  args = isolate(args);
   const proc = Bun.spawn([...command, ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe", cwd: opts.cwd, env: { ...process.env, NO_COLOR: "1", ...opts.env } });
   running.add(proc);
   void proc.exited.then(() => running.delete(proc));
@@ -88,6 +115,7 @@ export function startNsproxy(args: string[], opts: { command?: string[]; cwd?: s
 
 /** Run nsproxy to completion (for check, version, bad configs): exit code and output. */
 export async function runNsproxy(args: string[], opts: { command?: string[] } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  args = isolate(args);
   const proc = Bun.spawn([...(opts.command ?? SOURCE_CLI), ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1" } });
   const timer = setTimeout(() => proc.kill("SIGKILL"), 30_000);
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);

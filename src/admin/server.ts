@@ -1,0 +1,113 @@
+// The admin interface: a Hono app serving JSON under /v1 over the daemon's DaemonControl (the socket is socket.ts).
+import { type Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { badTenantName, isValidTenantName } from "../config/values.ts";
+import { logger } from "../log.ts";
+import { AdminError, type DaemonControl, type ErrorBody, type TenantView } from "./types.ts";
+
+/** Body of a successful DELETE /v1/tenants/NAME. */
+export interface DeleteResult {
+  result: "deleted";
+  name: string;
+}
+
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+const ENDPOINTS = "see /v1/status, /v1/tenants, /v1/reload";
+
+// Indented, with a final newline: people read these through `curl --unix-socket`.
+function json(c: Context, body: unknown, status: ContentfulStatusCode = 200, headers?: Record<string, string>): Response {
+  return c.body(`${JSON.stringify(body, null, 2)}\n`, status, { "content-type": "application/json", ...headers });
+}
+
+function errorBody(error: string, field?: string): ErrorBody {
+  return field === undefined ? { error } : { error, field };
+}
+
+function noTenant(name: string): AdminError {
+  return new AdminError(404, `no tenant '${name}'`);
+}
+
+/** The body of a PUT: a JSON object, or a 400 that says why not. Its keys are the daemon's to check. */
+function parseObject(text: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new AdminError(400, `body is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new AdminError(400, "body must be a JSON object", "");
+  }
+  return value as Record<string, unknown>;
+}
+
+// Byte order, not locale order: the listing must not change with the daemon's environment.
+const byName = (a: TenantView, b: TenantView) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+
+export function createAdminApp(control: DaemonControl): Hono {
+  const app = new Hono();
+
+  // Hono hands only Error instances to onError; anything else thrown would escape it, so wrap it here.
+  app.use("*", async (_c, next) => {
+    try {
+      await next();
+    } catch (err) {
+      throw err instanceof Error ? err : new Error(String(err));
+    }
+  });
+  app.use(
+    "*",
+    bodyLimit({ maxSize: MAX_BODY_BYTES, onError: (c) => json(c, errorBody(`body is larger than ${MAX_BODY_BYTES} bytes`), 413) }),
+  );
+
+  app.get("/v1/status", (c) => json(c, control.status()));
+  app.all("/v1/status", notAllowed("GET, HEAD"));
+
+  app.get("/v1/tenants", (c) => json(c, [...control.tenants()].sort(byName)));
+  app.all("/v1/tenants", notAllowed("GET, HEAD"));
+
+  app.get("/v1/tenants/:name", (c) => {
+    const name = c.req.param("name");
+    const tenant = control.tenants().find((t) => t.name === name);
+    if (!tenant) throw noTenant(name);
+    return json(c, tenant);
+  });
+  app.put("/v1/tenants/:name", async (c) => {
+    const name = c.req.param("name");
+    if (!isValidTenantName(name)) throw new AdminError(400, badTenantName(name, "in the path"), "name");
+    const result = await control.putTenant(name, parseObject(await c.req.text()));
+    if (result.result === "created") return json(c, result, 201, { location: `/v1/tenants/${name}` });
+    return json(c, result);
+  });
+  app.delete("/v1/tenants/:name", async (c) => {
+    const name = c.req.param("name");
+    if (!(await control.deleteTenant(name))) throw noTenant(name);
+    return json(c, { result: "deleted", name } satisfies DeleteResult);
+  });
+  app.all("/v1/tenants/:name", notAllowed("GET, HEAD, PUT, DELETE"));
+
+  app.post("/v1/reload", async (c) => json(c, await control.reload()));
+  app.all("/v1/reload", notAllowed("POST"));
+
+  app.notFound((c) => json(c, errorBody(`no such endpoint: ${c.req.method} ${c.req.path}; ${ENDPOINTS}`), 404));
+
+  app.onError((err, c) => {
+    if (err instanceof AdminError) return json(c, errorBody(err.message, err.field), err.status);
+    // Unexpected: the client gets the message only; the log gets the rest (the stack with --verbose).
+    const message = err.message || "internal error";
+    logger.error(`admin: ${c.req.method} ${c.req.path} failed:`, err);
+    return json(c, errorBody(message), 500);
+  });
+
+  return app;
+}
+
+/** The handler registered after a path's own methods: it answers every other method. */
+function notAllowed(allow: string) {
+  return (c: Context) => {
+    if (c.req.method === "OPTIONS") return c.body(null, 204, { allow });
+    return json(c, errorBody(`method ${c.req.method} is not allowed on ${c.req.path}; allowed: ${allow}`), 405, { allow });
+  };
+}

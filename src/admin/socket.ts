@@ -1,0 +1,109 @@
+// Serves the admin app on a unix socket only readable by its owner; the one file here that calls Bun.serve.
+import { type BigIntStats, chmodSync, linkSync, lstatSync, mkdirSync, type Stats, unlinkSync } from "node:fs";
+import { dirname, join } from "node:path";
+import type { Hono } from "hono";
+import { NsproxyError } from "../errors.ts";
+
+export interface AdminServer {
+  /** Stops serving and removes the socket file, unless another process has put its own at the path since. */
+  stop(): Promise<void>;
+  path: string;
+}
+
+// How long a socket that accepts connections may take to answer before we call it busy rather than stale.
+const PROBE_TIMEOUT_MS = 2000;
+
+let bindCount = 0;
+
+const mode = (st: Stats) => `0${(st.mode & 0o777).toString(8)}`;
+const code = (err: unknown) => (err as NodeJS.ErrnoException | undefined)?.code;
+
+const lstatOrNull = (path: string) => lstatSync(path, { throwIfNoEntry: false });
+
+/** Creates the socket's directory 0700, or checks that an existing one cannot be written by anyone but its owner. */
+function prepareDirectory(dir: string): void {
+  if (mkdirSync(dir, { recursive: true, mode: 0o700 }) !== undefined) {
+    chmodSync(dir, 0o700); // the umask may have taken bits from mode; never added any
+    return;
+  }
+  const st = lstatSync(dir);
+  if (!st.isDirectory()) throw new NsproxyError(`admin socket directory ${dir} is not a directory`);
+  // Whoever can write the directory can swap the socket for their own: refuse rather than serve from there.
+  if (st.mode & 0o022) {
+    throw new NsproxyError(
+      `admin socket directory ${dir} is writable by others (mode ${mode(st)}); make it 0700 (chmod 700 ${dir}) or choose another path`,
+    );
+  }
+  const uid = process.getuid?.();
+  if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
+    throw new NsproxyError(`admin socket directory ${dir} belongs to uid ${st.uid}, not to this process (uid ${uid}) or root`);
+  }
+}
+
+/** Clears the way for the socket: nothing there, or a stale socket (removed). A live one or any other file is an error. */
+async function clearPath(path: string): Promise<void> {
+  const st = lstatOrNull(path);
+  if (!st) return;
+  if (!st.isSocket()) throw new NsproxyError(`${path} exists and is not a socket; refusing to replace it with the admin socket`);
+  let res: Response;
+  try {
+    res = await fetch("http://localhost/v1/status", { unix: path, signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
+  } catch (err) {
+    // Refused: nobody listens, it is left over from a process that died. Anything else (a timeout, EACCES) may be alive.
+    if (code(err) === "ECONNREFUSED") {
+      unlinkSync(path);
+      return;
+    }
+    if (code(err) === "ENOENT") return;
+    const why = (err as Error).name === "TimeoutError" ? `accepts connections but did not answer in ${PROBE_TIMEOUT_MS} ms` : (err as Error).message;
+    throw new NsproxyError(`${path}: ${why}; another nsproxy may be already running there (remove ${path} if it is not)`);
+  }
+  const pid = ((await res.json().catch(() => null)) as { pid?: unknown } | null)?.pid;
+  const who = typeof pid === "number" ? `another nsproxy is already running at ${path} (pid ${pid})` : `a server is already running at ${path}`;
+  throw new NsproxyError(`${who}; stop it first or choose another admin socket`);
+}
+
+export async function serveAdmin(path: string, app: Hono): Promise<AdminServer> {
+  prepareDirectory(dirname(path));
+  await clearPath(path);
+
+  // Bun's server.stop() unlinks the path it bound, whatever is there by then. So bind a private name, make it 0600,
+  // then link it to the public path: the socket appears there already private, link() fails if someone got there
+  // first (as bind would), and on stop() Bun unlinks only the private name while we check the inode before unlinking.
+  const temp = join(dirname(path), `.nsproxy-${process.pid}-${++bindCount}.sock`);
+  if (lstatOrNull(temp)?.isSocket()) unlinkSync(temp); // from a dead process that had our pid
+  // The umask keeps the socket 0700 from bind() to chmod(); it is process-wide, but nothing else runs in between.
+  const umask = process.umask(0o077);
+  let server: ReturnType<typeof Bun.serve>;
+  try {
+    server = Bun.serve({
+      unix: temp,
+      fetch: (req) => app.fetch(req),
+      // The app answers its own errors; should one escape, Bun's development page would show the stack.
+      development: false,
+      error: () => Response.json({ error: "internal error" }, { status: 500 }),
+    });
+  } finally {
+    process.umask(umask);
+  }
+  let ours: BigIntStats;
+  try {
+    chmodSync(temp, 0o600);
+    linkSync(temp, path);
+    unlinkSync(temp);
+    ours = lstatSync(path, { bigint: true }); // after the last link count change, which sets the change time
+  } catch (err) {
+    await server.stop(true); // unlinks temp
+    if (code(err) === "EEXIST") throw new NsproxyError(`another process created ${path} while nsproxy was starting; is another nsproxy already running?`);
+    throw err;
+  }
+
+  let stopped: Promise<void> | undefined;
+  const stop = async () => {
+    await server.stop();
+    // tmpfs hands a freed inode number to the next file at once; the change time tells a newer socket apart.
+    const now = lstatSync(path, { bigint: true, throwIfNoEntry: false });
+    if (now && now.ino === ours.ino && now.dev === ours.dev && now.ctimeNs === ours.ctimeNs) unlinkSync(path);
+  };
+  return { path, stop: () => (stopped ??= stop()) };
+}

@@ -1,0 +1,93 @@
+// The admin interface's contract: JSON shapes of /v1 and what the daemon must provide to serve them.
+
+export type TenantState = "serving" | "waiting" | "failed";
+
+/** Where a tenant comes from; only "tenants-dir" tenants can be changed through the admin interface. */
+export type TenantSource = "config" | "flag" | "tenants-dir" | "discover";
+
+export interface TenantView {
+  name: string;
+  netns: string;
+  listen: string[];
+  upstream: string;
+  state: TenantState;
+  /** Present when state is not "serving": why, with the errno name. */
+  error?: string;
+  source: TenantSource;
+  headers: Record<string, string>;
+  tenant_header: string;
+  upstream_timeout_ms: number;
+}
+
+export interface StatusView {
+  version: string;
+  pid: number;
+  uptime_seconds: number;
+  workers: number;
+  config: string | null;
+  tenants_dir: string;
+  admin_socket: string;
+  tenants: { total: number; serving: number; waiting: number; failed: number };
+}
+
+/**
+ * Body of PUT /v1/tenants/NAME: the same keys as a [tenants.NAME] table (and as a tenants-dir file).
+ * Unset listen/upstream/… take the daemon's defaults.
+ */
+export interface TenantInput {
+  netns: string;
+  listen?: string | string[];
+  upstream?: string;
+  headers?: Record<string, string>;
+  tenant_header?: string;
+  upstream_timeout?: string | number;
+}
+
+export interface PutResult {
+  result: "created" | "replaced" | "unchanged";
+  tenant: TenantView;
+}
+
+export interface ReloadResult {
+  result: "reloaded";
+  added: string[];
+  removed: string[];
+  replaced: string[];
+  unchanged: number;
+  /** Tenants-dir files that could not be read or were invalid, skipped (the rest loaded). */
+  skipped: { file: string; error: string }[];
+}
+
+/** JSON body of every error response. */
+export interface ErrorBody {
+  error: string;
+  /** The request field at fault, for 400s: "listen", "headers.X-Plan", … */
+  field?: string;
+}
+
+/** An error the admin app maps to its status code and ErrorBody. */
+export class AdminError extends Error {
+  constructor(
+    readonly status: 400 | 404 | 409 | 500,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+    this.name = "AdminError";
+  }
+}
+
+/** What the daemon exposes to the admin app (and what tests fake). */
+export interface DaemonControl {
+  status(): StatusView;
+  tenants(): TenantView[];
+  /** Validate, store in the tenants directory, apply. Throws AdminError 400 (invalid, with field) or 409 (not a tenants-dir tenant). */
+  putTenant(name: string, input: unknown): Promise<PutResult>;
+  /** Remove from the tenants directory and detach. False when there is no such tenant. Throws AdminError 409 for config/flag/discovered tenants. */
+  deleteTenant(name: string): Promise<boolean>;
+  /** Same as SIGHUP. Throws AdminError 400 when the new configuration is invalid (the old one keeps running). */
+  reload(): Promise<ReloadResult>;
+}
+
+export const DEFAULT_ADMIN_SOCKET = "/run/nsproxy/admin.sock";
+export const DEFAULT_TENANTS_DIR = "/etc/nsproxy/tenants.d";

@@ -1,0 +1,47 @@
+// `nsproxy status`: what the running daemon reports about itself, from its admin socket.
+import { defineCommand } from "citty";
+import { AdminClient } from "../admin/client.ts";
+import { DEFAULT_ADMIN_SOCKET, type StatusView } from "../admin/types.ts";
+import { adminArgs, rejectUnknownFlags } from "./args.ts";
+
+const args = { json: { type: "boolean", description: "Print the status as JSON" }, ...adminArgs } as const;
+
+export default defineCommand({
+  meta: { name: "status", description: "Show the running daemon's version, pid, uptime, workers and tenants by state" },
+  args,
+  async run({ args: parsed, rawArgs }) {
+    rejectUnknownFlags(rawArgs, args);
+    const status = await new AdminClient(parsed["admin-socket"] ?? DEFAULT_ADMIN_SOCKET).status();
+    if (parsed.json) return print(JSON.stringify(status, null, 2));
+    for (const line of describeStatus(status)) print(line);
+  },
+});
+
+export function describeStatus(s: StatusView): string[] {
+  const t = s.tenants;
+  return [
+    `nsproxy ${s.version}, pid ${s.pid}, up ${formatUptime(s.uptime_seconds)}`,
+    `workers:      ${s.workers}`,
+    `config:       ${s.config ?? "(none)"}`,
+    `tenants dir:  ${s.tenants_dir}`,
+    `admin socket: ${s.admin_socket}`,
+    `tenants:      ${t.total} (${t.serving} serving, ${t.waiting} waiting, ${t.failed} failed)`,
+  ];
+}
+
+/** 93784 → "1d 2h 3m 4s", leading zero units dropped. */
+export function formatUptime(seconds: number): string {
+  let rest = Math.max(0, Math.floor(seconds));
+  const parts: string[] = [];
+  for (const [unit, size] of [["d", 86_400], ["h", 3_600], ["m", 60]] as const) {
+    const n = Math.floor(rest / size);
+    rest -= n * size;
+    if (n > 0 || parts.length > 0) parts.push(`${n}${unit}`);
+  }
+  parts.push(`${rest}s`);
+  return parts.join(" ");
+}
+
+function print(line: string): void {
+  process.stdout.write(`${line}\n`);
+}

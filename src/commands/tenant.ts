@@ -1,0 +1,185 @@
+// `nsproxy tenant add|rm|ls`: change a running daemon's tenants through its admin socket, or the tenants directory when it is not running.
+import { defineCommand } from "citty";
+import { resolve } from "node:path";
+import { AdminClient, DaemonNotRunning } from "../admin/client.ts";
+import { DEFAULT_ADMIN_SOCKET, DEFAULT_TENANTS_DIR, type TenantInput, type TenantView } from "../admin/types.ts";
+import { Invalid } from "../config/layer.ts";
+import { checkTenantTable } from "../config/tenant-table.ts";
+import { badTenantName, isValidTenantName } from "../config/values.ts";
+import { ConfigError } from "../errors.ts";
+import { removeTenantFile, tenantFilePath, writeTenantFile } from "../store/tenants-dir.ts";
+import { adminArgs, collect, configArgs, rejectUnknownFlags } from "./args.ts";
+
+const nameArg = { name: { type: "positional", description: "Tenant name: 1-64 letters, digits, '.', '_' or '-'" } } as const;
+
+const addArgs = {
+  ...nameArg,
+  netns: { type: "string", alias: "n", description: "The tenant's namespace (required): NAME (/run/netns/NAME), a path, or /proc/PID/ns/net", valueHint: "REF" },
+  listen: configArgs.listen,
+  upstream: configArgs.upstream,
+  header: { type: "string", alias: "H", description: "Static header added upstream, NAME=VALUE (repeatable)", valueHint: "NAME=VALUE" },
+  "tenant-header": configArgs["tenant-header"],
+  "upstream-timeout": configArgs["upstream-timeout"],
+  ...adminArgs,
+} as const;
+
+/** Where each key of a tenant table comes from on this command line, for errors. */
+const FLAG_OF: Record<string, string> = {
+  netns: "--netns",
+  listen: "--listen",
+  upstream: "--upstream",
+  headers: "--header",
+  tenant_header: "--tenant-header",
+  upstream_timeout: "--upstream-timeout",
+};
+
+const add = defineCommand({
+  meta: { name: "add", description: "Add or replace a tenant (idempotent); stored in the tenants directory" },
+  args: addArgs,
+  async run({ args, rawArgs }) {
+    checkArgs(rawArgs, addArgs, 1);
+    const name = tenantName(args.name);
+    const input = tenantInput(name, args, rawArgs);
+    const socket = args["admin-socket"] ?? DEFAULT_ADMIN_SOCKET;
+    try {
+      const { result, tenant } = await new AdminClient(socket).putTenant(name, input);
+      print(`tenant ${name}: ${result}${stateNote(tenant)}`);
+    } catch (e) {
+      if (!(e instanceof DaemonNotRunning)) throw e;
+      const { file, changed } = writeTenantFile(tenantsDir(args["tenants-dir"]), name, input as unknown as Record<string, unknown>);
+      print(`${e.message}; ${changed ? `saved ${file} (applies at the next start)` : `unchanged ${file}`}`);
+    }
+  },
+});
+
+const rmArgs = { ...nameArg, ...adminArgs } as const;
+
+const rm = defineCommand({
+  meta: { name: "rm", description: "Remove a tenant (idempotent: an absent tenant is not an error)" },
+  args: rmArgs,
+  async run({ args, rawArgs }) {
+    checkArgs(rawArgs, rmArgs, 1);
+    const name = tenantName(args.name);
+    try {
+      const removed = await new AdminClient(args["admin-socket"] ?? DEFAULT_ADMIN_SOCKET).deleteTenant(name);
+      print(removed ? `tenant ${name}: removed` : `tenant ${name}: absent (nothing to remove)`);
+    } catch (e) {
+      if (!(e instanceof DaemonNotRunning)) throw e;
+      const dir = tenantsDir(args["tenants-dir"]);
+      const removed = removeTenantFile(dir, name);
+      print(`${e.message}; ${removed ? `removed ${tenantFilePath(dir, name)}` : `no file for ${name} in ${dir}`}`);
+    }
+  },
+});
+
+const lsArgs = { json: { type: "boolean", description: "Print the tenants as a JSON array" }, ...adminArgs } as const;
+
+const ls = defineCommand({
+  meta: { name: "ls", description: "List the running daemon's tenants and their state" },
+  args: lsArgs,
+  async run({ args, rawArgs }) {
+    checkArgs(rawArgs, lsArgs, 0);
+    const tenants = await new AdminClient(args["admin-socket"] ?? DEFAULT_ADMIN_SOCKET).tenants();
+    if (args.json) return print(JSON.stringify(tenants, null, 2));
+    if (tenants.length === 0) return print("no tenants");
+    const rows = tenants.map((t) => [t.name, t.state, t.netns, t.listen.join(","), t.upstream, t.error ?? ""]);
+    for (const line of alignColumns([["NAME", "STATE", "NETNS", "LISTEN", "UPSTREAM", "ERROR"], ...rows])) print(line);
+  },
+});
+
+export default defineCommand({
+  meta: { name: "tenant", description: "Add, remove or list tenants of a running daemon (or its tenants directory)" },
+  subCommands: { add, rm, ls },
+});
+
+/** The TenantInput the flags describe, checked with the rules of a [tenants.NAME] table; errors name the flag. */
+function tenantInput(name: string, args: Record<string, unknown>, rawArgs: string[]): TenantInput {
+  const netns = collect(rawArgs, "netns", "n");
+  if (netns.length === 0) throw new ConfigError(`needs the tenant's namespace, like "--netns ${name}" or "--netns /proc/1234/ns/net"`, "--netns");
+  if (netns.length > 1) throw new ConfigError("given more than once; a tenant has one namespace", "--netns");
+  const ref = netns[0]!;
+  if (/^[^/]*=/.test(ref)) {
+    throw new ConfigError(`${JSON.stringify(ref)}: the TENANT=REF form is for "nsproxy run"; here NAME is the tenant, give only the namespace, like "--netns ${ref.slice(ref.indexOf("=") + 1)}"`, "--netns");
+  }
+  const input: TenantInput = { netns: ref };
+  const listen = collect(rawArgs, "listen", "l");
+  if (listen.length) input.listen = listen;
+  const str = (k: string) => (typeof args[k] === "string" ? (args[k] as string) : undefined);
+  if (str("upstream") !== undefined) input.upstream = str("upstream");
+  const headers = collect(rawArgs, "header", "H");
+  if (headers.length) input.headers = headerTable(headers);
+  if (str("tenant-header") !== undefined) input.tenant_header = str("tenant-header");
+  const timeout = str("upstream-timeout");
+  // A bare number is seconds, as in the file (upstream_timeout = 30).
+  if (timeout !== undefined) input.upstream_timeout = /^\d+(\.\d+)?$/.test(timeout.trim()) ? Number(timeout) : timeout;
+  try {
+    checkTenantTable(name, input);
+  } catch (e) {
+    if (!(e instanceof Invalid)) throw e;
+    const key = Array.isArray(e.at) ? e.at[0] : undefined;
+    throw new ConfigError(e.message, key ? (FLAG_OF[key] ?? key) : undefined);
+  }
+  return input;
+}
+
+function headerTable(pairs: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf("=");
+    if (eq <= 0) throw new ConfigError(`${JSON.stringify(pair)} is not NAME=VALUE, like "X-Plan=gold"`, "--header");
+    const name = pair.slice(0, eq);
+    if (Object.hasOwn(out, name)) throw new ConfigError(`header '${name}' is given twice`, "--header");
+    out[name] = pair.slice(eq + 1);
+  }
+  return out;
+}
+
+function tenantName(name: string | undefined): string {
+  if (!name) throw new ConfigError("needs the tenant's NAME (see --help)");
+  if (!isValidTenantName(name)) throw new ConfigError(badTenantName(name, "(the NAME argument)"));
+  return name;
+}
+
+/** The directory written when the daemon is not running; absolute, so the message names the file for certain. */
+function tenantsDir(arg: string | undefined): string {
+  return resolve(arg ?? DEFAULT_TENANTS_DIR);
+}
+
+function stateNote(t: TenantView): string {
+  return t.state === "serving" ? "" : ` (${t.state}${t.error ? `: ${t.error}` : ""})`;
+}
+
+/** rejectUnknownFlags knows no positional arguments: give it the rest, and refuse more positionals than the command takes. */
+function checkArgs(rawArgs: string[], defs: Record<string, { type: string; alias?: string }>, positionals: number): void {
+  const flagDefs = Object.fromEntries(Object.entries(defs).filter(([, d]) => d.type !== "positional"));
+  const valued = new Set(Object.entries(flagDefs).flatMap(([name, d]) => (d.type === "string" ? [`--${name}`, ...(d.alias ? [`-${d.alias}`] : [])] : [])));
+  const flags: string[] = [];
+  const words: string[] = [];
+  for (let i = 0; i < rawArgs.length; i++) {
+    const a = rawArgs[i]!;
+    if (a === "--") {
+      words.push(...rawArgs.slice(i + 1));
+      break;
+    }
+    if (!a.startsWith("-")) {
+      words.push(a);
+      continue;
+    }
+    flags.push(a);
+    const next = rawArgs[i + 1];
+    if (!a.includes("=") && valued.has(a) && next !== undefined && !next.startsWith("-")) flags.push(rawArgs[++i]!);
+  }
+  rejectUnknownFlags(flags, flagDefs);
+  const extra = words[positionals];
+  if (extra !== undefined) throw new ConfigError(`unexpected argument '${extra}' (see --help)`);
+}
+
+/** Columns padded to their widest cell, two spaces apart; the last column is not padded. */
+function alignColumns(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd());
+}
+
+function print(line: string): void {
+  process.stdout.write(`${line}\n`);
+}

@@ -1,0 +1,60 @@
+// Namespace discovery: every file in a directory that matches a glob is a tenant named after the file.
+import { readdirSync } from "node:fs";
+import type { DiscoverSpec } from "./config/types.ts";
+import { isValidTenantName } from "./config/values.ts";
+
+/** A file-name glob as a RegExp: `*` any run, `?` one character, `[…]` a class; nothing else is special. */
+export function globToRegExp(glob: string): RegExp {
+  let re = "";
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!;
+    if (c === "*") re += "[^/]*";
+    else if (c === "?") re += "[^/]";
+    else if (c === "[") {
+      const end = glob.indexOf("]", i + 2);
+      if (end < 0) re += "\\[";
+      else {
+        const body = glob.slice(i + 1, end).replace(/^!/, "^").replace(/\\/g, "\\\\");
+        re += `[${body}]`;
+        i = end;
+      }
+    } else re += c.replace(/[.+^${}()|\\]/g, "\\$&");
+  }
+  return new RegExp(`^${re}$`);
+}
+
+export interface Discovered {
+  name: string;
+  netns: string;
+}
+
+/**
+ * The tenants the discover specs find now. A file whose name is not a valid tenant name is reported
+ * through `onSkip` (once per name, the caller dedupes) and left out; a missing directory finds nothing.
+ */
+export function discover(specs: DiscoverSpec[], onSkip: (path: string, why: string) => void): Map<string, Discovered> {
+  const found = new Map<string, Discovered>();
+  for (const spec of specs) {
+    let names: string[];
+    try {
+      names = readdirSync(spec.dir);
+    } catch {
+      continue;
+    }
+    const match = globToRegExp(spec.glob);
+    for (const name of names) {
+      if (!match.test(name)) continue;
+      const path = `${spec.dir}/${name}`;
+      if (!isValidTenantName(name)) {
+        onSkip(path, "its name is not a valid tenant name ([A-Za-z0-9][A-Za-z0-9._-]{0,63})");
+        continue;
+      }
+      if (found.has(name)) {
+        onSkip(path, `a tenant named '${name}' was already discovered at ${found.get(name)!.netns}`);
+        continue;
+      }
+      found.set(name, { name, netns: path });
+    }
+  }
+  return found;
+}
