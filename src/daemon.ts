@@ -154,7 +154,10 @@ export class Daemon {
     t.state = stateFor(failure);
     t.error = `${failure.message} [${failure.code}]`;
     t.identity = undefined;
-    const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(t.attempts - 1, 5));
+    // `ip netns add` creates an empty file and mounts the namespace on it a moment later, with no
+    // file-system event for the mount: look again soon rather than after the usual backoff.
+    const placeholder = failure.code === "ENOTNETNS" && t.attempts <= 3;
+    const delay = placeholder ? 100 * t.attempts : Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(t.attempts - 1, 5));
     // One line per tenant when something goes wrong or changes; repeats of the same failure stay at debug.
     const line = `tenant ${t.spec.name} (netns ${t.spec.netns}): ${t.error}; retrying in ${delay / 1000} s`;
     if (previous === t.error) logger.debug(line);
