@@ -113,7 +113,7 @@ describe.skipIf(Boolean(skipReason))("live tenants", () => {
     try {
       await second.waitFor("attached 2/2 tenants");
       expect(second.stderr()).toContain(`tenants dir: skipping ${p.tenantsDir}/broken.toml:`);
-      for (const [ns, name] of [[a, "ta"], [b, "tb"]]) {
+      for (const [ns, name] of [[a, "ta"], [b, "tb"]] as const) {
         expect((JSON.parse((await curlIn(ns, "http://127.0.0.1:8120/")).body) as Echo).headers["x-nsproxy-tenant"]).toBe(name);
       }
     } finally {
