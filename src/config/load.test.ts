@@ -1,6 +1,6 @@
 // Unit tests for loadConfig and summarize on valid input: merging, defaults and precedence (errors: load-errors.test.ts).
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type FlagOverrides, loadConfig, summarize } from "./load.ts";
@@ -76,9 +76,13 @@ headers = { "x-env" = "dev" }
     const dir = mkdtempSync(join(tmpdir(), "nsproxy-config-"));
     const file = join(dir, "nsproxy.toml");
     writeFileSync(file, ACME);
-    const cfg = loadConfig({ file });
-    expect(cfg.file).toBe(file);
-    expect(cfg.tenants[0]?.name).toBe("acme");
+    try {
+      const cfg = loadConfig({ file });
+      expect(cfg.file).toBe(file);
+      expect(cfg.tenants[0]?.name).toBe("acme");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -45,9 +45,13 @@ export function daemonDir(): string {
   return dir;
 }
 const dirs: string[] = [];
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+function removeDirs(): void {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+// This module is loaded once for the whole run, so its afterAll belongs to the first test file only:
+// the exit handler is what cleans up after the others.
+afterAll(removeDirs);
+process.on("exit", removeDirs);
 
 /**
  * `run` gets its own admin socket and tenants dir unless the test names them: daemons of one test file
