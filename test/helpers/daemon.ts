@@ -1,7 +1,7 @@
 // Start nsproxy as a child process (from source, or the built binary) and watch its output.
 import type { Subprocess } from "bun";
 import { afterAll } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 
 const ROOT = `${import.meta.dir}/../..`;
@@ -38,20 +38,14 @@ process.on("exit", () => {
   for (const p of running) p.kill("SIGKILL");
 });
 
-/** A fresh directory for one daemon's admin socket and tenants dir, removed after the test file. */
+/** Every test directory of this run lives here; test/preload.ts removes it after the last test file. */
+export const RUN_DIR = `${tmpdir()}/nsproxy-test-${process.pid}`;
+
+/** A fresh directory for one daemon's admin socket and tenants dir. */
 export function daemonDir(): string {
-  const dir = mkdtempSync(`${tmpdir()}/nsproxy-test-`);
-  dirs.push(dir);
-  return dir;
+  mkdirSync(RUN_DIR, { recursive: true });
+  return mkdtempSync(`${RUN_DIR}/d-`);
 }
-const dirs: string[] = [];
-function removeDirs(): void {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-}
-// This module is loaded once for the whole run, so its afterAll belongs to the first test file only:
-// the exit handler is what cleans up after the others.
-afterAll(removeDirs);
-process.on("exit", removeDirs);
 
 /**
  * `run` gets its own admin socket and tenants dir unless the test names them: daemons of one test file

@@ -40,8 +40,8 @@ export function delNetns(name: string): void {
   made.delete(name);
 }
 
-/** Remove every namespace this process made, and any left with the prefix. */
-export function cleanupNetns(prefix?: string): void {
+/** Remove every namespace this process made, and any left with the prefix (and this run's pid, when given). */
+export function cleanupNetns(prefix?: string, pid?: number): void {
   if (made.size > 0) {
     spawnSync("ip", ["-batch", "-", "-force"], { input: [...made].map((n) => `netns del ${n}\n`).join("") });
     made.clear();
@@ -49,7 +49,7 @@ export function cleanupNetns(prefix?: string): void {
   if (prefix) {
     let left: string[] = [];
     try {
-      left = readdirSync("/run/netns").filter((n) => n.startsWith(prefix));
+      left = readdirSync("/run/netns").filter((n) => n.startsWith(prefix) && (pid === undefined || n.includes(`-${pid}-`)));
     } catch {}
     for (const n of left) delNetns(n);
   }
