@@ -35,6 +35,30 @@ function listenerClash(spec: TenantSpec, others: Iterable<TenantSpec>): string |
   return undefined;
 }
 
+/** Read the tenants directory against `loaded`'s defaults; files that are bad or clash are skipped, each with its reason. */
+export function readStoredTenants(loaded: Loaded): { stored: Map<string, TenantSpec>; skipped: { file: string; error: string }[] } {
+  const { tenants, skipped } = readTenantsDir(loaded.config.tenantsDir);
+  const stored = new Map<string, TenantSpec>();
+  const explicit = new Map(loaded.config.tenants.map((t) => [t.name, t]));
+  for (const t of tenants) {
+    const taken = explicit.get(t.name);
+    if (taken) {
+      skipped.push({ file: t.file, error: `tenant '${t.name}' is also declared ${taken.source === "flag" ? "by --netns" : "in the config file"}, which wins` });
+      continue;
+    }
+    try {
+      const spec = resolveTenant(t.tenant, loaded.defaults, "tenants-dir");
+      const clash = listenerClash(spec, [...explicit.values(), ...stored.values()]);
+      if (clash) skipped.push({ file: t.file, error: clash });
+      else stored.set(t.name, spec);
+    } catch (e) {
+      if (!(e instanceof Invalid)) throw e;
+      skipped.push({ file: t.file, error: `${fieldOf(e)}: ${e.message}` });
+    }
+  }
+  return { stored, skipped };
+}
+
 export class Supervisor implements DaemonControl {
   /** Tenants of the tenants directory, resolved against the current defaults. */
   private stored = new Map<string, TenantSpec>();
@@ -61,30 +85,6 @@ export class Supervisor implements DaemonControl {
     for (const [name, t] of this.stored) if (!out.has(name)) out.set(name, t);
     for (const [name, t] of this.discovered) if (!out.has(name)) out.set(name, t);
     return [...out.values()];
-  }
-
-  /** Read the tenants directory against `loaded`'s defaults; files that are bad or clash are skipped, each with its reason. */
-  private readStored(loaded: Loaded): { stored: Map<string, TenantSpec>; skipped: { file: string; error: string }[] } {
-    const { tenants, skipped } = readTenantsDir(loaded.config.tenantsDir);
-    const stored = new Map<string, TenantSpec>();
-    const explicit = new Map(loaded.config.tenants.map((t) => [t.name, t]));
-    for (const t of tenants) {
-      const taken = explicit.get(t.name);
-      if (taken) {
-        skipped.push({ file: t.file, error: `tenant '${t.name}' is also declared ${taken.source === "flag" ? "by --netns" : "in the config file"}, which wins` });
-        continue;
-      }
-      try {
-        const spec = resolveTenant(t.tenant, loaded.defaults, "tenants-dir");
-        const clash = listenerClash(spec, [...explicit.values(), ...stored.values()]);
-        if (clash) skipped.push({ file: t.file, error: clash });
-        else stored.set(t.name, spec);
-      } catch (e) {
-        if (!(e instanceof Invalid)) throw e;
-        skipped.push({ file: t.file, error: `${fieldOf(e)}: ${e.message}` });
-      }
-    }
-    return { stored, skipped };
   }
 
   /** Scan the discover directories; true when the set of discovered tenants changed. */
@@ -114,7 +114,7 @@ export class Supervisor implements DaemonControl {
 
   /** First load: the tenants directory and discovery, then attach everything. */
   async start(): Promise<{ skipped: { file: string; error: string }[] }> {
-    const { stored, skipped } = this.readStored(this.loaded);
+    const { stored, skipped } = readStoredTenants(this.loaded);
     for (const s of skipped) logger.error(`tenants dir: skipping ${s.file}: ${s.error}`);
     this.stored = stored;
     this.scanDiscovery();
@@ -244,7 +244,7 @@ export class Supervisor implements DaemonControl {
       ...loaded,
       config: { ...loaded.config, workers: keep.workers, tenantsDir: keep.tenantsDir, adminSocket: keep.adminSocket, logFormat: keep.logFormat, accessLog: keep.accessLog },
     };
-    const { stored, skipped } = this.readStored(loaded);
+    const { stored, skipped } = readStoredTenants(loaded);
     for (const s of skipped) logger.error(`tenants dir: skipping ${s.file}: ${s.error}`);
     this.loaded = loaded;
     this.stored = stored;

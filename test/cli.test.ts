@@ -1,6 +1,6 @@
 // The command line as a user meets it: exit codes, and error messages that point at file:LINE and the key or flag.
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
@@ -365,6 +365,20 @@ describe("bad flags exit 2 and name the flag", () => {
 });
 
 describe("check", () => {
+  test("check reads the tenants directory as run would: a bad file is named with its line, exit 2", async () => {
+    const tdir = join(dir, "tenants-check.d");
+    mkdirSync(tdir, { recursive: true });
+    writeFileSync(join(tdir, "good.toml"), 'netns = "good"\n');
+    const base = ["check", "-l", "127.0.0.1:8080", "-u", "http://127.0.0.1:9", "--tenants-dir", tdir];
+    const ok = await runNsproxy(base);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain(`tenants dir ${tdir}: 1 tenant(s): good`);
+    writeFileSync(join(tdir, "bad.toml"), 'netns = "bad"\nupstream_timeout = "soon"\n');
+    const bad = await runNsproxy(base);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain(`${tdir}/bad.toml:2: upstream_timeout:`);
+  });
+
   test("a good file prints the summary and 'configuration ok'; a missing namespace is only a warning", async () => {
     const path = write("good.toml", [
       "[daemon]",

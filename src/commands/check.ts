@@ -1,6 +1,8 @@
 // `nsproxy check`: validate a configuration and look at its namespaces without serving anything.
 import { defineCommand } from "citty";
-import { loadConfig, summarize } from "../config/load.ts";
+import { loadLayered, summarize } from "../config/load.ts";
+import { ConfigError } from "../errors.ts";
+import { readStoredTenants } from "../supervisor.ts";
 import { configureLogger, logger } from "../log.ts";
 import { closeFd, NativeError, openNetns } from "../netns/native.ts";
 import { adminArgs, configArgs, flagOverrides, rejectUnknownFlags, runtimeArgs } from "./args.ts";
@@ -8,16 +10,24 @@ import { adminArgs, configArgs, flagOverrides, rejectUnknownFlags, runtimeArgs }
 const args = { ...configArgs, ...adminArgs, ...runtimeArgs };
 
 export default defineCommand({
-  meta: { name: "check", description: "Validate the configuration (file and flags), open each namespace, print a summary" },
+  meta: { name: "check", description: "Validate the configuration (file, flags, tenants directory), open each namespace, print a summary" },
   args,
   run({ args: parsed, rawArgs }) {
     rejectUnknownFlags(rawArgs, args);
-    const config = loadConfig({ file: parsed.config, flags: flagOverrides(parsed, rawArgs) });
+    const loaded = loadLayered({ file: parsed.config, flags: flagOverrides(parsed, rawArgs) });
+    const { config } = loaded;
     configureLogger({ format: config.logFormat, verbose: Boolean(parsed.verbose) });
     for (const line of summarize(config)) process.stdout.write(`${line}\n`);
+    // The tenants directory as run would read it: a file run would skip is an error here.
+    const { stored, skipped } = readStoredTenants(loaded);
+    if (stored.size) process.stdout.write(`tenants dir ${config.tenantsDir}: ${stored.size} tenant(s): ${[...stored.keys()].join(", ")}\n`);
+    if (skipped.length) {
+      for (const s of skipped.slice(1)) logger.error(`${s.file}: ${s.error}`);
+      throw new ConfigError(skipped[0]!.error.startsWith(skipped[0]!.file) ? skipped[0]!.error : `${skipped[0]!.file}: ${skipped[0]!.error}`);
+    }
     // A missing namespace is not a configuration error: at run time the tenant waits for it.
     let missing = 0;
-    for (const t of config.tenants) {
+    for (const t of [...config.tenants, ...stored.values()]) {
       try {
         closeFd(openNetns(t.netns));
       } catch (err) {
@@ -25,6 +35,6 @@ export default defineCommand({
         logger.warn(`tenant ${t.name}: ${err instanceof NativeError ? err.message : String(err)} (it will be retried at run time)`);
       }
     }
-    process.stdout.write(`configuration ok${config.file ? `: ${config.file}` : ""}; ${config.tenants.length - missing}/${config.tenants.length} namespaces open now\n`);
+    process.stdout.write(`configuration ok${config.file ? `: ${config.file}` : ""}; ${config.tenants.length + stored.size - missing}/${config.tenants.length + stored.size} namespaces open now\n`);
   },
 });
