@@ -32,28 +32,21 @@ export interface ClientInfo {
 }
 
 /**
- * Headers for the upstream request. Every copy of the tenant header and of the static headers that the
- * client sent is removed first (Headers is case-insensitive, so one delete takes every spelling), then
- * the proxy's own values are set. X-Forwarded-* and Forwarded are set by us alone: the tenant is the
- * first hop, so nothing it claims about earlier hops can be true.
+ * Turn the client's headers into the upstream request's, in place (the incoming request belongs to
+ * the proxy; two Headers copies per request were measurable on the hot path). Every copy of the tenant
+ * header and of the static headers that the client sent is replaced (Headers is case-insensitive, so
+ * one set replaces every spelling). X-Forwarded-* and Forwarded are the proxy's alone: the tenant is
+ * the first hop, so nothing it claims about earlier hops can be true.
  */
-export function upstreamHeaders(incoming: Headers, spec: TenantSpec, client: ClientInfo): Headers {
-  const headers = new Headers(incoming);
+export function upstreamHeaders(headers: Headers, spec: TenantSpec, client: ClientInfo): Headers {
+  const host = headers.get("host");
   stripHopByHop(headers);
   headers.delete("forwarded");
   for (const name in spec.headers) headers.set(name, spec.headers[name]!);
   headers.set(spec.tenantHeader, spec.name);
   headers.set("x-forwarded-for", client.address);
   headers.set("x-forwarded-proto", "http");
-  const host = incoming.get("host");
   if (host) headers.set("x-forwarded-host", host);
   else headers.delete("x-forwarded-host");
-  return headers;
-}
-
-/** Headers for the response to the tenant: the upstream's, without hop-by-hop fields. */
-export function downstreamHeaders(upstream: Headers): Headers {
-  const headers = new Headers(upstream);
-  stripHopByHop(headers);
   return headers;
 }

@@ -3,7 +3,7 @@ import type { Server } from "bun";
 import type { TenantSpec } from "../config/types.ts";
 import { openOwnNetns } from "../netns/native.ts";
 import { type AccessSink, stdoutAccessLog } from "../proxy/access-log.ts";
-import { createTenantApp, type ProxyEnv } from "../proxy/forward.ts";
+import { createProxyApp, type ProxyEnv } from "../proxy/forward.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 import { ListenError, listenInside, type ServeOptions, StrandedError } from "./window.ts";
 
@@ -12,6 +12,8 @@ declare const self: Worker;
 // The namespace this thread had when it started is home; opened now, before any setns.
 const homeFd = openOwnNetns();
 let access: AccessSink | undefined;
+/** One proxy app for every tenant of this worker (made at init, when the access log is known). */
+let app = createProxyApp();
 let strandTenant: string | undefined;
 const tenants = new Map<string, Server<unknown>[]>();
 let stranded = false;
@@ -19,7 +21,6 @@ let stranded = false;
 const post = (msg: FromWorker) => self.postMessage(msg);
 
 function serveOptions(spec: TenantSpec): ServeOptions {
-  const app = createTenantApp(spec, access);
   // Bun's idle timeout would cut a client waiting on a slow upstream; keep it above the upstream timeout.
   const idleTimeout = Math.min(255, Math.max(10, Math.ceil(spec.upstreamTimeoutMs / 1000) + 5));
   return {
@@ -28,7 +29,7 @@ function serveOptions(spec: TenantSpec): ServeOptions {
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,
     development: false,
     fetch(req: Request, server: Server<unknown>) {
-      const env: ProxyEnv = { clientAddress: server.requestIP(req)?.address ?? "" };
+      const env: ProxyEnv = { tenant: spec, clientAddress: server.requestIP(req)?.address ?? "" };
       return app.fetch(req, env);
     },
     error(err: Error) {
@@ -70,6 +71,7 @@ async function handle(msg: ToWorker): Promise<void> {
   switch (msg.type) {
     case "init":
       access = msg.options.accessLog ? stdoutAccessLog(msg.options.logFormat) : undefined;
+      app = createProxyApp(access);
       strandTenant = msg.options.strandTenant;
       return;
     case "attach":
