@@ -1,0 +1,66 @@
+// HAProxy configs: the shared static upstream, and the comparison proxy doing nsproxy's work in every namespace.
+import { writeFileSync } from "node:fs";
+
+const DEFAULTS = `defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  timeout http-keep-alive 30s
+  option http-keep-alive
+`;
+
+/**
+ * One thread, answers from memory: neutral for both proxies. `/` gets "ok\n" (the load); `/echo` returns the
+ * tenant header, how many copies arrived and X-Forwarded-For, so the correctness check can see what each proxy sent.
+ */
+export function upstreamConfig(port: number): string {
+  return `global
+  nbthread 1
+${DEFAULTS}
+frontend upstream
+  bind 127.0.0.1:${port}
+  http-request return status 200 content-type text/plain lf-string "tenant=%[req.hdr(x-nsproxy-tenant)] copies=%[req.hdr_cnt(x-nsproxy-tenant)] xff=%[req.hdr(x-forwarded-for)]\\n" if { path /echo }
+  http-request return status 200 content-type text/plain string "ok\\n"
+`;
+}
+
+/**
+ * Two threads (nsproxy runs one worker per core, two here), one frontend per namespace. Besides the tenant header and
+ * `option forwardfor`, it drops client copies of X-Forwarded-* and Forwarded and sets Proto and Host, as nsproxy does.
+ */
+export function proxyConfig(namespaces: string[], port: number, upstreamPort: number): string {
+  const frontends = namespaces.map(
+    (ns) => `frontend t-${ns}
+  bind 127.0.0.1:${port} namespace ${ns}
+  http-request del-header forwarded
+  http-request del-header x-forwarded-for
+  http-request set-header x-forwarded-proto http
+  http-request set-header x-forwarded-host %[req.hdr(host)]
+  http-request set-header x-nsproxy-tenant ${ns}
+  option forwardfor
+  default_backend upstream
+`,
+  );
+  return `global
+  nbthread 2
+${DEFAULTS}
+${frontends.join("\n")}
+backend upstream
+  http-reuse always
+  server up 127.0.0.1:${upstreamPort}
+`;
+}
+
+/** Write a config to `path` and check it, so a bad one fails here with haproxy's message rather than at spawn. */
+export function writeConfig(path: string, text: string): string {
+  writeFileSync(path, text);
+  const r = Bun.spawnSync(["haproxy", "-c", "-q", "-f", path], { stderr: "pipe" });
+  if (r.exitCode !== 0) throw new Error(`haproxy -c ${path}: ${r.stderr.toString().trim()}`);
+  return path;
+}
+
+/** `-db`: foreground, no master/worker fork, so the spawned PID is the one whose RSS counts. */
+export function haproxyArgv(configPath: string): string[] {
+  return ["haproxy", "-db", "-f", configPath];
+}

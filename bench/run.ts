@@ -1,0 +1,179 @@
+// nsproxy against HAProxy doing the same work in N namespaces: startup, RSS, throughput and latency, live add.
+// Usage: bun bench/run.ts [--ns 1,100,1000] [--duration 8] [--rounds 2] [--big]   (root; loopback only)
+import { readFileSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { parseArgs } from "node:util";
+import { upstreamConfig, haproxyArgv, writeConfig } from "./haproxy.ts";
+import { attemptNsproxy, check, liveAdd, logSummary, startHaproxy, startNsproxy, versions, type Running } from "./proxies.ts";
+import { sample } from "./probe.ts";
+import { markdown, type Row } from "./report.ts";
+import { addNamespaces, cleanup, ensureTools, freePort, PREFIX, raiseNofile, removeStale, rssKb, spawn, stop, TMP } from "./setup.ts";
+import { wrk, wrkSpread } from "./wrk.ts";
+
+const NSPROXY_PORT = 8080;
+const HAPROXY_PORT = 8081;
+const BIG_N = 10_000;
+const WARMUP_S = 3;
+
+const { values: args } = parseArgs({
+  options: {
+    ns: { type: "string", default: "1,100,1000" },
+    duration: { type: "string", default: "8" },
+    rounds: { type: "string", default: "2" },
+    big: { type: "boolean", default: false },
+  },
+});
+const counts = [...new Set(args.ns.split(",").map(Number))].sort((a, b) => a - b);
+const durationS = Number(args.duration);
+const rounds = Number(args.rounds);
+if (counts.some((n) => !Number.isInteger(n) || n < 1) || !(durationS >= 1 && durationS <= 60) || !(rounds >= 1 && rounds <= 10)) {
+  console.error("usage: bun bench/run.ts [--ns 1,100,1000] [--duration 1..60] [--rounds 1..10] [--big]");
+  process.exit(2);
+}
+
+const started = performance.now();
+const notes: string[] = [];
+const rows: Row[] = [];
+const log = (s: string) => console.error(`[${((performance.now() - started) / 1000).toFixed(1)} s] ${s}`);
+const url = (port: number) => `http://127.0.0.1:${port}/`;
+/** Probes give up after this; scales with N because attaching does. */
+const limitFor = (n: number) => 60_000 + n * 20;
+
+function names(n: number): string[] {
+  const list = Array.from({ length: n }, (_, i) => `${PREFIX}n${n}-${i}`);
+  const t = performance.now();
+  addNamespaces(list);
+  notes.push(`N=${n}: ${n} namespaces made (\`ip -batch\`, then \`lo\` up via setns+ioctl in one helper) in ${Math.round(performance.now() - t)} ms`);
+  return list;
+}
+
+/** K namespaces spread evenly over the list, first and last included. */
+function spreadOver(list: string[], k: number): string[] {
+  if (k === 1) return [list[0]!];
+  return Array.from({ length: k }, (_, i) => list[Math.round((i * (list.length - 1)) / (k - 1))]!);
+}
+
+function row(r: Running, n: number, checks: string[], label: string = r.name): Row {
+  for (const note of r.notes) notes.push(`N=${n}: ${note}`);
+  return { n, proxy: label, singles: [], spreads: [], spreadK: 0, rssKb: r.rssKb, startupMs: r.startupMs, liveAdd: r.name === "HAProxy" ? "n/a (needs a reload)" : "—", check: checks[0]! };
+}
+
+/** Three live adds, one after the other: the first can differ (first admin request of this daemon). */
+async function addLive(r: Running, row: Row, name: string): Promise<void> {
+  const times: string[] = [];
+  for (let i = 1; i <= 3; i++) {
+    const live = await liveAdd(r, `${name}-${i}`);
+    times.push(live.ms.toFixed(1));
+    notes.push(`N=${row.n}: live add ${i} (${name}-${i}): ${live.ms.toFixed(1)} ms, state '${live.state}' in the PUT response, then ${live.check}`);
+  }
+  row.liveAdd = `${times[0]} (then ${times.slice(1).join(", ")})`;
+}
+
+async function measure(n: number, upstreamPort: number): Promise<void> {
+  const list = names(n);
+  log(`N=${n}: starting nsproxy`);
+  const nsp = await startNsproxy(list, `${PREFIX}n${n}-*`, NSPROXY_PORT, upstreamPort, limitFor(n));
+  const a = row(nsp, n, sample(list).map((ns) => check(ns, NSPROXY_PORT)));
+  log(`N=${n}: nsproxy up in ${nsp.startupMs} ms; starting HAProxy`);
+  const hap = await startHaproxy(list, HAPROXY_PORT, upstreamPort, limitFor(n));
+  const b = row(hap, n, sample(list).map((ns) => check(ns, HAPROXY_PORT)));
+  log(`N=${n}: HAProxy up in ${hap.startupMs} ms; load`);
+  rows.push(a, b);
+  const pairs: [Running, Row][] = [[nsp, a], [hap, b]];
+  const spreadNs = spreadOver(list, Math.min(n, 8));
+  for (const [p] of pairs) await wrk(list[0]!, url(p.port), { conns: 50, durationS: WARMUP_S });
+  for (let round = 0; round < rounds; round++) {
+    for (const [p, r] of pairs) r.singles.push(await wrk(list[0]!, url(p.port), { conns: 50, durationS }));
+    for (const [p, r] of pairs) {
+      r.spreads.push(await wrkSpread(spreadNs, url(p.port), { conns: 8, durationS }));
+      r.spreadK = spreadNs.length;
+    }
+    log(`N=${n}: round ${round + 1}/${rounds} done`);
+  }
+  for (const [p, r] of pairs) r.rssAfterLoadKb = rssKb(p.proc.pid);
+  await addLive(nsp, a, `${PREFIX}live-n${n}`);
+  await Promise.all([stop(nsp.proc), stop(hap.proc)]);
+  for (const p of [nsp, hap]) notes.push(`N=${n}: ${logSummary(p.name, p.log)}`);
+}
+
+/**
+ * 10,000 namespaces: attach time, RSS, a check and (nsproxy) live adds; no load; one proxy at a time. When the
+ * descriptor limit cannot hold a listener per tenant per worker, nsproxy is first tried as is (what an operator would
+ * see), then measured with as many workers as fit.
+ */
+async function measureBig(upstreamPort: number, fdLimit: number): Promise<void> {
+  const list = names(BIG_N);
+  const glob = `${PREFIX}n${BIG_N}-*`;
+  const fit = Math.floor((fdLimit - 500) / BIG_N);
+  let workers: number | undefined;
+  if (fit < cpus().length) {
+    log(`N=${BIG_N}: ${fdLimit} descriptors cannot hold ${cpus().length} workers × ${BIG_N} listeners; trying nsproxy as is`);
+    notes.push(`N=${BIG_N}: nsproxy with its default ${cpus().length} workers under RLIMIT_NOFILE ${fdLimit}: ${await attemptNsproxy(list, glob, NSPROXY_PORT, upstreamPort, limitFor(BIG_N), 5000)}`);
+    workers = Math.max(1, fit);
+  }
+  log(`N=${BIG_N}: starting nsproxy${workers ? ` with --workers ${workers}` : ""}`);
+  const nsp = await startNsproxy(list, glob, NSPROXY_PORT, upstreamPort, limitFor(BIG_N), workers);
+  const a = row(nsp, BIG_N, sample(list).map((ns) => check(ns, NSPROXY_PORT)), workers ? `nsproxy (--workers ${workers})` : "nsproxy");
+  rows.push(a);
+  await addLive(nsp, a, `${PREFIX}live-n${BIG_N}`);
+  await stop(nsp.proc, 30_000);
+  notes.push(`N=${BIG_N}: ${logSummary("nsproxy", nsp.log)}`);
+  log(`N=${BIG_N}: nsproxy up in ${nsp.startupMs} ms; starting HAProxy`);
+  try {
+    const hap = await startHaproxy(list, HAPROXY_PORT, upstreamPort, limitFor(BIG_N));
+    rows.push(row(hap, BIG_N, sample(list).map((ns) => check(ns, HAPROXY_PORT))));
+    await stop(hap.proc, 30_000);
+    notes.push(`N=${BIG_N}: ${logSummary("HAProxy", hap.log)}`);
+  } catch (e) {
+    const lines = (e as Error).message.split("\n");
+    const alerts = lines.filter((l) => l.includes("[ALERT]"));
+    notes.push(`N=${BIG_N}: HAProxy did not cope: ${lines[0]} ${alerts.length} alert lines, the first: \`${(alerts[0] ?? lines[1] ?? "").slice(0, 220)}\``);
+    rows.push({ n: BIG_N, proxy: "HAProxy", singles: [], spreads: [], spreadK: 0, rssKb: NaN, startupMs: NaN, liveAdd: "did not start (see notes)", check: "" });
+  }
+}
+
+async function startUpstream(): Promise<number> {
+  const port = freePort();
+  const proc = spawn(haproxyArgv(writeConfig(`${TMP}/upstream.cfg`, upstreamConfig(port))), 60 * 60_000);
+  for (let i = 0; i < 100; i++) {
+    const ok = await fetch(url(port)).then((r) => r.status === 200, () => false);
+    if (ok) return port;
+    if (proc.exitCode !== null) break;
+    await Bun.sleep(50);
+  }
+  throw new Error(`the upstream haproxy did not answer on ${port}: ${await new Response(proc.stderr).text()}`);
+}
+
+try {
+  ensureTools();
+  const stale = removeStale();
+  if (stale > 0) log(`removed ${stale} namespaces left by an earlier bench that was killed`);
+  const maxN = args.big ? BIG_N : counts.at(-1)!;
+  // nsproxy holds a listener per tenant per worker, HAProxy a listener and a namespace fd per frontend.
+  const nofile = raiseNofile(cpus().length * maxN + 4096);
+  if (nofile.note) notes.push(nofile.note);
+  // Other work on this machine skews every figure: say how busy it was.
+  notes.push(`load average at the start: ${readFileSync("/proc/loadavg", "utf8").trim()}`);
+  const upstreamPort = await startUpstream();
+  log(`upstream on 127.0.0.1:${upstreamPort}; namespaces ${PREFIX}*; temp ${TMP}`);
+  for (const n of counts) await measure(n, upstreamPort);
+  if (args.big) await measureBig(upstreamPort, nofile.limit);
+  notes.push(`load average at the end: ${readFileSync("/proc/loadavg", "utf8").trim()}`);
+  const rep = {
+    command: `bun bench/run.ts ${process.argv.slice(2).join(" ")}`.trim(),
+    date: new Date().toISOString(),
+    versions: versions(),
+    opts: { durationS, rounds, warmupS: WARMUP_S },
+    rows,
+    notes,
+    elapsedS: (performance.now() - started) / 1000,
+  };
+  const md = markdown(rep);
+  writeFileSync(`${import.meta.dir}/RESULTS.md`, md);
+  console.log(md);
+} catch (e) {
+  console.error(`bench failed: ${(e as Error).stack ?? e}`);
+  process.exitCode = 1;
+} finally {
+  cleanup();
+}

@@ -1,0 +1,164 @@
+// Bench plumbing: tools, the binary, a temp dir, throwaway namespaces and child processes, all removed on exit or signal.
+import type { Subprocess } from "bun";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+
+export const ROOT = `${import.meta.dir}/..`;
+export const BUN = process.execPath;
+export const NSPROXY = `${ROOT}/dist/nsproxy`;
+/** Every namespace of this run starts with it, so a crashed run's leftovers are easy to spot and remove. */
+export const PREFIX = `nsb-${process.pid}-${Math.random().toString(36).slice(2, 6)}-`;
+export const TMP = mkdtempSync(`${tmpdir()}/nsbench-`);
+
+/** Run a command to completion; throws with its stderr when it fails. */
+export function sh(argv: string[], input?: string): string {
+  const r = spawnSync(argv[0]!, argv.slice(1), { input, encoding: "utf8", timeout: 600_000 });
+  if (r.status !== 0) throw new Error(`${argv.join(" ")} failed (${r.status ?? r.signal}): ${r.stderr?.trim() ?? r.error}`);
+  return r.stdout;
+}
+
+/** haproxy and wrk from Debian when missing; the binary built when missing (never rebuilt: src/ may be mid-edit). */
+export function ensureTools(): void {
+  if (process.getuid?.() !== 0) throw new Error("the bench creates network namespaces: run it as root");
+  const missing = ["haproxy", "wrk", "curl"].filter((t) => !Bun.which(t));
+  if (missing.length > 0) {
+    console.error(`installing ${missing.join(", ")} …`);
+    sh(["apt-get", "update"]);
+    sh(["apt-get", "install", "-y", ...missing]);
+  }
+  if (!sh(["haproxy", "-vv"]).includes("network namespace support")) throw new Error("this haproxy lacks namespace support (USE_NS)");
+  if (!existsSync(NSPROXY)) {
+    console.error("building dist/nsproxy …");
+    sh([BUN, `${ROOT}/build.ts`]);
+  }
+}
+
+/**
+ * Both proxies hold a descriptor per listener (nsproxy one per tenant per worker; HAProxy a listener and a namespace
+ * fd per frontend). Raise this process's RLIMIT_NOFILE to `need` if the kernel lets us (children inherit it); either
+ * way return the limit the proxies will get, and what happened.
+ */
+export function raiseNofile(need: number): { limit: number; note?: string } {
+  const cur = Number(sh(["sh", "-c", "ulimit -n"]).trim());
+  if (cur >= need) return { limit: cur };
+  const r = spawnSync("prlimit", [`--pid=${process.pid}`, `--nofile=${need}:${need}`], { encoding: "utf8" });
+  if (r.status === 0) return { limit: need, note: `RLIMIT_NOFILE raised from ${cur} to ${need} for both proxies (prlimit on the bench process)` };
+  return { limit: cur, note: `RLIMIT_NOFILE is ${cur} and could not be raised to ${need} (${r.stderr.trim().replace(/^prlimit: /, "")}; no CAP_SYS_RESOURCE here?)` };
+}
+
+/** Namespaces left by an earlier bench that was killed outright (its pid is gone): remove them before starting. */
+export function removeStale(): number {
+  let stale: string[] = [];
+  try {
+    stale = readdirSync("/run/netns").filter((n) => {
+      const pid = /^nsb-(\d+)-/.exec(n)?.[1];
+      return pid !== undefined && !existsSync(`/proc/${pid}`);
+    });
+  } catch {}
+  if (stale.length > 0) spawnSync("ip", ["-batch", "-", "-force"], { input: stale.map((n) => `netns del ${n}\n`).join("") });
+  return stale.length;
+}
+
+const madeNs: string[] = [];
+
+/** Create namespaces in one `ip -batch`, then bring `lo` up in all of them from one helper process. */
+export function addNamespaces(names: string[]): void {
+  if (names.length === 0) return;
+  madeNs.push(...names);
+  sh(["ip", "-batch", "-"], names.map((n) => `netns add ${n}\n`).join(""));
+  const r = JSON.parse(sh([BUN, `${import.meta.dir}/lo-up.ts`], names.join("\n"))) as { done: number; failed: string[] };
+  if (r.failed.length > 0) sh(["ip", "-batch", "-"], r.failed.map((n) => `netns exec ${n} ip link set lo up\n`).join(""));
+}
+
+/** Remove this run's namespaces (and anything else with its prefix), the processes, the temp dir. Idempotent. */
+export function cleanup(): void {
+  for (const p of procs) p.kill("SIGKILL");
+  procs.clear();
+  let names: string[] = [];
+  try {
+    names = readdirSync("/run/netns").filter((n) => n.startsWith(PREFIX));
+  } catch {}
+  const all = [...new Set([...madeNs, ...names])];
+  if (all.length > 0) spawnSync("ip", ["-batch", "-", "-force"], { input: all.map((n) => `netns del ${n}\n`).join("") });
+  madeNs.length = 0;
+  rmSync(TMP, { recursive: true, force: true });
+}
+
+const procs = new Set<Subprocess>();
+
+/** Spawn a tracked child, killed with SIGKILL after `limitMs` at the latest (every load is bounded). */
+export function spawn(argv: string[], limitMs: number, opts: { stdin?: "ignore" | "pipe" } = {}): Subprocess<"ignore" | "pipe", "pipe", "pipe"> {
+  const p = Bun.spawn(argv, { stdin: opts.stdin ?? "ignore", stdout: "pipe", stderr: "pipe" });
+  procs.add(p);
+  const timer = setTimeout(() => p.kill("SIGKILL"), limitMs);
+  void p.exited.then(() => {
+    clearTimeout(timer);
+    procs.delete(p);
+  });
+  return p;
+}
+
+/** Ask a child to stop, then kill it if it has not within `graceMs`. */
+export async function stop(p: Subprocess, graceMs = 5000): Promise<void> {
+  p.kill("SIGTERM");
+  const timer = setTimeout(() => p.kill("SIGKILL"), graceMs);
+  await p.exited;
+  clearTimeout(timer);
+}
+
+/** Lines of a child's stream as they arrive, kept in `into`; `onLine` sees each one. */
+export async function collectLines(stream: ReadableStream<Uint8Array>, into: string[], onLine?: (l: string) => void): Promise<void> {
+  let rest = "";
+  const dec = new TextDecoder();
+  for await (const chunk of stream) {
+    const lines = (rest + dec.decode(chunk, { stream: true })).split("\n");
+    rest = lines.pop()!;
+    for (const l of lines) {
+      into.push(l);
+      onLine?.(l);
+    }
+  }
+  if (rest) into.push(rest);
+}
+
+/** VmRSS of a process and every descendant, in kB. */
+export function rssKb(pid: number): number {
+  const kids = new Map<number, number[]>();
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const ppid = Number(readFileSync(`/proc/${d}/stat`, "utf8").split(") ")[1]!.split(" ")[1]);
+      kids.set(ppid, [...(kids.get(ppid) ?? []), Number(d)]);
+    } catch {}
+  }
+  let total = 0;
+  const walk = (p: number) => {
+    try {
+      total += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1] ?? 0);
+    } catch {}
+    for (const k of kids.get(p) ?? []) walk(k);
+  };
+  walk(pid);
+  return total;
+}
+
+/** A free TCP port on the host's loopback. */
+export function freePort(): number {
+  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = l.port;
+  l.stop(true);
+  return port;
+}
+
+let cleaning = false;
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  process.on(sig, () => {
+    if (cleaning) return;
+    cleaning = true;
+    console.error(`\n${sig}: removing the bench's processes, namespaces and ${TMP}`);
+    cleanup();
+    process.exit(130);
+  });
+}
+process.on("exit", cleanup);
