@@ -59,6 +59,9 @@ export class Daemon {
   readonly pool: WorkerPool;
   readonly startedAt = Date.now();
   private stopped = false;
+  /** Attaches in flight: while any is, some worker may be inside a window, so the thread check waits. */
+  private inflight = 0;
+  private checkPending = false;
 
   constructor(readonly config: DaemonConfig) {
     this.pool = new WorkerPool(config.workers, {
@@ -131,6 +134,7 @@ export class Daemon {
     let failure: AttachFailure | undefined;
     let identity: string | undefined;
     let fd = -1;
+    this.inflight++;
     try {
       fd = openNetns(t.spec.netns);
       identity = netnsIdentity(fd, t.spec.netns);
@@ -140,6 +144,8 @@ export class Daemon {
       failure = { message: e.message, code: err instanceof NativeError ? e.code : "ERROR" };
     } finally {
       if (fd >= 0) closeFd(fd);
+      this.inflight--;
+      if (this.inflight === 0 && this.checkPending) this.checkThreads();
     }
     if (this.stopped || t.generation !== generation || this.tenants.get(t.spec.name) !== t) return;
     if (!failure) {
@@ -208,9 +214,23 @@ export class Daemon {
     logger.info(`worker ${index} replaced; ${serving.length} serving tenant(s) attached to it again`);
   }
 
-  /** The invariant of the window rule, checked cheaply at runtime. A violation is a bug: say so loudly. */
+  /**
+   * The invariant of the window rule, checked cheaply at runtime. Only when no attach is in flight:
+   * during one, a worker is legitimately inside a tenant namespace for a moment (checking then gave
+   * false alarms when many retries ran at once). A violation is a bug: say so loudly.
+   */
   checkThreads(): void {
-    for (const s of strayThreads()) logger.error(`thread ${s.tid} is in namespace ${s.netns}, not the process's own: this is a bug in nsproxy`);
+    if (this.inflight > 0) {
+      this.checkPending = true;
+      return;
+    }
+    this.checkPending = false;
+    try {
+      for (const s of strayThreads()) logger.error(`thread ${s.tid} is in namespace ${s.netns}, not the process's own: this is a bug in nsproxy`);
+    } catch (err) {
+      // Out of descriptors (EMFILE) is the likely cause; the check is a safety net, not worth dying for.
+      logger.warn(`could not check the threads' namespaces: ${(err as Error).message}`);
+    }
   }
 
   counts(): { total: number; serving: number; waiting: number; failed: number } {

@@ -1,4 +1,5 @@
 // `nsproxy run`: start the workers and the admin interface, attach every tenant, follow changes until SIGTERM/SIGINT.
+import { readFileSync } from "node:fs";
 import { defineCommand } from "citty";
 import { serveAdmin } from "../admin/socket.ts";
 import { createAdminApp } from "../admin/server.ts";
@@ -50,6 +51,8 @@ export default defineCommand({
         },
       );
     };
+    // A daemon serving thousands of tenants does not exit on one unexpected rejection: it says so, loudly.
+    process.on("unhandledRejection", (err) => logger.error(`unexpected error (please report): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`));
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
     process.on("SIGHUP", () => {
@@ -62,9 +65,27 @@ export default defineCommand({
     await supervisor.start();
     const c = daemon.counts();
     logger.info(`attached ${c.serving}/${c.total} tenants on ${config.workers} workers in ${Math.round(performance.now() - t0)} ms; ${c.total - c.serving} failed`);
+    warnIfOutOfDescriptors(daemon, config.workers);
     if (c.total === 0) logger.info(`waiting for tenants: nsproxy tenant add NAME --netns REF --admin-socket ${config.adminSocket}`);
     supervisor.follow();
     // Serve until a signal: the workers, the admin socket and the timers keep the process alive.
     await new Promise<never>(() => {});
   },
 });
+
+/** Every listener is a descriptor in every worker: say so before EMFILE does, with the way out. */
+function warnIfOutOfDescriptors(daemon: Daemon, workers: number): void {
+  let limit = Number.POSITIVE_INFINITY;
+  try {
+    const line = readFileSync("/proc/self/limits", "utf8").match(/^Max open files\s+(\d+)/m);
+    if (line) limit = Number(line[1]);
+  } catch {
+    return;
+  }
+  let listeners = 0;
+  for (const t of daemon.tenants.values()) listeners += t.spec.listen.length;
+  const needed = listeners * workers + 64;
+  if (needed > limit) {
+    logger.warn(`${listeners} listeners x ${workers} workers need about ${needed} open files, but the limit is ${limit}: raise it (systemd LimitNOFILE=, ulimit -n) or use fewer --workers`);
+  }
+}

@@ -97,17 +97,28 @@ export class WorkerPool {
   private spawn(index: number): PinnedWorker {
     // Fault injection applies to the first generation only, so the replacement can succeed.
     const options = this.generation++ < this.size ? this.options : { ...this.options, strandTenant: undefined };
+    const bornAt = Date.now();
     return new PinnedWorker(index, options, (w, reason) => {
       if (this.stopping || this.workers[index] !== w) return;
-      logger.error(`worker ${index} terminated (${reason}); starting a new one and attaching its tenants again`);
-      const fresh = this.spawn(index);
-      this.workers[index] = fresh;
-      fresh.ready.then(
-        () => this.onReplaced(index),
-        (err) => logger.error(`worker ${index} failed to start: ${err.message}`),
-      );
+      // A worker that dies young (it could not even start: out of descriptors, say) is replaced after
+      // a growing pause, not in a tight loop.
+      const young = Date.now() - bornAt < 1000;
+      this.respawnDelay[index] = young ? Math.min(30_000, Math.max(1000, (this.respawnDelay[index] ?? 0) * 2)) : 0;
+      const delay = this.respawnDelay[index]!;
+      logger.error(`worker ${index} terminated (${reason}); starting a new one${delay ? ` in ${delay / 1000} s` : ""} and attaching its tenants again`);
+      setTimeout(() => {
+        if (this.stopping || this.workers[index] !== w) return;
+        const fresh = this.spawn(index);
+        this.workers[index] = fresh;
+        fresh.ready.then(
+          () => this.onReplaced(index),
+          (err) => logger.error(`worker ${index} failed to start: ${err.message}`),
+        );
+      }, delay);
     });
   }
+
+  private readonly respawnDelay: number[] = [];
 
   private stopping = false;
 
