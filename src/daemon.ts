@@ -98,14 +98,16 @@ export class Daemon {
         this.tenants.set(spec.name, fresh);
         result.added.push(spec.name);
         work.push(this.attach(fresh));
-      } else if (!sameSpec(t.spec, spec)) {
+      } else if (t.spec !== spec && !sameSpec(t.spec, spec)) {
         this.bump(t);
         t.spec = spec;
         t.attempts = 0;
         result.replaced.push(spec.name);
         work.push(this.attach(t));
       } else {
-        t.spec = spec; // the source may have changed (a discovered tenant now provisioned): nothing to do on the wire
+        // The same object is the common case (specs are kept, not rebuilt): no comparison at all, which
+        // keeps a live add at 10,000 tenants cheap. An equal spec from elsewhere changes nothing on the wire.
+        t.spec = spec;
         result.unchanged++;
       }
     }

@@ -97,6 +97,12 @@ export class Supervisor implements DaemonControl {
     });
     const next = new Map<string, TenantSpec>();
     for (const d of found.values()) {
+      // Keep the spec of a file seen before: resolving 10,000 of them on every pass was the cost of a pass.
+      const known = this.discovered.get(d.name);
+      if (known && known.netns === d.netns) {
+        next.set(d.name, known);
+        continue;
+      }
       try {
         next.set(d.name, resolveTenant({ name: d.name, netns: d.netns, layer: { headers: new Map(), at: {} } }, this.loaded.defaults, "discover"));
       } catch (e) {
@@ -107,7 +113,7 @@ export class Supervisor implements DaemonControl {
         }
       }
     }
-    const changed = next.size !== this.discovered.size || [...next].some(([n, s]) => !this.discovered.has(n) || !sameSpec(this.discovered.get(n)!, s));
+    const changed = next.size !== this.discovered.size || [...next].some(([n, s]) => this.discovered.get(n) !== s);
     this.discovered = next;
     return changed;
   }
@@ -248,6 +254,7 @@ export class Supervisor implements DaemonControl {
     for (const s of skipped) logger.error(`tenants dir: skipping ${s.file}: ${s.error}`);
     this.loaded = loaded;
     this.stored = stored;
+    this.discovered = new Map(); // the defaults may have changed: resolve every discovered tenant again
     this.scanDiscovery();
     const r = await this.daemon.apply(this.desired());
     logger.info(`reloaded: +${r.added.length} -${r.removed.length} ~${r.replaced.length} tenants, ${r.unchanged} unchanged`);
