@@ -7,6 +7,7 @@ import type { TenantView } from "../src/admin/types.ts";
 import { daemonDir, startNsproxy } from "./helpers/daemon.ts";
 import { addNetns, addNetnsMany, cleanupNetns, curlIn, delNetns, skipReason, uniquePrefix } from "./helpers/netns.ts";
 import { type Echo, startUpstream } from "./helpers/upstream.ts";
+import { until } from "./helpers/wait.ts";
 
 const prefix = uniquePrefix("fol");
 afterAll(() => cleanupNetns(prefix));
@@ -33,15 +34,6 @@ function sockets(pid: number): number {
   return n;
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(50);
-  }
-}
 
 describe.skipIf(Boolean(skipReason))("following namespaces", () => {
   test("a deleted namespace releases its sockets within 2 s, a re-created one is served again, a replaced one is followed", async () => {

@@ -18,15 +18,6 @@ function place() {
   return { dir, socket, tenantsDir, flags: ["--admin-socket", socket, "--tenants-dir", tenantsDir], admin: new AdminClient(socket) };
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(100);
-  }
-}
 
 describe.skipIf(Boolean(skipReason))("live tenants", () => {
   test("add, replace and remove tenants under load: zero failures on the steady tenant, even in its own namespace", async () => {
