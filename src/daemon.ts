@@ -44,13 +44,17 @@ export function sameSpec(a: TenantSpec, b: TenantSpec): boolean {
   return JSON.stringify(ra) === JSON.stringify(rb);
 }
 
-/** dev:ino of the namespace now at `path`, as fstat on an opened fd reports it; undefined when absent. */
-function identityAt(path: string): string | undefined {
+/**
+ * dev:ino of the namespace now at `path`, as fstat on an opened fd reports it; undefined when the path
+ * is gone; null when it cannot be told now (any other error: say nothing rather than detach a tenant).
+ */
+function identityAt(path: string): string | undefined | null {
   try {
     const st = statSync(path);
     return `${st.dev}:${st.ino}`;
-  } catch {
-    return undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === "ENOENT" || code === "ENOTDIR" ? undefined : null;
   }
 }
 
@@ -186,7 +190,7 @@ export class Daemon {
     for (const t of this.tenants.values()) {
       if (t.state === "serving") {
         const now = identityAt(t.spec.netns);
-        if (now === t.identity) continue;
+        if (now === t.identity || now === null) continue;
         logger.warn(`tenant ${t.spec.name}: namespace ${t.spec.netns} ${now ? "was replaced" : "is gone"}; closing its listeners`);
         this.bump(t);
         t.state = "waiting";
@@ -199,7 +203,7 @@ export class Daemon {
             if (t.generation === gen && this.tenants.get(t.spec.name) === t) return this.attach(t);
           }),
         );
-      } else if (t.state === "waiting" && t.retry && identityAt(t.spec.netns) !== undefined) {
+      } else if (t.state === "waiting" && t.retry && typeof identityAt(t.spec.netns) === "string") {
         this.bump(t);
         work.push(this.attach(t));
       }

@@ -33,3 +33,12 @@ test("scan finds matching files, skips invalid names, tolerates a missing direct
   expect(found.get("web-1")).toEqual({ name: "web-1", netns: `${dir}/ns/web-1` });
   expect(skipped).toEqual([`${dir}/ns/web bad`]);
 });
+
+test("an unreadable directory throws instead of finding nothing (so its tenants are kept)", () => {
+  const file = `${dir}/not-a-dir-but-a-file`;
+  writeFileSync(file, "");
+  // ENOTDIR and ENOENT mean "no such directory": nothing found, no error.
+  expect(discover([{ dir: file, glob: "*" }], () => {}).size).toBe(0);
+  // EACCES is not "empty": root reads anything, so use a name too long for the kernel (ENAMETOOLONG).
+  expect(() => discover([{ dir: `${dir}/${"x".repeat(300)}`, glob: "*" }], () => {})).toThrow();
+});

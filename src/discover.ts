@@ -31,6 +31,8 @@ export interface Discovered {
 /**
  * The tenants the discover specs find now. A file whose name is not a valid tenant name is reported
  * through `onSkip` (once per name, the caller dedupes) and left out; a missing directory finds nothing.
+ * Any other failure to read a directory (EMFILE, EACCES, …) throws: an unreadable directory says
+ * nothing about which namespaces exist, and reading it as empty would drop every tenant found there.
  */
 export function discover(specs: DiscoverSpec[], onSkip: (path: string, why: string) => void): Map<string, Discovered> {
   const found = new Map<string, Discovered>();
@@ -38,8 +40,10 @@ export function discover(specs: DiscoverSpec[], onSkip: (path: string, why: stri
     let names: string[];
     try {
       names = readdirSync(spec.dir);
-    } catch {
-      continue;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ENOTDIR") continue;
+      throw err;
     }
     const match = globToRegExp(spec.glob);
     for (const name of names) {

@@ -90,11 +90,22 @@ export class Supervisor implements DaemonControl {
   /** Scan the discover directories; true when the set of discovered tenants changed. */
   private scanDiscovery(): boolean {
     if (this.config.discover.length === 0 && this.discovered.size === 0) return false;
-    const found = discover(this.config.discover, (path, why) => {
-      if (this.reportedSkips.has(path)) return;
-      this.reportedSkips.add(path);
-      logger.warn(`discover: skipping ${path}: ${why}`);
-    });
+    let found: ReturnType<typeof discover>;
+    try {
+      found = discover(this.config.discover, (path, why) => {
+        if (this.reportedSkips.has(path)) return;
+        this.reportedSkips.add(path);
+        logger.warn(`discover: skipping ${path}: ${why}`);
+      });
+    } catch (err) {
+      // Keep what was found before: a directory we cannot read now is not an empty one.
+      const message = (err as Error).message;
+      if (!this.reportedSkips.has(message)) {
+        this.reportedSkips.add(message);
+        logger.warn(`discover: cannot read a discover directory (${message}); keeping the ${this.discovered.size} tenants found before`);
+      }
+      return false;
+    }
     const next = new Map<string, TenantSpec>();
     for (const d of found.values()) {
       // Keep the spec of a file seen before: resolving 10,000 of them on every pass was the cost of a pass.
