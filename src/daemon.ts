@@ -71,6 +71,7 @@ export class Daemon {
     this.pool = new WorkerPool(config.workers, {
       accessLog: config.accessLog,
       logFormat: config.logFormat,
+      replaceGraceMs: config.shutdownGraceMs,
       strandTenant: process.env.NSPROXY_FAULT_STRAND_TENANT || undefined,
     });
     this.pool.onReplaced = (index) => void this.reattachWorker(index);

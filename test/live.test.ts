@@ -64,6 +64,28 @@ describe.skipIf(Boolean(skipReason))("live tenants", () => {
     }
   }, 60_000);
 
+  test("replacing a tenant's spec lets its request in flight finish; the next request gets the new spec", async () => {
+    const upstream = startUpstream();
+    const p = place();
+    const ns = addNetns(`${prefix}rep`);
+    const d = startNsproxy(["run", "-l", "127.0.0.1:8125", "-u", `http://127.0.0.1:${upstream.port}`, "--no-access-log", ...p.flags]);
+    try {
+      await d.waitFor("waiting for tenants");
+      await p.admin.putTenant("rep", { netns: `/run/netns/${ns}` });
+      const inflight = curlIn(ns, "http://127.0.0.1:8125/slow?ms=1500");
+      await Bun.sleep(300);
+      const replaced = await p.admin.putTenant("rep", { netns: `/run/netns/${ns}`, headers: { "X-Plan": "gold" } });
+      expect(replaced.result).toBe("replaced");
+      const after = JSON.parse((await curlIn(ns, "http://127.0.0.1:8125/")).body) as Echo;
+      expect(after.headers["x-plan"]).toBe("gold");
+      const slow = await inflight;
+      expect([slow.status, slow.body]).toEqual([200, "slow done\n"]);
+    } finally {
+      await d.stop("SIGKILL");
+      upstream.stop(true);
+    }
+  }, 30_000);
+
   test("the CLI is idempotent; a restart restores every tenant; a corrupt tenant file is skipped, the rest load", async () => {
     const upstream = startUpstream();
     const p = place();

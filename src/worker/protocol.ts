@@ -4,6 +4,8 @@ import type { TenantSpec } from "../config/types.ts";
 export interface WorkerOptions {
   accessLog: boolean;
   logFormat: "text" | "json";
+  /** When a tenant is re-attached with a new spec, how long its old listeners' requests may finish. */
+  replaceGraceMs: number;
   /**
    * Fault injection for tests (NSPROXY_FAULT_STRAND_TENANT): the first worker generation treats the
    * return from this tenant's namespace as failed, to exercise replacement. Never set in production.

@@ -15,6 +15,7 @@ let access: AccessSink | undefined;
 /** One proxy app for every tenant of this worker (made at init, when the access log is known). */
 let app = createProxyApp();
 let strandTenant: string | undefined;
+let replaceGraceMs = 10_000;
 const tenants = new Map<string, Server<unknown>[]>();
 let stranded = false;
 
@@ -48,10 +49,11 @@ function attach(spec: TenantSpec, nsFd: number): void {
     for (const s of fresh) s.stop(true);
     throw err;
   }
-  // A re-attach binds the new sockets first (SO_REUSEPORT lets both exist), then retires the old ones.
+  // A re-attach binds the new sockets first (SO_REUSEPORT lets both exist), then retires the old ones:
+  // they stop accepting at once, and their requests in flight may finish within the grace period.
   const old = tenants.get(spec.name);
   tenants.set(spec.name, fresh);
-  if (old) retire(old, 0);
+  if (old) void retire(old, replaceGraceMs);
 }
 
 /** Stop accepting now; close what is still open after the grace period. */
@@ -73,6 +75,7 @@ async function handle(msg: ToWorker): Promise<void> {
       access = msg.options.accessLog ? stdoutAccessLog(msg.options.logFormat) : undefined;
       app = createProxyApp(access);
       strandTenant = msg.options.strandTenant;
+      replaceGraceMs = msg.options.replaceGraceMs;
       return;
     case "attach":
       try {
