@@ -1,10 +1,14 @@
 // The demo: two throwaway namespaces with identical addresses, one host upstream, dist/nsproxy between them.
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 
 const BINARY = `${import.meta.dir}/../dist/nsproxy`;
 const tag = `nsdemo-${process.pid}`;
 const tenants = [`${tag}-acme`, `${tag}-globex`];
 let proxy: ReturnType<typeof Bun.spawn> | undefined;
+// Its own admin socket and tenants dir: the demo never touches /run/nsproxy or /etc/nsproxy, nor a real daemon.
+const scratch = mkdtempSync(`${tmpdir()}/nsproxy-demo-`);
 
 function sh(argv: string[]): string {
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: "utf8" });
@@ -15,6 +19,7 @@ function sh(argv: string[]): string {
 function cleanup(): void {
   proxy?.kill("SIGKILL");
   for (const ns of tenants) spawnSync("ip", ["netns", "del", ns]);
+  rmSync(scratch, { recursive: true, force: true });
 }
 process.on("exit", cleanup);
 for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => process.exit(130));
@@ -38,7 +43,7 @@ for (const ns of tenants) {
   sh(["ip", "-n", ns, "addr", "add", "10.0.0.1/24", "dev", "lo"]);
 }
 
-const args = ["run", "--listen", "127.0.0.1:8080", "--listen", "10.0.0.1:80", "--upstream", `http://127.0.0.1:${upstream.port}`, ...tenants.flatMap((t) => ["--netns", t])];
+const args = ["run", "--listen", "127.0.0.1:8080", "--listen", "10.0.0.1:80", "--upstream", `http://127.0.0.1:${upstream.port}`, ...tenants.flatMap((t) => ["--netns", t]), "--admin-socket", `${scratch}/admin.sock`, "--tenants-dir", `${scratch}/tenants.d`];
 console.log(`$ nsproxy ${args.join(" ")}`);
 proxy = Bun.spawn([BINARY, ...args], { stdout: "inherit", stderr: "pipe" });
 
