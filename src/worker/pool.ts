@@ -39,18 +39,33 @@ class PinnedWorker {
         this.die(reason);
       });
       this.worker.addEventListener("close", () => this.die("worker exited"));
-      this.worker.addEventListener("message", (ev: MessageEvent<FromWorker>) => {
-        const msg = ev.data;
+      const receive = (msg: FromWorker): void => {
         if (msg.type === "ready") resolve();
         else if (msg.type === "fatal") this.die(msg.message);
+        else if (msg.type === "batch") msg.messages.forEach(receive);
         else this.settle(msg.id, msg.type === "failed" ? { message: msg.message, code: msg.code, listen: msg.listen } : undefined);
-      });
+      };
+      this.worker.addEventListener("message", (ev: MessageEvent<FromWorker>) => receive(ev.data));
     });
     this.send({ type: "init", options });
   }
 
+  private outbox: ToWorker[] = [];
+
+  /**
+   * Messages sent in one turn of the event loop travel as one batch, in order: attaching 1000 tenants
+   * at start is 2 messages per worker instead of 2000.
+   */
   send(msg: ToWorker): void {
-    this.worker.postMessage(msg);
+    this.outbox.push(msg);
+    if (this.outbox.length === 1) queueMicrotask(() => this.flush());
+  }
+
+  private flush(): void {
+    const messages = this.outbox;
+    this.outbox = [];
+    if (this.dead || messages.length === 0) return;
+    this.worker.postMessage(messages.length === 1 ? messages[0] : { type: "batch", messages });
   }
 
   request(make: (id: number) => ToWorker): Promise<AttachFailure | undefined> {

@@ -20,11 +20,15 @@ export type ToWorker =
   /** Stop accepting for tenant `name`; close its connections after `graceMs`. */
   | { type: "detach"; id: number; name: string; graceMs: number }
   /** Stop every listener; answer when in-flight requests are done or `graceMs` has passed. */
-  | { type: "stop"; id: number; graceMs: number };
+  | { type: "stop"; id: number; graceMs: number }
+  /** Several of the above in order: one message instead of one per tenant (start-up sends thousands). */
+  | { type: "batch"; messages: ToWorker[] };
 
 export type FromWorker =
   | { type: "ready" }
   | { type: "done"; id: number }
   | { type: "failed"; id: number; message: string; code: string; listen?: string }
   /** The worker could not return to its own namespace: it must be terminated, never reused. */
-  | { type: "fatal"; message: string };
+  | { type: "fatal"; message: string }
+  /** The answers a batch produced at once, in order. */
+  | { type: "batch"; messages: FromWorker[] };

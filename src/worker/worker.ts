@@ -19,7 +19,9 @@ let replaceGraceMs = 10_000;
 const tenants = new Map<string, Server<unknown>[]>();
 let stranded = false;
 
-const post = (msg: FromWorker) => self.postMessage(msg);
+/** While a batch is handled, answers given at once are collected and sent back as one message. */
+let collected: FromWorker[] | undefined;
+const post = (msg: FromWorker) => (collected ? collected.push(msg) : self.postMessage(msg));
 
 function serveOptions(spec: TenantSpec): ServeOptions {
   // Bun's idle timeout would cut a client waiting on a slow upstream; keep it above the upstream timeout.
@@ -71,6 +73,19 @@ function retire(servers: Server<unknown>[], graceMs: number): Promise<void> {
 async function handle(msg: ToWorker): Promise<void> {
   if (stranded) return;
   switch (msg.type) {
+    case "batch": {
+      // Each message runs to its first await in order, as separate messages would; what they answer
+      // synchronously goes back in one message (a stop's answer, after its grace, goes on its own).
+      const answers: FromWorker[] = [];
+      collected = answers;
+      try {
+        for (const m of msg.messages) void handle(m);
+      } finally {
+        collected = undefined;
+      }
+      if (answers.length) self.postMessage(answers.length === 1 ? answers[0] : { type: "batch", messages: answers });
+      return;
+    }
     case "init":
       access = msg.options.accessLog ? stdoutAccessLog(msg.options.logFormat) : undefined;
       app = createProxyApp(access);
