@@ -3,6 +3,7 @@ import { type FSWatcher, watch } from "node:fs";
 import { dirname } from "node:path";
 import { AdminError, type DaemonControl, type PutResult, type ReloadResult, type StatusView, type TenantView } from "./admin/types.ts";
 import { Invalid } from "./config/layer.ts";
+import { canonicalHost } from "./config/listeners.ts";
 import { type FlagOverrides, type Loaded, loadLayered, resolveTenant } from "./config/load.ts";
 import { checkTenantTable, normalizeTenantTable } from "./config/tenant-table.ts";
 import type { TenantSpec } from "./config/types.ts";
@@ -29,7 +30,7 @@ function fieldOf(e: Invalid): string {
 function listenerClash(spec: TenantSpec, others: Iterable<TenantSpec>): string | undefined {
   for (const o of others) {
     if (o.name === spec.name || o.netns !== spec.netns) continue;
-    const taken = spec.listen.find((l) => o.listen.some((m) => m.host === l.host && m.port === l.port));
+    const taken = spec.listen.find((l) => o.listen.some((m) => m.port === l.port && canonicalHost(m.host) === canonicalHost(l.host)));
     if (taken) return `tenant '${o.name}' already listens on ${taken.text} in ${spec.netns}`;
   }
   return undefined;

@@ -24,7 +24,7 @@ export function checkListeners(tenants: TenantSpec[], whereOf: (tenant: string) 
 }
 
 /** "::1" and "0:0:0:0:0:0:0:1" are one address; URL's parser already knows the canonical IPv6 form. */
-function canonicalHost(host: string): string {
+export function canonicalHost(host: string): string {
   if (!host.includes(":")) return host;
   try {
     return new URL(`http://[${host}]/`).hostname;
