@@ -109,6 +109,19 @@ describe("no daemon: tenant add / rm write the tenants directory", () => {
     expect(again).toEqual({ out: `daemon not running at ${sock}; no file for acme in ${join(dir, "tenants.d")}\n` });
   });
 
+  test("--config: the file's [daemon] admin_socket and tenants_dir are used when the flags do not say", async () => {
+    const cfg = join(dir, "nsproxy.toml");
+    const other = join(dir, "srv-tenants.d");
+    await Bun.write(cfg, `[daemon]\nadmin_socket = "${sock}"\ntenants_dir = "${other}"\n`);
+    const r = await cli(tenant, ["add", "acme", "--netns", "acme", "--config", cfg]);
+    expect(r).toEqual({ out: `daemon not running at ${sock}; saved ${join(other, "acme.toml")} (applies at the next start)\n` });
+    expect(existsSync(join(other, "acme.toml"))).toBe(true);
+    // A flag still wins over the file.
+    const flagged = await cli(tenant, ["rm", "acme", "--config", cfg, "--tenants-dir", join(dir, "tenants.d")]);
+    expect(flagged.out).toContain(`no file for acme in ${join(dir, "tenants.d")}`);
+    expect(existsSync(join(other, "acme.toml"))).toBe(true);
+  });
+
   test("ls, status and reload need the daemon: DaemonNotRunning, exit 1", async () => {
     const noDaemon = ["--admin-socket", sock];
     const runs = [["ls"], ["ls", "--json"]].map((a) => () => cli(tenant, [...a, ...noDaemon]));

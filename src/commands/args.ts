@@ -1,6 +1,8 @@
 // Arguments shared by several commands, and the strictness citty leaves to us: repeated flags and unknown flags.
 import { ConfigError } from "../errors.ts";
-import type { FlagOverrides } from "../config/load.ts";
+import { resolve } from "node:path";
+import { DEFAULT_ADMIN_SOCKET, DEFAULT_TENANTS_DIR } from "../admin/types.ts";
+import { type FlagOverrides, loadLayered } from "../config/load.ts";
 
 export const configArgs = {
   config: { type: "string", alias: "c", description: "TOML config file ([daemon], [defaults], [tenants.NAME])", valueHint: "FILE" },
@@ -15,6 +17,12 @@ export const configArgs = {
 export const adminArgs = {
   "admin-socket": { type: "string", description: "Admin interface unix socket (default /run/nsproxy/admin.sock)", valueHint: "PATH" },
   "tenants-dir": { type: "string", description: "Directory of runtime-provisioned tenants, one NAME.toml each (default /etc/nsproxy/tenants.d)", valueHint: "DIR" },
+} as const;
+
+/** For the commands that talk to a daemon: where it is, possibly read from its config file. */
+export const clientArgs = {
+  config: { type: "string", alias: "c", description: "Config file whose [daemon] admin_socket and tenants_dir to use (flags win)", valueHint: "FILE" },
+  ...adminArgs,
 } as const;
 
 export const runtimeArgs = {
@@ -106,4 +114,21 @@ function canonicalName(flag: string, defs: Record<string, { alias?: string }>): 
   const bare = flag.replace(/^-+/, "").replace(/^no-/, "");
   for (const [name, def] of Object.entries(defs)) if (name === bare || def.alias === bare) return name;
   return bare;
+}
+
+/**
+ * The admin socket and tenants directory a command talks to: its flags, else the config file's
+ * [daemon] table (when --config is given), else the defaults. Relative paths become absolute.
+ */
+export function daemonPaths(args: Record<string, unknown>): { socket: string; tenantsDir: string } {
+  const str = (k: string) => (typeof args[k] === "string" ? (args[k] as string) : undefined);
+  let socket = str("admin-socket");
+  let tenantsDir = str("tenants-dir");
+  const file = str("config");
+  if (file && (!socket || !tenantsDir)) {
+    const { config } = loadLayered({ file });
+    socket ??= config.adminSocket;
+    tenantsDir ??= config.tenantsDir;
+  }
+  return { socket: resolve(socket ?? DEFAULT_ADMIN_SOCKET), tenantsDir: resolve(tenantsDir ?? DEFAULT_TENANTS_DIR) };
 }

@@ -1,10 +1,10 @@
 // `nsproxy reload`: make the running daemon read its configuration and tenants directory again (as SIGHUP does).
 import { defineCommand } from "citty";
 import { AdminClient } from "../admin/client.ts";
-import { DEFAULT_ADMIN_SOCKET, type ReloadResult } from "../admin/types.ts";
-import { adminArgs, rejectUnknownFlags } from "./args.ts";
+import type { ReloadResult } from "../admin/types.ts";
+import { clientArgs, daemonPaths, rejectUnknownFlags } from "./args.ts";
 
-const args = { json: { type: "boolean", description: "Print the reload result as JSON" }, ...adminArgs } as const;
+const args = { json: { type: "boolean", description: "Print the reload result as JSON" }, ...clientArgs } as const;
 
 /** Names listed per category; --json has them all. */
 const MAX_NAMES = 10;
@@ -15,7 +15,7 @@ export default defineCommand({
   async run({ args: parsed, rawArgs }) {
     rejectUnknownFlags(rawArgs, args);
     // An invalid configuration comes back as a 400: its message, exit 2; the daemon keeps the old one.
-    const result = await new AdminClient(parsed["admin-socket"] ?? DEFAULT_ADMIN_SOCKET).reload();
+    const result = await new AdminClient(daemonPaths(parsed).socket).reload();
     if (parsed.json) return print(JSON.stringify(result, null, 2));
     for (const line of describeReload(result)) print(line);
   },

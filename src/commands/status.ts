@@ -1,17 +1,17 @@
 // `nsproxy status`: what the running daemon reports about itself, from its admin socket.
 import { defineCommand } from "citty";
 import { AdminClient } from "../admin/client.ts";
-import { DEFAULT_ADMIN_SOCKET, type StatusView } from "../admin/types.ts";
-import { adminArgs, rejectUnknownFlags } from "./args.ts";
+import type { StatusView } from "../admin/types.ts";
+import { clientArgs, daemonPaths, rejectUnknownFlags } from "./args.ts";
 
-const args = { json: { type: "boolean", description: "Print the status as JSON" }, ...adminArgs } as const;
+const args = { json: { type: "boolean", description: "Print the status as JSON" }, ...clientArgs } as const;
 
 export default defineCommand({
   meta: { name: "status", description: "Show the running daemon's version, pid, uptime, workers and tenants by state" },
   args,
   async run({ args: parsed, rawArgs }) {
     rejectUnknownFlags(rawArgs, args);
-    const status = await new AdminClient(parsed["admin-socket"] ?? DEFAULT_ADMIN_SOCKET).status();
+    const status = await new AdminClient(daemonPaths(parsed).socket).status();
     if (parsed.json) return print(JSON.stringify(status, null, 2));
     for (const line of describeStatus(status)) print(line);
   },

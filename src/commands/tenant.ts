@@ -1,14 +1,13 @@
 // `nsproxy tenant add|rm|ls`: change a running daemon's tenants through its admin socket, or the tenants directory when it is not running.
 import { defineCommand } from "citty";
-import { resolve } from "node:path";
 import { AdminClient, DaemonNotRunning } from "../admin/client.ts";
-import { DEFAULT_ADMIN_SOCKET, DEFAULT_TENANTS_DIR, type TenantInput, type TenantView } from "../admin/types.ts";
+import type { TenantInput, TenantView } from "../admin/types.ts";
 import { Invalid } from "../config/layer.ts";
 import { checkTenantTable } from "../config/tenant-table.ts";
 import { badTenantName, isValidTenantName } from "../config/values.ts";
 import { ConfigError } from "../errors.ts";
 import { removeTenantFile, tenantFilePath, writeTenantFile } from "../store/tenants-dir.ts";
-import { adminArgs, collect, configArgs, rejectUnknownFlags } from "./args.ts";
+import { clientArgs, collect, configArgs, daemonPaths, rejectUnknownFlags } from "./args.ts";
 
 const nameArg = { name: { type: "positional", description: "Tenant name: 1-64 letters, digits, '.', '_' or '-'" } } as const;
 
@@ -20,7 +19,7 @@ const addArgs = {
   header: { type: "string", alias: "H", description: "Static header added upstream, NAME=VALUE (repeatable)", valueHint: "NAME=VALUE" },
   "tenant-header": configArgs["tenant-header"],
   "upstream-timeout": configArgs["upstream-timeout"],
-  ...adminArgs,
+  ...clientArgs,
 } as const;
 
 /** Where each key of a tenant table comes from on this command line, for errors. */
@@ -40,19 +39,19 @@ const add = defineCommand({
     checkArgs(rawArgs, addArgs, 1);
     const name = tenantName(args.name);
     const input = tenantInput(name, args, rawArgs);
-    const socket = args["admin-socket"] ?? DEFAULT_ADMIN_SOCKET;
+    const { socket, tenantsDir } = daemonPaths(args);
     try {
       const { result, tenant } = await new AdminClient(socket).putTenant(name, input);
       print(`tenant ${name}: ${result}${stateNote(tenant)}`);
     } catch (e) {
       if (!(e instanceof DaemonNotRunning)) throw e;
-      const { file, changed } = writeTenantFile(tenantsDir(args["tenants-dir"]), name, input as unknown as Record<string, unknown>);
+      const { file, changed } = writeTenantFile(tenantsDir, name, input as unknown as Record<string, unknown>);
       print(`${e.message}; ${changed ? `saved ${file} (applies at the next start)` : `unchanged ${file}`}`);
     }
   },
 });
 
-const rmArgs = { ...nameArg, ...adminArgs } as const;
+const rmArgs = { ...nameArg, ...clientArgs } as const;
 
 const rm = defineCommand({
   meta: { name: "rm", description: "Remove a tenant (idempotent: an absent tenant is not an error)" },
@@ -60,26 +59,27 @@ const rm = defineCommand({
   async run({ args, rawArgs }) {
     checkArgs(rawArgs, rmArgs, 1);
     const name = tenantName(args.name);
+    const paths = daemonPaths(args);
     try {
-      const removed = await new AdminClient(args["admin-socket"] ?? DEFAULT_ADMIN_SOCKET).deleteTenant(name);
+      const removed = await new AdminClient(paths.socket).deleteTenant(name);
       print(removed ? `tenant ${name}: removed` : `tenant ${name}: absent (nothing to remove)`);
     } catch (e) {
       if (!(e instanceof DaemonNotRunning)) throw e;
-      const dir = tenantsDir(args["tenants-dir"]);
+      const dir = paths.tenantsDir;
       const removed = removeTenantFile(dir, name);
       print(`${e.message}; ${removed ? `removed ${tenantFilePath(dir, name)}` : `no file for ${name} in ${dir}`}`);
     }
   },
 });
 
-const lsArgs = { json: { type: "boolean", description: "Print the tenants as a JSON array" }, ...adminArgs } as const;
+const lsArgs = { json: { type: "boolean", description: "Print the tenants as a JSON array" }, ...clientArgs } as const;
 
 const ls = defineCommand({
   meta: { name: "ls", description: "List the running daemon's tenants and their state" },
   args: lsArgs,
   async run({ args, rawArgs }) {
     checkArgs(rawArgs, lsArgs, 0);
-    const tenants = await new AdminClient(args["admin-socket"] ?? DEFAULT_ADMIN_SOCKET).tenants();
+    const tenants = await new AdminClient(daemonPaths(args).socket).tenants();
     if (args.json) return print(JSON.stringify(tenants, null, 2));
     if (tenants.length === 0) return print("no tenants");
     const rows = tenants.map((t) => [t.name, t.state, t.netns, t.listen.join(","), t.upstream, t.error ?? ""]);
@@ -138,11 +138,6 @@ function tenantName(name: string | undefined): string {
   if (!name) throw new ConfigError("needs the tenant's NAME (see --help)");
   if (!isValidTenantName(name)) throw new ConfigError(badTenantName(name, "(the NAME argument)"));
   return name;
-}
-
-/** The directory written when the daemon is not running; absolute, so the message names the file for certain. */
-function tenantsDir(arg: string | undefined): string {
-  return resolve(arg ?? DEFAULT_TENANTS_DIR);
 }
 
 function stateNote(t: TenantView): string {
