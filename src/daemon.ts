@@ -5,6 +5,8 @@ import { logger } from "./log.ts";
 import { closeFd, NativeError, netnsIdentity, openNetns } from "./netns/native.ts";
 import { strayThreads } from "./netns/threads.ts";
 import { type AttachFailure, WorkerPool } from "./worker/pool.ts";
+import { sharedCountsBuffer } from "./worker/shared-counts.ts";
+import { descriptorLimit } from "./netns/limits.ts";
 
 export type TenantState = "serving" | "waiting" | "failed";
 
@@ -73,6 +75,8 @@ export class Daemon {
       logFormat: config.logFormat,
       replaceGraceMs: config.shutdownGraceMs,
       strandTenant: process.env.NSPROXY_FAULT_STRAND_TENANT || undefined,
+      engine: config.engine,
+      counts: sharedCountsBuffer(descriptorLimit()),
     });
     this.pool.onReplaced = (index) => void this.reattachWorker(index);
   }

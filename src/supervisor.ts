@@ -287,5 +287,6 @@ function view(t: Tenant): TenantView {
     headers: s.headers,
     tenant_header: s.tenantHeader,
     upstream_timeout_ms: s.upstreamTimeoutMs,
+    max_connections: s.maxConnections,
   };
 }

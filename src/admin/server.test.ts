@@ -14,6 +14,7 @@ const tenant = (name: string, extra: Partial<TenantView> = {}): TenantView => ({
   headers: {},
   tenant_header: "X-Nsproxy-Tenant",
   upstream_timeout_ms: 30000,
+  max_connections: 1000,
   ...extra,
 });
 

@@ -17,6 +17,7 @@ export interface TenantView {
   headers: Record<string, string>;
   tenant_header: string;
   upstream_timeout_ms: number;
+  max_connections: number;
 }
 
 export interface StatusView {
@@ -41,6 +42,7 @@ export interface TenantInput {
   headers?: Record<string, string>;
   tenant_header?: string;
   upstream_timeout?: string | number;
+  max_connections?: number;
 }
 
 export interface PutResult {

@@ -11,6 +11,7 @@ export const configArgs = {
   netns: { type: "string", alias: "n", description: "Tenant namespace: NAME (/run/netns/NAME), a path, /proc/PID/ns/net, or TENANT=REF (repeatable)", valueHint: "REF" },
   "tenant-header": { type: "string", description: "Header that carries the tenant name upstream (default X-Nsproxy-Tenant)", valueHint: "NAME" },
   "upstream-timeout": { type: "string", description: "Time allowed for the upstream's response headers before a 504 (default 30s)", valueHint: "DURATION" },
+  "max-connections": { type: "string", description: "Open connections per tenant across all workers; more are refused (default 1000)", valueHint: "N" },
 } as const;
 
 /** Where the daemon keeps runtime tenants and answers admin requests; shared with the tenant/status/reload commands. */
@@ -31,6 +32,13 @@ export const runtimeArgs = {
   "shutdown-grace": { type: "string", description: "On SIGTERM/SIGINT, how long in-flight requests may finish (default 10s)", valueHint: "DURATION" },
   "log-format": { type: "string", description: "Log and access-log format: text or json (default text)", valueHint: "FORMAT" },
   "access-log": { type: "boolean", description: "Log one line per request (default on; --no-access-log turns it off)" },
+  "request-timeout": { type: "string", description: "Time a client has to send a complete request head before a 408 (default 10s)", valueHint: "DURATION" },
+  "idle-timeout": { type: "string", description: "Close a keep-alive connection idle this long between requests (default 60s)", valueHint: "DURATION" },
+  "connect-timeout": { type: "string", description: "Time allowed to connect to the upstream before a 502 (default 5s)", valueHint: "DURATION" },
+  "body-timeout": { type: "string", description: "Cut a request or response body, or a tunnel, that moves no byte for this long (default 60s)", valueHint: "DURATION" },
+  "max-header-size": { type: "string", description: "Largest request head (request line and header fields) in bytes, else 431 (default 16384)", valueHint: "BYTES" },
+  "max-headers": { type: "string", description: "Most header fields in a request, else 431 (default 100)", valueHint: "N" },
+  "max-url-length": { type: "string", description: "Longest request target in bytes, else 414 (default 8192; at most --max-header-size)", valueHint: "BYTES" },
   verbose: { type: "boolean", alias: "v", description: "Debug logging, and stack traces on errors" },
 } as const;
 
@@ -100,6 +108,7 @@ export function flagOverrides(args: Record<string, unknown>, rawArgs: string[]):
     upstream: str("upstream"),
     tenantHeader: str("tenant-header"),
     upstreamTimeout: str("upstream-timeout"),
+    maxConnections: str("max-connections"),
     workers: str("workers"),
     shutdownGrace: str("shutdown-grace"),
     logFormat: str("log-format"),
@@ -107,6 +116,13 @@ export function flagOverrides(args: Record<string, unknown>, rawArgs: string[]):
     discover: discover.length ? discover : undefined,
     tenantsDir: str("tenants-dir"),
     adminSocket: str("admin-socket"),
+    requestTimeout: str("request-timeout"),
+    idleTimeout: str("idle-timeout"),
+    connectTimeout: str("connect-timeout"),
+    bodyTimeout: str("body-timeout"),
+    maxHeaderSize: str("max-header-size"),
+    maxHeaders: str("max-headers"),
+    maxUrlLength: str("max-url-length"),
   };
 }
 

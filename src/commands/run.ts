@@ -6,7 +6,7 @@ import { createAdminApp } from "../admin/server.ts";
 import { loadLayered } from "../config/load.ts";
 import { Daemon } from "../daemon.ts";
 import { configureLogger, logger } from "../log.ts";
-import { ensureWindowSafeRuntime } from "../runtime.ts";
+import { ensureWindowSafeRuntime } from "../runtime/window-safe.ts";
 import { Supervisor } from "../supervisor.ts";
 import { VERSION } from "../version.ts";
 import { adminArgs, configArgs, flagOverrides, rejectUnknownFlags, runtimeArgs } from "./args.ts";

@@ -4,7 +4,8 @@ import { AdminClient, DaemonNotRunning } from "../admin/client.ts";
 import type { TenantInput, TenantView } from "../admin/types.ts";
 import { Invalid } from "../config/layer.ts";
 import { checkTenantTable } from "../config/tenant-table.ts";
-import { badTenantName, isValidTenantName } from "../config/values.ts";
+import { MAX_CONNECTIONS } from "../config/schema.ts";
+import { badTenantName, isValidTenantName, parseInteger } from "../config/values.ts";
 import { ConfigError } from "../errors.ts";
 import { removeTenantFile, tenantFilePath, writeTenantFile } from "../store/tenants-dir.ts";
 import { clientArgs, collect, configArgs, daemonPaths, rejectUnknownFlags } from "./args.ts";
@@ -19,6 +20,7 @@ const addArgs = {
   header: { type: "string", alias: "H", description: "Static header added upstream, NAME=VALUE (repeatable)", valueHint: "NAME=VALUE" },
   "tenant-header": configArgs["tenant-header"],
   "upstream-timeout": configArgs["upstream-timeout"],
+  "max-connections": configArgs["max-connections"],
   ...clientArgs,
 } as const;
 
@@ -30,6 +32,7 @@ const FLAG_OF: Record<string, string> = {
   headers: "--header",
   tenant_header: "--tenant-header",
   upstream_timeout: "--upstream-timeout",
+  max_connections: "--max-connections",
 };
 
 const add = defineCommand({
@@ -112,6 +115,16 @@ function tenantInput(name: string, args: Record<string, unknown>, rawArgs: strin
   const timeout = str("upstream-timeout");
   // A bare number is seconds, as in the file (upstream_timeout = 30).
   if (timeout !== undefined) input.upstream_timeout = /^\d+(\.\d+)?$/.test(timeout.trim()) ? Number(timeout) : timeout;
+  const maxConnections = str("max-connections");
+  // Digits become a number, as in the file (max_connections = 50); anything else is refused here, naming the flag.
+  if (maxConnections !== undefined) {
+    const { min, max, default: example } = MAX_CONNECTIONS;
+    try {
+      input.max_connections = parseInteger(maxConnections, "max_connections", min, max, example);
+    } catch (e) {
+      throw new ConfigError(e instanceof Error ? e.message : String(e), "--max-connections");
+    }
+  }
   try {
     checkTenantTable(name, input);
   } catch (e) {

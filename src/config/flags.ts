@@ -1,6 +1,6 @@
 // Turns command-line flags into a settings layer, daemon settings and extra tenants; errors name the flag.
 import { at, emptyLayer, Invalid, type Layer } from "./layer.ts";
-import type { DaemonSettings } from "./schema.ts";
+import { type DaemonSettings, ENGINE_DURATIONS, ENGINE_LIMITS, MAX_CONNECTIONS } from "./schema.ts";
 import {
   checkHeaderName,
   parseDuration,
@@ -9,6 +9,7 @@ import {
   parseNetnsRef,
   parseUpstream,
   parseDiscover,
+  parseInteger,
   parseWorkers,
 } from "./values.ts";
 import type { DiscoverSpec } from "./types.ts";
@@ -20,6 +21,7 @@ export interface FlagOverrides {
   netns?: string[];
   tenantHeader?: string;
   upstreamTimeout?: string;
+  maxConnections?: string | number;
   workers?: string | number;
   shutdownGrace?: string;
   logFormat?: string;
@@ -27,6 +29,13 @@ export interface FlagOverrides {
   discover?: string[];
   tenantsDir?: string;
   adminSocket?: string;
+  requestTimeout?: string;
+  idleTimeout?: string;
+  connectTimeout?: string;
+  bodyTimeout?: string;
+  maxHeaderSize?: string | number;
+  maxHeaders?: string | number;
+  maxUrlLength?: string | number;
 }
 
 export interface FlagTenant {
@@ -64,6 +73,11 @@ export function readFlags(f: FlagOverrides): FlagConfig {
     if (layer.upstreamTimeoutMs === 0) throw new Invalid('the upstream timeout must be longer than 0, like "30s"', "--upstream-timeout");
     layer.at.upstreamTimeoutMs = "--upstream-timeout";
   }
+  if (f.maxConnections !== undefined) {
+    const { min, max, default: example } = MAX_CONNECTIONS;
+    layer.maxConnections = at("--max-connections", () => parseInteger(f.maxConnections, "max_connections", min, max, example));
+    layer.at.maxConnections = "--max-connections";
+  }
   const daemon: DaemonSettings = {};
   if (f.workers !== undefined) daemon.workers = at("--workers", () => parseWorkers(f.workers));
   if (f.shutdownGrace !== undefined) daemon.shutdownGraceMs = at("--shutdown-grace", () => flagDuration(f.shutdownGrace));
@@ -73,6 +87,17 @@ export function readFlags(f: FlagOverrides): FlagConfig {
     if (value === undefined) continue;
     if (!value.startsWith("/")) throw new Invalid(`${JSON.stringify(value)} must be an absolute path`, flag);
     daemon[field] = value;
+  }
+  for (const [key, field, option, example] of ENGINE_DURATIONS) {
+    if (f[option] === undefined) continue;
+    const flag = `--${key.replaceAll("_", "-")}`;
+    const ms = at(flag, () => flagDuration(f[option]));
+    if (ms === 0) throw new Invalid(`the ${key.replace("_", " ")} must be longer than 0, like "${example}"`, flag);
+    daemon[field] = ms;
+  }
+  for (const [key, field, option, min, max, example] of ENGINE_LIMITS) {
+    if (f[option] === undefined) continue;
+    daemon[field] = at(`--${key.replaceAll("_", "-")}`, () => parseInteger(f[option], key, min, max, example));
   }
   const tenants = (f.netns ?? []).map((ref) => ({ ref, ...at("--netns", () => parseNetnsRef(ref)) }));
   const discover = (f.discover ?? []).map((d) => at("--discover", () => parseDiscover(d)));

@@ -36,9 +36,10 @@ export interface Layer {
   upstream?: Upstream;
   tenantHeader?: string;
   upstreamTimeoutMs?: number;
+  maxConnections?: number;
   /** Keyed by lower-case name: header names compare case-insensitively. */
   headers: Map<string, StaticHeader>;
-  at: Partial<Record<"listen" | "upstream" | "tenantHeader" | "upstreamTimeoutMs", At>>;
+  at: Partial<Record<"listen" | "upstream" | "tenantHeader" | "upstreamTimeoutMs" | "maxConnections", At>>;
 }
 
 export function emptyLayer(): Layer {
@@ -51,7 +52,7 @@ type Field = keyof Layer["at"];
 export function mergeLayers(layers: Layer[]): Layer {
   const out = emptyLayer();
   for (const l of layers) {
-    for (const f of ["listen", "upstream", "tenantHeader", "upstreamTimeoutMs"] as Field[]) {
+    for (const f of ["listen", "upstream", "tenantHeader", "upstreamTimeoutMs", "maxConnections"] as Field[]) {
       if (l[f] === undefined) continue;
       (out as unknown as Record<Field, unknown>)[f] = l[f];
       out.at[f] = l.at[f];

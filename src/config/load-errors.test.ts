@@ -50,6 +50,39 @@ upstrem = "http://127.0.0.1:9000"
     expect(fail("[defaults]\nworkers = 2\n").message).toContain("file.toml:2: defaults.workers: unknown key 'workers' in [defaults]; it belongs in [daemon]");
     expect(fail("[daemon]\naccess-log = true\n").message).toContain("did you mean 'access_log'?");
     expect(fail("[defaults]\nnetns = 'x'\n").message).toContain("netns is set per tenant");
+    const typo = fail(`${ACME}max_conections = 10\n`);
+    expect(typo.message).toBe("file.toml:5: tenants.acme.max_conections: unknown key 'max_conections' in [tenants.acme]; did you mean 'max_connections'?");
+    expect(fail("[daemon]\nmax_connections = 10\n").message).toContain("daemon.max_connections: unknown key 'max_connections' in [daemon]; it belongs in [defaults] or [tenants.NAME]");
+    expect(fail("[defaults]\nmax_header_size = 4096\n").message).toContain("defaults.max_header_size: unknown key 'max_header_size' in [defaults]; it belongs in [daemon]");
+    expect(fail("[daemon]\nrequest_timout = '1s'\n").message).toContain("did you mean 'request_timeout'?");
+  });
+
+  test("bad max_connections", () => {
+    expect(fail(`${ACME}max_connections = 0\n`).message).toBe("file.toml:5: tenants.acme.max_connections: max_connections 0 is not an integer from 1 to 1000000, like 1000");
+    expect(fail("[defaults]\n\nmax_connections = 1000001\n").message).toStartWith("file.toml:3: defaults.max_connections: max_connections 1000001 is not an integer");
+    expect(fail("[defaults]\nmax_connections = 1.5\n").key).toBe("defaults.max_connections");
+    expect(fail("[defaults]\nmax_connections = '10'\n").message).toContain('max_connections must be an integer, not string "10"');
+  });
+
+  test("bad engine settings", () => {
+    expect(fail('[daemon]\nrequest_timeout = "0s"\n').message).toBe('file.toml:2: daemon.request_timeout: request_timeout must be longer than 0, like "10s"');
+    expect(fail("[daemon]\n\nidle_timeout = 0\n").message).toBe('file.toml:3: daemon.idle_timeout: idle_timeout must be longer than 0, like "60s"');
+    expect(fail('[daemon]\nconnect_timeout = "soon"\n').message).toContain('file.toml:2: daemon.connect_timeout: duration "soon"');
+    expect(fail("[daemon]\nbody_timeout = -1\n").key).toBe("daemon.body_timeout");
+    expect(fail("[daemon]\nmax_header_size = 512\n").message).toBe("file.toml:2: daemon.max_header_size: max_header_size 512 is not an integer from 1024 to 1048576, like 16384");
+    expect(fail("[daemon]\nmax_headers = 7\n").message).toContain("daemon.max_headers: max_headers 7 is not an integer from 8 to 10000");
+    expect(fail("[daemon]\nmax_headers = '100'\n").message).toContain('max_headers must be an integer, not string "100"');
+    expect(fail("[daemon]\nmax_url_length = 63\n").message).toContain("daemon.max_url_length: max_url_length 63 is not an integer from 64 to");
+  });
+
+  test("max_url_length larger than max_header_size", () => {
+    const e = fail("[daemon]\nmax_url_length = 8192\nmax_header_size = 4096\n");
+    expect(e.message).toBe(
+      "file.toml:2: daemon.max_url_length: max_url_length 8192 is larger than max_header_size 4096: the request target is part of the request head; lower max_url_length or raise max_header_size",
+    );
+    expect(fail("[daemon]\nmax_url_length = 20000\n").message).toContain("max_url_length 20000 is larger than the default max_header_size 16384");
+    expect(fail("[daemon]\nmax_url_length = 8192\n", { maxHeaderSize: "2048" }).message).toContain("file.toml:2: daemon.max_url_length: max_url_length 8192 is larger than --max-header-size 2048");
+    expect(fail(undefined, { maxUrlLength: "20000", maxHeaderSize: "16384" }).message).toStartWith("--max-url-length: --max-url-length 20000 is larger than --max-header-size 16384");
   });
 
   test("wrong types", () => {
@@ -147,6 +180,15 @@ listen = ["[::1]:80", "127.0.0.1:8080"]
     expect(fail(undefined, { shutdownGrace: "soon" }).where).toBe("--shutdown-grace");
     expect(fail(undefined, { logFormat: "xml" }).where).toBe("--log-format");
     expect(fail(undefined, { tenantHeader: "Upgrade" }).where).toBe("--tenant-header");
+    expect(fail(undefined, { maxConnections: "0" }).message).toBe('--max-connections: max_connections "0" is not an integer from 1 to 1000000, like 1000');
+    expect(fail(undefined, { maxConnections: "many" }).where).toBe("--max-connections");
+    expect(fail(undefined, { requestTimeout: "0s" }).message).toBe('--request-timeout: the request timeout must be longer than 0, like "10s"');
+    expect(fail(undefined, { idleTimeout: "0" }).where).toBe("--idle-timeout");
+    expect(fail(undefined, { connectTimeout: "later" }).where).toBe("--connect-timeout");
+    expect(fail(undefined, { bodyTimeout: "0ms" }).where).toBe("--body-timeout");
+    expect(fail(undefined, { maxHeaderSize: "1023" }).message).toStartWith('--max-header-size: max_header_size "1023" is not an integer from 1024 to 1048576');
+    expect(fail(undefined, { maxHeaders: "lots" }).where).toBe("--max-headers");
+    expect(fail(undefined, { maxUrlLength: "10" }).where).toBe("--max-url-length");
   });
 
   test("unreadable file names the file and the reason", () => {

@@ -3,7 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type FlagOverrides, loadConfig, summarize } from "./load.ts";
+import { DEFAULT_ENGINE, type FlagOverrides, loadConfig, summarize } from "./load.ts";
 
 const load = (source: string, flags?: FlagOverrides) => loadConfig({ file: "file.toml", source, flags });
 
@@ -26,6 +26,7 @@ listen = "127.0.0.1:8080"
 upstream = "http://127.0.0.1:9000"
 tenant_header = "X-Tenant"
 upstream_timeout = 5
+max_connections = 50
 headers = { "X-Env" = "prod", "X-Keep" = "1" }
 
 [tenants.zeta]
@@ -36,6 +37,7 @@ netns = "acme"
 listen = ["127.0.0.1:8080", "[::1]:8080"]
 upstream = "unix:/run/app.sock:/v1"
 headers = { "x-env" = "dev" }
+max_connections = 7
 `);
     expect(cfg).toMatchObject({ workers: 3, shutdownGraceMs: 2000, logFormat: "json", accessLog: false, file: "file.toml" });
     expect(cfg.tenants.map((t) => t.name)).toEqual(["acme", "zeta"]);
@@ -53,8 +55,9 @@ headers = { "x-env" = "dev" }
       // The tenant's x-env replaces [defaults]' X-Env: names compare case-insensitively.
       headers: { "x-env": "dev", "X-Keep": "1" },
       upstreamTimeoutMs: 5000,
+      maxConnections: 7,
     });
-    expect(zeta).toMatchObject({ netns: "/proc/42/ns/net", upstream: { origin: "http://127.0.0.1:9000" }, headers: { "X-Env": "prod", "X-Keep": "1" } });
+    expect(zeta).toMatchObject({ netns: "/proc/42/ns/net", upstream: { origin: "http://127.0.0.1:9000" }, headers: { "X-Env": "prod", "X-Keep": "1" }, maxConnections: 50 });
   });
 
   test("built-in defaults", () => {
@@ -63,7 +66,43 @@ headers = { "x-env" = "dev" }
     expect(cfg.logFormat).toBe("text");
     expect(cfg.accessLog).toBe(true);
     expect(cfg.workers).toBeGreaterThanOrEqual(1);
-    expect(cfg.tenants[0]).toMatchObject({ tenantHeader: "X-Nsproxy-Tenant", upstreamTimeoutMs: 30_000, headers: {} });
+    expect(cfg.tenants[0]).toMatchObject({ tenantHeader: "X-Nsproxy-Tenant", upstreamTimeoutMs: 30_000, maxConnections: 1000, headers: {} });
+    expect(cfg.engine).toEqual(DEFAULT_ENGINE);
+    expect(DEFAULT_ENGINE).toEqual({
+      requestTimeoutMs: 10_000,
+      idleTimeoutMs: 60_000,
+      connectTimeoutMs: 5_000,
+      bodyTimeoutMs: 60_000,
+      maxHeaderBytes: 16_384,
+      maxHeaders: 100,
+      maxTargetBytes: 8192,
+    });
+  });
+
+  test("engine settings from [daemon]", () => {
+    const cfg = load(`[daemon]
+request_timeout = "2s"
+idle_timeout = 30
+connect_timeout = "250ms"
+body_timeout = "2m"
+max_header_size = 32768
+max_headers = 50
+max_url_length = 32768
+`);
+    expect(cfg.engine).toEqual({
+      requestTimeoutMs: 2000,
+      idleTimeoutMs: 30_000,
+      connectTimeoutMs: 250,
+      bodyTimeoutMs: 120_000,
+      maxHeaderBytes: 32_768,
+      maxHeaders: 50,
+      maxTargetBytes: 32_768,
+    });
+  });
+
+  test("an unset max_url_length follows a smaller max_header_size down", () => {
+    expect(load("[daemon]\nmax_header_size = 4096\n").engine).toMatchObject({ maxHeaderBytes: 4096, maxTargetBytes: 4096 });
+    expect(load("[daemon]\nmax_header_size = 1024\nmax_url_length = 64\n").engine).toMatchObject({ maxHeaderBytes: 1024, maxTargetBytes: 64 });
   });
 
   test("zero tenants is not an error here", () => {
@@ -120,6 +159,29 @@ listen = "127.0.0.1:3000"
     // Flags also win over [daemon]; unset flags leave the file's value.
     expect(cfg.workers).toBe(4);
     expect(cfg.logFormat).toBe("json");
+  });
+
+  test("max_connections: built-in < [defaults] < --max-connections < [tenants.NAME]", () => {
+    const src = `[defaults]\nlisten = "127.0.0.1:1"\nupstream = "http://127.0.0.1:1"\nmax_connections = 10\n\n[tenants.own]\nnetns = "own"\nmax_connections = 30\n\n[tenants.inherit]\nnetns = "inherit"\nlisten = "127.0.0.1:2"\n`;
+    const conns = (cfg: ReturnType<typeof load>) => Object.fromEntries(cfg.tenants.map((t) => [t.name, t.maxConnections]));
+    expect(conns(load(src))).toEqual({ inherit: 10, own: 30 });
+    expect(conns(load(src, { maxConnections: "20", netns: ["flagged"] }))).toEqual({ flagged: 20, inherit: 20, own: 30 });
+    expect(loadConfig({ flags: { listen: ["127.0.0.1:1"], upstream: "http://x:1", netns: ["a"], maxConnections: "5" } }).tenants[0]?.maxConnections).toBe(5);
+  });
+
+  test("engine flags win over [daemon]; unset ones leave the file's value", () => {
+    const src = `[daemon]\nrequest_timeout = "2s"\nidle_timeout = "3s"\nmax_header_size = 8192\nmax_headers = 20\nmax_url_length = 1024\n`;
+    const cfg = load(src, { requestTimeout: "1.5", connectTimeout: "100ms", bodyTimeout: "5m", maxHeaderSize: "65536", maxUrlLength: "4096" });
+    expect(cfg.engine).toEqual({
+      requestTimeoutMs: 1500,
+      idleTimeoutMs: 3000,
+      connectTimeoutMs: 100,
+      bodyTimeoutMs: 300_000,
+      maxHeaderBytes: 65_536,
+      maxHeaders: 20,
+      maxTargetBytes: 4096,
+    });
+    expect(load(src, { maxHeaders: "10000" }).engine.maxHeaders).toBe(10_000);
   });
 
   test("[defaults] alone, and flags alone", () => {

@@ -1,11 +1,11 @@
 // Builds the validated DaemonConfig from the config file and the command-line flags.
 //
 // Precedence, lowest first:
-//   1. built-in defaults (tenant_header "X-Nsproxy-Tenant", upstream_timeout 30 s, shutdown_grace 10 s,
-//      workers = number of CPUs, log_format "text", access_log true)
+//   1. built-in defaults (tenant_header "X-Nsproxy-Tenant", upstream_timeout 30 s, max_connections 1000,
+//      shutdown_grace 10 s, workers = number of CPUs, log_format "text", access_log true, and DEFAULT_ENGINE)
 //   2. the file's [defaults] table (and [daemon] for daemon settings)
-//   3. command-line flags: --listen, --upstream, --tenant-header, --upstream-timeout, --workers,
-//      --shutdown-grace, --log-format, --access-log
+//   3. command-line flags: --listen, --upstream, --tenant-header, --upstream-timeout, --max-connections, --workers,
+//      --shutdown-grace, --log-format, --access-log, and the engine's --request-timeout … --max-url-length
 //   4. values set in a [tenants.NAME] table, for that tenant only
 // Static headers merge name by name (case-insensitively): a tenant's headers override [defaults]' headers.
 // Tenants named by --netns REF join the file's tenants and take the merged defaults (levels 1-3).
@@ -15,10 +15,10 @@ import { parse, TomlError } from "smol-toml";
 import { ConfigError } from "../errors.ts";
 import { type At, dotted, emptyLayer, Invalid, type Layer, mergeLayers } from "./layer.ts";
 import { locateKey } from "./locate.ts";
-import { type FileConfig, type FileTenant, readDocument } from "./schema.ts";
+import { type DaemonSettings, type FileConfig, type FileTenant, MAX_CONNECTIONS, readDocument } from "./schema.ts";
 import { DEFAULT_ADMIN_SOCKET, DEFAULT_TENANTS_DIR } from "../admin/types.ts";
-import { readFlags, type FlagOverrides } from "./flags.ts";
-import type { DaemonConfig, TenantSpec } from "./types.ts";
+import { type FlagConfig, readFlags, type FlagOverrides } from "./flags.ts";
+import type { DaemonConfig, EngineSettings, TenantSpec } from "./types.ts";
 import { checkListeners } from "./listeners.ts";
 
 export type { FlagOverrides } from "./flags.ts";
@@ -27,10 +27,22 @@ export { summarize } from "./summary.ts";
 const BUILT_IN = {
   tenantHeader: "X-Nsproxy-Tenant",
   upstreamTimeoutMs: 30_000,
+  maxConnections: MAX_CONNECTIONS.default,
   shutdownGraceMs: 10_000,
   logFormat: "text",
   accessLog: true,
 } as const;
+
+/** The engine's limits and timeouts when neither [daemon] nor a flag sets them. */
+export const DEFAULT_ENGINE: EngineSettings = {
+  requestTimeoutMs: 10_000,
+  idleTimeoutMs: 60_000,
+  connectTimeoutMs: 5_000,
+  bodyTimeoutMs: 60_000,
+  maxHeaderBytes: 16_384,
+  maxHeaders: 100,
+  maxTargetBytes: 8192,
+};
 
 /** Reads, checks and merges everything; throws ConfigError ("file.toml:LINE: key: message") on the first problem. */
 export function loadConfig(opts: { file?: string; flags?: FlagOverrides; source?: string }): DaemonConfig {
@@ -124,6 +136,7 @@ function build(file: FileConfig | undefined, flagValues: FlagOverrides, fileName
     tenantsDir: daemon.tenantsDir ?? DEFAULT_TENANTS_DIR,
     adminSocket: daemon.adminSocket ?? DEFAULT_ADMIN_SOCKET,
     discover: [...(file?.discover ?? []), ...flags.discover],
+    engine: engineSettings(daemon, flags),
     ...(fileName !== undefined ? { file: fileName } : {}),
   };
   return { config, defaults };
@@ -158,6 +171,36 @@ function finish(name: string, netns: string, l: Layer, where: string[] | { ref: 
     tenantHeader,
     headers,
     upstreamTimeoutMs: l.upstreamTimeoutMs ?? BUILT_IN.upstreamTimeoutMs,
+    maxConnections: l.maxConnections ?? BUILT_IN.maxConnections,
+  };
+}
+
+/** The engine's settings from the merged [daemon] table and flags; max_url_length may not exceed max_header_size. */
+function engineSettings(d: DaemonSettings, flags: FlagConfig): EngineSettings {
+  const maxHeaderBytes = d.maxHeaderBytes ?? DEFAULT_ENGINE.maxHeaderBytes;
+  // Unset, it follows a smaller max_header_size down rather than making that setting an error.
+  const maxTargetBytes = d.maxTargetBytes ?? Math.min(DEFAULT_ENGINE.maxTargetBytes, maxHeaderBytes);
+  if (maxTargetBytes > maxHeaderBytes) {
+    const urlFlag = flags.daemon.maxTargetBytes !== undefined;
+    const headerFlag = flags.daemon.maxHeaderBytes !== undefined;
+    const url = urlFlag ? "--max-url-length" : "max_url_length";
+    // Named as it was written; the default is named in the spelling the user is using for max_url_length.
+    const header = headerFlag || (urlFlag && d.maxHeaderBytes === undefined) ? "--max-header-size" : "max_header_size";
+    const headerText = d.maxHeaderBytes === undefined ? `the default ${header}` : header;
+    throw new Invalid(
+      `${url} ${maxTargetBytes} is larger than ${headerText} ${maxHeaderBytes}: the request target is part of the request head; ` +
+        `lower ${url} or raise ${header}`,
+      urlFlag ? "--max-url-length" : ["daemon", "max_url_length"],
+    );
+  }
+  return {
+    requestTimeoutMs: d.requestTimeoutMs ?? DEFAULT_ENGINE.requestTimeoutMs,
+    idleTimeoutMs: d.idleTimeoutMs ?? DEFAULT_ENGINE.idleTimeoutMs,
+    connectTimeoutMs: d.connectTimeoutMs ?? DEFAULT_ENGINE.connectTimeoutMs,
+    bodyTimeoutMs: d.bodyTimeoutMs ?? DEFAULT_ENGINE.bodyTimeoutMs,
+    maxHeaderBytes,
+    maxHeaders: d.maxHeaders ?? DEFAULT_ENGINE.maxHeaders,
+    maxTargetBytes,
   };
 }
 

@@ -12,6 +12,7 @@ import {
   parseLogFormat,
   parseUpstream,
   parseDiscover,
+  parseInteger,
   parseWorkers,
 } from "./values.ts";
 import type { DiscoverSpec } from "./types.ts";
@@ -23,7 +24,33 @@ export interface DaemonSettings {
   accessLog?: boolean;
   tenantsDir?: string;
   adminSocket?: string;
+  requestTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  bodyTimeoutMs?: number;
+  maxHeaderBytes?: number;
+  maxHeaders?: number;
+  maxTargetBytes?: number;
 }
+
+/** The engine's [daemon] timeouts: key, DaemonSettings field, FlagOverrides field, and an example (the default). */
+export const ENGINE_DURATIONS = [
+  ["request_timeout", "requestTimeoutMs", "requestTimeout", "10s"],
+  ["idle_timeout", "idleTimeoutMs", "idleTimeout", "60s"],
+  ["connect_timeout", "connectTimeoutMs", "connectTimeout", "5s"],
+  ["body_timeout", "bodyTimeoutMs", "bodyTimeout", "60s"],
+] as const;
+
+/** The engine's [daemon] size limits: key, DaemonSettings field, FlagOverrides field, allowed range, example (the default). */
+export const ENGINE_LIMITS = [
+  ["max_header_size", "maxHeaderBytes", "maxHeaderSize", 1024, 1_048_576, 16_384],
+  ["max_headers", "maxHeaders", "maxHeaders", 8, 10_000, 100],
+  // At most max_header_size too (the target is part of the head): checked once the file and the flags are merged.
+  ["max_url_length", "maxTargetBytes", "maxUrlLength", 64, 1_048_576, 8192],
+] as const;
+
+/** Per-tenant max_connections: the allowed range and the built-in default. */
+export const MAX_CONNECTIONS = { min: 1, max: 1_000_000, default: 1000 } as const;
 
 export interface FileTenant {
   name: string;
@@ -41,9 +68,18 @@ export interface FileConfig {
 type Table = Record<string, unknown>;
 
 const TOP_KEYS = ["daemon", "defaults", "tenants", "discover"];
-const DAEMON_KEYS = ["workers", "shutdown_grace", "log_format", "access_log", "tenants_dir", "admin_socket"];
+const DAEMON_KEYS: string[] = [
+  "workers",
+  "shutdown_grace",
+  "log_format",
+  "access_log",
+  "tenants_dir",
+  "admin_socket",
+  ...ENGINE_DURATIONS.map(([key]) => key),
+  ...ENGINE_LIMITS.map(([key]) => key),
+];
 const DISCOVER_KEYS = ["dir", "glob"];
-const LAYER_KEYS = ["listen", "upstream", "tenant_header", "upstream_timeout", "headers"];
+const LAYER_KEYS = ["listen", "upstream", "tenant_header", "upstream_timeout", "max_connections", "headers"];
 const TENANT_KEYS = ["netns", ...LAYER_KEYS];
 
 export function readDocument(doc: Table): FileConfig {
@@ -95,6 +131,19 @@ function readDaemon(t: Table): DaemonSettings {
   if (t.access_log !== undefined) {
     if (typeof t.access_log !== "boolean") throw wrongType(t.access_log, path("access_log"), "true or false");
     out.accessLog = t.access_log;
+  }
+  for (const [key, field, , example] of ENGINE_DURATIONS) {
+    if (t[key] === undefined) continue;
+    const ms = at(path(key), () => parseDuration(t[key]));
+    // Zero would cut every connection (or request) at once.
+    if (ms === 0) throw new Invalid(`${key} must be longer than 0, like "${example}"`, path(key));
+    out[field] = ms;
+  }
+  for (const [key, field, , min, max, example] of ENGINE_LIMITS) {
+    const v = t[key];
+    if (v === undefined) continue;
+    if (typeof v !== "number") throw wrongType(v, path(key), "an integer");
+    out[field] = at(path(key), () => parseInteger(v, key, min, max, example));
   }
   return out;
 }
@@ -149,6 +198,12 @@ function readLayer(t: Table, path: string[]): Layer {
     // Zero would answer every request with 504 before the upstream could reply.
     if (layer.upstreamTimeoutMs === 0) throw new Invalid("upstream_timeout must be longer than 0, like \"30s\"", key("upstream_timeout"));
     layer.at.upstreamTimeoutMs = key("upstream_timeout");
+  }
+  if (t.max_connections !== undefined) {
+    const v = t.max_connections;
+    if (typeof v !== "number") throw wrongType(v, key("max_connections"), "an integer");
+    layer.maxConnections = at(key("max_connections"), () => parseInteger(v, "max_connections", MAX_CONNECTIONS.min, MAX_CONNECTIONS.max, MAX_CONNECTIONS.default));
+    layer.at.maxConnections = key("max_connections");
   }
   if (t.headers !== undefined) readHeaders(t.headers, layer, key("headers"));
   return layer;

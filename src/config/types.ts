@@ -37,6 +37,8 @@ export interface TenantSpec {
   headers: Record<string, string>;
   /** Time allowed for the upstream's response headers, in milliseconds, before a 504. */
   upstreamTimeoutMs: number;
+  /** Open client connections this tenant may hold across all workers; over it, new ones are refused. */
+  maxConnections: number;
   /** Where it was declared (not part of what is served: specs that differ only here are equal). */
   source?: TenantSource;
 }
@@ -48,6 +50,24 @@ export type TenantSource = "config" | "flag" | "tenants-dir" | "discover";
 export interface DiscoverSpec {
   dir: string;
   glob: string;
+}
+
+/** The data path's limits and timeouts ([daemon] keys), the same for every tenant. */
+export interface EngineSettings {
+  /** request_timeout: a request head must arrive completely within this (slowloris): 408 and close. */
+  requestTimeoutMs: number;
+  /** idle_timeout: a keep-alive connection with no request in progress is closed after this. */
+  idleTimeoutMs: number;
+  /** connect_timeout: the upstream connection must be established within this, else 502. */
+  connectTimeoutMs: number;
+  /** body_timeout: a body (either direction) or a tunnel that moves no byte for this long is cut. */
+  bodyTimeoutMs: number;
+  /** max_header_size: bytes of a request head (request line + fields); over it: 431. */
+  maxHeaderBytes: number;
+  /** max_headers: number of fields in a request head; over it: 431. */
+  maxHeaders: number;
+  /** max_url_length: bytes of the request target; over it: 414. */
+  maxTargetBytes: number;
 }
 
 export interface DaemonConfig {
@@ -63,6 +83,8 @@ export interface DaemonConfig {
   /** Unix socket of the admin interface. */
   adminSocket: string;
   discover: DiscoverSpec[];
+  /** Limits and timeouts of the HTTP engine. */
+  engine: EngineSettings;
   /** The config file it came from, if any (for messages and reload). */
   file?: string;
 }

@@ -7,6 +7,7 @@ import {
   isValidTenantName,
   parseDuration,
   parseListen,
+  parseInteger,
   parseNetnsRef,
   parseUpstream,
   parseWorkers,
@@ -151,5 +152,12 @@ describe("name and value checks", () => {
     expect(parseWorkers(4)).toBe(4);
     expect(parseWorkers("256")).toBe(256);
     for (const bad of [0, 257, 1.5, "two", "", true]) expect(() => parseWorkers(bad)).toThrow(/not an integer from 1 to 256/);
+  });
+
+  test("parseInteger: numbers and digit strings in range; the message names the setting, the range and an example", () => {
+    expect(parseInteger(8, "max_headers", 8, 10_000, 100)).toBe(8);
+    expect(parseInteger(" 10000 ", "max_headers", 8, 10_000, 100)).toBe(10_000);
+    expect(() => parseInteger("1e3", "max_connections", 1, 1_000_000, 1000)).toThrow('max_connections "1e3" is not an integer from 1 to 1000000, like 1000');
+    for (const bad of [7, 10_001, 9.5, "-8", "", null]) expect(() => parseInteger(bad, "max_headers", 8, 10_000, 100)).toThrow(/not an integer from 8 to 10000, like 100/);
   });
 });

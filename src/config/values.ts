@@ -202,9 +202,14 @@ export function checkHeaderName(name: string, role: "tenant_header" | "static he
 
 /** Worker threads: an integer 1..256, from TOML (number) or a flag (string). */
 export function parseWorkers(v: unknown): number {
+  return parseInteger(v, "workers", 1, 256, 4);
+}
+
+/** An integer min..max, from TOML (number) or a flag (string of digits); `what` and `example` are for the message. */
+export function parseInteger(v: unknown, what: string, min: number, max: number, example: number): number {
   const n = typeof v === "string" && /^\d+$/.test(v.trim()) ? Number(v) : v;
-  if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > 256) {
-    throw new Error(`workers ${JSON.stringify(v)} is not an integer from 1 to 256, like 4`);
+  if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
+    throw new Error(`${what} ${JSON.stringify(v)} is not an integer from ${min} to ${max}, like ${example}`);
   }
   return n;
 }

@@ -19,6 +19,7 @@ const GLOBEX = {
   upstream: "unix:/run/globex.sock:/v1",
   headers: { "X-Plan": "gold", "X-Env": "prod" },
   upstream_timeout: "5s",
+  max_connections: 50,
 };
 
 describe("writeTenantFile / readTenantsDir", () => {
@@ -36,6 +37,7 @@ describe("writeTenantFile / readTenantsDir", () => {
     expect(t!.tenant.netns).toBe("/var/run/docker/netns/1a2b");
     expect(t!.tenant.layer.listen?.map((l) => l.text)).toEqual(["127.0.0.1:8080", "[::1]:8080"]);
     expect(t!.tenant.layer.upstreamTimeoutMs).toBe(5000);
+    expect(t!.tenant.layer.maxConnections).toBe(50);
   });
 
   test("creates a missing directory (and its parents)", () => {

@@ -43,6 +43,7 @@ class PinnedWorker {
         if (msg.type === "ready") resolve();
         else if (msg.type === "fatal") this.die(msg.message);
         else if (msg.type === "batch") msg.messages.forEach(receive);
+        else if (msg.type === "log") logger[msg.level](`worker ${this.index}: ${msg.message}`);
         else this.settle(msg.id, msg.type === "failed" ? { message: msg.message, code: msg.code, listen: msg.listen } : undefined);
       };
       this.worker.addEventListener("message", (ev: MessageEvent<FromWorker>) => receive(ev.data));
@@ -143,7 +144,8 @@ export class WorkerPool {
    */
   async attach(spec: TenantSpec, nsFd: number, only?: number): Promise<AttachFailure | undefined> {
     const targets = only === undefined ? this.workers : [this.workers[only]!];
-    const results = await Promise.all(targets.map((w) => w.request((id) => ({ type: "attach", id, spec, nsFd }))));
+    const slot = this.slotOf(spec.name);
+    const results = await Promise.all(targets.map((w) => w.request((id) => ({ type: "attach", id, spec, nsFd, slot }))));
     const failure = results.find((r) => r !== undefined);
     if (failure) await this.detach(spec.name, 0);
     return failure;
@@ -151,6 +153,26 @@ export class WorkerPool {
 
   async detach(name: string, graceMs: number): Promise<void> {
     await Promise.all(this.workers.map((w) => w.request((id) => ({ type: "detach", id, name, graceMs }))));
+    // The slot's count drops to zero as the old connections close; only then may another tenant take it.
+    const slot = this.slots.get(name);
+    if (slot !== undefined) {
+      this.slots.delete(name);
+      setTimeout(() => this.freeSlots.push(slot), graceMs + 1000).unref?.();
+    }
+  }
+
+  /** Each tenant's connection count lives in one slot of the shared counters, the same in every worker. */
+  private readonly slots = new Map<string, number>();
+  private readonly freeSlots: number[] = [];
+  private nextSlot = 0;
+
+  private slotOf(name: string): number {
+    let slot = this.slots.get(name);
+    if (slot === undefined) {
+      slot = this.freeSlots.shift() ?? this.nextSlot++;
+      this.slots.set(name, slot);
+    }
+    return slot;
   }
 
   /** Stop every listener; resolves when in-flight requests finished or the grace period ended. */

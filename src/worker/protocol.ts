@@ -1,5 +1,5 @@
 // Messages between the supervisor (main thread) and the pinned workers that hold the listeners.
-import type { TenantSpec } from "../config/types.ts";
+import type { EngineSettings, TenantSpec } from "../config/types.ts";
 
 export interface WorkerOptions {
   accessLog: boolean;
@@ -11,12 +11,16 @@ export interface WorkerOptions {
    * return from this tenant's namespace as failed, to exercise replacement. Never set in production.
    */
   strandTenant?: string;
+  /** Limits and timeouts of the HTTP engine. */
+  engine: EngineSettings;
+  /** Counters shared by every worker (see shared-counts.ts). */
+  counts: SharedArrayBuffer;
 }
 
 export type ToWorker =
   | { type: "init"; options: WorkerOptions }
   /** Listen on every address of `spec` inside the namespace open at `nsFd` (an fd of this process). */
-  | { type: "attach"; id: number; spec: TenantSpec; nsFd: number }
+  | { type: "attach"; id: number; spec: TenantSpec; nsFd: number; slot: number }
   /** Stop accepting for tenant `name`; close its connections after `graceMs`. */
   | { type: "detach"; id: number; name: string; graceMs: number }
   /** Stop every listener; answer when in-flight requests are done or `graceMs` has passed. */
@@ -30,5 +34,7 @@ export type FromWorker =
   | { type: "failed"; id: number; message: string; code: string; listen?: string }
   /** The worker could not return to its own namespace: it must be terminated, never reused. */
   | { type: "fatal"; message: string }
+  /** A line for the supervisor's log (workers rate-limit what a tenant can cause). */
+  | { type: "log"; level: "warn" | "info"; message: string }
   /** The answers a batch produced at once, in order. */
   | { type: "batch"; messages: FromWorker[] };

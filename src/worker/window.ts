@@ -1,9 +1,6 @@
 // The window: the only code that runs while a thread is inside a tenant's network namespace.
-import type { Server } from "bun";
 import type { ListenAddr } from "../config/types.ts";
 import { enterNetnsRaw, errnoName, errorText, probeBindRaw } from "../netns/native.ts";
-
-export type ServeOptions = Omit<Parameters<typeof Bun.serve>[0], "hostname" | "port" | "unix">;
 
 /** Could not listen: errno of the precise reason when the probe found one. */
 export class ListenError extends Error {
@@ -23,23 +20,24 @@ export class StrandedError extends Error {
 }
 
 /**
- * Create a listening server for `addr` inside the namespace open at `nsFd`, then return to `homeFd`.
+ * Create a listening socket for `addr` inside the namespace open at `nsFd` (with `listen`, which must
+ * create it synchronously on this thread: Bun.listen), then return to `homeFd`.
  *
  * Between the two setns calls this thread is in the tenant's namespace, and anything created there
  * stays there: a thread started now (by logging, fetch, a timer's first use, a promise continuation
  * running other code) would live in the tenant namespace for good. So the window holds nothing but
- * Bun.serve, which creates the socket synchronously on this thread, and on failure a socket+bind
- * probe (plain syscalls) for the exact errno. No await, no logging, no allocation of threads.
+ * the listen call, and on failure a socket+bind probe (plain syscalls) for the exact errno. No await,
+ * no logging, no allocation of threads.
  */
-export function listenInside(nsFd: number, homeFd: number, addr: ListenAddr, options: ServeOptions): Server<unknown> {
+export function listenInside<L>(nsFd: number, homeFd: number, addr: ListenAddr, listen: (host: string, port: number) => L): L {
   const entered = enterNetnsRaw(nsFd);
   if (entered < 0) throw new ListenError(addr.text, "ENTER", `setns: ${errorText(-entered)}`);
   // ---- window open ----
-  let server: Server<unknown> | undefined;
+  let server: L | undefined;
   let failure: unknown;
   let probe = 0;
   try {
-    server = Bun.serve({ ...options, hostname: addr.host, port: addr.port, reusePort: true } as Parameters<typeof Bun.serve>[0]);
+    server = listen(addr.host, addr.port);
   } catch (err) {
     failure = err;
     probe = probeBindRaw(addr.host, addr.port);

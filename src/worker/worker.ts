@@ -1,73 +1,70 @@
-// Pinned worker: one OS thread for its whole life, holding the listeners of every tenant (one per address).
-import type { Server } from "bun";
+// Pinned worker: one OS thread for its whole life, holding every tenant's listeners and running the proxy engine on them.
 import type { TenantSpec } from "../config/types.ts";
+import type { ProxyConn } from "../engine/conn.ts";
+import type { Env } from "../engine/types.ts";
 import { openOwnNetns } from "../netns/native.ts";
 import { type AccessSink, stdoutAccessLog } from "../proxy/access-log.ts";
-import { createProxyApp, type ProxyEnv } from "../proxy/forward.ts";
+import { dial, listenTcp } from "../runtime/bun-net.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
-import { ListenError, listenInside, type ServeOptions, StrandedError } from "./window.ts";
+import { SharedCounts } from "./shared-counts.ts";
+import { TenantGroup } from "./tenant-group.ts";
+import { ListenError, listenInside, StrandedError } from "./window.ts";
 
 declare const self: Worker;
 
 // The namespace this thread had when it started is home; opened now, before any setns.
 const homeFd = openOwnNetns();
 let access: AccessSink | undefined;
-/** One proxy app for every tenant of this worker (made at init, when the access log is known). */
-let app = createProxyApp();
 let strandTenant: string | undefined;
 let replaceGraceMs = 10_000;
-const tenants = new Map<string, Server<unknown>[]>();
+let counts: SharedCounts;
+let env: Env;
+const tenants = new Map<string, TenantGroup>();
 let stranded = false;
 
 /** While a batch is handled, answers given at once are collected and sent back as one message. */
 let collected: FromWorker[] | undefined;
 const post = (msg: FromWorker) => (collected ? collected.push(msg) : self.postMessage(msg));
 
-function serveOptions(spec: TenantSpec): ServeOptions {
-  // Bun's idle timeout would cut a client waiting on a slow upstream; keep it above the upstream timeout.
-  const idleTimeout = Math.min(255, Math.max(10, Math.ceil(spec.upstreamTimeoutMs / 1000) + 5));
-  return {
-    idleTimeout,
-    // Bodies stream through; the default 128 MB cap would refuse large uploads.
-    maxRequestBodySize: Number.MAX_SAFE_INTEGER,
-    development: false,
-    fetch(req: Request, server: Server<unknown>) {
-      const env: ProxyEnv = { tenant: spec, clientAddress: server.requestIP(req)?.address ?? "" };
-      return app.fetch(req, env);
-    },
-    error(err: Error) {
-      return new Response(`nsproxy: internal error: ${err.message}\n`, { status: 500 });
-    },
-  } as ServeOptions;
-}
+/** Warnings a tenant can cause at any rate are logged at most once per 10 s per kind. */
+const lastWarned = new Map<string, number>();
+const owner = {
+  warn(kind: string, message: string) {
+    const now = Date.now();
+    if (now - (lastWarned.get(kind) ?? 0) < 10_000) return;
+    lastWarned.set(kind, now);
+    post({ type: "log", level: "warn", message });
+  },
+};
 
-function attach(spec: TenantSpec, nsFd: number): void {
-  const opts = serveOptions(spec);
-  const fresh: Server<unknown>[] = [];
+function attach(spec: TenantSpec, nsFd: number, slot: number): void {
+  const group = new TenantGroup(spec, slot, counts, env, owner);
   try {
-    for (const addr of spec.listen) fresh.push(listenInside(nsFd, homeFd, addr, opts));
+    for (const addr of spec.listen) group.listeners.push(listenInside(nsFd, homeFd, addr, (host, port) => listenTcp(host, port, group)));
     if (spec.name === strandTenant) throw new StrandedError("setns back to own namespace: injected fault (NSPROXY_FAULT_STRAND_TENANT)");
   } catch (err) {
-    for (const s of fresh) s.stop(true);
+    for (const l of group.listeners) l.stop(true);
     throw err;
   }
+  counts.listeners(group.listeners.length);
   // A re-attach binds the new sockets first (SO_REUSEPORT lets both exist), then retires the old ones:
-  // they stop accepting at once, and their requests in flight may finish within the grace period.
+  // they stop accepting at once, and their exchanges in flight may finish within the grace period.
   const old = tenants.get(spec.name);
-  tenants.set(spec.name, fresh);
+  tenants.set(spec.name, group);
   if (old) void retire(old, replaceGraceMs);
 }
 
-/** Stop accepting now; close what is still open after the grace period. */
-function retire(servers: Server<unknown>[], graceMs: number): Promise<void> {
-  const drained = Promise.all(servers.map((s) => s.stop(false))).then(() => undefined);
-  const forced = new Promise<void>((resolve) =>
-    setTimeout(() => {
-      for (const s of servers) s.stop(true);
-      resolve();
-    }, graceMs).unref?.(),
-  );
-  return Promise.race([drained, forced]);
+/** Every open connection is checked against its timers a few times a second. */
+function sweep(): void {
+  const now = performance.now();
+  for (const g of tenants.values()) for (const c of g.conns) c.sweep(now);
+  for (const g of retiring) for (const c of g.conns) c.sweep(now);
+}
+const retiring = new Set<TenantGroup>();
+
+function retire(group: TenantGroup, graceMs: number): Promise<void> {
+  retiring.add(group);
+  return group.retire(graceMs).finally(() => retiring.delete(group));
 }
 
 async function handle(msg: ToWorker): Promise<void> {
@@ -86,15 +83,25 @@ async function handle(msg: ToWorker): Promise<void> {
       if (answers.length) self.postMessage(answers.length === 1 ? answers[0] : { type: "batch", messages: answers });
       return;
     }
-    case "init":
-      access = msg.options.accessLog ? stdoutAccessLog(msg.options.logFormat) : undefined;
-      app = createProxyApp(access);
-      strandTenant = msg.options.strandTenant;
-      replaceGraceMs = msg.options.replaceGraceMs;
+    case "init": {
+      const o = msg.options;
+      access = o.accessLog ? stdoutAccessLog(o.logFormat) : undefined;
+      strandTenant = o.strandTenant;
+      replaceGraceMs = o.replaceGraceMs;
+      counts = new SharedCounts(o.counts);
+      env = {
+        limits: { ...o.engine, tunnelTimeoutMs: 3_600_000 },
+        dial,
+        access,
+        now: () => performance.now(),
+        closed: (c) => ((c as ProxyConn).owner as TenantGroup).release(c as ProxyConn),
+      };
+      setInterval(sweep, 250);
       return;
+    }
     case "attach":
       try {
-        attach(msg.spec, msg.nsFd);
+        attach(msg.spec, msg.nsFd, msg.slot);
         post({ type: "done", id: msg.id });
       } catch (err) {
         if (err instanceof StrandedError) {
@@ -107,16 +114,16 @@ async function handle(msg: ToWorker): Promise<void> {
       }
       return;
     case "detach": {
-      const servers = tenants.get(msg.name);
+      const group = tenants.get(msg.name);
       tenants.delete(msg.name);
       post({ type: "done", id: msg.id });
-      if (servers) await retire(servers, msg.graceMs);
+      if (group) await retire(group, msg.graceMs);
       return;
     }
     case "stop": {
-      const all = [...tenants.values()].flat();
+      const all = [...tenants.values()];
       tenants.clear();
-      await retire(all, msg.graceMs);
+      await Promise.all(all.map((g) => retire(g, msg.graceMs)));
       access?.flush();
       post({ type: "done", id: msg.id });
       return;

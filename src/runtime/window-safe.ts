@@ -10,8 +10,8 @@
 // make marking and JIT compilation run on the thread that asks, so no such thread is created at all.
 //
 // They must be in the environment before the runtime initialises, hence the exec (same PID).
-import { logger } from "./log.ts";
-import { execWithEnv } from "./netns/native.ts";
+import { logger } from "../log.ts";
+import { execWithEnv } from "../netns/native.ts";
 
 const WINDOW_SAFE_ENV: Record<string, string> = {
   BUN_JSC_numberOfGCMarkers: "1",

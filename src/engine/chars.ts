@@ -1,0 +1,83 @@
+// Character classes of RFC 9110/9112 as lookup tables, and the few byte helpers the parsers share.
+import { Buffer } from "node:buffer";
+
+const CR = 13;
+const LF = 10;
+
+/** tchar (RFC 9110 §5.6.2): what a method, a field name or a transfer coding may contain. */
+export const TCHAR = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~") TCHAR[c.charCodeAt(0)] = 1;
+for (let c = 0x30; c <= 0x39; c++) TCHAR[c] = 1;
+for (let c = 0x41; c <= 0x5a; c++) TCHAR[c] = 1;
+for (let c = 0x61; c <= 0x7a; c++) TCHAR[c] = 1;
+
+/** field-vchar / SP / HTAB (RFC 9110 §5.5): VCHAR, obs-text, space and tab. No other control byte. */
+export const FIELD_CHAR = new Uint8Array(256);
+for (let c = 0x20; c <= 0x7e; c++) FIELD_CHAR[c] = 1;
+for (let c = 0x80; c <= 0xff; c++) FIELD_CHAR[c] = 1;
+FIELD_CHAR[9] = 1;
+
+/** What a request target may hold: visible ASCII only (RFC 3986 plus the bytes browsers send unescaped). */
+export const TARGET_CHAR = new Uint8Array(256);
+for (let c = 0x21; c <= 0x7e; c++) TARGET_CHAR[c] = 1;
+
+export const HEX = new Int8Array(256).fill(-1);
+for (let c = 0; c < 10; c++) HEX[0x30 + c] = c;
+for (let c = 0; c < 6; c++) {
+  HEX[0x41 + c] = 10 + c;
+  HEX[0x61 + c] = 10 + c;
+}
+
+export type HeadScan =
+  /** The head is not complete yet; `scanned` bytes need not be looked at again. */
+  | { kind: "more"; scanned: number }
+  /** The head ends at `end` (just after its empty line). */
+  | { kind: "head"; end: number }
+  /** A LF not preceded by CR at `offset`: HTTP/1.1 requires CRLF, and a lone LF is where parsers disagree. */
+  | { kind: "bare-lf"; offset: number };
+
+/**
+ * Find the end of a message head (the first CRLF CRLF) in buf[from, end), refusing a lone LF on the way.
+ * `from` is where the previous call stopped, so a head arriving byte by byte is scanned once.
+ * Leading empty lines (CRLF) before a request line are allowed (RFC 9112 §2.2) and passed over by the parser.
+ */
+export function scanHead(buf: Uint8Array, from: number, end: number): HeadScan {
+  let i = from;
+  for (;;) {
+    const lf = buf.indexOf(LF, i);
+    if (lf < 0 || lf >= end) return { kind: "more", scanned: Math.max(from, end - 3) };
+    if (lf === 0 || buf[lf - 1] !== CR) return { kind: "bare-lf", offset: lf };
+    // CRLF at lf-1; the head ends if the line before it was empty (…CRLF CRLF) and not a leading empty line.
+    if (lf >= 3 && buf[lf - 2] === LF && buf[lf - 3] === CR && !onlyEmptyLines(buf, lf - 3)) return { kind: "head", end: lf + 1 };
+    i = lf + 1;
+  }
+}
+
+/** True when buf[0, upto) is nothing but CRLF pairs (empty lines before the request line). */
+function onlyEmptyLines(buf: Uint8Array, upto: number): boolean {
+  for (let i = 0; i < upto; i += 2) if (buf[i] !== CR || buf[i + 1] !== LF) return false;
+  return upto % 2 === 0;
+}
+
+/** ASCII case-insensitive comparison of s[start, end) with a lower-case literal. */
+export function equalsLower(s: string, start: number, end: number, lower: string): boolean {
+  if (end - start !== lower.length) return false;
+  for (let i = 0; i < lower.length; i++) {
+    let c = s.charCodeAt(start + i);
+    if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+    if (c !== lower.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/** Bytes → string, one char per byte (ISO-8859-1, not windows-1252), so string offsets are byte offsets. */
+export function bytesToLatin1(buf: Uint8Array, start: number, end: number): string {
+  // Buffer's latin1 is a true 1:1 mapping; TextDecoder("latin1") is windows-1252 and remaps 0x80-0x9F.
+  const b = buf instanceof Buffer ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  return (b as unknown as { latin1Slice(s: number, e: number): string }).latin1Slice(start, end);
+}
+
+/** A string of chars < 256 → bytes, one byte per char. */
+export function latin1ToBytes(s: string): Uint8Array {
+  return Buffer.from(s, "latin1");
+}

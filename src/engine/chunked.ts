@@ -1,0 +1,112 @@
+// The chunked transfer coding (RFC 9112 §7.1) as an incremental scanner: it finds where a chunked body ends and refuses a malformed one, while the bytes pass on unchanged.
+import { FIELD_CHAR, HEX } from "./chars.ts";
+
+const enum S {
+  SizeStart,
+  Size,
+  Ext,
+  SizeLf,
+  Data,
+  DataCr,
+  DataLf,
+  TrailerStart,
+  Trailer,
+  TrailerLf,
+  LastLf,
+  Done,
+}
+
+/** 13 hex digits (< 2^52) keep the size exact in a double; larger sizes are refused as overflow. */
+const MAX_SIZE_DIGITS = 13;
+/** Chunk extensions and trailer fields are metadata: bounded so a body cannot be an endless head. */
+const MAX_META_BYTES = 16 * 1024;
+
+export class ChunkedScanner {
+  private state = S.SizeStart;
+  private left = 0;
+  private digits = 0;
+  private meta = 0;
+  /** Why the body was refused, once it was. */
+  error: string | undefined;
+
+  get done(): boolean {
+    return this.state === S.Done;
+  }
+
+  /**
+   * Look at buf[from, end). Returns the offset just past the body's last byte when the body ends
+   * inside this range, `end` when it goes on, or -1 when it is malformed (see `error`).
+   */
+  feed(buf: Uint8Array, from: number, end: number): number {
+    let i = from;
+    while (i < end) {
+      const c = buf[i]!;
+      switch (this.state) {
+        case S.Data: {
+          const n = Math.min(this.left, end - i);
+          this.left -= n;
+          i += n;
+          if (this.left === 0) this.state = S.DataCr;
+          continue;
+        }
+        case S.SizeStart:
+          if (HEX[c]! < 0) return this.fail("invalid chunk size");
+          this.left = HEX[c]!;
+          this.digits = 1;
+          this.state = S.Size;
+          break;
+        case S.Size:
+          if (HEX[c]! >= 0) {
+            if (++this.digits > MAX_SIZE_DIGITS) return this.fail("chunk size too large");
+            this.left = this.left * 16 + HEX[c]!;
+          } else if (c === 0x3b /* ; */) this.state = S.Ext;
+          else if (c === 0x0d) this.state = S.SizeLf;
+          else return this.fail("invalid character after a chunk size");
+          break;
+        case S.Ext:
+          if (c === 0x0d) this.state = S.SizeLf;
+          else if (!FIELD_CHAR[c] || ++this.meta > MAX_META_BYTES) return this.fail("invalid chunk extension");
+          break;
+        case S.SizeLf:
+          if (c !== 0x0a) return this.fail("chunk size line not ended by CRLF");
+          this.state = this.left === 0 ? S.TrailerStart : S.Data;
+          break;
+        case S.DataCr:
+          if (c !== 0x0d) return this.fail("chunk data longer than its size");
+          this.state = S.DataLf;
+          break;
+        case S.DataLf:
+          if (c !== 0x0a) return this.fail("chunk data not ended by CRLF");
+          this.state = S.SizeStart;
+          break;
+        case S.TrailerStart:
+          if (c === 0x0d) this.state = S.LastLf;
+          else if (c === 0x20 || c === 0x09) return this.fail("obs-fold in a trailer section");
+          else if (!FIELD_CHAR[c]) return this.fail("invalid character in a trailer field");
+          else this.state = S.Trailer;
+          break;
+        case S.Trailer:
+          if (c === 0x0d) this.state = S.TrailerLf;
+          else if (!FIELD_CHAR[c] || ++this.meta > MAX_META_BYTES) return this.fail("invalid trailer field");
+          break;
+        case S.TrailerLf:
+          if (c !== 0x0a) return this.fail("trailer field not ended by CRLF");
+          this.state = S.TrailerStart;
+          break;
+        case S.LastLf:
+          if (c !== 0x0a) return this.fail("chunked body not ended by CRLF");
+          this.state = S.Done;
+          return i + 1;
+        case S.Done:
+          return i;
+      }
+      i++;
+    }
+    return end;
+  }
+
+  private fail(reason: string): number {
+    this.error = reason;
+    return -1;
+  }
+}

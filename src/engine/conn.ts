@@ -1,0 +1,672 @@
+// One client connection and the upstream connection it uses: keep-alive, pipelining in order, bodies by their framing, Upgrade tunnels, backpressure, timeouts.
+import { bytesToLatin1, scanHead } from "./chars.ts";
+import { ChunkedScanner } from "./chunked.ts";
+import { isRefusal, parseRequestHead, type RequestHead } from "./request-head.ts";
+import { parseResponseHead, type ResponseHead } from "./response-head.ts";
+import { clientResponseHead, plainResponse, upstreamRequestHead } from "./rewrite.ts";
+import type { Duplex, Env, Route, UpstreamEvents } from "./types.ts";
+
+const enum Phase {
+  /** Reading a request head (or idle between requests). */
+  Head,
+  /** Forwarding the request body. */
+  Body,
+  /** Request forwarded; waiting for its response to complete. Further bytes are pipelined requests. */
+  Wait,
+  /** After a 101: bytes flow both ways untouched. */
+  Tunnel,
+  Closed,
+}
+
+/** What the sweep checks a connection against. */
+const enum Timer {
+  None,
+  /** A fresh connection or one mid-head: request_timeout from the first byte (or from accept). */
+  Head,
+  /** Keep-alive between requests: idle_timeout. */
+  Idle,
+  Connect,
+  /** Request sent, no response head yet: the tenant's upstream_timeout. */
+  Response,
+  /** A body moving in either direction: body_timeout since the last byte. */
+  Body,
+  Tunnel,
+}
+
+/** Why reading from a socket is paused; reading resumes when no reason is left. */
+const PAUSE_BACKPRESSURE = 1;
+const PAUSE_PIPELINE = 2;
+
+/** Response heads may be larger than request heads (cookies); still bounded. */
+const MAX_RESPONSE_HEAD = 64 * 1024;
+
+export class ProxyConn implements UpstreamEvents {
+  private phase = Phase.Head;
+  private timer = Timer.Head;
+  private since: number;
+  /** Bytes from the client not yet handled: buf[pos, buf.length). */
+  private buf: Uint8Array | undefined;
+  private pos = 0;
+  private scanned = 0;
+  private req: RequestHead | undefined;
+  private reqLeft = 0;
+  private reqChunks: ChunkedScanner | undefined;
+  private reqDone = false;
+  private reqStarted = 0;
+  /** The upstream request head, kept until the first response byte for one retry on a stale connection. */
+  private reqHead: Uint8Array | undefined;
+
+  private up: Duplex | undefined;
+  private upConnecting = false;
+  private upReused = false;
+  private upQueue: Uint8Array[] = [];
+  private upPaused = 0;
+  private clientQueue: Uint8Array[] = [];
+  private clientPaused = 0;
+
+  private rbuf: Uint8Array | undefined;
+  private rscanned = 0;
+  private res: ResponseHead | undefined;
+  private resLeft = 0;
+  private resChunks: ChunkedScanner | undefined;
+  /** A byte of the current response reached the client: errors can no longer be reported as a status. */
+  private resStarted = false;
+  private keepClient = false;
+  /** Close the client once its queue is flushed. */
+  private closing = false;
+  /** Stop after the current exchange (tenant detached or daemon stopping). */
+  private draining = false;
+  private requests = 0;
+  /** Whoever accepted this connection (the runtime's bookkeeping); the engine never looks at it. */
+  owner: unknown;
+
+  constructor(
+    readonly client: Duplex,
+    readonly route: Route,
+    readonly clientAddress: string,
+    private readonly env: Env,
+  ) {
+    this.since = env.now();
+  }
+
+  // ---------------------------------------------------------------- client side
+
+  onClientData(data: Uint8Array): void {
+    if (this.phase === Phase.Closed) return;
+    if (this.phase === Phase.Tunnel) {
+      this.since = this.env.now();
+      this.sendUp(data);
+      return;
+    }
+    if (this.buf === undefined || this.pos === this.buf.length) {
+      this.buf = data;
+      this.pos = 0;
+    } else {
+      const rest = this.buf.subarray(this.pos);
+      const merged = new Uint8Array(rest.length + data.length);
+      merged.set(rest, 0);
+      merged.set(data, rest.length);
+      this.buf = merged;
+      this.scanned -= this.pos;
+      this.pos = 0;
+    }
+    if (this.phase === Phase.Head && this.timer !== Timer.Head) this.setTimer(Timer.Head);
+    else if (this.phase === Phase.Body) this.since = this.env.now();
+    this.pump();
+  }
+
+  onClientDrain(): void {
+    const q = this.clientQueue;
+    while (q.length > 0) {
+      const chunk = q[0]!;
+      const n = this.client.write(chunk);
+      if (n < chunk.length) {
+        q[0] = chunk.subarray(n);
+        return;
+      }
+      q.shift();
+    }
+    if (this.closing) {
+      this.client.end();
+      this.finish();
+      return;
+    }
+    this.unpauseUp(PAUSE_BACKPRESSURE);
+  }
+
+  /** The client connection is gone (closed by either side). */
+  onClientClose(): void {
+    if (this.phase === Phase.Closed) return;
+    this.finish();
+  }
+
+  /** Serve what is in flight, then close: used when a tenant is detached or the daemon stops. */
+  drain(): void {
+    this.draining = true;
+    if (this.phase === Phase.Head && (this.buf === undefined || this.pos === this.buf.length)) this.closeClient();
+  }
+
+  /** Close now, whatever is in flight. */
+  destroy(): void {
+    if (this.phase === Phase.Closed) return;
+    this.client.terminate();
+    this.finish();
+  }
+
+  /** Handle what is buffered from the client, as far as the current phase allows. */
+  private pump(): void {
+    for (;;) {
+      const buf = this.buf;
+      if (buf === undefined || this.pos >= buf.length) {
+        this.buf = undefined;
+        this.pos = 0;
+        this.scanned = 0;
+        return;
+      }
+      if (this.phase === Phase.Head) {
+        if (!this.readHead(buf)) return;
+      } else if (this.phase === Phase.Body) {
+        if (!this.forwardRequestBody(buf)) return;
+      } else if (this.phase === Phase.Wait) {
+        // Pipelined requests wait their turn; keep at most one head's worth, then stop reading.
+        if (buf.length - this.pos > this.env.limits.maxHeaderBytes) this.pauseClient(PAUSE_PIPELINE);
+        if (this.pos > 0) this.keepRest();
+        return;
+      } else {
+        // Tunnel: whatever followed the upgrade request goes up as it is.
+        const rest = buf.subarray(this.pos);
+        this.buf = undefined;
+        this.pos = 0;
+        this.sendUp(rest);
+        return;
+      }
+    }
+  }
+
+  /** Keep the unhandled bytes as a copy: the runtime may reuse the buffer it gave. */
+  private keepRest(): void {
+    const rest = this.buf!.slice(this.pos);
+    this.scanned -= this.pos;
+    this.buf = rest;
+    this.pos = 0;
+  }
+
+  /** Returns true when it made progress and pump should go on. */
+  private readHead(buf: Uint8Array): boolean {
+    const limits = this.env.limits;
+    const start = this.pos;
+    const scan = scanHead(buf, Math.max(start, this.scanned), buf.length);
+    if (scan.kind === "bare-lf") return this.refuse(400, "bare LF: lines must end with CRLF");
+    if (scan.kind === "more") {
+      if (buf.length - start > limits.maxHeaderBytes) return this.refuse(431, `request head larger than ${limits.maxHeaderBytes} bytes`);
+      this.scanned = scan.scanned;
+      if (start > 0 || buf.length > 0) this.keepRest();
+      return false;
+    }
+    const end = scan.end;
+    this.scanned = 0;
+    if (end - start > limits.maxHeaderBytes) return this.refuse(431, `request head larger than ${limits.maxHeaderBytes} bytes`);
+    const headBytes = start === 0 && end === buf.length ? buf : buf.subarray(start, end);
+    const s = bytesToLatin1(headBytes, 0, headBytes.length);
+    const head = parseRequestHead(s, headBytes.length, limits, this.route.stamp.protectedNames);
+    if (isRefusal(head)) return this.refuse(head.status, head.reason);
+    this.pos = end;
+    this.startRequest(headBytes, head);
+    return true;
+  }
+
+  private startRequest(headBytes: Uint8Array, head: RequestHead): void {
+    this.req = head;
+    this.requests++;
+    this.reqStarted = this.env.now();
+    this.reqDone = false;
+    this.resStarted = false;
+    this.res = undefined;
+    this.rbuf = undefined;
+    this.rscanned = 0;
+    const out = upstreamRequestHead(headBytes, head, this.route.stamp, this.clientAddress);
+    this.reqHead = out;
+    this.ensureUpstream();
+    this.sendUp(out);
+    const f = head.framing;
+    if (f.body === "length") {
+      this.reqLeft = f.contentLength;
+      this.phase = Phase.Body;
+      this.setTimer(Timer.Body);
+    } else if (f.body === "chunked") {
+      this.reqChunks = new ChunkedScanner();
+      this.phase = Phase.Body;
+      this.setTimer(Timer.Body);
+    } else this.requestSent();
+  }
+
+  private forwardRequestBody(buf: Uint8Array): boolean {
+    const avail = buf.length - this.pos;
+    let end: number;
+    if (this.reqChunks) {
+      end = this.reqChunks.feed(buf, this.pos, buf.length);
+      if (end < 0) {
+        const reason = `invalid chunked request body: ${this.reqChunks.error}`;
+        if (!this.resStarted) return this.refuse(400, reason);
+        this.destroy();
+        return false;
+      }
+    } else end = this.pos + Math.min(this.reqLeft, avail);
+    const n = end - this.pos;
+    if (n > 0) this.sendUp(end === buf.length && this.pos === 0 ? buf : buf.subarray(this.pos, end));
+    this.pos = end;
+    if (this.reqChunks ? this.reqChunks.done : (this.reqLeft -= n) === 0) {
+      this.reqChunks = undefined;
+      this.requestSent();
+    }
+    return true;
+  }
+
+  /** The whole request went upstream (or is queued to): now its response is awaited. */
+  private requestSent(): void {
+    this.reqDone = true;
+    this.phase = Phase.Wait;
+    if (this.res === undefined && !this.upConnecting) this.setTimer(Timer.Response);
+  }
+
+  /** Answer the client ourselves and close: refused requests, upstream failures before any response byte. */
+  private refuse(status: number, reason: string, log = true): false {
+    const minor = this.req?.minor ?? 1;
+    this.sendClient(plainResponse(status, `nsproxy: ${reason}`, minor));
+    if (log) this.logExchange(status, undefined);
+    this.closeUp();
+    this.closeClient();
+    return false;
+  }
+
+  // ---------------------------------------------------------------- upstream side
+
+  private ensureUpstream(): void {
+    if (this.up || this.upConnecting) {
+      this.upReused = this.up !== undefined;
+      return;
+    }
+    this.upConnecting = true;
+    this.upReused = false;
+    this.setTimer(Timer.Connect);
+    this.env.dial(this.route.upstream, this);
+  }
+
+  onOpen(sock: Duplex): void {
+    if (this.phase === Phase.Closed || !this.upConnecting) {
+      sock.terminate();
+      return;
+    }
+    this.upConnecting = false;
+    this.up = sock;
+    if (this.upPaused) sock.pause();
+    this.flushUp();
+    if (this.reqDone && this.res === undefined) this.setTimer(Timer.Response);
+    else if (this.phase === Phase.Body) this.setTimer(Timer.Body);
+  }
+
+  onData(data: Uint8Array): void {
+    if (this.phase === Phase.Closed) return;
+    if (this.phase === Phase.Tunnel) {
+      this.since = this.env.now();
+      this.sendClient(data);
+      return;
+    }
+    if (this.req === undefined || (this.res !== undefined && this.resDone())) {
+      // Bytes with no request to answer: the upstream is out of step. Never forward them.
+      this.closeUp();
+      return;
+    }
+    this.reqHead = undefined;
+    let chunk = data;
+    for (;;) {
+      if (this.res === undefined) {
+        const rest = this.readResponseHead(chunk);
+        if (rest === undefined) return; // head incomplete, or refused
+        chunk = rest;
+        if ((this.phase as Phase) === Phase.Tunnel) {
+          if (chunk.length) this.sendClient(chunk);
+          return;
+        }
+        if (this.res === undefined) {
+          // An interim response (1xx) went to the client; the final one follows.
+          if (chunk.length === 0) return;
+          continue;
+        }
+      }
+      chunk = this.forwardResponseBody(chunk);
+      if ((this.phase as Phase) === Phase.Closed) return;
+      if (!this.resDone()) return;
+      // More than the framing announced: drop the connection rather than pass bytes on.
+      if (chunk.length > 0) this.upstreamBroken();
+      else this.finishExchange();
+      return;
+    }
+  }
+
+  /** Accumulate and parse a response head; returns the bytes after it, or undefined when waiting or failed. */
+  private readResponseHead(chunk: Uint8Array): Uint8Array | undefined {
+    let buf: Uint8Array;
+    if (this.rbuf === undefined) buf = chunk;
+    else {
+      buf = new Uint8Array(this.rbuf.length + chunk.length);
+      buf.set(this.rbuf, 0);
+      buf.set(chunk, this.rbuf.length);
+    }
+    const scan = scanHead(buf, this.rscanned, buf.length);
+    if (scan.kind === "bare-lf") return this.badGateway("upstream sent an invalid response (bare LF)");
+    if (scan.kind === "more") {
+      if (buf.length > MAX_RESPONSE_HEAD) return this.badGateway("upstream response head too large");
+      this.rbuf = buf === chunk ? chunk.slice() : buf;
+      this.rscanned = scan.scanned;
+      return undefined;
+    }
+    this.rbuf = undefined;
+    this.rscanned = 0;
+    const headBytes = buf.subarray(0, scan.end);
+    const req = this.req!;
+    const head = parseResponseHead(bytesToLatin1(headBytes, 0, headBytes.length), headBytes.length, req.method, 1000);
+    if (typeof head === "string") return this.badGateway(`upstream sent an invalid response (${head})`);
+    const rest = buf.subarray(scan.end);
+    if (head.status < 200 && head.status !== 101) {
+      // Interim (100 Continue, 103 Early Hints): forwarded to HTTP/1.1 clients, then the real one follows.
+      if (req.minor === 1) this.sendClient(clientResponseHead(headBytes, head, ""));
+      this.since = this.env.now();
+      return rest;
+    }
+    if (head.status === 101) {
+      if (!req.upgrade) return this.badGateway("upstream switched protocols without an Upgrade request");
+      this.res = head;
+      this.resStarted = true;
+      this.sendClient(clientResponseHead(headBytes, head, "upgrade"));
+      this.logExchange(101, undefined);
+      this.phase = Phase.Tunnel;
+      this.setTimer(Timer.Tunnel);
+      this.unpauseClient(PAUSE_PIPELINE);
+      this.pump(); // bytes the client sent after its upgrade request
+      return rest;
+    }
+    this.res = head;
+    this.resStarted = true;
+    // The client connection stays open only if both sides allow it and the request is complete.
+    this.keepClient = req.keepAlive && head.framing.body !== "close" && this.reqDone && !this.draining;
+    const connection = !this.keepClient ? "close" : req.minor === 0 ? "keep-alive" : "";
+    this.sendClient(clientResponseHead(headBytes, head, connection));
+    this.logExchange(head.status, head.framing.body === "length" ? head.framing.contentLength : head.framing.body === "none" ? 0 : undefined);
+    if (head.framing.body === "length") this.resLeft = head.framing.contentLength;
+    else if (head.framing.body === "chunked") this.resChunks = new ChunkedScanner();
+    this.setTimer(Timer.Body);
+    return rest;
+  }
+
+  /** Forward response body bytes; returns what is left of `chunk` after the body ended. */
+  private forwardResponseBody(chunk: Uint8Array): Uint8Array {
+    const f = this.res!.framing;
+    this.since = this.env.now();
+    if (f.body === "none") return chunk;
+    if (f.body === "close") {
+      this.sendClient(chunk);
+      return chunk.subarray(chunk.length);
+    }
+    let end: number;
+    if (f.body === "length") {
+      end = Math.min(this.resLeft, chunk.length);
+      this.resLeft -= end;
+    } else {
+      end = this.resChunks!.feed(chunk, 0, chunk.length);
+      if (end < 0) {
+        this.upstreamBroken();
+        return chunk.subarray(chunk.length);
+      }
+    }
+    if (end > 0) this.sendClient(end === chunk.length ? chunk : chunk.subarray(0, end));
+    return chunk.subarray(end);
+  }
+
+  private resDone(): boolean {
+    const f = this.res!.framing;
+    if (f.body === "none") return true;
+    if (f.body === "length") return this.resLeft === 0;
+    if (f.body === "chunked") return this.resChunks!.done;
+    return false;
+  }
+
+  /** Request and response are both complete: reuse or close, then the next request. */
+  private finishExchange(): void {
+    if (!this.reqDone) {
+      // The upstream answered before the request body was complete: this connection cannot be reused.
+      this.closeUp();
+      this.closeClient();
+      return;
+    }
+    if (!this.res!.keepAlive) this.closeUp();
+    this.req = undefined;
+    this.res = undefined;
+    this.resChunks = undefined;
+    this.reqHead = undefined;
+    if (!this.keepClient) {
+      this.closeClient();
+      return;
+    }
+    this.phase = Phase.Head;
+    this.setTimer(Timer.Idle);
+    this.unpauseClient(PAUSE_PIPELINE);
+    if (this.draining && (this.buf === undefined || this.pos === this.buf.length)) {
+      this.closeClient();
+      return;
+    }
+    this.pump();
+  }
+
+  onDrain(): void {
+    this.flushUp();
+  }
+
+  private flushUp(): void {
+    const up = this.up;
+    if (!up) return;
+    const q = this.upQueue;
+    while (q.length > 0) {
+      const chunk = q[0]!;
+      const n = up.write(chunk);
+      if (n < chunk.length) {
+        q[0] = chunk.subarray(n);
+        this.pauseClient(PAUSE_BACKPRESSURE);
+        return;
+      }
+      q.shift();
+    }
+    this.unpauseClient(PAUSE_BACKPRESSURE);
+  }
+
+  onClose(error?: string): void {
+    const wasConnecting = this.upConnecting;
+    this.upConnecting = false;
+    this.up = undefined;
+    this.upQueue.length = 0;
+    if (this.phase === Phase.Closed) return;
+    if (this.phase === Phase.Tunnel) {
+      this.closeClient();
+      return;
+    }
+    if (this.req === undefined) return; // an idle upstream connection went away: the next request dials again
+    if (this.res !== undefined) {
+      if (this.res.framing.body === "close") {
+        this.keepClient = false;
+        if (this.reqDone) this.finishExchange();
+        else this.closeClient();
+      } else if (!this.resDone()) this.destroy(); // truncated: the client must see it was cut
+      return;
+    }
+    // No response head yet. A reused connection the upstream closed while our request was on its way
+    // is retried once on a fresh one, when no body was sent (the request can be sent again as it was).
+    if (!wasConnecting && this.upReused && this.reqHead && this.req.framing.body === "none" && this.rbuf === undefined) {
+      const head = this.reqHead;
+      this.upReused = false;
+      this.ensureUpstream();
+      this.upReused = false;
+      this.sendUp(head);
+      return;
+    }
+    const reason = wasConnecting ? (error ?? "cannot connect") : "connection closed before a response";
+    this.badGateway(`upstream ${this.route.upstreamText}: ${reason}`);
+  }
+
+  private badGateway(reason: string): undefined {
+    if (this.resStarted) this.destroy();
+    else this.refuse(502, reason);
+    return undefined;
+  }
+
+  private upstreamBroken(): void {
+    this.closeUp();
+    this.destroy();
+  }
+
+  // ---------------------------------------------------------------- writing with backpressure
+
+  private sendUp(data: Uint8Array): void {
+    if (this.up === undefined || this.upQueue.length > 0) {
+      this.upQueue.push(data.slice());
+      if (this.up === undefined) this.pauseClient(PAUSE_BACKPRESSURE);
+      return;
+    }
+    const n = this.up.write(data);
+    if (n < data.length) {
+      this.upQueue.push(data.slice(n));
+      this.pauseClient(PAUSE_BACKPRESSURE);
+    }
+  }
+
+  private sendClient(data: Uint8Array): void {
+    if (this.clientQueue.length > 0) {
+      this.clientQueue.push(data.slice());
+      return;
+    }
+    const n = this.client.write(data);
+    if (n < data.length) {
+      this.clientQueue.push(data.slice(n));
+      this.pauseUp(PAUSE_BACKPRESSURE);
+    }
+  }
+
+  private pauseClient(reason: number): void {
+    if (this.clientPaused === 0) this.client.pause();
+    this.clientPaused |= reason;
+  }
+
+  private unpauseClient(reason: number): void {
+    if (this.clientPaused === 0) return;
+    this.clientPaused &= ~reason;
+    if (this.clientPaused === 0 && this.phase !== Phase.Closed) this.client.resume();
+  }
+
+  private pauseUp(reason: number): void {
+    if (this.upPaused === 0) this.up?.pause();
+    this.upPaused |= reason;
+  }
+
+  private unpauseUp(reason: number): void {
+    if (this.upPaused === 0) return;
+    this.upPaused &= ~reason;
+    if (this.upPaused === 0) this.up?.resume();
+  }
+
+  // ---------------------------------------------------------------- closing, timers, logging
+
+  private closeUp(): void {
+    const up = this.up;
+    this.up = undefined;
+    this.upConnecting = false;
+    this.upQueue.length = 0;
+    this.upPaused = 0;
+    up?.terminate();
+  }
+
+  /** Close the client once what is queued for it has gone. */
+  private closeClient(): void {
+    if (this.phase === Phase.Closed) return;
+    this.closeUp();
+    if (this.clientQueue.length > 0) {
+      this.closing = true;
+      this.timer = Timer.Body;
+      this.since = this.env.now();
+      this.client.pause();
+      return;
+    }
+    this.client.end();
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.phase === Phase.Closed) return;
+    this.phase = Phase.Closed;
+    this.timer = Timer.None;
+    this.closeUp();
+    this.clientQueue.length = 0;
+    this.buf = undefined;
+    this.env.closed?.(this);
+  }
+
+  private setTimer(t: Timer): void {
+    this.timer = t;
+    this.since = this.env.now();
+  }
+
+  /** Called by the worker's sweep: act on an expired timer. */
+  sweep(now: number): void {
+    const l = this.env.limits;
+    const age = now - this.since;
+    switch (this.timer) {
+      case Timer.Head:
+        if (age < l.requestTimeoutMs) return;
+        if (this.buf !== undefined && this.buf.length > this.pos) this.refuse(408, "request head not received in time");
+        else this.closeClient();
+        return;
+      case Timer.Idle:
+        if (age >= l.idleTimeoutMs) this.closeClient();
+        return;
+      case Timer.Connect:
+        if (age >= l.connectTimeoutMs) this.badGateway(`upstream ${this.route.upstreamText}: connect timed out after ${l.connectTimeoutMs / 1000} s`);
+        return;
+      case Timer.Response:
+        if (age >= this.route.upstreamTimeoutMs) {
+          if (this.resStarted) this.destroy();
+          else this.refuseTimeout();
+        }
+        return;
+      case Timer.Body:
+        if (age < l.bodyTimeoutMs) return;
+        if (this.closing) this.destroy();
+        else if (!this.resStarted && this.phase === Phase.Body) this.refuse(408, "request body stalled");
+        else this.destroy();
+        return;
+      case Timer.Tunnel:
+        if (age >= l.tunnelTimeoutMs) this.destroy();
+        return;
+    }
+  }
+
+  private refuseTimeout(): void {
+    this.refuse(504, `upstream ${this.route.upstreamText} did not answer within ${this.route.upstreamTimeoutMs / 1000} s`);
+  }
+
+  private logExchange(status: number, bytes: number | undefined): void {
+    const access = this.env.access;
+    if (!access) return;
+    const req = this.req;
+    access({
+      tenant: this.route.tenant,
+      method: req?.method ?? "-",
+      path: req?.path ?? "-",
+      status,
+      bytes,
+      ms: req ? this.env.now() - this.reqStarted : 0,
+    });
+  }
+
+  /** For tests and diagnostics. */
+  get state(): string {
+    return ["head", "body", "wait", "tunnel", "closed"][this.phase]!;
+  }
+}

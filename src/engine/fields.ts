@@ -1,0 +1,225 @@
+// Field lines of a message head (RFC 9110 §5, RFC 9112 §5): parsed in place, each one classified by what the proxy must do with it.
+import { equalsLower, FIELD_CHAR, TCHAR } from "./chars.ts";
+
+/** What a field means to the proxy. */
+export const enum Kind {
+  Other = 0,
+  Host,
+  ContentLength,
+  TransferEncoding,
+  Connection,
+  Upgrade,
+  /** Hop-by-hop (RFC 9110 §7.6.1): Keep-Alive, TE, Proxy-Connection, every Proxy-*: never forwarded. */
+  HopByHop,
+  /** Set by the proxy alone (the stamp, static headers, X-Forwarded-*, Forwarded), and their look-alikes. */
+  Protected,
+}
+
+const KINDS = new Map<string, Kind>([
+  ["host", Kind.Host],
+  ["content-length", Kind.ContentLength],
+  ["transfer-encoding", Kind.TransferEncoding],
+  ["connection", Kind.Connection],
+  ["upgrade", Kind.Upgrade],
+  ["keep-alive", Kind.HopByHop],
+  ["te", Kind.HopByHop],
+  ["forwarded", Kind.Protected],
+  ["x-forwarded-for", Kind.Protected],
+  ["x-forwarded-proto", Kind.Protected],
+  ["x-forwarded-host", Kind.Protected],
+]);
+
+/** Lower-case names the proxy sets on every request, whatever the tenant: their look-alikes are removed too. */
+export const ALWAYS_PROTECTED = ["forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
+
+export function classify(lowerName: string, protectedNames: ReadonlySet<string>): Kind {
+  const k = KINDS.get(lowerName);
+  if (k !== undefined) return k;
+  if (lowerName.startsWith("proxy-")) return Kind.HopByHop;
+  if (protectedNames.has(lowerName)) return Kind.Protected;
+  // A look-alike: X_Nsproxy_Tenant reads as X-Nsproxy-Tenant to CGI/WSGI-style upstreams (HTTP_X_NSPROXY_TENANT).
+  if (lowerName.includes("_")) {
+    const dashed = lowerName.replaceAll("_", "-");
+    if (protectedNames.has(dashed) || ALWAYS_PROTECTED.includes(dashed)) return Kind.Protected;
+  }
+  return Kind.Other;
+}
+
+/**
+ * The fields of a head, as offsets into the head's latin1 string (= byte offsets). Field i occupies
+ * [line[i], next[i]) with its value at [vs[i], ve[i]) (OWS trimmed).
+ */
+export interface Fields {
+  count: number;
+  line: number[];
+  vs: number[];
+  ve: number[];
+  next: number[];
+  kind: Kind[];
+  /** Lower-case names; kept because Connection may name any field. */
+  names: string[];
+}
+
+export interface FieldError {
+  reason: string;
+  offset: number;
+}
+
+/**
+ * Parse field lines from `p` to the empty line that ends the head (the caller found it: `end` is just
+ * after it). Every line ends in CRLF (a lone LF was refused by scanHead). Refuses: obs-fold,
+ * whitespace before the colon, an empty name, a non-token name, a control byte or lone CR in a value.
+ */
+export function parseFields(s: string, p: number, end: number, maxFields: number, protectedNames: ReadonlySet<string>): Fields | FieldError {
+  const f: Fields = { count: 0, line: [], vs: [], ve: [], next: [], kind: [], names: [] };
+  const last = end - 2; // offset of the final empty line's CR
+  while (p < last) {
+    const c0 = s.charCodeAt(p);
+    if (c0 === 0x20 || c0 === 0x09) return { reason: "obs-fold or whitespace at the start of a field line", offset: p };
+    let q = p;
+    while (TCHAR[s.charCodeAt(q)]) q++;
+    const cq = s.charCodeAt(q);
+    if (cq !== 0x3a /* : */) {
+      if (cq === 0x20 || cq === 0x09) return { reason: "whitespace between a field name and its colon", offset: q };
+      return { reason: q === p ? "field line without a name" : "invalid character in a field name", offset: q };
+    }
+    if (q === p) return { reason: "empty field name", offset: q };
+    if (f.count === maxFields) return { reason: `more than ${maxFields} fields`, offset: p };
+    const name = s.slice(p, q).toLowerCase();
+    let v = q + 1;
+    while (s.charCodeAt(v) === 0x20 || s.charCodeAt(v) === 0x09) v++;
+    let e = v;
+    let c = s.charCodeAt(e);
+    while (FIELD_CHAR[c]) c = s.charCodeAt(++e);
+    // The line must end here with CRLF: anything else is a control byte (NUL, lone CR, DEL…).
+    if (c !== 0x0d || s.charCodeAt(e + 1) !== 0x0a) return { reason: "control character in a field value", offset: e };
+    let ve = e;
+    while (ve > v && (s.charCodeAt(ve - 1) === 0x20 || s.charCodeAt(ve - 1) === 0x09)) ve--;
+    const i = f.count++;
+    f.line[i] = p;
+    f.vs[i] = v;
+    f.ve[i] = ve;
+    f.next[i] = e + 2;
+    f.names[i] = name;
+    f.kind[i] = classify(name, protectedNames);
+    p = e + 2;
+  }
+  return f;
+}
+
+/** Calls `each(start, end)` for every element of a comma-separated list value (OWS trimmed; empty ones too). */
+export function forEachListElement(s: string, start: number, end: number, each: (a: number, b: number) => void): void {
+  let a = start;
+  for (let i = start; i <= end; i++) {
+    if (i === end || s.charCodeAt(i) === 0x2c) {
+      let x = a;
+      let y = i;
+      while (x < y && (s.charCodeAt(x) === 0x20 || s.charCodeAt(x) === 0x09)) x++;
+      while (y > x && (s.charCodeAt(y - 1) === 0x20 || s.charCodeAt(y - 1) === 0x09)) y--;
+      each(x, y);
+      a = i + 1;
+    }
+  }
+}
+
+/** Connection options (RFC 9110 §7.6.1) of every Connection field: close / keep-alive / upgrade and the other names listed. */
+export interface ConnectionOptions {
+  close: boolean;
+  keepAlive: boolean;
+  upgrade: boolean;
+  /** Other field names the sender marked hop-by-hop (lower case). */
+  named: string[];
+}
+
+export function connectionOptions(s: string, f: Fields): ConnectionOptions {
+  const o: ConnectionOptions = { close: false, keepAlive: false, upgrade: false, named: [] };
+  for (let i = 0; i < f.count; i++) {
+    if (f.kind[i] !== Kind.Connection) continue;
+    forEachListElement(s, f.vs[i]!, f.ve[i]!, (a, b) => {
+      if (a === b) return;
+      if (equalsLower(s, a, b, "close")) o.close = true;
+      else if (equalsLower(s, a, b, "keep-alive")) o.keepAlive = true;
+      else if (equalsLower(s, a, b, "upgrade")) o.upgrade = true;
+      else o.named.push(s.slice(a, b).toLowerCase());
+    });
+  }
+  return o;
+}
+
+/**
+ * Mark the fields a Connection header names as hop-by-hop, except those that frame the message or
+ * route it (Host, Content-Length, Transfer-Encoding): "Connection: Content-Length" must never make the
+ * proxy drop the length the upstream needs to find the end of the body.
+ */
+export function dropNamed(f: Fields, named: string[]): void {
+  if (named.length === 0) return;
+  for (let i = 0; i < f.count; i++) {
+    const k = f.kind[i]!;
+    if (k === Kind.Host || k === Kind.ContentLength || k === Kind.TransferEncoding) continue;
+    if (named.includes(f.names[i]!)) f.kind[i] = Kind.HopByHop;
+  }
+}
+
+export interface Framing {
+  /** "none": no body; "length": contentLength bytes; "chunked": chunked coding to its last chunk; "close": until the connection closes (responses only). */
+  body: "none" | "length" | "chunked" | "close";
+  contentLength: number;
+}
+
+/** Transfer-Encoding: chunked exactly once, and last. `ok: false` names what was wrong. */
+export function transferCodings(s: string, f: Fields): { chunked: boolean; ok: boolean; present: boolean } {
+  let present = false;
+  let chunkedAt = -1;
+  let n = 0;
+  let ok = true;
+  for (let i = 0; i < f.count; i++) {
+    if (f.kind[i] !== Kind.TransferEncoding) continue;
+    present = true;
+    forEachListElement(s, f.vs[i]!, f.ve[i]!, (a, b) => {
+      if (a === b) {
+        ok = false;
+        return;
+      }
+      for (let j = a; j < b; j++) if (!TCHAR[s.charCodeAt(j)]) ok = false;
+      if (equalsLower(s, a, b, "chunked")) {
+        if (chunkedAt >= 0) ok = false;
+        chunkedAt = n;
+      }
+      n++;
+    });
+  }
+  const chunked = chunkedAt >= 0 && chunkedAt === n - 1;
+  return { chunked, ok: ok && (!present || chunked), present };
+}
+
+/** Content-Length values: undefined when absent; -1 when invalid (not digits, too large); -2 when several fields or a list. */
+export function contentLength(s: string, f: Fields, allowEqualDuplicates: boolean): number | undefined {
+  let value: number | undefined;
+  for (let i = 0; i < f.count; i++) {
+    if (f.kind[i] !== Kind.ContentLength) continue;
+    let bad = false;
+    let elements = 0;
+    forEachListElement(s, f.vs[i]!, f.ve[i]!, (a, b) => {
+      elements++;
+      const n = digits(s, a, b);
+      if (n < 0) bad = true;
+      else if (value === undefined) value = n;
+      else if (value !== n || !allowEqualDuplicates) bad = true;
+    });
+    if (bad) return value === undefined ? -1 : -2;
+    if (elements > 1 && !allowEqualDuplicates) return -2;
+  }
+  return value;
+}
+
+/** A non-negative decimal of 1..15 digits, else -1 (15 digits stay exact in a double). */
+function digits(s: string, a: number, b: number): number {
+  if (a === b || b - a > 15) return -1;
+  let n = 0;
+  for (let i = a; i < b; i++) {
+    const d = s.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}

@@ -1,0 +1,150 @@
+// Strict request head parser (RFC 9112 §3, §6; RFC 9110 §7.2): one pass over the head, framing decided once, refusals as values.
+import { TARGET_CHAR, TCHAR } from "./chars.ts";
+import { connectionOptions, contentLength, dropNamed, type Fields, type Framing, Kind, parseFields, transferCodings } from "./fields.ts";
+
+/** A request the proxy will not forward: answered with `status` and the connection closed. */
+export interface Refusal {
+  status: number;
+  reason: string;
+  /** Offset of the byte that was refused, from the start of the head. */
+  offset: number;
+}
+
+export interface RequestLimits {
+  maxHeaders: number;
+  maxTargetBytes: number;
+}
+
+export interface RequestHead {
+  method: string;
+  /** The request target exactly as written. */
+  target: string;
+  /** What goes upstream: the target itself (origin-form, "*") or the path and query of an absolute-form target. */
+  path: string;
+  /** The request target was origin-form: the request line can be copied as it is. */
+  originForm: boolean;
+  /** HTTP/1.<minor>: 0 or 1. */
+  minor: number;
+  /** Offset of the request line (after any leading empty lines) and just past its CRLF. */
+  lineStart: number;
+  lineNext: number;
+  fields: Fields;
+  /** Index of the Host field, -1 when absent (HTTP/1.0). */
+  host: number;
+  framing: Framing;
+  /** The client wants the connection kept after this exchange (RFC 9112 §9.3). */
+  keepAlive: boolean;
+  /** An HTTP/1.1 request with Upgrade and "Connection: upgrade": may become a tunnel after a 101. */
+  upgrade: boolean;
+}
+
+const HTTP_SLASH = "HTTP/";
+
+export function isRefusal(x: RequestHead | Refusal): x is Refusal {
+  return (x as Refusal).status !== undefined;
+}
+
+/**
+ * Parse the head in `s` (latin1, one char per byte) that ends at `end` (just past CRLF CRLF).
+ * `protectedNames`: lower-case names only the proxy may set for this tenant.
+ */
+export function parseRequestHead(s: string, end: number, limits: RequestLimits, protectedNames: ReadonlySet<string>): RequestHead | Refusal {
+  let p = 0;
+  while (s.charCodeAt(p) === 0x0d && s.charCodeAt(p + 1) === 0x0a) p += 2; // RFC 9112 §2.2: empty lines before the request line
+  const lineStart = p;
+
+  // method SP request-target SP HTTP-version CRLF, single spaces (RFC 9112 §3).
+  while (TCHAR[s.charCodeAt(p)]) p++;
+  if (p === lineStart) return refuse(400, "invalid method", p);
+  const method = s.slice(lineStart, p);
+  if (s.charCodeAt(p) !== 0x20) return refuse(400, "invalid character in the method", p);
+  const ts = ++p;
+  while (TARGET_CHAR[s.charCodeAt(p)]) p++;
+  if (p === ts) return refuse(400, "empty request target", p);
+  if (s.charCodeAt(p) !== 0x20) return refuse(400, s.charCodeAt(p) === 0x0d ? "no HTTP version in the request line" : "invalid character in the request target", p);
+  if (p - ts > limits.maxTargetBytes) return refuse(414, `request target longer than ${limits.maxTargetBytes} bytes`, ts);
+  const target = s.slice(ts, p);
+  p++;
+  if (!s.startsWith(HTTP_SLASH, p)) return refuse(400, "invalid HTTP version", p);
+  const major = s.charCodeAt(p + 5) - 0x30;
+  const minor = s.charCodeAt(p + 7) - 0x30;
+  if (!(major >= 0 && major <= 9 && s.charCodeAt(p + 6) === 0x2e && minor >= 0 && minor <= 9)) return refuse(400, "invalid HTTP version", p);
+  if (s.charCodeAt(p + 8) !== 0x0d || s.charCodeAt(p + 9) !== 0x0a) return refuse(400, "invalid character after the HTTP version", p + 8);
+  if (major !== 1 || minor > 1) return refuse(505, `HTTP/${major}.${minor} is not supported`, p);
+  const lineNext = p + 10;
+
+  const fields = parseFields(s, lineNext, end, limits.maxHeaders, protectedNames);
+  if ("reason" in fields) return refuse(fields.reason.startsWith("more than") ? 431 : 400, fields.reason, fields.offset);
+
+  // Host: exactly one on HTTP/1.1, at most one on 1.0, and a valid uri-host[:port] (RFC 9112 §3.2).
+  let host = -1;
+  for (let i = 0; i < fields.count; i++) {
+    if (fields.kind[i] !== Kind.Host) continue;
+    if (host >= 0) return refuse(400, "more than one Host field", fields.line[i]!);
+    host = i;
+  }
+  if (host < 0 && minor === 1) return refuse(400, "no Host field in an HTTP/1.1 request", lineNext);
+  if (host >= 0 && !validHost(s, fields.vs[host]!, fields.ve[host]!)) return refuse(400, "invalid Host field value", fields.vs[host]!);
+
+  // Framing (RFC 9112 §6.1-6.3): anything two parsers could read two ways is refused.
+  const te = transferCodings(s, fields);
+  const cl = contentLength(s, fields, false);
+  let framing: Framing = { body: "none", contentLength: 0 };
+  if (te.present) {
+    if (minor === 0) return refuse(400, "Transfer-Encoding in an HTTP/1.0 request", lineNext);
+    if (cl !== undefined) return refuse(400, "both Content-Length and Transfer-Encoding", lineNext);
+    if (!te.ok) return refuse(400, "Transfer-Encoding other than a final chunked", lineNext);
+    framing = { body: "chunked", contentLength: -1 };
+  } else if (cl !== undefined) {
+    if (cl === -2) return refuse(400, "several or different Content-Length values", lineNext);
+    if (cl < 0) return refuse(400, "invalid Content-Length", lineNext);
+    if (cl > 0) framing = { body: "length", contentLength: cl };
+  }
+
+  // Target forms (RFC 9112 §3.2): origin-form; absolute-form (its path goes upstream); "*" for OPTIONS.
+  // CONNECT (authority-form) opens a tunnel the proxy does not offer: 405.
+  if (method === "CONNECT") return refuse(405, "CONNECT is not supported", lineStart);
+  let path = target;
+  let originForm = true;
+  if (target.charCodeAt(0) !== 0x2f /* / */) {
+    if (target === "*") {
+      if (method !== "OPTIONS") return refuse(400, "asterisk-form target for a method other than OPTIONS", ts);
+    } else {
+      const abs = absolutePath(target);
+      if (abs === undefined) return refuse(400, "request target is not origin-form or absolute-form", ts);
+      path = abs;
+      originForm = false;
+    }
+  }
+
+  const conn = connectionOptions(s, fields);
+  dropNamed(fields, conn.named);
+  const keepAlive = minor === 1 ? !conn.close : conn.keepAlive && !conn.close;
+  // An Upgrade in HTTP/1.0 must be ignored (RFC 9110 §7.8); without "Connection: upgrade" it is hop-by-hop only.
+  let upgrade = false;
+  if (minor === 1 && conn.upgrade) for (let i = 0; i < fields.count; i++) if (fields.kind[i] === Kind.Upgrade) upgrade = true;
+
+  return { method, target, path, originForm, minor, lineStart, lineNext, fields, host, framing, keepAlive, upgrade };
+}
+
+function refuse(status: number, reason: string, offset: number): Refusal {
+  return { status, reason, offset };
+}
+
+const ABSOLUTE = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/;
+
+/** The path and query of an absolute-form target ("http://h:1/p?q" → "/p?q", "http://h?q" → "/?q"); undefined if it is not one. */
+function absolutePath(target: string): string | undefined {
+  const m = ABSOLUTE.exec(target);
+  if (!m) return undefined;
+  const rest = target.slice(m[0].length);
+  if (rest.includes("#")) return undefined;
+  return rest.startsWith("/") ? rest : `/${rest}`;
+}
+
+const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|\[v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
+
+/** uri-host [ ":" port ] (RFC 3986 §3.2.2): no spaces, no "@", no "/", no second colon outside brackets. */
+function validHost(s: string, a: number, b: number): boolean {
+  return HOST.test(s.slice(a, b));
+}

@@ -1,0 +1,72 @@
+// Response head parser and framing (RFC 9112 §4, §6.3): what the upstream sends is checked as strictly as what the tenant sends.
+import { connectionOptions, contentLength, dropNamed, type Fields, type Framing, Kind, parseFields, transferCodings } from "./fields.ts";
+
+export interface ResponseHead {
+  status: number;
+  minor: number;
+  /** Just past the status line's CRLF. */
+  lineNext: number;
+  fields: Fields;
+  framing: Framing;
+  /** The upstream keeps the connection open after this response. */
+  keepAlive: boolean;
+  /** Both Transfer-Encoding and Content-Length: the length is dropped before forwarding (RFC 9112 §6.3). */
+  dropLength: boolean;
+}
+
+const NO_PROTECTED: ReadonlySet<string> = new Set();
+
+/** `method` and `upgrade` of the request being answered decide the body (HEAD, 1xx, 204, 304, 101). */
+export function parseResponseHead(s: string, end: number, method: string, maxHeaders: number): ResponseHead | string {
+  // HTTP/1.x SP 3DIGIT SP reason CRLF; the reason may be empty (and its space is tolerated missing).
+  if (!s.startsWith("HTTP/1.", 0)) return "invalid status line";
+  const minor = s.charCodeAt(7) - 0x30;
+  if (minor !== 0 && minor !== 1) return "unsupported HTTP version in the status line";
+  if (s.charCodeAt(8) !== 0x20) return "invalid status line";
+  let status = 0;
+  for (let i = 9; i < 12; i++) {
+    const d = s.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9) return "invalid status code";
+    status = status * 10 + d;
+  }
+  if (status < 100) return "invalid status code";
+  let p = 12;
+  const c = s.charCodeAt(p);
+  if (c === 0x20) {
+    p++;
+    for (let ch = s.charCodeAt(p); ch !== 0x0d; ch = s.charCodeAt(++p)) {
+      if ((ch < 0x20 && ch !== 0x09) || ch === 0x7f) return "control character in the reason phrase";
+    }
+  } else if (c !== 0x0d) return "invalid status line";
+  if (s.charCodeAt(p + 1) !== 0x0a) return "invalid status line";
+  const lineNext = p + 2;
+
+  const fields = parseFields(s, lineNext, end, maxHeaders, NO_PROTECTED);
+  if ("reason" in fields) return fields.reason;
+  const conn = connectionOptions(s, fields);
+  dropNamed(fields, conn.named);
+
+  const te = transferCodings(s, fields);
+  const cl = contentLength(s, fields, true);
+  let framing: Framing;
+  let dropLength = false;
+  if (method === "HEAD" || status < 200 || status === 204 || status === 304) {
+    framing = { body: "none", contentLength: 0 };
+  } else if (te.present) {
+    // A final chunked frames the body; any other coding runs to the close (RFC 9112 §6.3 rule 4).
+    framing = te.chunked ? { body: "chunked", contentLength: -1 } : { body: "close", contentLength: -1 };
+    dropLength = cl !== undefined;
+  } else if (cl !== undefined) {
+    if (cl < 0) return "invalid or conflicting Content-Length";
+    framing = cl === 0 ? { body: "none", contentLength: 0 } : { body: "length", contentLength: cl };
+  } else {
+    framing = { body: "close", contentLength: -1 };
+  }
+  const keepAlive = framing.body !== "close" && (minor === 1 ? !conn.close : conn.keepAlive && !conn.close);
+  return { status, minor, lineNext, fields, framing, keepAlive, dropLength };
+}
+
+export function hasUpgrade(f: Fields): boolean {
+  for (let i = 0; i < f.count; i++) if (f.kind[i] === Kind.Upgrade) return true;
+  return false;
+}

@@ -1,0 +1,79 @@
+// The engine's edges: the small socket interface a runtime provides, and what the engine needs to know about a tenant.
+import type { Stamp } from "./rewrite.ts";
+
+/** One side of a connection as the engine sees it. The runtime adapts its sockets to this. */
+export interface Duplex {
+  /** Hand bytes to the transport; returns how many it took. Fewer than given: keep the rest, wait for drain. */
+  write(data: Uint8Array): number;
+  /** Send FIN once what was written has gone, then close. */
+  end(): void;
+  /** Close at once (RST when data is unsent). Named as Bun names it, so a Bun socket is a Duplex as it is. */
+  terminate(): void;
+  pause(): void;
+  resume(): void;
+}
+
+/** Where a tenant's upstream is: TCP host and port, or a unix socket path. */
+export interface UpstreamAddress {
+  host?: string;
+  port?: number;
+  unix?: string;
+  /** https:// upstream: TLS with the host as server name, verified against the system's CAs. */
+  tls?: boolean;
+}
+
+/** Events of an upstream connection, delivered by the runtime's dialer. */
+export interface UpstreamEvents {
+  onOpen(sock: Duplex): void;
+  onData(data: Uint8Array): void;
+  onDrain(): void;
+  /** The connection closed, or could not be made (`error`: a short reason such as "connection refused"). */
+  onClose(error?: string): void;
+}
+
+/** Makes upstream connections (in the worker's own namespace: the host's network). */
+export type Dial = (to: UpstreamAddress, events: UpstreamEvents) => void;
+
+/** One request, for the access log. */
+export interface Exchange {
+  tenant: string;
+  method: string;
+  path: string;
+  status: number;
+  /** Response body bytes when declared (Content-Length), else undefined. */
+  bytes: number | undefined;
+  /** Milliseconds from the request head to the response head. */
+  ms: number;
+}
+
+/** Everything the engine needs about one tenant, built once per tenant spec. */
+export interface Route {
+  tenant: string;
+  stamp: Stamp;
+  upstream: UpstreamAddress;
+  /** As the operator wrote it, for error messages. */
+  upstreamText: string;
+  upstreamTimeoutMs: number;
+}
+
+export interface Limits {
+  requestTimeoutMs: number;
+  idleTimeoutMs: number;
+  connectTimeoutMs: number;
+  bodyTimeoutMs: number;
+  /** An upgraded connection (WebSocket) may be idle this long. */
+  tunnelTimeoutMs: number;
+  maxHeaderBytes: number;
+  maxHeaders: number;
+  maxTargetBytes: number;
+}
+
+/** What a worker gives every connection: settings, the dialer, the access log, a clock. */
+export interface Env {
+  limits: Limits;
+  dial: Dial;
+  access?: (e: Exchange) => void;
+  now: () => number;
+  /** A connection finished (for counters and the sweep registry). */
+  closed?: (conn: unknown) => void;
+}

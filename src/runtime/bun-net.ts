@@ -1,0 +1,105 @@
+// Bun's side of the data path: a tenant listener (Bun.listen, made inside the window) and the upstream dialer (Bun.connect, made at home).
+import type { Socket, SocketHandler, TCPSocketListener } from "bun";
+import type { Dial, Duplex, UpstreamEvents } from "../engine/types.ts";
+
+/** What a listener's accepted sockets report to; the worker decides whether to serve each one. */
+export interface ClientSink {
+  onClientData(data: Uint8Array): void;
+  onClientDrain(): void;
+  onClientClose(): void;
+}
+
+export interface ListenerHooks {
+  /** A connection was accepted: return its sink, or undefined after closing it (refused). */
+  accept(sock: Duplex, remoteAddress: string): ClientSink | undefined;
+}
+
+type ClientSocket = Socket<ClientSink | ListenerHooks>;
+
+// One handler object for every listener of the worker: Bun keeps per-socket state in socket.data, so a
+// listener costs no closures (1.9 kB per listener measured, against 16.4 kB for Bun.serve).
+const clientHandlers: SocketHandler<ClientSink | ListenerHooks> = {
+  open(s: ClientSocket) {
+    s.setNoDelay(true);
+    const hooks = s.data as ListenerHooks;
+    const sink = hooks.accept(s as unknown as Duplex, s.remoteAddress);
+    if (sink) s.data = sink;
+    else s.data = NOOP;
+  },
+  data(s: ClientSocket, data: Uint8Array) {
+    (s.data as ClientSink).onClientData(data);
+  },
+  drain(s: ClientSocket) {
+    (s.data as ClientSink).onClientDrain();
+  },
+  close(s: ClientSocket) {
+    (s.data as ClientSink).onClientClose();
+  },
+  error(s: ClientSocket) {
+    (s.data as ClientSink).onClientClose();
+  },
+};
+
+const NOOP: ClientSink = { onClientData() {}, onClientDrain() {}, onClientClose() {} };
+
+/**
+ * Listen on host:port with SO_REUSEPORT. Called inside the window: it creates the socket synchronously
+ * on this thread and starts nothing else.
+ */
+export function listenTcp(host: string, port: number, hooks: ListenerHooks): TCPSocketListener<ClientSink | ListenerHooks> {
+  return Bun.listen<ClientSink | ListenerHooks>({ hostname: host, port, reusePort: true, data: hooks, socket: clientHandlers } as unknown as Parameters<
+    typeof Bun.listen<ClientSink | ListenerHooks>
+  >[0]) as unknown as TCPSocketListener<ClientSink | ListenerHooks>;
+}
+
+type UpSocket = Socket<UpstreamEvents>;
+
+/** Bun reports connect failures with codes; an operator reads words. */
+function describe(err: unknown): string {
+  const e = err as { code?: string; message?: string };
+  switch (e?.code) {
+    case "ECONNREFUSED":
+    case "ConnectionRefused":
+      return "connection refused";
+    case "ENOENT":
+    case "FailedToOpenSocket":
+      return "cannot connect (socket missing or unreachable)";
+    case "EMFILE":
+    case "ENFILE":
+      return "out of file descriptors";
+    case "ETIMEDOUT":
+      return "connect timed out";
+    default:
+      return e?.code ?? e?.message ?? String(err);
+  }
+}
+
+const upstreamHandlers: SocketHandler<UpstreamEvents> = {
+  open(s: UpSocket) {
+    s.setNoDelay(true);
+    s.data.onOpen(s as unknown as Duplex);
+  },
+  data(s: UpSocket, data: Uint8Array) {
+    s.data.onData(data);
+  },
+  drain(s: UpSocket) {
+    s.data.onDrain();
+  },
+  close(s: UpSocket) {
+    s.data.onClose();
+  },
+  connectError(s: UpSocket, err: Error) {
+    s.data.onClose(describe(err));
+  },
+  error(s: UpSocket, err: Error) {
+    s.data.onClose(describe(err));
+  },
+};
+
+/** Connect to an upstream from the worker's own namespace; every outcome arrives on `events`. */
+export const dial: Dial = (to, events) => {
+  const opts = to.unix
+    ? { unix: to.unix, data: events, socket: upstreamHandlers }
+    : { hostname: to.host!, port: to.port!, data: events, socket: upstreamHandlers, ...(to.tls ? { tls: { serverName: to.host } } : {}) };
+  Bun.connect<UpstreamEvents>(opts as Parameters<typeof Bun.connect<UpstreamEvents>>[0]).catch((err) => events.onClose(describe(err)));
+};

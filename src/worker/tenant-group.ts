@@ -1,0 +1,103 @@
+// One tenant in one worker: its listeners, its open connections, and the limits checked when a connection is accepted.
+import type { TenantSpec } from "../config/types.ts";
+import { ProxyConn } from "../engine/conn.ts";
+import { makeStamp, plainResponse } from "../engine/rewrite.ts";
+import type { Duplex, Env, Route } from "../engine/types.ts";
+import type { ClientSink, ListenerHooks } from "../runtime/bun-net.ts";
+import type { SharedCounts } from "./shared-counts.ts";
+
+/** The engine's view of a tenant spec. */
+export function routeOf(spec: TenantSpec): Route {
+  const u = spec.upstream;
+  let upstream: Route["upstream"];
+  if (u.unix) upstream = { unix: u.unix };
+  else {
+    const url = new URL(u.origin);
+    const tls = url.protocol === "https:";
+    upstream = { host: url.hostname.replace(/^\[(.*)\]$/, "$1"), port: Number(url.port) || (tls ? 443 : 80), tls };
+  }
+  return {
+    tenant: spec.name,
+    stamp: makeStamp(spec.tenantHeader, spec.name, spec.headers, u.prefix),
+    upstream,
+    upstreamText: u.text,
+    upstreamTimeoutMs: spec.upstreamTimeoutMs,
+  };
+}
+
+const OVER_CAP = plainResponse(503, "nsproxy: too many connections for this tenant");
+
+export interface GroupOwner {
+  /** Rate-limited warnings go to the supervisor's log. */
+  warn(kind: string, message: string): void;
+}
+
+export class TenantGroup implements ListenerHooks {
+  readonly route: Route;
+  readonly conns = new Set<ProxyConn>();
+  /** Listener handles (the runtime's), closed on retire. */
+  listeners: { stop(closeActive?: boolean): void }[] = [];
+  private retired = false;
+
+  constructor(
+    readonly spec: TenantSpec,
+    readonly slot: number,
+    private readonly counts: SharedCounts,
+    private readonly env: Env,
+    private readonly owner: GroupOwner,
+  ) {
+    this.route = routeOf(spec);
+  }
+
+  accept(sock: Duplex, remoteAddress: string): ClientSink | undefined {
+    if (this.retired) {
+      sock.terminate();
+      return undefined;
+    }
+    // Every client connection may need an upstream one: two descriptors, taken from the process-wide
+    // budget before the kernel runs out, so accept() never fails with EMFILE (which spins the event loop).
+    if (!this.counts.reserveFds(2)) {
+      sock.terminate();
+      this.owner.warn("fds", `descriptor limit reached (${this.counts.fdLimit}): refusing new connections until some close`);
+      return undefined;
+    }
+    if (!this.counts.enter(this.slot, this.spec.maxConnections)) {
+      this.counts.releaseFds(2);
+      sock.write(OVER_CAP);
+      sock.end();
+      this.owner.warn(`cap:${this.spec.name}`, `tenant ${this.spec.name}: max_connections (${this.spec.maxConnections}) reached; refusing new connections`);
+      return undefined;
+    }
+    const conn = new ProxyConn(sock, this.route, remoteAddress, this.env);
+    conn.owner = this;
+    this.conns.add(conn);
+    return conn;
+  }
+
+  /** A connection of this group finished. */
+  release(conn: ProxyConn): void {
+    if (!this.conns.delete(conn)) return;
+    this.counts.leave(this.slot);
+    this.counts.releaseFds(2);
+  }
+
+  /** Stop accepting now; let connections finish their exchange, and cut what is left after `graceMs`. */
+  retire(graceMs: number): Promise<void> {
+    this.retired = true;
+    for (const l of this.listeners) l.stop(false);
+    this.counts.listeners(-this.listeners.length);
+    this.listeners = [];
+    for (const c of [...this.conns]) c.drain();
+    if (this.conns.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const started = Date.now();
+      const tick = setInterval(() => {
+        if (this.conns.size === 0 || Date.now() - started >= graceMs) {
+          clearInterval(tick);
+          for (const c of [...this.conns]) c.destroy();
+          resolve();
+        }
+      }, 50);
+    });
+  }
+}
