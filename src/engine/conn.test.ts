@@ -1,0 +1,266 @@
+// The connection state machine without sockets: fake client and upstream sides, a fake clock.
+import { describe, expect, test } from "bun:test";
+import { ProxyConn } from "./conn.ts";
+import { makeStamp } from "./rewrite.ts";
+import type { Duplex, Env, Exchange, Route, UpstreamEvents } from "./types.ts";
+
+const enc = (s: string) => new Uint8Array(Buffer.from(s, "latin1"));
+const dec = (b: Uint8Array[]) => Buffer.concat(b).toString("latin1");
+
+class FakeSock implements Duplex {
+  written: Uint8Array[] = [];
+  /** How many bytes write() accepts before reporting backpressure (Infinity: all). */
+  room = Number.POSITIVE_INFINITY;
+  paused = false;
+  ended = false;
+  terminated = false;
+  write(data: Uint8Array): number {
+    const n = Math.min(data.length, this.room);
+    this.room -= n;
+    this.written.push(data.slice(0, n));
+    return n;
+  }
+  end() {
+    this.ended = true;
+  }
+  terminate() {
+    this.terminated = true;
+  }
+  pause() {
+    this.paused = true;
+  }
+  resume() {
+    this.paused = false;
+  }
+  text() {
+    return dec(this.written);
+  }
+}
+
+function setup(opts: { upstreamTimeoutMs?: number } = {}) {
+  let now = 0;
+  const dials: { events: UpstreamEvents; sock: FakeSock }[] = [];
+  const log: Exchange[] = [];
+  const env: Env = {
+    limits: { requestTimeoutMs: 10_000, idleTimeoutMs: 60_000, connectTimeoutMs: 5_000, bodyTimeoutMs: 60_000, tunnelTimeoutMs: 3_600_000, maxHeaderBytes: 16384, maxHeaders: 100, maxTargetBytes: 8192 },
+    dial: (_to, events) => dials.push({ events, sock: new FakeSock() }),
+    access: (e) => log.push(e),
+    now: () => now,
+  };
+  const route: Route = {
+    tenant: "acme",
+    stamp: makeStamp("X-Nsproxy-Tenant", "acme", { "X-Env": "prod" }, ""),
+    upstream: { host: "127.0.0.1", port: 9 },
+    upstreamText: "http://127.0.0.1:9",
+    upstreamTimeoutMs: opts.upstreamTimeoutMs ?? 30_000,
+  };
+  const client = new FakeSock();
+  const conn = new ProxyConn(client, route, "10.0.0.7", env);
+  /** Open the n-th dialled upstream connection and return its socket. */
+  const open = (n = 0) => {
+    const d = dials[n]!;
+    d.events.onOpen(d.sock);
+    return d.sock;
+  };
+  return { conn, client, dials, open, log, tick: (ms: number) => conn.sweep((now += ms)) };
+}
+
+describe("ProxyConn", () => {
+  test("a GET goes upstream with the stamp and forwarding fields; the response comes back as sent", () => {
+    const { conn, client, open, log } = setup();
+    conn.onClientData(enc("GET /a?b=1 HTTP/1.1\r\nHost: svc\r\nX-nsproxy-TENANT: evil\r\nX_Nsproxy_Tenant: evil\r\nX-Env: dev\r\nUser-Agent: t\r\n\r\n"));
+    const up = open();
+    expect(up.text()).toBe(
+      "GET /a?b=1 HTTP/1.1\r\nHost: svc\r\nUser-Agent: t\r\nX-Env: prod\r\nX-Nsproxy-Tenant: acme\r\nX-Forwarded-Proto: http\r\nX-Forwarded-For: 10.0.0.7\r\nX-Forwarded-Host: svc\r\n\r\n",
+    );
+    conn.onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Odd-Case: v\r\n\r\nhi"));
+    expect(client.text()).toBe("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Odd-Case: v\r\n\r\nhi");
+    expect(client.ended).toBe(false);
+    expect(log).toEqual([expect.objectContaining({ tenant: "acme", method: "GET", path: "/a?b=1", status: 200, bytes: 2 })]);
+  });
+
+  test("pipelined requests are answered in order, over one upstream connection", () => {
+    const { conn, client, dials, open } = setup();
+    conn.onClientData(enc("GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n"));
+    const up = open();
+    expect(up.text()).toStartWith("GET /1 ");
+    expect(up.text()).not.toContain("GET /2");
+    conn.onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1"));
+    expect(up.text()).toContain("GET /2 ");
+    conn.onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2"));
+    expect(client.text()).toBe("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2");
+    expect(dials.length).toBe(1);
+  });
+
+  test("a chunked body passes byte for byte, trailers included, and the next request follows", () => {
+    const { conn, open } = setup();
+    const body = "5;ext=1\r\nhello\r\n0\r\nX-Trailer: t\r\n\r\n";
+    conn.onClientData(enc(`POST /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n${body.slice(0, 7)}`));
+    const up = open();
+    conn.onClientData(enc(body.slice(7)));
+    expect(up.text()).toEndWith(`\r\n\r\n${body}`);
+    expect(conn.state).toBe("wait");
+  });
+
+  test("a GET with a body keeps its body (Content-Length framing), and TRACE's response body comes back", () => {
+    const { conn, client, open } = setup();
+    conn.onClientData(enc("GET /q HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nbody"));
+    const up = open();
+    expect(up.text()).toEndWith("Content-Length: 4\r\nX-Env: prod\r\nX-Nsproxy-Tenant: acme\r\nX-Forwarded-Proto: http\r\nX-Forwarded-For: 10.0.0.7\r\nX-Forwarded-Host: h\r\n\r\nbody");
+    conn.onData(enc("HTTP/1.1 200 OK\r\nContent-Type: message/http\r\nContent-Length: 3\r\n\r\nabc"));
+    expect(client.text()).toEndWith("\r\n\r\nabc");
+  });
+
+  test("HEAD and 304 responses have no body even with Content-Length", () => {
+    const { conn, client, open } = setup();
+    conn.onClientData(enc("HEAD / HTTP/1.1\r\nHost: h\r\n\r\n"));
+    open();
+    conn.onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"));
+    expect(conn.state).toBe("head");
+    expect(client.ended).toBe(false);
+  });
+
+  test("upstream backpressure pauses the client; drain resumes it", () => {
+    const { conn, client, open } = setup();
+    conn.onClientData(enc("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n"));
+    const up = open();
+    up.room = 3;
+    conn.onClientData(enc("0123456789"));
+    expect(client.paused).toBe(true);
+    up.room = Number.POSITIVE_INFINITY;
+    conn.onDrain();
+    expect(client.paused).toBe(false);
+    expect(up.text()).toEndWith("0123456789");
+  });
+
+  test("client backpressure pauses the upstream; client drain resumes it", () => {
+    const { conn, client, open } = setup();
+    conn.onClientData(enc("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
+    const up = open();
+    client.room = 10;
+    conn.onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabcde"));
+    expect(up.paused).toBe(true);
+    client.room = Number.POSITIVE_INFINITY;
+    conn.onClientDrain();
+    expect(up.paused).toBe(false);
+    expect(client.text()).toEndWith("abcde");
+  });
+
+  test("Upgrade: the 101 turns the connection into a tunnel both ways", () => {
+    const { conn, client, open } = setup();
+    conn.onClientData(enc("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: k\r\n\r\n"));
+    const up = open();
+    expect(up.text()).toContain("\r\nUpgrade: websocket\r\n");
+    expect(up.text()).toContain("\r\nConnection: upgrade\r\n");
+    conn.onData(enc("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x01a"));
+    expect(client.text()).toBe("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n\x81\x01a");
+    conn.onClientData(enc("\x81\x01b"));
+    expect(up.text()).toEndWith("\x81\x01b");
+    expect(conn.state).toBe("tunnel");
+  });
+
+  test("100-continue: the interim response reaches the client, then the final one", () => {
+    const { conn, client, open } = setup();
+    conn.onClientData(enc("PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"));
+    const up = open();
+    expect(up.text()).toContain("Expect: 100-continue\r\n");
+    conn.onData(enc("HTTP/1.1 100 Continue\r\n\r\n"));
+    expect(client.text()).toBe("HTTP/1.1 100 Continue\r\n\r\n");
+    conn.onClientData(enc("ok"));
+    conn.onData(enc("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"));
+    expect(client.text()).toEndWith("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
+  });
+
+  test("a refused upstream is a 502 naming it; a silent one a 504", () => {
+    const a = setup();
+    a.conn.onClientData(enc("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
+    a.dials[0]!.events.onClose("connection refused");
+    expect(a.client.text()).toStartWith("HTTP/1.1 502 Bad Gateway\r\n");
+    expect(a.client.text()).toContain("nsproxy: upstream http://127.0.0.1:9: connection refused");
+    expect(a.client.ended).toBe(true);
+
+    const b = setup({ upstreamTimeoutMs: 1000 });
+    b.conn.onClientData(enc("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
+    b.open();
+    b.tick(500);
+    expect(b.client.text()).toBe("");
+    b.tick(600);
+    expect(b.client.text()).toStartWith("HTTP/1.1 504 Gateway Timeout\r\n");
+  });
+
+  test("slowloris: a head still incomplete after request_timeout gets 408 and the connection closes", () => {
+    const { conn, client, dials, tick } = setup();
+    conn.onClientData(enc("GET / HTTP/1.1\r\nHost: h\r\nX-a: "));
+    tick(5000);
+    conn.onClientData(enc("b"));
+    tick(5001);
+    expect(client.text()).toStartWith("HTTP/1.1 408 Request Timeout\r\n");
+    expect(client.ended).toBe(true);
+    expect(dials.length).toBe(0);
+  });
+
+  test("a stale reused upstream connection is retried once for a bodyless request", () => {
+    const { conn, client, dials, open } = setup();
+    conn.onClientData(enc("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n"));
+    open();
+    conn.onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    conn.onClientData(enc("GET /2 HTTP/1.1\r\nHost: h\r\n\r\n"));
+    conn.onClose(); // the upstream's keep-alive timer closed it as the request went out
+    expect(dials.length).toBe(2);
+    const up2 = open(1);
+    expect(up2.text()).toStartWith("GET /2 ");
+    conn.onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    expect(client.text().match(/200 OK/g)?.length).toBe(2);
+  });
+
+  test("bytes beyond the response's framing are never passed on", () => {
+    const { conn, client, open } = setup();
+    conn.onClientData(enc("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
+    const up = open();
+    conn.onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nAHTTP/1.1 200 OK\r\n\r\nsmuggled"));
+    expect(client.text()).not.toContain("smuggled");
+    expect(up.terminated).toBe(true);
+  });
+
+  test("refusals: CONNECT 405, CL+TE 400, HTTP/2.0 505 — plain text, connection closed, nothing sent upstream", () => {
+    for (const [raw, status] of [
+      ["CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n", 405],
+      ["POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400],
+      ["GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505],
+      ["GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400],
+    ] as const) {
+      const { conn, client, dials } = setup();
+      conn.onClientData(enc(raw));
+      expect(client.text()).toStartWith(`HTTP/1.1 ${status} `);
+      expect(client.text()).toContain("Content-Type: text/plain");
+      expect(client.ended).toBe(true);
+      expect(dials.length).toBe(0);
+    }
+  });
+
+  test("an HTTP/1.0 client asking for keep-alive gets it; without, the connection closes", () => {
+    const a = setup();
+    a.conn.onClientData(enc("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+    a.open();
+    a.conn.onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    expect(a.client.text()).toBe("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n");
+    expect(a.client.ended).toBe(false);
+    const b = setup();
+    b.conn.onClientData(enc("GET / HTTP/1.0\r\n\r\n"));
+    b.open();
+    b.conn.onData(enc("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    expect(b.client.text()).toBe("HTTP/1.0 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    expect(b.client.ended).toBe(true);
+  });
+
+  test("a response read to the close ends the client connection after it", () => {
+    const { conn, client, open } = setup();
+    conn.onClientData(enc("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
+    open();
+    conn.onData(enc("HTTP/1.1 200 OK\r\n\r\npart1"));
+    conn.onData(enc("part2"));
+    conn.onClose();
+    expect(client.text()).toBe("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\npart1part2");
+    expect(client.ended).toBe(true);
+  });
+});
