@@ -22,9 +22,10 @@ const clientHandlers: SocketHandler<ClientSink | ListenerHooks> = {
   open(s: ClientSocket) {
     s.setNoDelay(true);
     const hooks = s.data as ListenerHooks;
+    // A refused socket may report its close while accept() runs: it must find a sink already.
+    s.data = NOOP;
     const sink = hooks.accept(s as unknown as Duplex, s.remoteAddress);
     if (sink) s.data = sink;
-    else s.data = NOOP;
   },
   data(s: ClientSocket, data: Uint8Array) {
     (s.data as ClientSink).onClientData(data);

@@ -1,0 +1,140 @@
+// A client run inside a tenant namespace (`ip netns exec NS bun ns-client.ts MODE …`): raw bytes, held connections, WebSocket.
+// Prints one JSON line with what it saw. Every mode is bounded in time.
+const [mode, host, portText, ...rest] = process.argv.slice(2);
+const port = Number(portText);
+const out = (x: unknown) => console.log(JSON.stringify(x));
+
+/** Send bytes (base64), read until the server closes or `idleMs` passes with nothing new; print the reply (base64). */
+async function send(b64: string, idleMs: number, pauseAfterMs: number): Promise<void> {
+  const chunks: Buffer[] = [];
+  let closed = false;
+  let last = Date.now();
+  const sock = await Bun.connect({
+    hostname: host!,
+    port,
+    socket: {
+      data(_s, d) {
+        chunks.push(Buffer.from(d));
+        last = Date.now();
+      },
+      close() {
+        closed = true;
+      },
+      error() {
+        closed = true;
+      },
+    },
+  });
+  const bytes = Buffer.from(b64, "base64");
+  if (pauseAfterMs > 0) {
+    // Send all but the last byte, wait, then the last one (slow client).
+    sock.write(bytes.subarray(0, bytes.length - 1));
+    await Bun.sleep(pauseAfterMs);
+    if (!closed) sock.write(bytes.subarray(bytes.length - 1));
+  } else sock.write(bytes);
+  const started = Date.now();
+  while (!closed && Date.now() - last < idleMs && Date.now() - started < 30_000) await Bun.sleep(20);
+  sock.end();
+  out({ reply: Buffer.concat(chunks).toString("base64"), closed });
+}
+
+/** Open n connections, each sending `head` (a request head announcing a long body) and a few body bytes, and hold them. */
+async function hold(n: number, holdMs: number, head: string): Promise<void> {
+  let open = 0;
+  let closedEarly = 0;
+  let failed = 0;
+  let refused503 = 0;
+  const replies: string[] = [];
+  const socks = await Promise.all(
+    Array.from({ length: n }, () =>
+      Bun.connect({
+        hostname: host!,
+        port,
+        socket: {
+          open() {
+            open++;
+          },
+          data(_s, d) {
+            const line = Buffer.from(d).toString("latin1").split("\r\n")[0]!;
+            if (line.startsWith("HTTP/1.1 503")) refused503++;
+            if (replies.length < 3) replies.push(line);
+          },
+          close() {
+            closedEarly++;
+          },
+        },
+      }).catch(() => {
+        failed++;
+        return undefined;
+      }),
+    ),
+  );
+  for (const s of socks) s?.write(head ? `${head}abc` : "");
+  // Signal readiness on stderr so the test can act while the connections are held.
+  console.error("HOLDING");
+  await Bun.sleep(holdMs);
+  for (const s of socks) s?.end();
+  out({ open, closedEarly, failed, refused503, replies });
+}
+
+/** One keep-alive connection: a GET every `everyMs`, `n` times; the status of each (0: no answer). */
+async function keepalive(n: number, everyMs: number): Promise<void> {
+  let buf = "";
+  let closed = false;
+  const sock = await Bun.connect({
+    hostname: host!,
+    port,
+    socket: {
+      data(_s, d) {
+        buf += Buffer.from(d).toString("latin1");
+      },
+      close() {
+        closed = true;
+      },
+    },
+  });
+  const statuses: number[] = [];
+  for (let i = 0; i < n; i++) {
+    buf = "";
+    if (!closed) sock.write(`GET /ka${i} HTTP/1.1\r\nHost: h\r\n\r\n`);
+    const t0 = Date.now();
+    while (!closed && !/\r\n\r\n/.test(buf) && Date.now() - t0 < 5000) await Bun.sleep(10);
+    statuses.push(Number(/^HTTP\/1\.1 (\d{3})/.exec(buf)?.[1] ?? 0));
+    if (i === 0) console.error("FIRST");
+    await Bun.sleep(everyMs);
+  }
+  sock.end();
+  out({ statuses });
+}
+
+/** WebSocket: send three messages, expect each echoed. */
+async function ws(url: string): Promise<void> {
+  const sock = new WebSocket(url);
+  const got: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("websocket timed out")), 10_000);
+    sock.onopen = () => {
+      for (const m of ["one", "two", "x".repeat(70_000)]) sock.send(m);
+    };
+    sock.onmessage = (ev) => {
+      got.push(String(ev.data));
+      if (got.length === 3) {
+        clearTimeout(timer);
+        sock.close();
+        resolve();
+      }
+    };
+    sock.onerror = () => reject(new Error("websocket error"));
+  });
+  out({ got: got.map((g) => (g.length > 20 ? `${g[0]}x${g.length}` : g)) });
+}
+
+if (mode === "send") await send(rest[0]!, Number(rest[1] ?? 500), Number(rest[2] ?? 0));
+else if (mode === "hold") await hold(Number(rest[0]), Number(rest[1]), rest[2] ?? "");
+else if (mode === "ws") await ws(host!);
+else if (mode === "keepalive") await keepalive(Number(rest[0]), Number(rest[1]));
+else {
+  console.error(`unknown mode ${mode}`);
+  process.exit(2);
+}
+process.exit(0);

@@ -1,0 +1,49 @@
+// A host-side upstream that records the exact bytes of every request and answers with exact bytes.
+import type { TCPSocketListener } from "bun";
+
+export interface RawUpstream {
+  port: number;
+  /** Every request head and body as received, one entry per request (a head, then the body bytes by Content-Length). */
+  requests: string[];
+  stop(): void;
+}
+
+/**
+ * `answer(request)` gives the response bytes for a request (its head, plus body by Content-Length;
+ * chunked bodies are read to the terminating 0 chunk).
+ */
+export function startRawUpstream(answer: (request: string) => string): RawUpstream {
+  const requests: string[] = [];
+  const listener: TCPSocketListener<{ buf: string }> = Bun.listen<{ buf: string }>({
+    hostname: "127.0.0.1",
+    port: 0,
+    data: { buf: "" },
+    socket: {
+      open(s) {
+        s.data = { buf: "" };
+      },
+      data(s, d) {
+        s.data.buf += Buffer.from(d).toString("latin1");
+        for (;;) {
+          const end = s.data.buf.indexOf("\r\n\r\n");
+          if (end < 0) return;
+          const head = s.data.buf.slice(0, end + 4);
+          const cl = /\r\ncontent-length: *(\d+)/i.exec(head);
+          let total = end + 4;
+          if (cl) total += Number(cl[1]);
+          else if (/\r\ntransfer-encoding: *chunked/i.test(head)) {
+            const z = s.data.buf.indexOf("\r\n0\r\n\r\n", end);
+            if (z < 0) return;
+            total = z + 7;
+          }
+          if (s.data.buf.length < total) return;
+          const req = s.data.buf.slice(0, total);
+          s.data.buf = s.data.buf.slice(total);
+          requests.push(req);
+          s.write(Buffer.from(answer(req), "latin1"));
+        }
+      },
+    },
+  });
+  return { port: listener.port, requests, stop: () => listener.stop(true) };
+}
