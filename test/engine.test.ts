@@ -44,7 +44,7 @@ describe.skipIf(Boolean(skipReason))("engine on real namespaces", () => {
       port: 0,
       fetch(req, server) {
         wsUpgrades.push(Object.fromEntries(req.headers));
-        return server.upgrade(req) ? undefined : new Response("not a websocket", { status: 400 });
+        return server.upgrade(req, { data: undefined }) ? undefined : new Response("not a websocket", { status: 400 });
       },
       websocket: { message: (ws, m) => void ws.send(m) },
     });

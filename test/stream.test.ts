@@ -1,4 +1,4 @@
-// Bodies stream both ways: 200 MB up and 200 MB down through nsproxy, while its memory stays flat.
+// Bodies stream both ways: 1 GB up and 1 GB down through nsproxy, and a client that stops reading, while its memory stays flat.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { startNsproxy, type Running } from "./helpers/daemon.ts";
@@ -8,9 +8,15 @@ import { type Echo, startUpstream } from "./helpers/upstream.ts";
 const prefix = uniquePrefix("stream");
 const NS = `${prefix}a`;
 const MB = 1024 * 1024;
-const SIZE = Number(process.env.NSPROXY_TEST_STREAM_MB ?? 200) * MB;
-/** Growth allowed over the warmed-up RSS while 200 MB pass each way: a few buffers, never the body. */
-const RSS_BUDGET = 48 * MB;
+const SIZE = Number(process.env.NSPROXY_TEST_STREAM_MB ?? 1024) * MB;
+/**
+ * Growth allowed over the warmed-up RSS while 1 GB passes each way: a few buffers, never the body.
+ * Measured on the project VM: download +1 to +8 MB, slow reader +0 to +5 MB, upload +22 to +27 MB (Bun
+ * hands over up to 512 kB per read from a fast client; the allocator keeps those pages for a while).
+ * The goal is 16 MB; the upload misses it, so its bound is looser and the figure is printed.
+ */
+const RSS_BUDGET = 16 * MB;
+const UPLOAD_RSS_BUDGET = 32 * MB;
 
 function rss(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
@@ -42,7 +48,8 @@ describe.skipIf(Boolean(skipReason))("streaming bodies", () => {
     await daemon.waitFor("attached 1/1");
     // Warm up so the baseline includes what every request allocates once (JIT, buffers).
     for (let i = 0; i < 20; i++) await nsExec(NS, ["curl", "-s", "-o", "/dev/null", "--data-binary", "x", "http://127.0.0.1:8090/warm"]);
-    await nsExec(NS, ["curl", "-s", "-o", "/dev/null", "http://127.0.0.1:8090/bytes?n=4194304"]);
+    await nsExec(NS, ["curl", "-s", "-o", "/dev/null", "http://127.0.0.1:8090/bytes?n=16777216"]);
+    await nsExec(NS, ["sh", "-c", "head -c 16777216 /dev/zero | curl -sS -o /dev/null -T - -X POST -H 'Expect:' http://127.0.0.1:8090/warm"]);
     baseline = rss(daemon.proc.pid);
   });
 
@@ -52,7 +59,7 @@ describe.skipIf(Boolean(skipReason))("streaming bodies", () => {
     cleanupNetns(prefix);
   });
 
-  test("200 MB upload arrives whole, memory bounded", async () => {
+  test("1 GB upload arrives whole, memory bounded", async () => {
     const { result: r, peak } = await peakRss(daemon.proc.pid, () =>
       nsExec(NS, ["sh", "-c", `head -c ${SIZE} /dev/zero | curl -sS -T - -X POST -H 'Expect:' http://127.0.0.1:8090/upload`], 120_000),
     );
@@ -60,10 +67,10 @@ describe.skipIf(Boolean(skipReason))("streaming bodies", () => {
     const echo = JSON.parse(r.stdout) as Echo;
     expect(echo.bodyBytes).toBe(SIZE);
     console.log(`upload: baseline RSS ${(baseline / MB).toFixed(1)} MB, peak ${(peak / MB).toFixed(1)} MB`);
-    expect(peak - baseline).toBeLessThan(RSS_BUDGET);
+    expect(peak - baseline).toBeLessThan(UPLOAD_RSS_BUDGET);
   });
 
-  test("200 MB download arrives whole, memory bounded", async () => {
+  test("1 GB download arrives whole, memory bounded", async () => {
     const before = rss(daemon.proc.pid);
     const { result: r, peak } = await peakRss(daemon.proc.pid, () =>
       nsExec(NS, ["sh", "-c", `curl -sS http://127.0.0.1:8090/bytes?n=${SIZE} | wc -c`], 120_000),
@@ -71,6 +78,19 @@ describe.skipIf(Boolean(skipReason))("streaming bodies", () => {
     expect(r.code).toBe(0);
     expect(Number(r.stdout.trim())).toBe(SIZE);
     console.log(`download: RSS before ${(before / MB).toFixed(1)} MB, peak ${(peak / MB).toFixed(1)} MB`);
+    expect(peak - before).toBeLessThan(RSS_BUDGET);
+  });
+
+  test("a client that stops reading holds back the upstream, not memory", async () => {
+    const before = rss(daemon.proc.pid);
+    // 1 GB offered by the upstream, read at 1 MB/s for 3 s: the rest must wait in the upstream, not in nsproxy.
+    const { result: r, peak } = await peakRss(daemon.proc.pid, () =>
+      nsExec(NS, ["sh", "-c", `curl -sS --limit-rate 1M --max-time 3 http://127.0.0.1:8090/bytes?n=${1024 * MB} | wc -c`], 30_000),
+    );
+    const got = Number(r.stdout.trim());
+    expect(got).toBeGreaterThan(0);
+    expect(got).toBeLessThan(64 * MB);
+    console.log(`slow reader: ${(got / MB).toFixed(1)} MB read; RSS before ${(before / MB).toFixed(1)} MB, peak ${(peak / MB).toFixed(1)} MB`);
     expect(peak - before).toBeLessThan(RSS_BUDGET);
   });
 });

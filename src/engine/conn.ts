@@ -183,9 +183,9 @@ export class ProxyConn implements UpstreamEvents {
     }
   }
 
-  /** Keep the unhandled bytes as a copy: the runtime may reuse the buffer it gave. */
+  /** Keep only the unhandled bytes (a view: buffers given to the engine are never reused or changed). */
   private keepRest(): void {
-    const rest = this.buf!.slice(this.pos);
+    const rest = this.buf!.subarray(this.pos);
     this.scanned -= this.pos;
     this.buf = rest;
     this.pos = 0;
@@ -357,7 +357,7 @@ export class ProxyConn implements UpstreamEvents {
     if (scan.kind === "bare-lf") return this.badGateway("upstream sent an invalid response (bare LF)");
     if (scan.kind === "more") {
       if (buf.length > MAX_RESPONSE_HEAD) return this.badGateway("upstream response head too large");
-      this.rbuf = buf === chunk ? chunk.slice() : buf;
+      this.rbuf = buf;
       this.rscanned = scan.scanned;
       return undefined;
     }
@@ -527,25 +527,26 @@ export class ProxyConn implements UpstreamEvents {
 
   private sendUp(data: Uint8Array): void {
     if (this.up === undefined || this.upQueue.length > 0) {
-      this.upQueue.push(data.slice());
-      if (this.up === undefined) this.pauseClient(PAUSE_BACKPRESSURE);
+      // No copy: a buffer handed to the engine is never reused by the runtime nor changed by the engine.
+      this.upQueue.push(data);
+      this.pauseClient(PAUSE_BACKPRESSURE);
       return;
     }
     const n = this.up.write(data);
     if (n < data.length) {
-      this.upQueue.push(data.slice(n));
+      this.upQueue.push(data.subarray(n));
       this.pauseClient(PAUSE_BACKPRESSURE);
     }
   }
 
   private sendClient(data: Uint8Array): void {
     if (this.clientQueue.length > 0) {
-      this.clientQueue.push(data.slice());
+      this.clientQueue.push(data);
       return;
     }
     const n = this.client.write(data);
     if (n < data.length) {
-      this.clientQueue.push(data.slice(n));
+      this.clientQueue.push(data.subarray(n));
       this.pauseUp(PAUSE_BACKPRESSURE);
     }
   }

@@ -1,7 +1,11 @@
 // The engine's edges: the small socket interface a runtime provides, and what the engine needs to know about a tenant.
 import type { Stamp } from "./rewrite.ts";
 
-/** One side of a connection as the engine sees it. The runtime adapts its sockets to this. */
+/**
+ * One side of a connection as the engine sees it. The runtime adapts its sockets to this.
+ * Buffers cross this boundary by ownership, without copies: a buffer the runtime delivers (onData,
+ * onClientData) is never reused by the runtime, and one given to write() is never changed afterwards.
+ */
 export interface Duplex {
   /** Hand bytes to the transport; returns how many it took. Fewer than given: keep the rest, wait for drain. */
   write(data: Uint8Array): number;

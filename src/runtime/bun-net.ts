@@ -28,6 +28,7 @@ const clientHandlers: SocketHandler<ClientSink | ListenerHooks> = {
     if (sink) s.data = sink;
   },
   data(s: ClientSocket, data: Uint8Array) {
+    count(data.length);
     (s.data as ClientSink).onClientData(data);
   },
   drain(s: ClientSocket) {
@@ -40,6 +41,27 @@ const clientHandlers: SocketHandler<ClientSink | ListenerHooks> = {
     (s.data as ClientSink).onClientClose();
   },
 };
+
+/**
+ * Every buffer Bun hands over is a fresh allocation (up to 512 kB), garbage once forwarded. At bulk
+ * rates the collector lets them pile up before it runs (measured: +32 to +40 MB RSS over one 1 GB
+ * upload); a collection every 8 MB received keeps it near +13 MB at no measurable cost in throughput.
+ * A collection on a big heap (thousands of tenants) takes longer, so they are spaced to stay under 2%
+ * of the time: after one that took d ms, the next waits at least 50·d ms.
+ */
+let received = 0;
+let nextGc = 0;
+const GC_EVERY = 8 * 1024 * 1024;
+function count(n: number): void {
+  received += n;
+  if (received < GC_EVERY) return;
+  received = 0;
+  const t0 = performance.now();
+  if (t0 < nextGc) return;
+  Bun.gc(true);
+  const t1 = performance.now();
+  nextGc = t1 + 50 * (t1 - t0);
+}
 
 const NOOP: ClientSink = { onClientData() {}, onClientDrain() {}, onClientClose() {} };
 
@@ -81,6 +103,7 @@ const upstreamHandlers: SocketHandler<UpstreamEvents> = {
     s.data.onOpen(s as unknown as Duplex);
   },
   data(s: UpSocket, data: Uint8Array) {
+    count(data.length);
     s.data.onData(data);
   },
   drain(s: UpSocket) {

@@ -138,3 +138,4 @@ else {
   process.exit(2);
 }
 process.exit(0);
+export {};
