@@ -54,7 +54,7 @@ function perExtraNs(rows: Row[], r: Row): number | undefined {
 }
 
 function table(rows: Row[]): string {
-  const head = ["N", "proxy", "req/s (single)", "nsproxy/HAProxy", "p50 ms", "p99 ms", "spread req/s", "spread p99 ms", "RSS MB", "RSS per extra ns kB", "RSS after load MB", "startup ms", "live add ms"];
+  const head = ["N", "proxy", "req/s (single)", "nsproxy/HAProxy", "p50 ms", "p99 ms", "CPU µs/req", "spread req/s", "spread p99 ms", "spread CPU µs/req", "RSS MB", "RSS per extra ns kB", "RSS after load MB", "startup ms", "live add ms"];
   const out = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
   for (const r of rows) {
     const rps = median(r.singles.map((s) => s.rps));
@@ -70,8 +70,10 @@ function table(rows: Row[]): string {
         ratio,
         fmt(median(r.singles.map((s) => s.p50Ms)), 2),
         fmt(median(r.singles.map((s) => s.p99Ms)), 2),
+        fmt(median(r.singles.map((s) => s.cpuUsPerReq ?? NaN)), 1),
         spread,
         fmt(r.spreads.length ? Math.max(...r.spreads.map((s) => s.p99Ms)) : NaN, 2),
+        fmt(median(r.spreads.map((s) => s.cpuUsPerReq ?? NaN)), 1),
         fmt(r.rssKb / 1024, 1),
         fmt(perExtraNs(rows, r), 1),
         fmt(r.rssAfterLoadKb === undefined ? undefined : r.rssAfterLoadKb / 1024, 1),
@@ -84,7 +86,7 @@ function table(rows: Row[]): string {
 }
 
 function runs(rows: Row[]): string {
-  const one = (w: WrkResult) => `${fmt(w.rps)} req/s p50 ${fmt(w.p50Ms, 2)} p99 ${fmt(w.p99Ms, 2)}${w.errors ? ` **${w.errors} errors**` : ""}`;
+  const one = (w: WrkResult) => `${fmt(w.rps)} req/s p50 ${fmt(w.p50Ms, 2)} p99 ${fmt(w.p99Ms, 2)} CPU ${fmt(w.cpuUsPerReq, 1)} µs/req${w.errors ? ` **${w.errors} errors**` : ""}`;
   return rows
     .filter((r) => r.singles.length + r.spreads.length > 0)
     .map((r) => `- N=${r.n} ${r.proxy}: single [${r.singles.map(one).join("; ")}]; spread [${r.spreads.map(one).join("; ")}]; check: ${r.check}`)
@@ -108,7 +110,7 @@ namespace with \`bind … namespace NS\`, set-header of the tenant and X-Forward
 X-Forwarded-For/Forwarded removed, \`option forwardfor\`, \`http-reuse always\`), all on these same 2 cores with wrk.
 **single**: \`wrk -t1 -c50 -d${durationS}s --latency\` from inside the first namespace, ${rounds} round(s) alternating
 nsproxy, HAProxy (after a ${warmupS} s warm-up of each); the median of the rounds. **spread**: K=min(N,8) wrk processes at once,
-in K namespaces spread over the range, \`-c8\` each: requests/s summed, p99 the worst. **RSS**: VmRSS (with
+in K namespaces spread over the range, \`-c8\` each: requests/s summed, p99 the worst. **CPU µs/req**: the proxy's utime+stime (all threads, /proc/PID/stat) over the run divided by its requests. **RSS**: VmRSS (with
 children) after every listener answers, before any load; per extra namespace against the smallest N.
 **startup**: from spawn to the latest first answer among probes (first, middle, last namespace) polling every 1 ms.
 **live add**: \`PUT /v1/tenants/NAME\` on the admin socket for a new namespace (outside the discovery glob), until

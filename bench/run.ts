@@ -8,7 +8,7 @@ import { attemptNsproxy, check, liveAdd, logSummary, startHaproxy, startNsproxy,
 import { sample } from "./probe.ts";
 import { markdown, type Row } from "./report.ts";
 import { addNamespaces, cleanup, ensureTools, freePort, PREFIX, raiseNofile, removeStale, rssKb, spawn, stop, TMP } from "./setup.ts";
-import { wrk, wrkSpread } from "./wrk.ts";
+import { withCpu, wrk, wrkSpread } from "./wrk.ts";
 
 const NSPROXY_PORT = 8080;
 const HAPROXY_PORT = 8081;
@@ -83,9 +83,9 @@ async function measure(n: number, upstreamPort: number): Promise<void> {
   const spreadNs = spreadOver(list, Math.min(n, 8));
   for (const [p] of pairs) await wrk(list[0]!, url(p.port), { conns: 50, durationS: WARMUP_S });
   for (let round = 0; round < rounds; round++) {
-    for (const [p, r] of pairs) r.singles.push(await wrk(list[0]!, url(p.port), { conns: 50, durationS }));
+    for (const [p, r] of pairs) r.singles.push(await withCpu(p.proc.pid, () => wrk(list[0]!, url(p.port), { conns: 50, durationS })));
     for (const [p, r] of pairs) {
-      r.spreads.push(await wrkSpread(spreadNs, url(p.port), { conns: 8, durationS }));
+      r.spreads.push(await withCpu(p.proc.pid, () => wrkSpread(spreadNs, url(p.port), { conns: 8, durationS })));
       r.spreadK = spreadNs.length;
     }
     log(`N=${n}: round ${round + 1}/${rounds} done`);

@@ -1,4 +1,5 @@
 // wrk inside a tenant namespace: one bounded run, its output parsed into figures.
+import { readFileSync } from "node:fs";
 import { spawn } from "./setup.ts";
 
 export interface WrkResult {
@@ -8,6 +9,8 @@ export interface WrkResult {
   requests: number;
   /** Socket errors (connect/read/write/timeout) plus non-2xx/3xx responses: any is worth a look. */
   errors: number;
+  /** The proxy's CPU (utime + stime, all threads) over the run, per request: the steadiest figure on a shared box. */
+  cpuUsPerReq?: number;
 }
 
 const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000 };
@@ -49,4 +52,18 @@ export async function wrkSpread(namespaces: string[], url: string, opts: { conns
     requests: runs.reduce((a, r) => a + r.requests, 0),
     errors: runs.reduce((a, r) => a + r.errors, 0),
   };
+}
+
+/** utime + stime of every thread of `pid`, in seconds (clock ticks of 10 ms). */
+export function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/** Run `load` and charge the CPU `pid` used meanwhile to its requests. */
+export async function withCpu(pid: number, load: () => Promise<WrkResult>): Promise<WrkResult> {
+  const c0 = cpuSeconds(pid);
+  const r = await load();
+  r.cpuUsPerReq = ((cpuSeconds(pid) - c0) * 1e6) / Math.max(1, r.requests);
+  return r;
 }

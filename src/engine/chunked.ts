@@ -1,5 +1,5 @@
 // The chunked transfer coding (RFC 9112 §7.1) as an incremental scanner: it finds where a chunked body ends and refuses a malformed one, while the bytes pass on unchanged.
-import { FIELD_CHAR, HEX } from "./chars.ts";
+import { FIELD_CHAR, HEX, TCHAR } from "./chars.ts";
 
 const enum S {
   SizeStart,
@@ -10,6 +10,7 @@ const enum S {
   DataCr,
   DataLf,
   TrailerStart,
+  TrailerName,
   Trailer,
   TrailerLf,
   LastLf,
@@ -82,8 +83,14 @@ export class ChunkedScanner {
         case S.TrailerStart:
           if (c === 0x0d) this.state = S.LastLf;
           else if (c === 0x20 || c === 0x09) return this.fail("obs-fold in a trailer section");
-          else if (!FIELD_CHAR[c]) return this.fail("invalid character in a trailer field");
-          else this.state = S.Trailer;
+          else if (!TCHAR[c]) return this.fail("invalid character in a trailer field name");
+          else this.state = S.TrailerName;
+          break;
+        case S.TrailerName:
+          // field-name ":" as in the head (RFC 9112 §5.1): no whitespace before the colon, no line without one.
+          if (c === 0x3a /* : */) this.state = S.Trailer;
+          else if (c === 0x20 || c === 0x09) return this.fail("whitespace between a trailer field name and its colon");
+          else if (!TCHAR[c] || ++this.meta > MAX_META_BYTES) return this.fail("invalid character in a trailer field name");
           break;
         case S.Trailer:
           if (c === 0x0d) this.state = S.TrailerLf;

@@ -1,5 +1,7 @@
 // Differential-test harness: runs Node's llhttp (process.binding('http_parser')) in strict request mode over raw requests.
 // stdin: JSON array of base64 strings. stdout: JSON array of { messages, error, rest } (see test/differential.test.ts).
+// Each message: { method, url, version, headers: [name, value][], body (bytes), trailers (count), upgrade, keepAlive, complete }.
+// error: null, an llhttp code (HPE_…), or "incomplete" (the input ended inside a message); rest: bytes left after an upgrade.
 // Mirrors how lib/_http_server.js drives the parser: initialize(REQUEST, resource, maxHeaderSize, kLenientNone),
 // callbacks at the kOn* indices, execute(buffer) returning bytes parsed or an Error with .code.
 "use strict";
@@ -11,7 +13,9 @@ process.emitWarning = function (warning, ...args) {
   if (code === "DEP0111") return;
   return emitWarning.call(process, warning, ...args);
 };
-const { HTTPParser, methods } = process.binding("http_parser");
+const { HTTPParser, methods, allMethods } = process.binding("http_parser");
+// llhttp method codes index allMethods (QUERY is 46); `methods` is only the list of names http.request accepts.
+const METHOD_NAMES = allMethods || methods;
 process.emitWarning = emitWarning;
 
 const MAX_HEADER_SIZE = 16384;
@@ -42,11 +46,12 @@ function run(raw) {
     const pairs = [];
     for (let i = 0; i + 1 < h.length; i += 2) pairs.push([h[i], h[i + 1]]);
     current = {
-      method: methods[method],
+      method: METHOD_NAMES[method],
       url: u,
       version: `${major}.${minor}`,
       headers: pairs,
       body: 0,
+      trailers: 0,
       upgrade: Boolean(upgrade),
       keepAlive: Boolean(keepAlive),
       complete: false,
@@ -59,6 +64,10 @@ function run(raw) {
     current.body += typeof len === "number" ? len : b.length;
   };
   parser[HTTPParser.kOnMessageComplete] = () => {
+    // Trailer fields arrive through kOnHeaders (with the url again), as in _http_common.js parserOnMessageComplete.
+    current.trailers = headers.length / 2;
+    headers = [];
+    url = "";
     current.complete = true;
     begun = false;
   };
