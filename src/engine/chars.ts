@@ -38,25 +38,26 @@ export type HeadScan =
 
 /**
  * Find the end of a message head (the first CRLF CRLF) in buf[from, end), refusing a lone LF on the way.
- * `from` is where the previous call stopped, so a head arriving byte by byte is scanned once.
+ * `from` is where the previous call stopped, so a head arriving byte by byte is scanned once; `start` is
+ * where this head begins (a pipelined one may begin mid-buffer).
  * Leading empty lines (CRLF) before a request line are allowed (RFC 9112 §2.2) and passed over by the parser.
  */
-export function scanHead(buf: Uint8Array, from: number, end: number): HeadScan {
+export function scanHead(buf: Uint8Array, from: number, end: number, start = 0): HeadScan {
   let i = from;
   for (;;) {
     const lf = buf.indexOf(LF, i);
     if (lf < 0 || lf >= end) return { kind: "more", scanned: Math.max(from, end - 3) };
     if (lf === 0 || buf[lf - 1] !== CR) return { kind: "bare-lf", offset: lf };
     // CRLF at lf-1; the head ends if the line before it was empty (…CRLF CRLF) and not a leading empty line.
-    if (lf >= 3 && buf[lf - 2] === LF && buf[lf - 3] === CR && !onlyEmptyLines(buf, lf - 3)) return { kind: "head", end: lf + 1 };
+    if (lf >= start + 3 && buf[lf - 2] === LF && buf[lf - 3] === CR && !onlyEmptyLines(buf, start, lf - 3)) return { kind: "head", end: lf + 1 };
     i = lf + 1;
   }
 }
 
-/** True when buf[0, upto) is nothing but CRLF pairs (empty lines before the request line). */
-function onlyEmptyLines(buf: Uint8Array, upto: number): boolean {
-  for (let i = 0; i < upto; i += 2) if (buf[i] !== CR || buf[i + 1] !== LF) return false;
-  return upto % 2 === 0;
+/** True when buf[start, upto) is nothing but CRLF pairs (empty lines before the request line). */
+function onlyEmptyLines(buf: Uint8Array, start: number, upto: number): boolean {
+  for (let i = start; i < upto; i += 2) if (buf[i] !== CR || buf[i + 1] !== LF) return false;
+  return (upto - start) % 2 === 0;
 }
 
 /** ASCII case-insensitive comparison of s[start, end) with a lower-case literal. */

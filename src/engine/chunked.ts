@@ -29,6 +29,14 @@ export class ChunkedScanner {
   private meta = 0;
   /** Why the body was refused, once it was. */
   error: string | undefined;
+  /** The current trailer field's name, lower case. */
+  private name = "";
+
+  /**
+   * `forbidden(lowerName)`: trailer fields refused outright. Trailers pass on unchanged, and an upstream
+   * may merge them into the header section, so a field only the proxy may set must not arrive there.
+   */
+  constructor(private readonly forbidden?: (lowerName: string) => boolean) {}
 
   get done(): boolean {
     return this.state === S.Done;
@@ -84,11 +92,17 @@ export class ChunkedScanner {
           if (c === 0x0d) this.state = S.LastLf;
           else if (c === 0x20 || c === 0x09) return this.fail("obs-fold in a trailer section");
           else if (!TCHAR[c]) return this.fail("invalid character in a trailer field name");
-          else this.state = S.TrailerName;
+          else {
+            this.state = S.TrailerName;
+            this.name = String.fromCharCode(c | (c >= 0x41 && c <= 0x5a ? 0x20 : 0));
+          }
           break;
         case S.TrailerName:
           // field-name ":" as in the head (RFC 9112 §5.1): no whitespace before the colon, no line without one.
-          if (c === 0x3a /* : */) this.state = S.Trailer;
+          if (c === 0x3a /* : */) {
+            if (this.forbidden?.(this.name)) return this.fail(`trailer field '${this.name}' is not allowed`);
+            this.state = S.Trailer;
+          } else if (TCHAR[c] && this.name.length < 256) this.name += String.fromCharCode(c | (c >= 0x41 && c <= 0x5a ? 0x20 : 0));
           else if (c === 0x20 || c === 0x09) return this.fail("whitespace between a trailer field name and its colon");
           else if (!TCHAR[c] || ++this.meta > MAX_META_BYTES) return this.fail("invalid character in a trailer field name");
           break;

@@ -264,3 +264,29 @@ describe("ProxyConn", () => {
     expect(client.ended).toBe(true);
   });
 });
+
+describe("ProxyConn edge cases", () => {
+  test("empty lines between pipelined requests are skipped (RFC 9112 §2.2)", () => {
+    const { conn, client, open } = setup();
+    conn.onClientData(enc("POST /1 HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nx\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n"));
+    const up = open();
+    conn.onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    expect(up.text()).toContain("GET /2 HTTP/1.1\r\n");
+    conn.onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    expect(client.text().match(/200 OK/g)?.length).toBe(2);
+  });
+
+  test("a chunked request whose trailers carry the stamp, a look-alike or X-Forwarded-For is refused", () => {
+    for (const name of ["X-Nsproxy-Tenant", "x_nsproxy_tenant", "X-Forwarded-For", "Content-Length", "X-Env"]) {
+      const { conn, client, open } = setup();
+      conn.onClientData(enc(`POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n${name}: forged\r\n\r\n`));
+      const up = open();
+      expect(up.text()).not.toContain("forged");
+      expect(client.text()).toStartWith("HTTP/1.1 400 ");
+      expect(client.text()).toContain("is not allowed");
+    }
+    const ok = setup();
+    ok.conn.onClientData(enc("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nX-Checksum: 1\r\n\r\n"));
+    expect(ok.open().text()).toEndWith("0\r\nX-Checksum: 1\r\n\r\n");
+  });
+});

@@ -1,6 +1,7 @@
 // One client connection and the upstream connection it uses: keep-alive, pipelining in order, bodies by their framing, Upgrade tunnels, backpressure, timeouts.
 import { bytesToLatin1, scanHead } from "./chars.ts";
 import { ChunkedScanner } from "./chunked.ts";
+import { classify, Kind } from "./fields.ts";
 import { isRefusal, parseRequestHead, type RequestHead } from "./request-head.ts";
 import { parseResponseHead, type ResponseHead } from "./response-head.ts";
 import { clientResponseHead, plainResponse, upstreamRequestHead } from "./rewrite.ts";
@@ -153,6 +154,12 @@ export class ProxyConn implements UpstreamEvents {
     this.finish();
   }
 
+  /** Trailer fields a request may not carry: the proxy's own fields and look-alikes, and framing or routing. */
+  private readonly forbiddenTrailer = (name: string): boolean => {
+    const k = classify(name, this.route.stamp.protectedNames);
+    return k === Kind.Protected || k === Kind.Host || k === Kind.ContentLength || k === Kind.TransferEncoding || k === Kind.Connection;
+  };
+
   /** Handle what is buffered from the client, as far as the current phase allows. */
   private pump(): void {
     for (;;) {
@@ -195,7 +202,7 @@ export class ProxyConn implements UpstreamEvents {
   private readHead(buf: Uint8Array): boolean {
     const limits = this.env.limits;
     const start = this.pos;
-    const scan = scanHead(buf, Math.max(start, this.scanned), buf.length);
+    const scan = scanHead(buf, Math.max(start, this.scanned), buf.length, start);
     if (scan.kind === "bare-lf") return this.refuse(400, "bare LF: lines must end with CRLF");
     if (scan.kind === "more") {
       if (buf.length - start > limits.maxHeaderBytes) return this.refuse(431, `request head larger than ${limits.maxHeaderBytes} bytes`);
@@ -234,7 +241,7 @@ export class ProxyConn implements UpstreamEvents {
       this.phase = Phase.Body;
       this.setTimer(Timer.Body);
     } else if (f.body === "chunked") {
-      this.reqChunks = new ChunkedScanner();
+      this.reqChunks = new ChunkedScanner(this.forbiddenTrailer);
       this.phase = Phase.Body;
       this.setTimer(Timer.Body);
     } else this.requestSent();
