@@ -71,11 +71,12 @@ export function equalsLower(s: string, start: number, end: number, lower: string
   return true;
 }
 
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, s: number, e: number): string }).latin1Slice;
+
 /** Bytes → string, one char per byte (ISO-8859-1, not windows-1252), so string offsets are byte offsets. */
 export function bytesToLatin1(buf: Uint8Array, start: number, end: number): string {
   // Buffer's latin1 is a true 1:1 mapping; TextDecoder("latin1") is windows-1252 and remaps 0x80-0x9F.
-  const b = buf instanceof Buffer ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-  return (b as unknown as { latin1Slice(s: number, e: number): string }).latin1Slice(start, end);
+  return latin1Slice.call(buf, start, end);
 }
 
 /** A string of chars < 256 → bytes, one byte per char. */

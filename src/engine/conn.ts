@@ -93,6 +93,12 @@ export class ProxyConn implements UpstreamEvents {
   // ---------------------------------------------------------------- client side
 
   onClientData(data: Uint8Array): void {
+    this.cork();
+    this.clientData(data);
+    this.uncork();
+  }
+
+  private clientData(data: Uint8Array): void {
     if (this.phase === Phase.Closed) return;
     if (this.phase === Phase.Tunnel) {
       this.since = this.env.now();
@@ -313,6 +319,12 @@ export class ProxyConn implements UpstreamEvents {
   }
 
   onData(data: Uint8Array): void {
+    this.cork();
+    this.upstreamData(data);
+    this.uncork();
+  }
+
+  private upstreamData(data: Uint8Array): void {
     if (this.phase === Phase.Closed) return;
     if (this.phase === Phase.Tunnel) {
       this.since = this.env.now();
@@ -532,7 +544,40 @@ export class ProxyConn implements UpstreamEvents {
 
   // ---------------------------------------------------------------- writing with backpressure
 
+  /**
+   * While an event is handled, what goes to each side is gathered and written once at the end: a
+   * response head and the body bytes that came with it leave in one send (measured: 3 sends per
+   * request before, 2 after, as HAProxy).
+   */
+  private corked = 0;
+  private upPending: Uint8Array[] = [];
+  private clientPending: Uint8Array[] = [];
+
+  private cork(): void {
+    this.corked++;
+  }
+
+  private uncork(): void {
+    if (--this.corked > 0) return;
+    this.flushPending();
+  }
+
+  private flushPending(): void {
+    if (this.upPending.length > 0) for (const b of gather(this.upPending)) this.sendUpNow(b);
+    if (this.clientPending.length > 0) for (const b of gather(this.clientPending)) this.sendClientNow(b);
+  }
+
   private sendUp(data: Uint8Array): void {
+    if (this.corked > 0 && this.up !== undefined && this.upQueue.length === 0) this.upPending.push(data);
+    else this.sendUpNow(data);
+  }
+
+  private sendClient(data: Uint8Array): void {
+    if (this.corked > 0 && this.clientQueue.length === 0) this.clientPending.push(data);
+    else this.sendClientNow(data);
+  }
+
+  private sendUpNow(data: Uint8Array): void {
     if (this.up === undefined || this.upQueue.length > 0) {
       // No copy: a buffer handed to the engine is never reused by the runtime nor changed by the engine.
       this.upQueue.push(data);
@@ -546,7 +591,7 @@ export class ProxyConn implements UpstreamEvents {
     }
   }
 
-  private sendClient(data: Uint8Array): void {
+  private sendClientNow(data: Uint8Array): void {
     if (this.clientQueue.length > 0) {
       this.clientQueue.push(data);
       return;
@@ -583,6 +628,7 @@ export class ProxyConn implements UpstreamEvents {
   // ---------------------------------------------------------------- closing, timers, logging
 
   private closeUp(): void {
+    this.upPending.length = 0;
     const up = this.up;
     this.up = undefined;
     this.upConnecting = false;
@@ -594,6 +640,7 @@ export class ProxyConn implements UpstreamEvents {
   /** Close the client once what is queued for it has gone. */
   private closeClient(): void {
     if (this.phase === Phase.Closed) return;
+    if (this.clientPending.length > 0) this.flushPending();
     this.closeUp();
     if (this.clientQueue.length > 0) {
       this.closing = true;
@@ -612,6 +659,7 @@ export class ProxyConn implements UpstreamEvents {
     this.timer = Timer.None;
     this.closeUp();
     this.clientQueue.length = 0;
+    this.clientPending.length = 0;
     this.buf = undefined;
     this.env.closed?.(this);
   }
@@ -677,4 +725,19 @@ export class ProxyConn implements UpstreamEvents {
   get state(): string {
     return ["head", "body", "wait", "tunnel", "closed"][this.phase]!;
   }
+}
+
+/** Small buffers joined into one write (emptying the list); large ones are not worth a copy and go as they are. */
+function gather(list: Uint8Array[]): Uint8Array[] {
+  let total = 0;
+  for (const b of list) total += b.length;
+  if (list.length === 1 || total > 65536) return list.splice(0);
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const b of list) {
+    out.set(b, at);
+    at += b.length;
+  }
+  list.length = 0;
+  return [out];
 }

@@ -40,6 +40,8 @@ const clientHandlers: SocketHandler<ClientSink | ListenerHooks> = {
   error(s: ClientSocket) {
     (s.data as ClientSink).onClientClose();
   },
+  // The engine needs bytes, not Buffer's extra prototype: a plain Uint8Array is cheaper to make per read.
+  binaryType: "uint8array",
 };
 
 /**
@@ -118,6 +120,7 @@ const upstreamHandlers: SocketHandler<UpstreamEvents> = {
   error(s: UpSocket, err: Error) {
     s.data.onClose(describe(err));
   },
+  binaryType: "uint8array",
 };
 
 /** Connect to an upstream from the worker's own namespace; every outcome arrives on `events`. */
