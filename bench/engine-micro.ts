@@ -12,7 +12,7 @@ const env: Env = {
   dial: (_to, e) => {
     events = e;
   },
-  now: () => performance.now(),
+  now: () => 0,
 };
 const route: Route = { tenant: "acme", stamp: makeStamp("X-Nsproxy-Tenant", "acme", {}, ""), upstream: { host: "127.0.0.1", port: 9 }, upstreamText: "u", upstreamTimeoutMs: 3e4 };
 const conn = new ProxyConn(sink, route, "127.0.0.1", env);

@@ -1,7 +1,7 @@
 // One client connection and the upstream connection it uses: keep-alive, pipelining in order, bodies by their framing, Upgrade tunnels, backpressure, timeouts.
 import { bytesToLatin1, scanHead } from "./chars.ts";
 import { ChunkedScanner } from "./chunked.ts";
-import { classify, Kind } from "./fields.ts";
+import { classify, type Fields, Kind, newFields } from "./fields.ts";
 import { isRefusal, parseRequestHead, type RequestHead } from "./request-head.ts";
 import { parseResponseHead, type ResponseHead } from "./response-head.ts";
 import { clientResponseHead, plainResponse, upstreamRequestHead } from "./rewrite.ts";
@@ -78,6 +78,11 @@ export class ProxyConn implements UpstreamEvents {
   /** Stop after the current exchange (tenant detached or daemon stopping). */
   private draining = false;
   private requests = 0;
+  /** Field tables reused head after head (a head's fields are only read while it is handled). */
+  private reqFields: Fields | undefined;
+  private resFields: Fields | undefined;
+  /** "X-Forwarded-For: <client>\r\n", made on the first request: the client does not change. */
+  private xffLine: string | undefined;
   /** Whoever accepted this connection (the runtime's bookkeeping); the engine never looks at it. */
   owner: unknown;
 
@@ -219,25 +224,24 @@ export class ProxyConn implements UpstreamEvents {
     const end = scan.end;
     this.scanned = 0;
     if (end - start > limits.maxHeaderBytes) return this.refuse(431, `request head larger than ${limits.maxHeaderBytes} bytes`);
-    const headBytes = start === 0 && end === buf.length ? buf : buf.subarray(start, end);
-    const s = bytesToLatin1(headBytes, 0, headBytes.length);
-    const head = parseRequestHead(s, headBytes.length, limits, this.route.stamp.protectedNames);
+    const s = bytesToLatin1(buf, start, end);
+    const head = parseRequestHead(s, end - start, limits, this.route.stamp.protectedNames, (this.reqFields ??= newFields()));
     if (isRefusal(head)) return this.refuse(head.status, head.reason);
     this.pos = end;
-    this.startRequest(headBytes, head);
+    this.startRequest(s, head);
     return true;
   }
 
-  private startRequest(headBytes: Uint8Array, head: RequestHead): void {
+  private startRequest(s: string, head: RequestHead): void {
     this.req = head;
     this.requests++;
-    this.reqStarted = this.env.now();
+    if (this.env.access) this.reqStarted = performance.now();
     this.reqDone = false;
     this.resStarted = false;
     this.res = undefined;
     this.rbuf = undefined;
     this.rscanned = 0;
-    const out = upstreamRequestHead(headBytes, head, this.route.stamp, this.clientAddress);
+    const out = upstreamRequestHead(s, head, this.route.stamp, (this.xffLine ??= `X-Forwarded-For: ${this.clientAddress}\r\n`));
     this.reqHead = out;
     this.ensureUpstream();
     this.sendUp(out);
@@ -382,14 +386,14 @@ export class ProxyConn implements UpstreamEvents {
     }
     this.rbuf = undefined;
     this.rscanned = 0;
-    const headBytes = buf.subarray(0, scan.end);
     const req = this.req!;
-    const head = parseResponseHead(bytesToLatin1(headBytes, 0, headBytes.length), headBytes.length, req.method, 1000);
+    const s = bytesToLatin1(buf, 0, scan.end);
+    const head = parseResponseHead(s, scan.end, req.method, 1000, (this.resFields ??= newFields()));
     if (typeof head === "string") return this.badGateway(`upstream sent an invalid response (${head})`);
     const rest = buf.subarray(scan.end);
     if (head.status < 200 && head.status !== 101) {
       // Interim (100 Continue, 103 Early Hints): forwarded to HTTP/1.1 clients, then the real one follows.
-      if (req.minor === 1) this.sendClient(clientResponseHead(headBytes, head, ""));
+      if (req.minor === 1) this.sendClient(clientResponseHead(s, head, ""));
       this.since = this.env.now();
       return rest;
     }
@@ -397,7 +401,7 @@ export class ProxyConn implements UpstreamEvents {
       if (!req.upgrade) return this.badGateway("upstream switched protocols without an Upgrade request");
       this.res = head;
       this.resStarted = true;
-      this.sendClient(clientResponseHead(headBytes, head, "upgrade"));
+      this.sendClient(clientResponseHead(s, head, "upgrade"));
       this.logExchange(101, undefined);
       this.phase = Phase.Tunnel;
       this.setTimer(Timer.Tunnel);
@@ -410,7 +414,7 @@ export class ProxyConn implements UpstreamEvents {
     // The client connection stays open only if both sides allow it and the request is complete.
     this.keepClient = req.keepAlive && head.framing.body !== "close" && this.reqDone && !this.draining;
     const connection = !this.keepClient ? "close" : req.minor === 0 ? "keep-alive" : "";
-    this.sendClient(clientResponseHead(headBytes, head, connection));
+    this.sendClient(clientResponseHead(s, head, connection));
     this.logExchange(head.status, head.framing.body === "length" ? head.framing.contentLength : head.framing.body === "none" ? 0 : undefined);
     if (head.framing.body === "length") this.resLeft = head.framing.contentLength;
     else if (head.framing.body === "chunked") this.resChunks = new ChunkedScanner();
@@ -717,7 +721,7 @@ export class ProxyConn implements UpstreamEvents {
       path: req?.path ?? "-",
       status,
       bytes,
-      ms: req ? this.env.now() - this.reqStarted : 0,
+      ms: req ? performance.now() - this.reqStarted : 0,
     });
   }
 

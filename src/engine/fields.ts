@@ -56,8 +56,33 @@ export interface Fields {
   ve: number[];
   next: number[];
   kind: Kind[];
-  /** Lower-case names; kept because Connection may name any field. */
-  names: string[];
+  /** Offset of each name's colon. */
+  colon: number[];
+}
+
+/** A reusable Fields: a connection parses one head at a time, so its arrays need not be made per request. */
+export function newFields(): Fields {
+  return { count: 0, line: [], vs: [], ve: [], next: [], kind: [], colon: [] };
+}
+
+/** The lower-case name of field i. */
+export function fieldName(s: string, f: Fields, i: number): string {
+  return s.slice(f.line[i]!, f.colon[i]!).toLowerCase();
+}
+
+/** Name lengths worth a look, per set of protected names: any other name is an ordinary field. */
+const lengthsCache = new WeakMap<ReadonlySet<string>, Uint8Array>();
+const BASE_LENGTHS = new Uint8Array(257);
+for (const k of KINDS.keys()) BASE_LENGTHS[k.length] = 1;
+
+function interestingLengths(protectedNames: ReadonlySet<string>): Uint8Array {
+  let l = lengthsCache.get(protectedNames);
+  if (!l) {
+    l = BASE_LENGTHS.slice();
+    for (const n of protectedNames) if (n.length <= 256) l[n.length] = 1;
+    lengthsCache.set(protectedNames, l);
+  }
+  return l;
 }
 
 export interface FieldError {
@@ -70,14 +95,17 @@ export interface FieldError {
  * after it). Every line ends in CRLF (a lone LF was refused by scanHead). Refuses: obs-fold,
  * whitespace before the colon, an empty name, a non-token name, a control byte or lone CR in a value.
  */
-export function parseFields(s: string, p: number, end: number, maxFields: number, protectedNames: ReadonlySet<string>): Fields | FieldError {
-  const f: Fields = { count: 0, line: [], vs: [], ve: [], next: [], kind: [], names: [] };
+export function parseFields(s: string, p: number, end: number, maxFields: number, protectedNames: ReadonlySet<string>, into?: Fields): Fields | FieldError {
+  const f: Fields = into ?? newFields();
+  f.count = 0;
+  const lengths = interestingLengths(protectedNames);
   const last = end - 2; // offset of the final empty line's CR
   while (p < last) {
     const c0 = s.charCodeAt(p);
     if (c0 === 0x20 || c0 === 0x09) return { reason: "obs-fold or whitespace at the start of a field line", offset: p };
     let q = p;
-    while (TCHAR[s.charCodeAt(q)]) q++;
+    let underscore = false;
+    for (let c = c0; TCHAR[c]; c = s.charCodeAt(++q)) if (c === 0x5f) underscore = true;
     const cq = s.charCodeAt(q);
     if (cq !== 0x3a /* : */) {
       if (cq === 0x20 || cq === 0x09) return { reason: "whitespace between a field name and its colon", offset: q };
@@ -85,7 +113,6 @@ export function parseFields(s: string, p: number, end: number, maxFields: number
     }
     if (q === p) return { reason: "empty field name", offset: q };
     if (f.count === maxFields) return { reason: `more than ${maxFields} fields`, offset: p };
-    const name = s.slice(p, q).toLowerCase();
     let v = q + 1;
     while (s.charCodeAt(v) === 0x20 || s.charCodeAt(v) === 0x09) v++;
     let e = v;
@@ -100,8 +127,10 @@ export function parseFields(s: string, p: number, end: number, maxFields: number
     f.vs[i] = v;
     f.ve[i] = ve;
     f.next[i] = e + 2;
-    f.names[i] = name;
-    f.kind[i] = classify(name, protectedNames);
+    f.colon[i] = q;
+    // Only names of a length some special name has (or with "_", or "proxy-…") need a lower-case copy.
+    const n = q - p;
+    f.kind[i] = lengths[n > 256 ? 256 : n] || underscore || (n > 6 && (c0 | 0x20) === 0x70) ? classify(s.slice(p, q).toLowerCase(), protectedNames) : Kind.Other;
     p = e + 2;
   }
   return f;
@@ -151,12 +180,12 @@ export function connectionOptions(s: string, f: Fields): ConnectionOptions {
  * route it (Host, Content-Length, Transfer-Encoding): "Connection: Content-Length" must never make the
  * proxy drop the length the upstream needs to find the end of the body.
  */
-export function dropNamed(f: Fields, named: string[]): void {
+export function dropNamed(s: string, f: Fields, named: string[]): void {
   if (named.length === 0) return;
   for (let i = 0; i < f.count; i++) {
     const k = f.kind[i]!;
     if (k === Kind.Host || k === Kind.ContentLength || k === Kind.TransferEncoding) continue;
-    if (named.includes(f.names[i]!)) f.kind[i] = Kind.HopByHop;
+    if (named.includes(fieldName(s, f, i))) f.kind[i] = Kind.HopByHop;
   }
 }
 

@@ -48,7 +48,7 @@ export function isRefusal(x: RequestHead | Refusal): x is Refusal {
  * Parse the head in `s` (latin1, one char per byte) that ends at `end` (just past CRLF CRLF).
  * `protectedNames`: lower-case names only the proxy may set for this tenant.
  */
-export function parseRequestHead(s: string, end: number, limits: RequestLimits, protectedNames: ReadonlySet<string>): RequestHead | Refusal {
+export function parseRequestHead(s: string, end: number, limits: RequestLimits, protectedNames: ReadonlySet<string>, into?: Fields): RequestHead | Refusal {
   let p = 0;
   while (s.charCodeAt(p) === 0x0d && s.charCodeAt(p + 1) === 0x0a) p += 2; // RFC 9112 §2.2: empty lines before the request line
   const lineStart = p;
@@ -73,7 +73,7 @@ export function parseRequestHead(s: string, end: number, limits: RequestLimits, 
   if (major !== 1 || minor > 1) return refuse(505, `HTTP/${major}.${minor} is not supported`, p);
   const lineNext = p + 10;
 
-  const fields = parseFields(s, lineNext, end, limits.maxHeaders, protectedNames);
+  const fields = parseFields(s, lineNext, end, limits.maxHeaders, protectedNames, into);
   if ("reason" in fields) return refuse(fields.reason.startsWith("more than") ? 431 : 400, fields.reason, fields.offset);
 
   // Host: exactly one on HTTP/1.1, at most one on 1.0, and a valid uri-host[:port] (RFC 9112 §3.2).
@@ -118,7 +118,7 @@ export function parseRequestHead(s: string, end: number, limits: RequestLimits, 
   }
 
   const conn = connectionOptions(s, fields);
-  dropNamed(fields, conn.named);
+  dropNamed(s, fields, conn.named);
   const keepAlive = minor === 1 ? !conn.close : conn.keepAlive && !conn.close;
   // An Upgrade in HTTP/1.0 must be ignored (RFC 9110 §7.8); without "Connection: upgrade" it is hop-by-hop only.
   let upgrade = false;
@@ -144,7 +144,14 @@ function absolutePath(target: string): string | undefined {
 
 const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|\[v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
 
+/** The last Host value found valid: keep-alive clients send the same one on every request. */
+let lastValidHost = "";
+
 /** uri-host [ ":" port ] (RFC 3986 §3.2.2): no spaces, no "@", no "/", no second colon outside brackets. */
 function validHost(s: string, a: number, b: number): boolean {
-  return HOST.test(s.slice(a, b));
+  const host = s.slice(a, b);
+  if (host === lastValidHost) return true;
+  if (!HOST.test(host)) return false;
+  lastValidHost = host;
+  return true;
 }

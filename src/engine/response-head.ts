@@ -17,7 +17,7 @@ export interface ResponseHead {
 const NO_PROTECTED: ReadonlySet<string> = new Set();
 
 /** `method` and `upgrade` of the request being answered decide the body (HEAD, 1xx, 204, 304, 101). */
-export function parseResponseHead(s: string, end: number, method: string, maxHeaders: number): ResponseHead | string {
+export function parseResponseHead(s: string, end: number, method: string, maxHeaders: number, into?: Fields): ResponseHead | string {
   // HTTP/1.x SP 3DIGIT SP reason CRLF; the reason may be empty (and its space is tolerated missing).
   if (!s.startsWith("HTTP/1.", 0)) return "invalid status line";
   const minor = s.charCodeAt(7) - 0x30;
@@ -41,10 +41,10 @@ export function parseResponseHead(s: string, end: number, method: string, maxHea
   if (s.charCodeAt(p + 1) !== 0x0a) return "invalid status line";
   const lineNext = p + 2;
 
-  const fields = parseFields(s, lineNext, end, maxHeaders, NO_PROTECTED);
+  const fields = parseFields(s, lineNext, end, maxHeaders, NO_PROTECTED, into);
   if ("reason" in fields) return fields.reason;
   const conn = connectionOptions(s, fields);
-  dropNamed(fields, conn.named);
+  dropNamed(s, fields, conn.named);
 
   const te = transferCodings(s, fields);
   const cl = contentLength(s, fields, true);

@@ -77,6 +77,10 @@ export interface Env {
   limits: Limits;
   dial: Dial;
   access?: (e: Exchange) => void;
+  /**
+   * Milliseconds for timeouts. May be coarse (the worker's sweep refreshes it every 250 ms, sparing a
+   * clock read per event): timeouts are only checked that often anyway.
+   */
   now: () => number;
   /** A connection finished (for counters and the sweep registry). */
   closed?: (conn: unknown) => void;

@@ -54,9 +54,12 @@ function attach(spec: TenantSpec, nsFd: number, slot: number): void {
   if (old) void retire(old, replaceGraceMs);
 }
 
+/** The engine's clock, refreshed by the sweep: timeouts need no finer grain than the sweep has. */
+let coarseNow = performance.now();
+
 /** Every open connection is checked against its timers a few times a second. */
 function sweep(): void {
-  const now = performance.now();
+  const now = (coarseNow = performance.now());
   for (const g of tenants.values()) for (const c of g.conns) c.sweep(now);
   for (const g of retiring) for (const c of g.conns) c.sweep(now);
 }
@@ -93,7 +96,7 @@ async function handle(msg: ToWorker): Promise<void> {
         limits: { ...o.engine, tunnelTimeoutMs: 3_600_000 },
         dial,
         access,
-        now: () => performance.now(),
+        now: () => coarseNow,
         closed: (c) => ((c as ProxyConn).owner as TenantGroup).release(c as ProxyConn),
       };
       setInterval(sweep, 250);
