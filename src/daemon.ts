@@ -69,6 +69,9 @@ export class Daemon {
   private inflight = 0;
   private checkPending = false;
 
+  /** RLIMIT_NOFILE in force (Bun raises the soft limit to the hard one at start). */
+  readonly fdLimit = descriptorLimit();
+
   constructor(readonly config: DaemonConfig) {
     this.pool = new WorkerPool(config.workers, {
       accessLog: config.accessLog,
@@ -76,7 +79,7 @@ export class Daemon {
       replaceGraceMs: config.shutdownGraceMs,
       strandTenant: process.env.NSPROXY_FAULT_STRAND_TENANT || undefined,
       engine: config.engine,
-      counts: sharedCountsBuffer(descriptorLimit()),
+      counts: sharedCountsBuffer(this.fdLimit),
     });
     this.pool.onReplaced = (index) => void this.reattachWorker(index);
   }
@@ -94,6 +97,9 @@ export class Daemon {
   async apply(desired: TenantSpec[], removeGraceMs = this.config.shutdownGraceMs): Promise<ApplyResult> {
     const result: ApplyResult = { added: [], removed: [], replaced: [], unchanged: 0 };
     const want = new Map(desired.map((s) => [s.name, s]));
+    let addrs = 0;
+    for (const s of desired) addrs += s.listen.length;
+    this.pool.plan(addrs, this.fdLimit);
     const work: Promise<void>[] = [];
     for (const [name, t] of this.tenants) {
       if (want.has(name)) continue;
@@ -219,7 +225,7 @@ export class Daemon {
 
   /** A replaced worker has no listeners: give it those of every serving tenant. */
   private async reattachWorker(index: number): Promise<void> {
-    const serving = [...this.tenants.values()].filter((t) => t.state === "serving");
+    const serving = [...this.tenants.values()].filter((t) => t.state === "serving" && this.pool.placedOn(t.spec.name, index));
     await Promise.all(serving.map((t) => this.attach(t, index)));
     this.checkThreads();
     logger.info(`worker ${index} replaced; ${serving.length} serving tenant(s) attached to it again`);

@@ -1,5 +1,4 @@
 // `nsproxy run`: start the workers and the admin interface, attach every tenant, follow changes until SIGTERM/SIGINT.
-import { readFileSync } from "node:fs";
 import { defineCommand } from "citty";
 import { serveAdmin } from "../admin/socket.ts";
 import { createAdminApp } from "../admin/server.ts";
@@ -73,19 +72,18 @@ export default defineCommand({
   },
 });
 
-/** Every listener is a descriptor in every worker: say so before EMFILE does, with the way out. */
+/** Say what the descriptor limit allows, and warn before EMFILE does, with the way out. */
 function warnIfOutOfDescriptors(daemon: Daemon, workers: number): void {
-  let limit = Number.POSITIVE_INFINITY;
-  try {
-    const line = readFileSync("/proc/self/limits", "utf8").match(/^Max open files\s+(\d+)/m);
-    if (line) limit = Number(line[1]);
-  } catch {
-    return;
-  }
+  const limit = daemon.fdLimit;
   let listeners = 0;
-  for (const t of daemon.tenants.values()) listeners += t.spec.listen.length;
-  const needed = listeners * workers + 64;
-  if (needed > limit) {
-    logger.warn(`${listeners} listeners x ${workers} workers need about ${needed} open files, but the limit is ${limit}: raise it (systemd LimitNOFILE=, ulimit -n) or use fewer --workers`);
+  let wanted = 0;
+  for (const t of daemon.tenants.values()) {
+    listeners += t.spec.listen.length * daemon.pool.workersOf(t.spec.name);
+    wanted += t.spec.listen.length;
+  }
+  if (limit >= Number.MAX_SAFE_INTEGER) return;
+  logger.info(`descriptor limit ${limit} (RLIMIT_NOFILE, soft raised to hard): ${listeners} listeners open, the rest for connections (2 per client connection)`);
+  if (wanted > limit - 512) {
+    logger.warn(`${wanted} listen addresses need more descriptors than the limit ${limit} leaves: raise it (systemd LimitNOFILE=, ulimit -n) for all tenants to attach (${workers} workers)`);
   }
 }

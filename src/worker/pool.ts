@@ -139,11 +139,66 @@ export class WorkerPool {
   private stopping = false;
 
   /**
-   * Listen for `spec` in every worker (or only in worker `only`). All or nothing: if any worker fails,
-   * the tenant is detached from the others and the first failure is returned.
+   * Which workers a tenant listens in. Every worker (SO_REUSEPORT spreads its connections over the
+   * cores) while all listeners fit in half the descriptor limit; beyond that a new tenant listens in one
+   * worker, the one with the fewest tenants, so 10,000 tenants need 10,000 listeners, not 10,000 × W
+   * (a listening socket cannot be shared between Bun workers). The other half is for connections.
+   */
+  private readonly placement = new Map<string, number[]>();
+  private readonly load: number[] = [];
+  private spreadAll = true;
+
+  /** Decide how the next tenants are placed, knowing how many listen addresses the daemon wants in all. */
+  plan(listenAddrs: number, fdLimit: number): void {
+    const all = listenAddrs * this.size <= fdLimit / 2;
+    if (all !== this.spreadAll && this.size > 1) {
+      logger.info(
+        all
+          ? `${listenAddrs} listen addresses x ${this.size} workers fit the descriptor limit (${fdLimit}): new tenants listen in every worker`
+          : `${listenAddrs} listen addresses x ${this.size} workers would take more than half of the descriptor limit (${fdLimit}): each new tenant listens in one worker (the least loaded)`,
+      );
+    }
+    this.spreadAll = all;
+  }
+
+  /** How many workers tenant `name` listens in (0 when it is not attached). */
+  workersOf(name: string): number {
+    return this.placement.get(name)?.length ?? 0;
+  }
+
+  /** Whether tenant `name` listens in worker `index` (a replaced worker attaches only its own tenants). */
+  placedOn(name: string, index: number): boolean {
+    return this.placement.get(name)?.includes(index) ?? false;
+  }
+
+  private place(name: string): number[] {
+    let targets = this.placement.get(name);
+    if (targets) return targets;
+    if (this.spreadAll) targets = this.workers.map((_, i) => i);
+    else {
+      let best = 0;
+      for (let i = 1; i < this.size; i++) if ((this.load[i] ?? 0) < (this.load[best] ?? 0)) best = i;
+      targets = [best];
+    }
+    for (const i of targets) this.load[i] = (this.load[i] ?? 0) + 1;
+    this.placement.set(name, targets);
+    return targets;
+  }
+
+  private unplace(name: string): void {
+    const targets = this.placement.get(name);
+    if (!targets) return;
+    for (const i of targets) this.load[i] = (this.load[i] ?? 1) - 1;
+    this.placement.delete(name);
+  }
+
+  /**
+   * Listen for `spec` in its workers (or only in worker `only`, when that one was replaced). All or
+   * nothing: if any worker fails, the tenant is detached from the others and the first failure is returned.
    */
   async attach(spec: TenantSpec, nsFd: number, only?: number): Promise<AttachFailure | undefined> {
-    const targets = only === undefined ? this.workers : [this.workers[only]!];
+    if (only !== undefined && !this.placedOn(spec.name, only)) return undefined;
+    const targets = (only === undefined ? this.place(spec.name) : [only]).map((i) => this.workers[i]!);
     const slot = this.slotOf(spec.name);
     const results = await Promise.all(targets.map((w) => w.request((id) => ({ type: "attach", id, spec, nsFd, slot }))));
     const failure = results.find((r) => r !== undefined);
@@ -152,6 +207,7 @@ export class WorkerPool {
   }
 
   async detach(name: string, graceMs: number): Promise<void> {
+    this.unplace(name);
     await Promise.all(this.workers.map((w) => w.request((id) => ({ type: "detach", id, name, graceMs }))));
     // The slot's count drops to zero as the old connections close; only then may another tenant take it.
     const slot = this.slots.get(name);
