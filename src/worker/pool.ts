@@ -60,6 +60,8 @@ class PinnedWorker {
   send(msg: ToWorker): void {
     this.outbox.push(msg);
     if (this.outbox.length === 1) queueMicrotask(() => this.flush());
+    // A long batch goes out in slices, so the worker starts listening while the rest is still prepared.
+    else if (this.outbox.length >= 128) this.flush();
   }
 
   private flush(): void {
