@@ -17,12 +17,13 @@ if [ "$(id -u)" != 0 ]; then
   exit 2
 fi
 
-# System tools: a C compiler for libnetns.c, ip (iproute2) for namespaces, curl as the tenants' client, ss for socket checks.
+# System tools: a C compiler for libnetns.c, ip (iproute2) for namespaces, curl as the tenants' client, ss for socket checks, openssl for test certificates.
 missing=()
 command -v cc >/dev/null || missing+=(gcc libc6-dev)
 command -v ip >/dev/null || missing+=(iproute2)
 command -v curl >/dev/null || missing+=(curl)
 command -v ss >/dev/null || missing+=(iproute2)
+command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

@@ -233,6 +233,7 @@ describe("ProxyConn", () => {
       conn.onClientData(enc(raw));
       expect(client.text()).toStartWith(`HTTP/1.1 ${status} `);
       expect(client.text()).toContain("Content-Type: text/plain");
+      if (status === 405) expect(client.text()).toContain("\r\nAllow: GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH\r\n");
       expect(client.ended).toBe(true);
       expect(dials.length).toBe(0);
     }

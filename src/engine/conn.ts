@@ -531,7 +531,7 @@ export class ProxyConn implements UpstreamEvents {
       this.sendUp(head);
       return;
     }
-    const reason = wasConnecting ? (error ?? "cannot connect") : "connection closed before a response";
+    const reason = error ?? (wasConnecting ? "cannot connect" : "connection closed before a response");
     this.badGateway(`upstream ${this.route.upstreamText}: ${reason}`);
   }
 

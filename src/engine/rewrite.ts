@@ -107,9 +107,12 @@ export function clientResponseHead(s: string, head: ResponseHead, connection: st
 export function plainResponse(status: number, text: string, minor = 1): Uint8Array {
   const body = `${text}\n`;
   return bytes(
-    `HTTP/1.${minor} ${status} ${REASONS[status] ?? "Error"}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.${minor} ${status} ${REASONS[status] ?? "Error"}\r\n${status === 405 ? ALLOW : ""}Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
   );
 }
+
+/** A 405 must say what is allowed (RFC 9110 §15.5.6): every method but CONNECT goes upstream. */
+const ALLOW = "Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH\r\n";
 
 const REASONS: Record<number, string> = {
   400: "Bad Request",

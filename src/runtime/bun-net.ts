@@ -117,6 +117,13 @@ const upstreamHandlers: SocketHandler<UpstreamEvents> = {
   connectError(s: UpSocket, err: Error) {
     s.data.onClose(describe(err));
   },
+  // https:// upstreams: a certificate that does not verify ends the connection with the reason.
+  handshake(s: UpSocket, success: boolean, authorizationError: Error | null) {
+    if (success && !authorizationError) return;
+    const why = authorizationError ? ((authorizationError as { code?: string }).code ?? authorizationError.message) : "handshake failed";
+    s.data.onClose(`TLS: ${why}`);
+    s.terminate();
+  },
   error(s: UpSocket, err: Error) {
     s.data.onClose(describe(err));
   },

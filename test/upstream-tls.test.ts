@@ -1,0 +1,60 @@
+// An https:// upstream on real namespaces: the certificate is verified (a self-signed one is a 502 naming why), and a trusted one carries the stamp.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { daemonDir, startNsproxy } from "./helpers/daemon.ts";
+import { addNetns, cleanupNetns, curlIn, skipReason, uniquePrefix } from "./helpers/netns.ts";
+
+const prefix = uniquePrefix("tls");
+const haveOpenssl = Bun.spawnSync(["sh", "-c", "command -v openssl"]).exitCode === 0;
+
+describe.skipIf(Boolean(skipReason) || !haveOpenssl)("https upstream", () => {
+  let dir: string;
+  let upstream: ReturnType<typeof Bun.serve>;
+
+  beforeAll(() => {
+    dir = daemonDir();
+    const r = Bun.spawnSync(
+      ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", `${dir}/key.pem`, "-out", `${dir}/cert.pem`, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+      { stderr: "pipe" },
+    );
+    if (r.exitCode !== 0) throw new Error(`openssl: ${r.stderr.toString()}`);
+    upstream = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      tls: { cert: Bun.file(`${dir}/cert.pem`), key: Bun.file(`${dir}/key.pem`) },
+      fetch: (req) => new Response(`over tls for ${req.headers.get("x-nsproxy-tenant")}\n`),
+    });
+  });
+
+  afterAll(() => {
+    upstream?.stop(true);
+    cleanupNetns(prefix);
+  });
+
+  test("a certificate that does not verify: 502 naming the TLS error", async () => {
+    const ns = addNetns(`${prefix}a`);
+    const d = startNsproxy(["run", "-l", "127.0.0.1:8180", "-u", `https://127.0.0.1:${upstream.port}`, "-n", ns, "-w", "1"]);
+    try {
+      await d.waitFor("attached 1/1");
+      const r = await curlIn(ns, "http://127.0.0.1:8180/x");
+      expect(r.status).toBe(502);
+      expect(r.body).toBe(`nsproxy: upstream https://127.0.0.1:${upstream.port}: TLS: DEPTH_ZERO_SELF_SIGNED_CERT\n`);
+    } finally {
+      await d.stop("SIGKILL");
+    }
+  });
+
+  test("a trusted certificate (NODE_EXTRA_CA_CERTS): the request goes over TLS with the stamp", async () => {
+    const ns = addNetns(`${prefix}b`);
+    const d = startNsproxy(["run", "-l", "127.0.0.1:8181", "-u", `https://127.0.0.1:${upstream.port}`, "-n", ns, "-w", "1"], {
+      env: { NODE_EXTRA_CA_CERTS: `${dir}/cert.pem` },
+    });
+    try {
+      await d.waitFor("attached 1/1");
+      const r = await curlIn(ns, "http://127.0.0.1:8181/x");
+      expect(r.status).toBe(200);
+      expect(r.body).toBe(`over tls for ${ns}\n`);
+    } finally {
+      await d.stop("SIGKILL");
+    }
+  });
+});
