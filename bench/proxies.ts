@@ -3,7 +3,7 @@ import type { Subprocess } from "bun";
 import { mkdirSync } from "node:fs";
 import { haproxyArgv, proxyConfig, writeConfig } from "./haproxy.ts";
 import { sample, startProbes } from "./probe.ts";
-import { addNamespaces, collectLines, NSPROXY, rssKb, sh, spawn, stop, TMP } from "./setup.ts";
+import { addNamespaces, collectLines, NSPROXY, rssKb, sh, spawn, TMP } from "./setup.ts";
 
 export type ProxyName = "nsproxy" | "HAProxy";
 
@@ -13,6 +13,8 @@ export interface Running {
   port: number;
   startupMs: number;
   rssKb: number;
+  /** Anonymous memory only: RSS without the executable's file-backed (shared, reclaimable) pages. */
+  anonKb: number;
   /** The proxy's own words about start-up (nsproxy's "attached …" line), or what went wrong. */
   notes: string[];
   /** Everything it wrote to stdout and stderr so far. */
@@ -45,7 +47,7 @@ async function startUnderProbes(name: ProxyName, argv: string[], namespaces: str
   const notes: string[] = [];
   if (name === "nsproxy") notes.push(await attachedLine(log, namespaces.length, limitMs));
   await Bun.sleep(500); // let lazily touched pages settle before reading RSS
-  return { name, proc, port, startupMs, rssKb: rssKb(proc.pid), notes, log };
+  return { name, proc, port, startupMs, rssKb: rssKb(proc.pid), anonKb: rssKb(proc.pid, "RssAnon"), notes, log };
 }
 
 /** nsproxy says how many tenants it attached; all of them must be, or the figures mean something else. */
@@ -74,38 +76,6 @@ export function startNsproxy(namespaces: string[], glob: string, port: number, u
   const dir = `${TMP}/nsproxy-${namespaces.length}-${workers ?? "default"}`;
   const argv = nsproxyArgv(glob, port, upstreamPort, dir, workers);
   return startUnderProbes("nsproxy", argv, namespaces, port, limitMs).then((r) => ({ ...r, adminSock: `${dir}/admin/admin.sock` }));
-}
-
-/**
- * When descriptors run short, not every tenant can attach, so probes could wait for ever: take nsproxy's own
- * attach line, then after `settleMs` of retries its status, RSS and what it logged. Stopped before returning.
- */
-export async function attemptNsproxy(namespaces: string[], glob: string, port: number, upstreamPort: number, limitMs: number, settleMs: number): Promise<string> {
-  const dir = `${TMP}/nsproxy-${namespaces.length}-attempt`;
-  const proc = spawn(nsproxyArgv(glob, port, upstreamPort, dir), PROXY_LIFETIME_MS);
-  const log: string[] = [];
-  void collectLines(proc.stderr, log);
-  void collectLines(proc.stdout, log);
-  try {
-    const until = Date.now() + limitMs;
-    let line: string | undefined;
-    while (!(line = log.find((l) => / attached \d+\/\d+ tenants/.test(l))) && Date.now() < until && proc.exitCode === null) await Bun.sleep(20);
-    if (!line) return `no attach line (exit ${proc.exitCode}): ${log.slice(-3).join(" / ")}`;
-    const attached = / (attached .*)$/.exec(line)![1];
-    const t = Date.now();
-    while (Date.now() - t < settleMs && proc.exitCode === null) await Bun.sleep(20);
-    if (proc.exitCode !== null) {
-      await Bun.sleep(100);
-      // A crash prints bun's source excerpt: keep the error line and the frame that threw.
-      const why = log.filter((l) => /^\w*Error\b|^[A-Z]+: |^\s+at /.test(l)).slice(0, 3).map((l) => l.trim());
-      return `${attached}; then **exited (code ${proc.exitCode}) ${Date.now() - t} ms later**: \`${why.join(" ")}\`; ${logSummary("nsproxy", log)}`;
-    }
-    const status = (await fetch("http://nsproxy/v1/status", { unix: `${dir}/admin/admin.sock`, signal: AbortSignal.timeout(10_000) }).then((r) => r.json())) as { tenants: Record<string, number> };
-    const rss = rssKb(proc.pid) / 1024;
-    return `${attached}; ${settleMs / 1000} s later ${JSON.stringify(status.tenants)}, RSS ${rss.toFixed(0)} MB; ${logSummary("nsproxy", log)}`;
-  } finally {
-    await stop(proc, 10_000);
-  }
 }
 
 /** What a proxy said besides its normal start-up: counts of warnings and errors, and the first distinct kinds. */

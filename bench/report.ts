@@ -12,6 +12,7 @@ export interface Row {
   /** How many wrk processes the spread run used. */
   spreadK: number;
   rssKb: number;
+  anonKb?: number;
   rssAfterLoadKb?: number;
   startupMs: number;
   liveAdd: string;
@@ -54,7 +55,7 @@ function perExtraNs(rows: Row[], r: Row): number | undefined {
 }
 
 function table(rows: Row[]): string {
-  const head = ["N", "proxy", "req/s (single)", "nsproxy/HAProxy", "p50 ms", "p99 ms", "CPU µs/req", "spread req/s", "spread p99 ms", "spread CPU µs/req", "RSS MB", "RSS per extra ns kB", "RSS after load MB", "startup ms", "live add ms"];
+  const head = ["N", "proxy", "req/s (single)", "nsproxy/HAProxy", "p50 ms", "p99 ms", "CPU µs/req", "spread req/s", "spread p99 ms", "spread CPU µs/req", "RSS MB", "anon MB", "RSS per extra ns kB", "RSS after load MB", "startup ms", "live add ms"];
   const out = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
   for (const r of rows) {
     const rps = median(r.singles.map((s) => s.rps));
@@ -75,6 +76,7 @@ function table(rows: Row[]): string {
         fmt(r.spreads.length ? Math.max(...r.spreads.map((s) => s.p99Ms)) : NaN, 2),
         fmt(median(r.spreads.map((s) => s.cpuUsPerReq ?? NaN)), 1),
         fmt(r.rssKb / 1024, 1),
+        fmt(r.anonKb === undefined ? undefined : r.anonKb / 1024, 1),
         fmt(perExtraNs(rows, r), 1),
         fmt(r.rssAfterLoadKb === undefined ? undefined : r.rssAfterLoadKb / 1024, 1),
         fmt(r.startupMs),
@@ -111,7 +113,8 @@ X-Forwarded-For/Forwarded removed, \`option forwardfor\`, \`http-reuse always\`)
 **single**: \`wrk -t1 -c50 -d${durationS}s --latency\` from inside the first namespace, ${rounds} round(s) alternating
 nsproxy, HAProxy (after a ${warmupS} s warm-up of each); the median of the rounds. **spread**: K=min(N,8) wrk processes at once,
 in K namespaces spread over the range, \`-c8\` each: requests/s summed, p99 the worst. **CPU µs/req**: the proxy's utime+stime (all threads, /proc/PID/stat) over the run divided by its requests. **RSS**: VmRSS (with
-children) after every listener answers, before any load; per extra namespace against the smallest N.
+children) after every listener answers, before any load; per extra namespace against the smallest N; **anon**: RssAnon,
+the same without file-backed pages (most of nsproxy's difference at N=1 is the 110 MB executable's code pages in use).
 **startup**: from spawn to the latest first answer among probes (first, middle, last namespace) polling every 1 ms.
 **live add**: \`PUT /v1/tenants/NAME\` on the admin socket for a new namespace (outside the discovery glob), until
 the response (sent once the listener is bound): the first of three, then the other two; HAProxy would need a reload.

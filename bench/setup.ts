@@ -123,7 +123,7 @@ export async function collectLines(stream: ReadableStream<Uint8Array>, into: str
 }
 
 /** VmRSS of a process and every descendant, in kB. */
-export function rssKb(pid: number): number {
+export function rssKb(pid: number, field: "VmRSS" | "RssAnon" = "VmRSS"): number {
   const kids = new Map<number, number[]>();
   for (const d of readdirSync("/proc")) {
     if (!/^\d+$/.test(d)) continue;
@@ -135,7 +135,7 @@ export function rssKb(pid: number): number {
   let total = 0;
   const walk = (p: number) => {
     try {
-      total += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1] ?? 0);
+      total += Number(new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1] ?? 0);
     } catch {}
     for (const k of kids.get(p) ?? []) walk(k);
   };
