@@ -13,8 +13,8 @@ const CLIENT = [process.execPath, `${import.meta.dir}/helpers/ns-client.ts`];
 const PORT = 8090;
 
 /** Send raw bytes from inside `ns` to the tenant listener; the reply as latin1 text. */
-async function raw(ns: string, bytes: string, opts: { idleMs?: number; pauseMs?: number } = {}): Promise<{ reply: string; closed: boolean }> {
-  const r = await nsExec(ns, [...CLIENT, "send", "127.0.0.1", String(PORT), Buffer.from(bytes, "latin1").toString("base64"), String(opts.idleMs ?? 400), String(opts.pauseMs ?? 0)]);
+async function raw(ns: string, bytes: string, opts: { idleMs?: number; pauseMs?: number; halfClose?: boolean } = {}): Promise<{ reply: string; closed: boolean }> {
+  const r = await nsExec(ns, [...CLIENT, "send", "127.0.0.1", String(PORT), Buffer.from(bytes, "latin1").toString("base64"), String(opts.idleMs ?? 400), String(opts.pauseMs ?? 0), opts.halfClose ? "halfclose" : "full"]);
   if (r.code !== 0) throw new Error(`ns-client failed: ${r.stderr}`);
   const o = JSON.parse(r.stdout) as { reply: string; closed: boolean };
   return { reply: Buffer.from(o.reply, "base64").toString("latin1"), closed: o.closed };
@@ -78,6 +78,12 @@ describe.skipIf(Boolean(skipReason))("engine on real namespaces", () => {
   test("pipelined requests are all answered, in order", async () => {
     const r = await raw(A, `GET /p1 HTTP/1.1\r\nHost: h\r\n\r\nGET /p2 HTTP/1.1\r\nHost: h\r\n\r\nGET /p3 HTTP/1.1\r\nHost: h\r\n\r\n`);
     expect(r.reply).toBe(["/p1", "/p2", "/p3"].map((p) => `HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n${p}`).join(""));
+  });
+
+  test("a client that half-closes (FIN) after pipelined requests gets every answer, then the close", async () => {
+    const r = await raw(A, "GET /h1 HTTP/1.1\r\nHost: h\r\n\r\nGET /h2 HTTP/1.1\r\nHost: h\r\n\r\n", { halfClose: true, idleMs: 1500 });
+    expect(r.reply).toBe("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n/h1HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\n/h2");
+    expect(r.closed).toBe(true);
   });
 
   test("a GET body reaches the upstream, and a TRACE response body reaches the client", async () => {

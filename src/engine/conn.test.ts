@@ -291,3 +291,28 @@ describe("ProxyConn edge cases", () => {
     expect(ok.open().text()).toEndWith("0\r\nX-Checksum: 1\r\n\r\n");
   });
 });
+
+describe("ProxyConn half-close", () => {
+  test("a client that sends FIN after its request still gets the answer, then the connection closes", () => {
+    const { conn, client, open } = setup();
+    conn.onClientData(enc("GET /a HTTP/1.1\r\nHost: h\r\n\r\n"));
+    conn.onClientEnd();
+    expect(client.ended).toBe(false);
+    open();
+    conn.onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+    expect(client.text()).toBe("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+    expect(client.ended).toBe(true);
+  });
+
+  test("FIN while idle, or mid-body, closes at once", () => {
+    const a = setup();
+    a.conn.onClientEnd();
+    expect(a.client.ended).toBe(true);
+    const b = setup();
+    b.conn.onClientData(enc("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc"));
+    const up = b.open();
+    b.conn.onClientEnd();
+    expect(b.client.ended).toBe(true);
+    expect(up.terminated).toBe(true);
+  });
+});

@@ -78,6 +78,8 @@ export class ProxyConn implements UpstreamEvents {
   /** Stop after the current exchange (tenant detached or daemon stopping). */
   private draining = false;
   private requests = 0;
+  /** The client half-closed: answer what was asked, then close. */
+  private clientEnded = false;
   /** Field tables reused head after head (a head's fields are only read while it is handled). */
   private reqFields: Fields | undefined;
   private resFields: Fields | undefined;
@@ -144,6 +146,22 @@ export class ProxyConn implements UpstreamEvents {
       return;
     }
     this.unpauseUp(PAUSE_BACKPRESSURE);
+  }
+
+  /**
+   * The client sent FIN: nothing more will come, but what it asked for is still answered (a client may
+   * half-close after its request, as `nc -q` and some scripts do). Then the connection closes.
+   */
+  onClientEnd(): void {
+    if (this.phase === Phase.Closed) return;
+    this.clientEnded = true;
+    if (this.phase === Phase.Wait) return; // the response is on its way; finishExchange closes after it
+    if (this.phase === Phase.Head && this.buf !== undefined && this.pos < this.buf.length) {
+      // Complete pipelined requests were handled as they arrived: what is left is a head that cannot end.
+      this.closeClient();
+      return;
+    }
+    this.closeClient(); // idle, mid-body (the request can never be complete), or a tunnel
   }
 
   /** The client connection is gone (closed by either side). */
@@ -412,7 +430,8 @@ export class ProxyConn implements UpstreamEvents {
     this.res = head;
     this.resStarted = true;
     // The client connection stays open only if both sides allow it and the request is complete.
-    this.keepClient = req.keepAlive && head.framing.body !== "close" && this.reqDone && !this.draining;
+    const more = this.buf !== undefined && this.pos < this.buf.length; // pipelined requests wait their turn
+    this.keepClient = req.keepAlive && head.framing.body !== "close" && this.reqDone && !this.draining && (!this.clientEnded || more);
     const connection = !this.keepClient ? "close" : req.minor === 0 ? "keep-alive" : "";
     this.sendClient(clientResponseHead(s, head, connection));
     this.logExchange(head.status, head.framing.body === "length" ? head.framing.contentLength : head.framing.body === "none" ? 0 : undefined);
@@ -474,11 +493,12 @@ export class ProxyConn implements UpstreamEvents {
     this.phase = Phase.Head;
     this.setTimer(Timer.Idle);
     this.unpauseClient(PAUSE_PIPELINE);
-    if (this.draining && (this.buf === undefined || this.pos === this.buf.length)) {
+    if ((this.draining || this.clientEnded) && (this.buf === undefined || this.pos === this.buf.length)) {
       this.closeClient();
       return;
     }
     this.pump();
+    if (this.clientEnded && this.phase === Phase.Head) this.closeClient();
   }
 
   onDrain(): void {

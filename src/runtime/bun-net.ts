@@ -6,6 +6,8 @@ import type { Dial, Duplex, UpstreamEvents } from "../engine/types.ts";
 export interface ClientSink {
   onClientData(data: Uint8Array): void;
   onClientDrain(): void;
+  /** The client sent FIN (half-close): its requests so far are still answered. */
+  onClientEnd(): void;
   onClientClose(): void;
 }
 
@@ -33,6 +35,9 @@ const clientHandlers: SocketHandler<ClientSink | ListenerHooks> = {
   },
   drain(s: ClientSocket) {
     (s.data as ClientSink).onClientDrain();
+  },
+  end(s: ClientSocket) {
+    (s.data as ClientSink).onClientEnd();
   },
   close(s: ClientSocket) {
     (s.data as ClientSink).onClientClose();
@@ -65,14 +70,15 @@ function count(n: number): void {
   nextGc = t1 + 50 * (t1 - t0);
 }
 
-const NOOP: ClientSink = { onClientData() {}, onClientDrain() {}, onClientClose() {} };
+const NOOP: ClientSink = { onClientData() {}, onClientDrain() {}, onClientEnd() {}, onClientClose() {} };
 
 /**
  * Listen on host:port with SO_REUSEPORT. Called inside the window: it creates the socket synchronously
  * on this thread and starts nothing else.
  */
 export function listenTcp(host: string, port: number, hooks: ListenerHooks): TCPSocketListener<ClientSink | ListenerHooks> {
-  return Bun.listen<ClientSink | ListenerHooks>({ hostname: host, port, reusePort: true, data: hooks, socket: clientHandlers } as unknown as Parameters<
+  // allowHalfOpen: a client's FIN after its request must not cut the answer (the engine closes after it).
+  return Bun.listen<ClientSink | ListenerHooks>({ hostname: host, port, reusePort: true, allowHalfOpen: true, data: hooks, socket: clientHandlers } as unknown as Parameters<
     typeof Bun.listen<ClientSink | ListenerHooks>
   >[0]) as unknown as TCPSocketListener<ClientSink | ListenerHooks>;
 }

@@ -5,7 +5,7 @@ const port = Number(portText);
 const out = (x: unknown) => console.log(JSON.stringify(x));
 
 /** Send bytes (base64), read until the server closes or `idleMs` passes with nothing new; print the reply (base64). */
-async function send(b64: string, idleMs: number, pauseAfterMs: number): Promise<void> {
+async function send(b64: string, idleMs: number, pauseAfterMs: number, halfClose: boolean): Promise<void> {
   const chunks: Buffer[] = [];
   let closed = false;
   let last = Date.now();
@@ -32,6 +32,7 @@ async function send(b64: string, idleMs: number, pauseAfterMs: number): Promise<
     await Bun.sleep(pauseAfterMs);
     if (!closed) sock.write(bytes.subarray(bytes.length - 1));
   } else sock.write(bytes);
+  if (halfClose) sock.shutdown(); // FIN after the request; keep reading (shutdown(true) closes the reading side too)
   const started = Date.now();
   while (!closed && Date.now() - last < idleMs && Date.now() - started < 30_000) await Bun.sleep(20);
   sock.end();
@@ -129,7 +130,7 @@ async function ws(url: string): Promise<void> {
   out({ got: got.map((g) => (g.length > 20 ? `${g[0]}x${g.length}` : g)) });
 }
 
-if (mode === "send") await send(rest[0]!, Number(rest[1] ?? 500), Number(rest[2] ?? 0));
+if (mode === "send") await send(rest[0]!, Number(rest[1] ?? 500), Number(rest[2] ?? 0), rest[3] === "halfclose");
 else if (mode === "hold") await hold(Number(rest[0]), Number(rest[1]), rest[2] ?? "");
 else if (mode === "ws") await ws(host!);
 else if (mode === "keepalive") await keepalive(Number(rest[0]), Number(rest[1]));
