@@ -72,14 +72,22 @@ export function fieldName(s: string, f: Fields, i: number): string {
 
 /** Name lengths worth a look, per set of protected names: any other name is an ordinary field. */
 const lengthsCache = new WeakMap<ReadonlySet<string>, Uint8Array>();
+/** Tenants mostly share one set of protected names: one table per distinct set, not per tenant. */
+const lengthsByContent = new Map<string, Uint8Array>();
 const BASE_LENGTHS = new Uint8Array(257);
 for (const k of KINDS.keys()) BASE_LENGTHS[k.length] = 1;
 
 function interestingLengths(protectedNames: ReadonlySet<string>): Uint8Array {
   let l = lengthsCache.get(protectedNames);
   if (!l) {
-    l = BASE_LENGTHS.slice();
-    for (const n of protectedNames) if (n.length <= 256) l[n.length] = 1;
+    const lengths = [...new Set([...protectedNames].map((n) => Math.min(n.length, 256)))].sort((a, b) => a - b);
+    const key = lengths.join(",");
+    l = lengthsByContent.get(key);
+    if (!l) {
+      l = BASE_LENGTHS.slice();
+      for (const n of lengths) l[n] = 1;
+      lengthsByContent.set(key, l);
+    }
     lengthsCache.set(protectedNames, l);
   }
   return l;

@@ -14,14 +14,20 @@ export interface Stamp {
   prefix: string;
 }
 
+/** Sets of protected names by content: thousands of tenants with the same header settings share one. */
+const namesByContent = new Map<string, ReadonlySet<string>>();
+
 export function makeStamp(tenantHeader: string, tenant: string, headers: Record<string, string>, prefix: string, proto = "http"): Stamp {
   let text = "";
-  const names = new Set<string>([tenantHeader.toLowerCase()]);
+  const list = [tenantHeader.toLowerCase()];
   for (const [k, v] of Object.entries(headers)) {
     text += `${k}: ${v}\r\n`;
-    names.add(k.toLowerCase());
+    list.push(k.toLowerCase());
   }
   text += `${tenantHeader}: ${tenant}\r\nX-Forwarded-Proto: ${proto}\r\n`;
+  const key = list.sort().join("\n");
+  let names = namesByContent.get(key);
+  if (!names) namesByContent.set(key, (names = new Set(list)));
   return { text, protectedNames: names, prefix };
 }
 

@@ -6,15 +6,22 @@ import type { Duplex, Env, Route } from "../engine/types.ts";
 import type { ClientSink, ListenerHooks } from "../runtime/bun-net.ts";
 import type { SharedCounts } from "./shared-counts.ts";
 
+/** Upstream addresses by origin: most tenants share a few upstreams, so they share the objects too. */
+const upstreams = new Map<string, Route["upstream"]>();
+
 /** The engine's view of a tenant spec. */
 export function routeOf(spec: TenantSpec): Route {
   const u = spec.upstream;
-  let upstream: Route["upstream"];
-  if (u.unix) upstream = { unix: u.unix };
-  else {
-    const url = new URL(u.origin);
-    const tls = url.protocol === "https:";
-    upstream = { host: url.hostname.replace(/^\[(.*)\]$/, "$1"), port: Number(url.port) || (tls ? 443 : 80), tls };
+  const key = u.unix ? `unix:${u.unix}` : u.origin;
+  let upstream = upstreams.get(key);
+  if (!upstream) {
+    if (u.unix) upstream = { unix: u.unix };
+    else {
+      const url = new URL(u.origin);
+      const tls = url.protocol === "https:";
+      upstream = { host: url.hostname.replace(/^\[(.*)\]$/, "$1"), port: Number(url.port) || (tls ? 443 : 80), tls };
+    }
+    upstreams.set(key, upstream);
   }
   return {
     tenant: spec.name,
@@ -34,19 +41,24 @@ export interface GroupOwner {
 
 export class TenantGroup implements ListenerHooks {
   readonly route: Route;
+  /** What is kept of the spec (a worker holds thousands of groups: not the whole spec). */
+  readonly name: string;
+  readonly maxConnections: number;
   readonly conns = new Set<ProxyConn>();
   /** Listener handles (the runtime's), closed on retire. */
   listeners: { stop(closeActive?: boolean): void }[] = [];
   private retired = false;
 
   constructor(
-    readonly spec: TenantSpec,
+    spec: TenantSpec,
     readonly slot: number,
     private readonly counts: SharedCounts,
     private readonly env: Env,
     private readonly owner: GroupOwner,
   ) {
     this.route = routeOf(spec);
+    this.name = spec.name;
+    this.maxConnections = spec.maxConnections;
   }
 
   accept(sock: Duplex, remoteAddress: string): ClientSink | undefined {
@@ -61,11 +73,11 @@ export class TenantGroup implements ListenerHooks {
       this.owner.warn("fds", `descriptor limit reached (${this.counts.fdLimit}): refusing new connections until some close`);
       return undefined;
     }
-    if (!this.counts.enter(this.slot, this.spec.maxConnections)) {
+    if (!this.counts.enter(this.slot, this.maxConnections)) {
       this.counts.releaseFds(2);
       sock.write(OVER_CAP);
       sock.end();
-      this.owner.warn(`cap:${this.spec.name}`, `tenant ${this.spec.name}: max_connections (${this.spec.maxConnections}) reached; refusing new connections`);
+      this.owner.warn(`cap:${this.name}`, `tenant ${this.name}: max_connections (${this.maxConnections}) reached; refusing new connections`);
       return undefined;
     }
     const conn = new ProxyConn(sock, this.route, remoteAddress, this.env);
