@@ -144,6 +144,28 @@ export class Daemon {
     await this.pool.detach(t.spec.name, graceMs);
   }
 
+  /**
+   * Attaches hold a namespace descriptor each until the workers answer: at most this many at once, so
+   * attaching 10,000 tenants never holds 10,000 namespace files open beside their listeners.
+   */
+  private static readonly MAX_OPEN_NAMESPACES = 256;
+  private openNamespaces = 0;
+  private readonly waitingForSlot: (() => void)[] = [];
+
+  private async takeSlot(): Promise<void> {
+    if (this.openNamespaces < Daemon.MAX_OPEN_NAMESPACES) {
+      this.openNamespaces++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waitingForSlot.push(resolve));
+  }
+
+  private giveSlot(): void {
+    const next = this.waitingForSlot.shift();
+    if (next) next();
+    else this.openNamespaces--;
+  }
+
   /** Open the namespace (here, on the main thread, before any worker's setns), attach, record the outcome. */
   private async attach(t: Tenant, only?: number): Promise<void> {
     const generation = t.generation;
@@ -152,6 +174,7 @@ export class Daemon {
     let identity: string | undefined;
     let fd = -1;
     this.inflight++;
+    await this.takeSlot();
     try {
       fd = openNetns(t.spec.netns);
       identity = netnsIdentity(fd, t.spec.netns);
@@ -161,6 +184,7 @@ export class Daemon {
       failure = { message: e.message, code: err instanceof NativeError ? e.code : "ERROR" };
     } finally {
       if (fd >= 0) closeFd(fd);
+      this.giveSlot();
       this.inflight--;
       if (this.inflight === 0 && this.checkPending) this.checkThreads();
     }

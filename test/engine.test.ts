@@ -107,12 +107,12 @@ describe.skipIf(Boolean(skipReason))("engine on real namespaces", () => {
     expect(upstream.requests.length).toBe(before);
   });
 
-  test("the path goes upstream exactly as written, whatever Host says (missing, empty, odd, absolute-form)", async () => {
+  test("the path goes upstream exactly as written, whatever Host says (missing, empty, odd); absolute-form only with a matching Host", async () => {
     const cases: [string, string][] = [
       ["GET //a/../b?x=%2F&y HTTP/1.0\r\n\r\n", "GET //a/../b?x=%2F&y HTTP/1.0\r\n"],
       ["GET /p?q HTTP/1.1\r\nHost:\r\n\r\n", "GET /p?q HTTP/1.1\r\nHost:\r\n"],
       ["GET /p HTTP/1.1\r\nHost: other.example:99\r\n\r\n", "GET /p HTTP/1.1\r\nHost: other.example:99\r\n"],
-      ["GET http://elsewhere.example/abs?q=1 HTTP/1.1\r\nHost: x\r\n\r\n", "GET /abs?q=1 HTTP/1.1\r\nHost: x\r\n"],
+      ["GET http://elsewhere.example/abs?q=1 HTTP/1.1\r\nHost: elsewhere.example\r\n\r\n", "GET /abs?q=1 HTTP/1.1\r\nHost: elsewhere.example\r\n"],
     ];
     for (const [send, upstreamStart] of cases) {
       const before = upstream.requests.length;
@@ -121,6 +121,10 @@ describe.skipIf(Boolean(skipReason))("engine on real namespaces", () => {
     }
     const bad = await raw(A, "GET /p HTTP/1.1\r\nHost: a b\r\n\r\n");
     expect(bad.reply).toStartWith("HTTP/1.1 400 ");
+    // An absolute-form target names the host itself: a Host that says otherwise is refused, not forwarded.
+    const other = await raw(A, "GET http://elsewhere.example/abs HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect(other.reply).toStartWith("HTTP/1.1 400 ");
+    expect(other.reply).toContain("Host does not match the authority");
   });
 
   test("look-alikes of the stamp (X_Nsproxy_Tenant, x-nsproxy_tenant) and of X-Forwarded-* never reach the upstream", async () => {

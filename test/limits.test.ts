@@ -8,17 +8,17 @@ const prefix = uniquePrefix("lim");
 afterAll(() => cleanupNetns(prefix));
 
 describe.skipIf(Boolean(skipReason))("descriptor limit", () => {
-  test("150 tenants under a 200-descriptor limit: one worker each, EMFILE per tenant that does not fit, a warning, no crash, no thread alarm", async () => {
+  test("150 tenants under a 120-descriptor limit: one worker each, EMFILE per tenant that does not fit, a warning, no crash, no thread alarm", async () => {
     const names = Array.from({ length: 150 }, (_, i) => `${prefix}${i}`);
     addNetnsMany(names);
     const dir = daemonDir();
     const d = startNsproxy(
       ["run", "-l", "127.0.0.1:8160", "-u", "http://127.0.0.1:9", "--discover", `/run/netns=${prefix}*`, "-w", "2", "--no-access-log", "--admin-socket", `${dir}/admin.sock`, "--tenants-dir", `${dir}/t.d`],
-      { command: ["prlimit", "--nofile=200:200", ...SOURCE_CLI] },
+      { command: ["prlimit", "--nofile=120:120", ...SOURCE_CLI] },
     );
     try {
       await d.waitFor(/attached \d+\/150 tenants/);
-      await d.waitFor("need more descriptors than the limit 200");
+      await d.waitFor("need more descriptors than the limit 120");
       await d.waitFor("each new tenant listens in one worker");
       expect(d.stderr()).toContain("Too many open files [EMFILE]");
       // Retries run side by side; the thread check must wait for quiet instead of flagging workers mid-attach.

@@ -60,9 +60,10 @@ export default defineCommand({
     });
 
     logger.info(`nsproxy ${VERSION}: pid ${process.pid}, ${config.workers} worker(s), admin socket ${config.adminSocket}, tenants dir ${config.tenantsDir}`);
-    // The workers boot while the main thread reads the tenants and opens their namespaces: attach
-    // messages wait in the workers' queues (measured: ~30 ms of a 1000-tenant start-up overlapped).
-    await Promise.all([daemon.start(), supervisor.start()]);
+    // Workers first: booting one needs descriptors too, and the attach pass opens namespace files (tried
+    // overlapping the two: under a tight RLIMIT_NOFILE a worker could fail to load with EMFILE).
+    await daemon.start();
+    await supervisor.start();
     const c = daemon.counts();
     logger.info(`attached ${c.serving}/${c.total} tenants on ${config.workers} workers in ${Math.round(performance.now() - t0)} ms; ${c.total - c.serving} failed`);
     warnIfOutOfDescriptors(daemon, config.workers);

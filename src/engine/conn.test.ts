@@ -62,32 +62,34 @@ function setup(opts: { upstreamTimeoutMs?: number } = {}) {
     d.events.onOpen(d.sock);
     return d.sock;
   };
-  return { conn, client, dials, open, log, tick: (ms: number) => conn.sweep((now += ms)) };
+  /** The events of the latest upstream connection (what the runtime would call). */
+  const ev = () => dials.at(-1)!.events;
+  return { conn, client, dials, open, ev, log, tick: (ms: number) => conn.sweep((now += ms)) };
 }
 
 describe("ProxyConn", () => {
   test("a GET goes upstream with the stamp and forwarding fields; the response comes back as sent", () => {
-    const { conn, client, open, log } = setup();
+    const { conn, client, open, log, ev } = setup();
     conn.onClientData(enc("GET /a?b=1 HTTP/1.1\r\nHost: svc\r\nX-nsproxy-TENANT: evil\r\nX_Nsproxy_Tenant: evil\r\nX-Env: dev\r\nUser-Agent: t\r\n\r\n"));
     const up = open();
     expect(up.text()).toBe(
       "GET /a?b=1 HTTP/1.1\r\nHost: svc\r\nUser-Agent: t\r\nX-Env: prod\r\nX-Nsproxy-Tenant: acme\r\nX-Forwarded-Proto: http\r\nX-Forwarded-For: 10.0.0.7\r\nX-Forwarded-Host: svc\r\n\r\n",
     );
-    conn.onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Odd-Case: v\r\n\r\nhi"));
+    ev().onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Odd-Case: v\r\n\r\nhi"));
     expect(client.text()).toBe("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Odd-Case: v\r\n\r\nhi");
     expect(client.ended).toBe(false);
     expect(log).toEqual([expect.objectContaining({ tenant: "acme", method: "GET", path: "/a?b=1", status: 200, bytes: 2 })]);
   });
 
   test("pipelined requests are answered in order, over one upstream connection", () => {
-    const { conn, client, dials, open } = setup();
+    const { conn, client, dials, open, ev } = setup();
     conn.onClientData(enc("GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n"));
     const up = open();
     expect(up.text()).toStartWith("GET /1 ");
     expect(up.text()).not.toContain("GET /2");
-    conn.onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1"));
+    ev().onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1"));
     expect(up.text()).toContain("GET /2 ");
-    conn.onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2"));
+    ev().onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2"));
     expect(client.text()).toBe("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2");
     expect(dials.length).toBe(1);
   });
@@ -103,42 +105,42 @@ describe("ProxyConn", () => {
   });
 
   test("a GET with a body keeps its body (Content-Length framing), and TRACE's response body comes back", () => {
-    const { conn, client, open } = setup();
+    const { conn, client, open, ev } = setup();
     conn.onClientData(enc("GET /q HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nbody"));
     const up = open();
     expect(up.text()).toEndWith("Content-Length: 4\r\nX-Env: prod\r\nX-Nsproxy-Tenant: acme\r\nX-Forwarded-Proto: http\r\nX-Forwarded-For: 10.0.0.7\r\nX-Forwarded-Host: h\r\n\r\nbody");
-    conn.onData(enc("HTTP/1.1 200 OK\r\nContent-Type: message/http\r\nContent-Length: 3\r\n\r\nabc"));
+    ev().onData(enc("HTTP/1.1 200 OK\r\nContent-Type: message/http\r\nContent-Length: 3\r\n\r\nabc"));
     expect(client.text()).toEndWith("\r\n\r\nabc");
   });
 
   test("HEAD and 304 responses have no body even with Content-Length", () => {
-    const { conn, client, open } = setup();
+    const { conn, client, open, ev } = setup();
     conn.onClientData(enc("HEAD / HTTP/1.1\r\nHost: h\r\n\r\n"));
     open();
-    conn.onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"));
+    ev().onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"));
     expect(conn.state).toBe("head");
     expect(client.ended).toBe(false);
   });
 
   test("upstream backpressure pauses the client; drain resumes it", () => {
-    const { conn, client, open } = setup();
+    const { conn, client, open, ev } = setup();
     conn.onClientData(enc("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n"));
     const up = open();
     up.room = 3;
     conn.onClientData(enc("0123456789"));
     expect(client.paused).toBe(true);
     up.room = Number.POSITIVE_INFINITY;
-    conn.onDrain();
+    ev().onDrain();
     expect(client.paused).toBe(false);
     expect(up.text()).toEndWith("0123456789");
   });
 
   test("client backpressure pauses the upstream; client drain resumes it", () => {
-    const { conn, client, open } = setup();
+    const { conn, client, open, ev } = setup();
     conn.onClientData(enc("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
     const up = open();
     client.room = 10;
-    conn.onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabcde"));
+    ev().onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabcde"));
     expect(up.paused).toBe(true);
     client.room = Number.POSITIVE_INFINITY;
     conn.onClientDrain();
@@ -147,12 +149,12 @@ describe("ProxyConn", () => {
   });
 
   test("Upgrade: the 101 turns the connection into a tunnel both ways", () => {
-    const { conn, client, open } = setup();
+    const { conn, client, open, ev } = setup();
     conn.onClientData(enc("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: k\r\n\r\n"));
     const up = open();
     expect(up.text()).toContain("\r\nUpgrade: websocket\r\n");
     expect(up.text()).toContain("\r\nConnection: upgrade\r\n");
-    conn.onData(enc("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x01a"));
+    ev().onData(enc("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x01a"));
     expect(client.text()).toBe("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n\x81\x01a");
     conn.onClientData(enc("\x81\x01b"));
     expect(up.text()).toEndWith("\x81\x01b");
@@ -160,14 +162,14 @@ describe("ProxyConn", () => {
   });
 
   test("100-continue: the interim response reaches the client, then the final one", () => {
-    const { conn, client, open } = setup();
+    const { conn, client, open, ev } = setup();
     conn.onClientData(enc("PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"));
     const up = open();
     expect(up.text()).toContain("Expect: 100-continue\r\n");
-    conn.onData(enc("HTTP/1.1 100 Continue\r\n\r\n"));
+    ev().onData(enc("HTTP/1.1 100 Continue\r\n\r\n"));
     expect(client.text()).toBe("HTTP/1.1 100 Continue\r\n\r\n");
     conn.onClientData(enc("ok"));
-    conn.onData(enc("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"));
+    ev().onData(enc("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"));
     expect(client.text()).toEndWith("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
   });
 
@@ -200,26 +202,46 @@ describe("ProxyConn", () => {
   });
 
   test("a stale reused upstream connection is retried once for a bodyless request", () => {
-    const { conn, client, dials, open } = setup();
+    const { conn, client, dials, open, ev } = setup();
     conn.onClientData(enc("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n"));
     open();
-    conn.onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    ev().onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
     conn.onClientData(enc("GET /2 HTTP/1.1\r\nHost: h\r\n\r\n"));
-    conn.onClose(); // the upstream's keep-alive timer closed it as the request went out
+    ev().onClose(); // the upstream's keep-alive timer closed it as the request went out
     expect(dials.length).toBe(2);
     const up2 = open(1);
     expect(up2.text()).toStartWith("GET /2 ");
-    conn.onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    ev().onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
     expect(client.text().match(/200 OK/g)?.length).toBe(2);
   });
 
   test("bytes beyond the response's framing are never passed on", () => {
-    const { conn, client, open } = setup();
+    const { conn, client, open, ev } = setup();
     conn.onClientData(enc("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
     const up = open();
-    conn.onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nAHTTP/1.1 200 OK\r\n\r\nsmuggled"));
-    expect(client.text()).not.toContain("smuggled");
+    ev().onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nAHTTP/1.1 200 OK\r\n\r\nsmuggled"));
+    // The response itself is delivered, the extra bytes never are, and that upstream connection is dropped.
+    expect(client.text()).toBe("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nA");
     expect(up.terminated).toBe(true);
+    expect(client.ended).toBe(false);
+  });
+
+  test("one answer per request, even when the upstream's close is reported from inside terminate()", () => {
+    for (const trigger of ["invalid response", "timeout"] as const) {
+      const { conn, client, dials, tick } = setup({ upstreamTimeoutMs: 1000 });
+      conn.onClientData(enc("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
+      const d = dials[0]!;
+      // A socket like Bun's: terminate() reports the close at once, synchronously.
+      const sock = new FakeSock();
+      sock.terminate = () => {
+        sock.terminated = true;
+        d.events.onClose();
+      };
+      d.events.onOpen(sock);
+      if (trigger === "invalid response") d.events.onData(enc("HTTP/1.1 2OO OK\r\n\r\n"));
+      else tick(1500);
+      expect(client.text().match(/HTTP\/1\.1 50\d/g)?.length).toBe(1);
+    }
   });
 
   test("refusals: CONNECT 405, CL+TE 400, HTTP/2.0 505 — plain text, connection closed, nothing sent upstream", () => {
@@ -243,24 +265,24 @@ describe("ProxyConn", () => {
     const a = setup();
     a.conn.onClientData(enc("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
     a.open();
-    a.conn.onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    a.ev().onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
     expect(a.client.text()).toBe("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n");
     expect(a.client.ended).toBe(false);
     const b = setup();
     b.conn.onClientData(enc("GET / HTTP/1.0\r\n\r\n"));
     b.open();
-    b.conn.onData(enc("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    b.ev().onData(enc("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"));
     expect(b.client.text()).toBe("HTTP/1.0 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     expect(b.client.ended).toBe(true);
   });
 
   test("a response read to the close ends the client connection after it", () => {
-    const { conn, client, open } = setup();
+    const { conn, client, open, ev } = setup();
     conn.onClientData(enc("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
     open();
-    conn.onData(enc("HTTP/1.1 200 OK\r\n\r\npart1"));
-    conn.onData(enc("part2"));
-    conn.onClose();
+    ev().onData(enc("HTTP/1.1 200 OK\r\n\r\npart1"));
+    ev().onData(enc("part2"));
+    ev().onClose();
     expect(client.text()).toBe("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\npart1part2");
     expect(client.ended).toBe(true);
   });
@@ -268,12 +290,12 @@ describe("ProxyConn", () => {
 
 describe("ProxyConn edge cases", () => {
   test("empty lines between pipelined requests are skipped (RFC 9112 §2.2)", () => {
-    const { conn, client, open } = setup();
+    const { conn, client, open, ev } = setup();
     conn.onClientData(enc("POST /1 HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nx\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n"));
     const up = open();
-    conn.onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    ev().onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
     expect(up.text()).toContain("GET /2 HTTP/1.1\r\n");
-    conn.onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    ev().onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
     expect(client.text().match(/200 OK/g)?.length).toBe(2);
   });
 
@@ -294,12 +316,12 @@ describe("ProxyConn edge cases", () => {
 
 describe("ProxyConn half-close", () => {
   test("a client that sends FIN after its request still gets the answer, then the connection closes", () => {
-    const { conn, client, open } = setup();
+    const { conn, client, open, ev } = setup();
     conn.onClientData(enc("GET /a HTTP/1.1\r\nHost: h\r\n\r\n"));
     conn.onClientEnd();
     expect(client.ended).toBe(false);
     open();
-    conn.onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+    ev().onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
     expect(client.text()).toBe("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
     expect(client.ended).toBe(true);
   });

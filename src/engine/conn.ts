@@ -41,7 +41,37 @@ const PAUSE_PIPELINE = 2;
 /** Response heads may be larger than request heads (cookies); still bounded. */
 const MAX_RESPONSE_HEAD = 64 * 1024;
 
-export class ProxyConn implements UpstreamEvents {
+/**
+ * One upstream connection's events. Once the connection is let go (closeUp), its late events are
+ * ignored: Bun reports the close of a socket we terminate synchronously, inside terminate(), and a
+ * close reported for an old connection must never be taken for the next request's.
+ */
+class Leg implements UpstreamEvents {
+  live = true;
+  sock: Duplex | undefined;
+  constructor(private readonly conn: ProxyConn) {}
+  onOpen(sock: Duplex): void {
+    if (!this.live) {
+      sock.terminate();
+      return;
+    }
+    this.sock = sock;
+    this.conn.upOpen(sock);
+  }
+  onData(data: Uint8Array): void {
+    if (this.live) this.conn.upData(data);
+  }
+  onDrain(): void {
+    if (this.live) this.conn.upDrain();
+  }
+  onClose(error?: string): void {
+    if (!this.live) return;
+    this.live = false;
+    this.conn.upClosed(error);
+  }
+}
+
+export class ProxyConn {
   private phase = Phase.Head;
   private timer = Timer.Head;
   private since: number;
@@ -58,6 +88,7 @@ export class ProxyConn implements UpstreamEvents {
   private reqHead: Uint8Array | undefined;
 
   private up: Duplex | undefined;
+  private leg: Leg | undefined;
   private upConnecting = false;
   private upReused = false;
   private upQueue: Uint8Array[] = [];
@@ -70,8 +101,10 @@ export class ProxyConn implements UpstreamEvents {
   private res: ResponseHead | undefined;
   private resLeft = 0;
   private resChunks: ChunkedScanner | undefined;
-  /** A byte of the current response reached the client: errors can no longer be reported as a status. */
+  /** The current response's head was accepted from the upstream (and logged). */
   private resStarted = false;
+  /** A byte of the current response was written to the client: errors can no longer be reported as a status. */
+  private resFlushed = false;
   private keepClient = false;
   /** Close the client once its queue is flushed. */
   private closing = false;
@@ -256,6 +289,7 @@ export class ProxyConn implements UpstreamEvents {
     if (this.env.access) this.reqStarted = performance.now();
     this.reqDone = false;
     this.resStarted = false;
+    this.resFlushed = false;
     this.res = undefined;
     this.rbuf = undefined;
     this.rscanned = 0;
@@ -324,10 +358,12 @@ export class ProxyConn implements UpstreamEvents {
     this.upConnecting = true;
     this.upReused = false;
     this.setTimer(Timer.Connect);
-    this.env.dial(this.route.upstream, this);
+    this.leg = new Leg(this);
+    this.env.dial(this.route.upstream, this.leg);
   }
 
-  onOpen(sock: Duplex): void {
+  /** The upstream connection is open (called by its Leg). */
+  upOpen(sock: Duplex): void {
     if (this.phase === Phase.Closed || !this.upConnecting) {
       sock.terminate();
       return;
@@ -340,7 +376,8 @@ export class ProxyConn implements UpstreamEvents {
     else if (this.phase === Phase.Body) this.setTimer(Timer.Body);
   }
 
-  onData(data: Uint8Array): void {
+  /** Bytes from the upstream (called by its Leg). */
+  upData(data: Uint8Array): void {
     this.cork();
     this.upstreamData(data);
     this.uncork();
@@ -378,9 +415,10 @@ export class ProxyConn implements UpstreamEvents {
       chunk = this.forwardResponseBody(chunk);
       if ((this.phase as Phase) === Phase.Closed) return;
       if (!this.resDone()) return;
-      // More than the framing announced: drop the connection rather than pass bytes on.
-      if (chunk.length > 0) this.upstreamBroken();
-      else this.finishExchange();
+      // More than the framing announced: the response is delivered, the extra bytes never are, and
+      // that upstream connection is not used again.
+      if (chunk.length > 0) this.closeUp();
+      this.finishExchange();
       return;
     }
   }
@@ -501,7 +539,7 @@ export class ProxyConn implements UpstreamEvents {
     if (this.clientEnded && this.phase === Phase.Head) this.closeClient();
   }
 
-  onDrain(): void {
+  upDrain(): void {
     this.flushUp();
   }
 
@@ -522,10 +560,12 @@ export class ProxyConn implements UpstreamEvents {
     this.unpauseClient(PAUSE_BACKPRESSURE);
   }
 
-  onClose(error?: string): void {
+  /** The upstream connection closed or could not be made (called by its Leg, once). */
+  upClosed(error?: string): void {
     const wasConnecting = this.upConnecting;
     this.upConnecting = false;
     this.up = undefined;
+    this.leg = undefined;
     this.upQueue.length = 0;
     if (this.phase === Phase.Closed) return;
     if (this.phase === Phase.Tunnel) {
@@ -556,14 +596,25 @@ export class ProxyConn implements UpstreamEvents {
   }
 
   private badGateway(reason: string): undefined {
-    if (this.resStarted) this.destroy();
+    if (this.resStarted) this.upstreamBroken(reason);
     else this.refuse(502, reason);
     return undefined;
   }
 
-  private upstreamBroken(): void {
+  /**
+   * The upstream broke the framing mid-response. If no byte of the response has left yet (it is still
+   * gathered for this event's single write), the client gets a clean 502 instead; otherwise what it
+   * has is sent, then it sees the cut.
+   */
+  private upstreamBroken(message = `upstream ${this.route.upstreamText} broke the response framing`): void {
     this.closeUp();
-    this.destroy();
+    if (!this.resFlushed) {
+      this.clientPending.length = 0;
+      this.refuse(502, message);
+      return;
+    }
+    this.keepClient = false;
+    this.closeClient();
   }
 
   // ---------------------------------------------------------------- writing with backpressure
@@ -616,6 +667,7 @@ export class ProxyConn implements UpstreamEvents {
   }
 
   private sendClientNow(data: Uint8Array): void {
+    if (this.res !== undefined) this.resFlushed = true;
     if (this.clientQueue.length > 0) {
       this.clientQueue.push(data);
       return;
@@ -653,12 +705,16 @@ export class ProxyConn implements UpstreamEvents {
 
   private closeUp(): void {
     this.upPending.length = 0;
-    const up = this.up;
+    const leg = this.leg;
+    this.leg = undefined;
     this.up = undefined;
     this.upConnecting = false;
     this.upQueue.length = 0;
     this.upPaused = 0;
-    up?.terminate();
+    if (leg) {
+      leg.live = false; // its close, reported from inside terminate(), is not news
+      leg.sock?.terminate();
+    }
   }
 
   /** Close the client once what is queued for it has gone. */

@@ -203,8 +203,12 @@ export interface Framing {
   contentLength: number;
 }
 
-/** Transfer-Encoding: chunked exactly once, and last. `ok: false` names what was wrong. */
-export function transferCodings(s: string, f: Fields): { chunked: boolean; ok: boolean; present: boolean } {
+/**
+ * Transfer-Encoding: chunked exactly once, and last (`ok`); `codings`: how many codings in all (a
+ * request with any besides chunked is refused: the upstream may not know it, and read the body as
+ * the next request); `hasChunked`: chunked appears anywhere.
+ */
+export function transferCodings(s: string, f: Fields): { chunked: boolean; ok: boolean; present: boolean; codings: number; hasChunked: boolean } {
   let present = false;
   let chunkedAt = -1;
   let n = 0;
@@ -226,7 +230,7 @@ export function transferCodings(s: string, f: Fields): { chunked: boolean; ok: b
     });
   }
   const chunked = chunkedAt >= 0 && chunkedAt === n - 1;
-  return { chunked, ok: ok && (!present || chunked), present };
+  return { chunked, ok: ok && (!present || chunked), present, codings: n, hasChunked: chunkedAt >= 0 };
 }
 
 /** Content-Length values: undefined when absent; -1 when invalid (not digits, too large); -2 when several fields or a list. */

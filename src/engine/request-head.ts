@@ -64,6 +64,8 @@ export function parseRequestHead(s: string, end: number, limits: RequestLimits, 
   if (s.charCodeAt(p) !== 0x20) return refuse(400, s.charCodeAt(p) === 0x0d ? "no HTTP version in the request line" : "invalid character in the request target", p);
   if (p - ts > limits.maxTargetBytes) return refuse(414, `request target longer than ${limits.maxTargetBytes} bytes`, ts);
   const target = s.slice(ts, p);
+  // A fragment is never part of a request target (RFC 9112 §3.2); parsers disagree on where it ends.
+  if (target.includes("#")) return refuse(400, "fragment (#) in the request target", ts + target.indexOf("#"));
   p++;
   if (!s.startsWith(HTTP_SLASH, p)) return refuse(400, "invalid HTTP version", p);
   const major = s.charCodeAt(p + 5) - 0x30;
@@ -94,6 +96,7 @@ export function parseRequestHead(s: string, end: number, limits: RequestLimits, 
     if (minor === 0) return refuse(400, "Transfer-Encoding in an HTTP/1.0 request", lineNext);
     if (cl !== undefined) return refuse(400, "both Content-Length and Transfer-Encoding", lineNext);
     if (!te.ok) return refuse(400, "Transfer-Encoding other than a final chunked", lineNext);
+    if (te.codings > 1) return refuse(501, "transfer coding other than chunked", lineNext);
     framing = { body: "chunked", contentLength: -1 };
   } else if (cl !== undefined) {
     if (cl === -2) return refuse(400, "several or different Content-Length values", lineNext);
@@ -110,9 +113,15 @@ export function parseRequestHead(s: string, end: number, limits: RequestLimits, 
     if (target === "*") {
       if (method !== "OPTIONS") return refuse(400, "asterisk-form target for a method other than OPTIONS", ts);
     } else {
-      const abs = absolutePath(target);
+      const abs = absoluteForm(target);
       if (abs === undefined) return refuse(400, "request target is not origin-form or absolute-form", ts);
-      path = abs;
+      // RFC 9112 §3.2.2: the target's authority is the host. Rather than rewrite Host, nsproxy forwards
+      // only requests where the two agree, so the upstream and the proxy cannot see different hosts.
+      if (abs.authority.includes("@")) return refuse(400, "userinfo in the request target", ts);
+      if (host < 0 || s.slice(fields.vs[host]!, fields.ve[host]!).toLowerCase() !== abs.authority.toLowerCase()) {
+        return refuse(400, "Host does not match the authority of an absolute-form target", ts);
+      }
+      path = abs.path;
       originForm = false;
     }
   }
@@ -133,13 +142,13 @@ function refuse(status: number, reason: string, offset: number): Refusal {
 
 const ABSOLUTE = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/;
 
-/** The path and query of an absolute-form target ("http://h:1/p?q" → "/p?q", "http://h?q" → "/?q"); undefined if it is not one. */
-function absolutePath(target: string): string | undefined {
+/** An absolute-form target's authority and its path and query ("http://h:1/p?q" → "h:1", "/p?q"; "http://h?q" → "h", "/?q"). */
+function absoluteForm(target: string): { authority: string; path: string } | undefined {
   const m = ABSOLUTE.exec(target);
   if (!m) return undefined;
+  const authority = m[0].slice(m[0].indexOf("//") + 2);
   const rest = target.slice(m[0].length);
-  if (rest.includes("#")) return undefined;
-  return rest.startsWith("/") ? rest : `/${rest}`;
+  return { authority, path: rest.startsWith("/") ? rest : `/${rest}` };
 }
 
 const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|\[v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;

@@ -47,22 +47,27 @@ export function parseResponseHead(s: string, end: number, method: string, maxHea
   dropNamed(s, fields, conn.named);
 
   const te = transferCodings(s, fields);
-  const cl = contentLength(s, fields, true);
+  // Several Content-Lengths, even equal, are refused as in requests (RFC 9112 §6.3 allows either).
+  const cl = contentLength(s, fields, false);
   let framing: Framing;
   let dropLength = false;
   if (method === "HEAD" || status < 200 || status === 204 || status === 304) {
     framing = { body: "none", contentLength: 0 };
   } else if (te.present) {
-    // A final chunked frames the body; any other coding runs to the close (RFC 9112 §6.3 rule 4).
+    // A final chunked frames the body; codings without chunked run to the close (RFC 9112 §6.3 rule 4);
+    // chunked twice or not last is a framing no two parsers agree on.
+    if (te.hasChunked && !te.ok) return "invalid Transfer-Encoding";
     framing = te.chunked ? { body: "chunked", contentLength: -1 } : { body: "close", contentLength: -1 };
     dropLength = cl !== undefined;
   } else if (cl !== undefined) {
-    if (cl < 0) return "invalid or conflicting Content-Length";
+    if (cl < 0) return "invalid or several Content-Length values";
     framing = cl === 0 ? { body: "none", contentLength: 0 } : { body: "length", contentLength: cl };
   } else {
     framing = { body: "close", contentLength: -1 };
   }
   const keepAlive = framing.body !== "close" && (minor === 1 ? !conn.close : conn.keepAlive && !conn.close);
+  // A 1xx or 204 response has no Content-Length (RFC 9110 §8.6): drop one the upstream sent.
+  if (status < 200 || status === 204) dropLength = true;
   return { status, minor, lineNext, fields, framing, keepAlive, dropLength };
 }
 

@@ -7,7 +7,9 @@ const out = (x: unknown) => console.log(JSON.stringify(x));
 /** Send bytes (base64), read until the server closes or `idleMs` passes with nothing new; print the reply (base64). */
 async function send(b64: string, idleMs: number, pauseAfterMs: number, halfClose: boolean): Promise<void> {
   const chunks: Buffer[] = [];
+  /** Closed by the server; our own end() below reports a close synchronously, which must not count. */
   let closed = false;
+  let ending = false;
   let last = Date.now();
   const sock = await Bun.connect({
     hostname: host!,
@@ -18,10 +20,10 @@ async function send(b64: string, idleMs: number, pauseAfterMs: number, halfClose
         last = Date.now();
       },
       close() {
-        closed = true;
+        if (!ending) closed = true;
       },
       error() {
-        closed = true;
+        if (!ending) closed = true;
       },
     },
   });
@@ -35,8 +37,10 @@ async function send(b64: string, idleMs: number, pauseAfterMs: number, halfClose
   if (halfClose) sock.shutdown(); // FIN after the request; keep reading (shutdown(true) closes the reading side too)
   const started = Date.now();
   while (!closed && Date.now() - last < idleMs && Date.now() - started < 30_000) await Bun.sleep(20);
+  const closedByServer = closed;
+  ending = true;
   sock.end();
-  out({ reply: Buffer.concat(chunks).toString("base64"), closed });
+  out({ reply: Buffer.concat(chunks).toString("base64"), closed: closedByServer });
 }
 
 /** Open n connections, each sending `head` (a request head announcing a long body) and a few body bytes, and hold them. */
