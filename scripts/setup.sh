@@ -24,6 +24,8 @@ command -v ip >/dev/null || missing+=(iproute2)
 command -v curl >/dev/null || missing+=(curl)
 command -v ss >/dev/null || missing+=(iproute2)
 command -v openssl >/dev/null || missing+=(openssl)
+# The tests check nsproxy's behaviour against HAProxy's in the same namespace (test/haproxy-reference.test.ts).
+if [ "$what" = test ] && [ ! -x /usr/sbin/haproxy ]; then missing+=(haproxy); fi
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
