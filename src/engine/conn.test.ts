@@ -338,3 +338,49 @@ describe("ProxyConn half-close", () => {
     expect(up.terminated).toBe(true);
   });
 });
+
+describe("ProxyConn timeouts and early answers", () => {
+  test("idle keep-alive: closed after idle_timeout, quietly", () => {
+    const { conn, client, open, ev, tick } = setup();
+    conn.onClientData(enc("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
+    open();
+    ev().onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    const answered = client.text();
+    tick(59_000);
+    expect(client.ended).toBe(false);
+    tick(2_000);
+    expect(client.ended).toBe(true);
+    expect(client.text()).toBe(answered);
+  });
+
+  test("upstream connect: no connection within connect_timeout is a 502 saying so", () => {
+    const { conn, client, tick } = setup();
+    conn.onClientData(enc("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
+    tick(5_001);
+    expect(client.text()).toStartWith("HTTP/1.1 502 Bad Gateway\r\n");
+    expect(client.text()).toContain("connect timed out after 5 s");
+  });
+
+  test("a request body that stalls for body_timeout gets 408; the upstream connection is dropped", () => {
+    const { conn, client, open, tick } = setup();
+    conn.onClientData(enc("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nabc"));
+    const up = open();
+    tick(30_000);
+    conn.onClientData(enc("def")); // progress restarts the clock
+    tick(59_000);
+    expect(client.text()).toBe("");
+    tick(2_000);
+    expect(client.text()).toStartWith("HTTP/1.1 408 Request Timeout\r\n");
+    expect(up.terminated).toBe(true);
+  });
+
+  test("an upstream that answers before the body is complete (413): the answer reaches the client, then both close", () => {
+    const { conn, client, open, ev } = setup();
+    conn.onClientData(enc("POST /big HTTP/1.1\r\nHost: h\r\nContent-Length: 1000000\r\n\r\nabc"));
+    const up = open();
+    ev().onData(enc("HTTP/1.1 413 Content Too Large\r\nContent-Length: 4\r\n\r\nno\r\n"));
+    expect(client.text()).toBe("HTTP/1.1 413 Content Too Large\r\nContent-Length: 4\r\nConnection: close\r\n\r\nno\r\n");
+    expect(client.ended).toBe(true);
+    expect(up.terminated).toBe(true);
+  });
+});
