@@ -1,7 +1,8 @@
 /* libnetns: the few namespace syscalls nsproxy needs, called through bun:ffi from pinned worker threads.
  *
- * No state, no printing, no exiting. Every function takes integers and NUL-terminated strings and
- * returns a non-negative value on success or -errno on failure. Every descriptor is O_CLOEXEC.
+ * No state (but for one test-only fault switch, nsx_fault_fail_enter), no printing, no exiting.
+ * Every function takes integers and NUL-terminated strings and returns a non-negative value on
+ * success or -errno on failure. Every descriptor is O_CLOEXEC.
  * Build: cc -O2 -Wall -Wextra -Werror -fPIC -shared -o libnetns.so libnetns.c
  */
 #define _GNU_SOURCE
@@ -60,8 +61,28 @@ int nsx_open(const char *path) {
 /* The calling thread's own network namespace, as an fd: the worker's way home. */
 int nsx_open_self(void) { return nsx_open("/proc/thread-self/ns/net"); }
 
+/* Fault injection for tests, the one piece of state here: the calling thread's next nsx_enter(fd)
+ * into this fd fails. Thread-local, so only the worker that armed it is affected, and used once.
+ * Armed only by a source run with NSPROXY_FAULT_STRAND_TENANT set (src/faults.ts); the release binary
+ * never calls it. */
+static __thread int fault_fail_enter_fd = -1;
+
+int nsx_fault_fail_enter(int fd) {
+  fault_fail_enter_fd = fd;
+  return 0;
+}
+
 /* Move the calling thread into the network namespace behind fd. Returns 0 or -errno. */
-int nsx_enter(int fd) { return setns(fd, CLONE_NEWNET) < 0 ? -errno : 0; }
+int nsx_enter(int fd) {
+  int nstype = CLONE_NEWNET;
+  if (fd >= 0 && fd == fault_fail_enter_fd) {
+    fault_fail_enter_fd = -1;
+    /* A real setns that the kernel refuses (a network namespace fd is not a UTS one: EINVAL), so the
+     * thread stays where it is and the caller sees the errno a failed return home would give. */
+    nstype = CLONE_NEWUTS;
+  }
+  return setns(fd, nstype) < 0 ? -errno : 0;
+}
 
 int nsx_close(int fd) { return close(fd) < 0 ? -errno : 0; }
 

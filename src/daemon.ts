@@ -1,6 +1,7 @@
 // The supervisor: the live set of tenants, brought to a desired set by applying only the difference.
 import { statSync } from "node:fs";
 import type { DaemonConfig, TenantSpec } from "./config/types.ts";
+import { armedFaults } from "./faults.ts";
 import { logger } from "./log.ts";
 import { closeFd, NativeError, netnsIdentity, openNetns } from "./netns/native.ts";
 import { strayThreads } from "./netns/threads.ts";
@@ -77,11 +78,13 @@ export class Daemon {
       accessLog: config.accessLog,
       logFormat: config.logFormat,
       replaceGraceMs: config.shutdownGraceMs,
-      strandTenant: process.env.NSPROXY_FAULT_STRAND_TENANT || undefined,
       engine: config.engine,
       counts: sharedCountsBuffer(this.fdLimit),
     });
     this.pool.onReplaced = (index) => void this.reattachWorker(index);
+    this.pool.onLingerEnd = () => this.checkThreads();
+    const armed = armedFaults();
+    if (armed.length) logger.warn(`fault injection armed (for tests; the release binary ignores it): ${armed.join(", ")}`);
   }
 
   start(): Promise<void> {
@@ -258,10 +261,11 @@ export class Daemon {
   /**
    * The invariant of the window rule, checked cheaply at runtime. Only when no attach is in flight:
    * during one, a worker is legitimately inside a tenant namespace for a moment (checking then gave
-   * false alarms when many retries ran at once). A violation is a bug: say so loudly.
+   * false alarms when many retries ran at once). Nor while a stranded worker is ending: its thread is
+   * known to be in a tenant namespace until then. A violation is a bug: say so loudly.
    */
   checkThreads(): void {
-    if (this.inflight > 0) {
+    if (this.inflight > 0 || this.pool.lingering.size > 0) {
       this.checkPending = true;
       return;
     }

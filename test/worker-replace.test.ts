@@ -1,8 +1,12 @@
-// A worker that cannot return to its own namespace is terminated and replaced; its tenants are attached again.
+// A worker that cannot return to its own namespace, or that dies, is replaced and its tenants attached again, on real namespaces.
+// The faults are real: the kernel refuses the return setns (libnetns's test switch), the worker throws or exits.
 import { afterAll, describe, expect, test } from "bun:test";
-import { startNsproxy } from "./helpers/daemon.ts";
-import { addNetns, cleanupNetns, curlIn, nsExec, skipReason, uniquePrefix } from "./helpers/netns.ts";
+import { AdminClient } from "../src/admin/client.ts";
+import { daemonDir, startNsproxy } from "./helpers/daemon.ts";
+import { loadIn } from "./helpers/load.ts";
+import { addNetns, cleanupNetns, curlIn, nsExec, skipReason, strayThreadsOf, uniquePrefix } from "./helpers/netns.ts";
 import { type Echo, startUpstream } from "./helpers/upstream.ts";
+import { until } from "./helpers/wait.ts";
 
 const prefix = uniquePrefix("repl");
 afterAll(() => cleanupNetns(prefix));
@@ -13,8 +17,13 @@ async function listeners(ns: string, port: number): Promise<number> {
   return r.stdout.split("\n").filter((l) => l.trim()).length;
 }
 
+async function stamp(ns: string, port: number): Promise<[number, string | undefined]> {
+  const r = await curlIn(ns, `http://127.0.0.1:${port}/after`);
+  return [r.status, r.status === 200 ? (JSON.parse(r.body) as Echo).headers["x-nsproxy-tenant"] : undefined];
+}
+
 describe.skipIf(Boolean(skipReason))("worker replacement", () => {
-  test("a stranded worker is replaced, every tenant serves again, no listener is lost or doubled", async () => {
+  test("at start-up the kernel refuses both workers' return home: the window's check sees EINVAL, both are replaced, every tenant serves", async () => {
     const upstream = startUpstream();
     const calm = addNetns(`${prefix}calm`);
     const bad = addNetns(`${prefix}bad`);
@@ -22,18 +31,64 @@ describe.skipIf(Boolean(skipReason))("worker replacement", () => {
       env: { NSPROXY_FAULT_STRAND_TENANT: bad },
     });
     try {
-      // The fault strands both first-generation workers on the bad tenant's attach.
-      await d.waitFor(/worker \d terminated \(setns back to own namespace: injected fault/);
+      await d.waitFor(/worker 0 terminated \(setns back to own namespace: Invalid argument\)/);
+      await d.waitFor(/worker 1 terminated \(setns back to own namespace: Invalid argument\)/);
       await d.waitFor(`tenant ${bad}: serving after`, 15_000);
       for (const ns of [calm, bad]) {
-        const r = await curlIn(ns, "http://127.0.0.1:8095/after");
-        expect(r.status).toBe(200);
-        expect((JSON.parse(r.body) as Echo).headers["x-nsproxy-tenant"]).toBe(ns);
+        expect(await stamp(ns, 8095)).toEqual([200, ns]);
         expect(await listeners(ns, 8095)).toBe(2);
       }
+      await until("no thread in a tenant namespace", () => strayThreadsOf(d.proc.pid).length === 0, 5000);
+      expect(d.stderr()).not.toContain("bug in nsproxy");
     } finally {
       await d.stop("SIGKILL");
       upstream.stop(true);
     }
   });
+
+  // Worker 1 meets the fault while tenant "bad" is added at runtime; "calm" is under load throughout.
+  const cases = [
+    { kind: "return home fails", env: "NSPROXY_FAULT_STRAND_TENANT", log: /worker 1 terminated \(setns back to own namespace: Invalid argument\)/ },
+    { kind: "uncaught error", env: "NSPROXY_FAULT_WORKER_THROW", log: /worker 1 terminated \(uncaught error: injected fault after attaching bad/i },
+    { kind: "hard exit", env: "NSPROXY_FAULT_WORKER_EXIT", log: /worker 1 terminated \(worker exited\)/ },
+  ];
+  test.each(cases)("$kind: worker 1 is replaced, both tenants serve from both workers, nothing is left in a tenant namespace; 0 failed requests on a tenant under load", async ({ env, log }) => {
+    const upstream = startUpstream();
+    const dir = daemonDir();
+    const admin = new AdminClient(`${dir}/admin.sock`, 15_000);
+    const calm = addNetns(`${prefix}l-${env.slice(-5).toLowerCase()}`);
+    const bad = addNetns(`${prefix}b-${env.slice(-5).toLowerCase()}`);
+    const d = startNsproxy(
+      ["run", "-l", "127.0.0.1:8096", "-u", `http://127.0.0.1:${upstream.port}`, "-n", calm, "-w", "2", "--no-access-log", "--admin-socket", `${dir}/admin.sock`, "--tenants-dir", `${dir}/t.d`],
+      { env: { [env]: "bad@1" } },
+    );
+    try {
+      await d.waitFor("attached 1/1");
+      // 8 keep-alive connections: SO_REUSEPORT spreads them over both workers, so worker 1 holds some.
+      const load = loadIn(calm, "http://127.0.0.1:8096/calm", { concurrency: 8, maxMs: 5000, maxRequests: 500_000 });
+      await Bun.sleep(800);
+      await admin.putTenant("bad", { netns: `/run/netns/${bad}` });
+      await d.waitFor(log, 8000);
+      const faultAt = Date.now();
+      await d.waitFor("worker 1 replaced", 8000);
+      await until("bad to serve", async () => (await admin.tenants()).find((t) => t.name === "bad")?.state === "serving", 8000);
+      await until("no thread in a tenant namespace", () => strayThreadsOf(d.proc.pid).length === 0, 5000);
+      expect(await listeners(calm, 8096)).toBe(2);
+      expect(await listeners(bad, 8096)).toBe(2);
+      expect(await stamp(bad, 8096)).toEqual([200, "bad"]);
+      const r = await load;
+      console.log(`${env}: calm under load: ${r.requests} requests, ${r.ok} ok, bad ${JSON.stringify(r.bad)}, errors ${JSON.stringify(r.errors)}`);
+      // The load ran before, during and after the fault.
+      expect(r.startedAt).toBeLessThan(faultAt);
+      expect(r.endedAt).toBeGreaterThan(faultAt);
+      expect(r.errors).toEqual({});
+      expect(r.bad).toEqual({});
+      expect(r.tenants).toEqual({ [calm]: r.requests });
+      expect(r.requests).toBeGreaterThan(1000);
+      expect(d.stderr()).not.toContain("bug in nsproxy");
+    } finally {
+      await d.stop("SIGKILL");
+      upstream.stop(true);
+    }
+  }, 60_000);
 });

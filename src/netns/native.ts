@@ -11,6 +11,7 @@ const lib = dlopen(libPath, {
   nsx_open: { args: [FFIType.cstring], returns: FFIType.i32 },
   nsx_open_self: { args: [], returns: FFIType.i32 },
   nsx_enter: { args: [FFIType.i32], returns: FFIType.i32 },
+  nsx_fault_fail_enter: { args: [FFIType.i32], returns: FFIType.i32 },
   nsx_close: { args: [FFIType.i32], returns: FFIType.i32 },
   nsx_dev: { args: [FFIType.i32], returns: FFIType.i64_fast },
   nsx_ino: { args: [FFIType.i32], returns: FFIType.i64_fast },
@@ -78,6 +79,14 @@ export function closeFd(fd: number): void {
  */
 export function enterNetnsRaw(fd: number): number {
   return lib.nsx_enter(fd);
+}
+
+/**
+ * Fault injection (tests only, see src/faults.ts): this thread's next enterNetnsRaw(fd) fails in the
+ * kernel (setns with a type that does not match: EINVAL) and the thread stays where it is.
+ */
+export function failNextEnter(fd: number): void {
+  lib.nsx_fault_fail_enter(fd);
 }
 
 /** Device and inode of a namespace fd: "dev:ino", equal for the same namespace, different once replaced. */

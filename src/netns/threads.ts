@@ -1,5 +1,5 @@
 // The thread invariant: after every attach or detach, no thread of this process is inside a tenant namespace.
-import { readdirSync, readlinkSync } from "node:fs";
+import { existsSync, readdirSync, readlinkSync } from "node:fs";
 
 export interface StrayThread {
   tid: string;
@@ -20,4 +20,19 @@ export function strayThreads(): StrayThread[] {
     if (netns !== own) stray.push({ tid, netns });
   }
   return stray;
+}
+
+/** The calling thread's id (/proc/thread-self is a link to PID/task/TID). */
+export function ownThreadId(): number {
+  return Number(readlinkSync("/proc/thread-self").split("/").at(-1));
+}
+
+/** Resolves true once thread `tid` of this process has ended, false if it is still there after timeoutMs. */
+export async function threadGone(tid: number, timeoutMs = 2000): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (tid > 0 && existsSync(`/proc/self/task/${tid}`)) {
+    if (Date.now() > end) return false;
+    await Bun.sleep(10);
+  }
+  return true;
 }

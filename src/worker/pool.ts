@@ -1,6 +1,8 @@
 // Supervisor side of the pinned workers: start them, send each tenant to every worker, replace a stranded or dead one.
 import type { TenantSpec } from "../config/types.ts";
+import { workerFaults } from "../faults.ts";
 import { logger } from "../log.ts";
+import { threadGone } from "../netns/threads.ts";
 import type { FromWorker, ToWorker, WorkerOptions } from "./protocol.ts";
 
 export interface AttachFailure {
@@ -19,9 +21,24 @@ function workerUrl(): string | URL {
   return process.env.NSPROXY_COMPILED ? "./worker/worker.ts" : new URL("./worker.ts", import.meta.url);
 }
 
+/** A stranded worker is terminated once its exchanges in flight are done, or after this long. */
+const STRANDED_LINGER_MS = 5000;
+
+/** Bun's error event carries a code frame; the log wants one line: the error and where it was thrown. */
+function errorLine(ev: ErrorEvent): string {
+  const lines = (ev.message || "worker error").split("\n");
+  const i = lines.findIndex((l) => /^\w*error: /i.test(l));
+  if (i < 0) return lines.find((l) => l.trim()) ?? "worker error";
+  const at = lines[i + 1]?.trim();
+  return `uncaught ${lines[i]}${at?.startsWith("at ") ? ` ${at}` : ""}`;
+}
+
 class PinnedWorker {
   readonly worker: Worker;
   readonly ready: Promise<void>;
+  /** Resolves when the thread has ended. */
+  readonly exited: Promise<void>;
+  private tid = 0;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   dead = false;
@@ -29,19 +46,24 @@ class PinnedWorker {
   constructor(
     readonly index: number,
     options: WorkerOptions,
-    private readonly onFatal: (w: PinnedWorker, reason: string) => void,
+    private readonly onFatal: (w: PinnedWorker, reason: string, lingering: boolean) => void,
   ) {
     this.worker = new Worker(workerUrl());
+    // The close event comes before the thread has quite ended: wait for it to leave /proc too.
+    this.exited = new Promise((resolve) => this.worker.addEventListener("close", () => void threadGone(this.tid).then(() => resolve())));
     this.ready = new Promise((resolve, reject) => {
       this.worker.addEventListener("error", (ev) => {
-        const reason = (ev as ErrorEvent).message || "worker error";
+        const reason = errorLine(ev as ErrorEvent);
         reject(new Error(reason));
         this.die(reason);
       });
       this.worker.addEventListener("close", () => this.die("worker exited"));
       const receive = (msg: FromWorker): void => {
-        if (msg.type === "ready") resolve();
-        else if (msg.type === "fatal") this.die(msg.message);
+        if (msg.type === "ready") {
+          this.tid = msg.tid;
+          resolve();
+        } else if (msg.type === "fatal") this.die(msg.message, true);
+        else if (msg.type === "drained") this.worker.terminate();
         else if (msg.type === "batch") msg.messages.forEach(receive);
         else if (msg.type === "log") logger[msg.level](`worker ${this.index}: ${msg.message}`);
         else this.settle(msg.id, msg.type === "failed" ? { message: msg.message, code: msg.code, listen: msg.listen } : undefined);
@@ -86,13 +108,20 @@ class PinnedWorker {
     p?.resolve(failure);
   }
 
-  private die(reason: string): void {
+  /**
+   * Never use this worker again. A dead one is terminated now; a stranded one (`lingering`) has stopped
+   * accepting and dialing, and is terminated when it says its exchanges in flight are done.
+   */
+  private die(reason: string, lingering = false): void {
     if (this.dead) return;
     this.dead = true;
-    this.worker.terminate();
+    if (lingering) {
+      const timer = setTimeout(() => this.worker.terminate(), STRANDED_LINGER_MS);
+      void this.exited.then(() => clearTimeout(timer));
+    } else this.worker.terminate();
     for (const p of this.pending.values()) p.resolve({ message: `worker ${this.index} lost: ${reason}`, code: "EWORKER" });
     this.pending.clear();
-    this.onFatal(this, reason);
+    this.onFatal(this, reason, lingering);
   }
 }
 
@@ -101,6 +130,10 @@ export class WorkerPool {
   private generation = 0;
   /** Called after a worker was replaced, with the fresh one: the supervisor attaches its tenants again. */
   onReplaced: (index: number) => void = () => {};
+  /** Stranded workers whose thread has not ended yet: one of them is still inside a tenant namespace. */
+  readonly lingering = new Set<PinnedWorker>();
+  /** Called when the last lingering worker has ended (the thread check may run again). */
+  onLingerEnd: () => void = () => {};
 
   constructor(
     readonly size: number,
@@ -114,9 +147,17 @@ export class WorkerPool {
 
   private spawn(index: number): PinnedWorker {
     // Fault injection applies to the first generation only, so the replacement can succeed.
-    const options = this.generation++ < this.size ? this.options : { ...this.options, strandTenant: undefined };
+    const faults = this.generation++ < this.size ? workerFaults(index) : undefined;
+    const options = faults ? { ...this.options, faults } : this.options;
     const bornAt = Date.now();
-    return new PinnedWorker(index, options, (w, reason) => {
+    return new PinnedWorker(index, options, (w, reason, lingering) => {
+      if (lingering) {
+        this.lingering.add(w);
+        void w.exited.then(() => {
+          this.lingering.delete(w);
+          if (this.lingering.size === 0) this.onLingerEnd();
+        });
+      }
       if (this.stopping || this.workers[index] !== w) return;
       // A worker that dies young (it could not even start: out of descriptors, say) is replaced after
       // a growing pause, not in a tight loop.
@@ -237,6 +278,6 @@ export class WorkerPool {
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
     await Promise.all(this.workers.map((w) => w.request((id) => ({ type: "stop", id, graceMs }))));
-    for (const w of this.workers) w.worker.terminate();
+    for (const w of [...this.workers, ...this.lingering]) w.worker.terminate();
   }
 }

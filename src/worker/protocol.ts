@@ -1,16 +1,14 @@
 // Messages between the supervisor (main thread) and the pinned workers that hold the listeners.
 import type { EngineSettings, TenantSpec } from "../config/types.ts";
+import type { WorkerFaults } from "../faults.ts";
 
 export interface WorkerOptions {
   accessLog: boolean;
   logFormat: "text" | "json";
   /** When a tenant is re-attached with a new spec, how long its old listeners' requests may finish. */
   replaceGraceMs: number;
-  /**
-   * Fault injection for tests (NSPROXY_FAULT_STRAND_TENANT): the first worker generation treats the
-   * return from this tenant's namespace as failed, to exercise replacement. Never set in production.
-   */
-  strandTenant?: string;
+  /** Fault injection for tests (src/faults.ts): set only for first-generation workers of a source run. */
+  faults?: WorkerFaults;
   /** Limits and timeouts of the HTTP engine. */
   engine: EngineSettings;
   /** Counters shared by every worker (see shared-counts.ts). */
@@ -29,11 +27,17 @@ export type ToWorker =
   | { type: "batch"; messages: ToWorker[] };
 
 export type FromWorker =
-  | { type: "ready" }
+  /** Started; `tid` is its thread's id (the supervisor knows when that thread is really gone). */
+  | { type: "ready"; tid: number }
   | { type: "done"; id: number }
   | { type: "failed"; id: number; message: string; code: string; listen?: string }
-  /** The worker could not return to its own namespace: it must be terminated, never reused. */
+  /**
+   * The worker could not return to its own namespace: it must never be used again. It has stopped
+   * accepting and dialing, and lets its exchanges in flight finish for a moment.
+   */
   | { type: "fatal"; message: string }
+  /** After "fatal": its exchanges are done; terminate it. */
+  | { type: "drained" }
   /** A line for the supervisor's log (workers rate-limit what a tenant can cause). */
   | { type: "log"; level: "warn" | "info"; message: string }
   /** The answers a batch produced at once, in order. */

@@ -2,7 +2,9 @@
 import type { TenantSpec } from "../config/types.ts";
 import type { ProxyConn } from "../engine/conn.ts";
 import type { Env } from "../engine/types.ts";
-import { openOwnNetns } from "../netns/native.ts";
+import type { WorkerFaults } from "../faults.ts";
+import { failNextEnter, openOwnNetns } from "../netns/native.ts";
+import { ownThreadId } from "../netns/threads.ts";
 import { type AccessSink, stdoutAccessLog } from "../proxy/access-log.ts";
 import { dial, listenTcp } from "../runtime/bun-net.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
@@ -15,12 +17,14 @@ declare const self: Worker;
 // The namespace this thread had when it started is home; opened now, before any setns.
 const homeFd = openOwnNetns();
 let access: AccessSink | undefined;
-let strandTenant: string | undefined;
+let faults: WorkerFaults = {};
 let replaceGraceMs = 10_000;
 let counts: SharedCounts;
 let env: Env;
 const tenants = new Map<string, TenantGroup>();
 let stranded = false;
+/** How long a stranded worker's exchanges in flight may go on before its thread ends. */
+const STRANDED_GRACE_MS = 2000;
 
 /** While a batch is handled, answers given at once are collected and sent back as one message. */
 let collected: FromWorker[] | undefined;
@@ -38,10 +42,11 @@ const owner = {
 };
 
 function attach(spec: TenantSpec, nsFd: number, slot: number): void {
+  // Test fault: the kernel refuses this attach's return home, so the check in listenInside is what runs.
+  if (spec.name === faults.strand) failNextEnter(homeFd);
   const group = new TenantGroup(spec, slot, counts, env, owner);
   try {
     for (const addr of spec.listen) group.listeners.push(listenInside(nsFd, homeFd, addr, (host, port) => listenTcp(host, port, group)));
-    if (spec.name === strandTenant) throw new StrandedError("setns back to own namespace: injected fault (NSPROXY_FAULT_STRAND_TENANT)");
   } catch (err) {
     for (const l of group.listeners) l.stop(true);
     throw err;
@@ -52,6 +57,29 @@ function attach(spec: TenantSpec, nsFd: number, slot: number): void {
   const old = tenants.get(spec.name);
   tenants.set(spec.name, group);
   if (old) void retire(old, replaceGraceMs);
+  if (spec.name === faults.exitAfter) process.exit(70);
+  if (spec.name === faults.throwAfter) {
+    setTimeout(() => {
+      throw new Error(`injected fault after attaching ${spec.name} (NSPROXY_FAULT_WORKER_THROW)`);
+    });
+  }
+}
+
+/**
+ * This thread could not return home: it is in a tenant's namespace for good, and must create nothing
+ * more there (a dial would connect from that namespace). It stops accepting, refuses to dial, lets the
+ * exchanges in flight finish on the connections they have; the supervisor starts another, and ends
+ * this one when it says it is drained.
+ */
+function strand(message: string): void {
+  stranded = true;
+  const all = [...tenants.values()];
+  tenants.clear();
+  const done = Promise.all(all.map((g) => retire(g, STRANDED_GRACE_MS)));
+  post({ type: "fatal", message });
+  // Ended by the supervisor, not by process.exit here: a thread that ends itself first starts one more
+  // (JavaScriptCore's "Signal Sender"), which would be born in the tenant's namespace (seen).
+  void done.then(() => post({ type: "drained" }));
 }
 
 /** The engine's clock, refreshed by the sweep: timeouts need no finer grain than the sweep has. */
@@ -89,12 +117,13 @@ async function handle(msg: ToWorker): Promise<void> {
     case "init": {
       const o = msg.options;
       access = o.accessLog ? stdoutAccessLog(o.logFormat) : undefined;
-      strandTenant = o.strandTenant;
+      faults = o.faults ?? {};
       replaceGraceMs = o.replaceGraceMs;
       counts = new SharedCounts(o.counts);
       env = {
         limits: { ...o.engine, tunnelTimeoutMs: 3_600_000 },
-        dial,
+        // A stranded worker's dial would leave from a tenant's namespace: it fails instead (a 502).
+        dial: (to, events) => (stranded ? queueMicrotask(() => events.onClose("worker stranded outside its own network namespace")) : dial(to, events)),
         access,
         now: () => coarseNow,
         closed: (c) => ((c as ProxyConn).owner as TenantGroup).release(c as ProxyConn),
@@ -107,11 +136,7 @@ async function handle(msg: ToWorker): Promise<void> {
         attach(msg.spec, msg.nsFd, msg.slot);
         post({ type: "done", id: msg.id });
       } catch (err) {
-        if (err instanceof StrandedError) {
-          stranded = true;
-          post({ type: "fatal", message: err.message });
-          return;
-        }
+        if (err instanceof StrandedError) return strand(err.message);
         const e = err as Error & { code?: string };
         post({ type: "failed", id: msg.id, message: e.message, code: e.code ?? "ERROR", listen: err instanceof ListenError ? err.listen : undefined });
       }
@@ -135,4 +160,4 @@ async function handle(msg: ToWorker): Promise<void> {
 }
 
 self.onmessage = (ev: MessageEvent<ToWorker>) => void handle(ev.data);
-post({ type: "ready" });
+post({ type: "ready", tid: ownThreadId() });

@@ -10,6 +10,9 @@ export interface LoadResult {
   errors: Record<string, number>;
   /** What the upstream saw as the tenant, by value: proves every answer came through the right tenant. */
   tenants: Record<string, number>;
+  /** When the load began and ended (Date.now()), to show what happened while it ran. */
+  startedAt: number;
+  endedAt: number;
 }
 
 /**
@@ -20,7 +23,7 @@ export async function loadIn(ns: string, url: string, opts: { concurrency?: numb
   const { concurrency = 4, maxRequests = 20_000, maxMs = 10_000 } = opts;
   const script = `
     const url = ${JSON.stringify(url)}, until = Date.now() + ${maxMs}, max = ${maxRequests};
-    const r = { requests: 0, ok: 0, bad: {}, errors: {}, tenants: {} };
+    const r = { requests: 0, ok: 0, bad: {}, errors: {}, tenants: {}, startedAt: Date.now(), endedAt: 0 };
     const bump = (o, k) => { o[k] = (o[k] ?? 0) + 1; };
     async function loop() {
       while (r.requests < max && Date.now() < until) {
@@ -34,6 +37,7 @@ export async function loadIn(ns: string, url: string, opts: { concurrency?: numb
       }
     }
     await Promise.all(Array.from({ length: ${concurrency} }, loop));
+    r.endedAt = Date.now();
     console.log(JSON.stringify(r));`;
   const res = await nsExec(ns, [process.execPath, "-e", script], maxMs + 20_000);
   if (res.code !== 0) throw new Error(`load in ${ns} failed (${res.code}): ${res.stderr}`);

@@ -1,7 +1,7 @@
 // Throwaway network namespaces for tests: a unique prefix per test file, removed whatever happens.
 import { afterAll } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 
 export const isRoot = process.getuid?.() === 0;
 /** Reason to skip, shown by bun test, when the tests cannot make namespaces here. */
@@ -78,4 +78,17 @@ export async function curlIn(ns: string, url: string, extra: string[] = []): Pro
   const r = await nsExec(ns, ["curl", "-sS", "--max-time", "20", "-w", "\n%{http_code}", ...extra, url]);
   const cut = r.stdout.lastIndexOf("\n");
   return { status: Number(r.stdout.slice(cut + 1)), body: r.stdout.slice(0, cut), code: r.code, stderr: r.stderr };
+}
+
+/** Threads of process `pid` whose network namespace is not the process's own: none, when the window rule held. */
+export function strayThreadsOf(pid: number): { tid: string; comm: string; netns: string }[] {
+  const own = readlinkSync(`/proc/${pid}/ns/net`);
+  return readdirSync(`/proc/${pid}/task`).flatMap((tid) => {
+    try {
+      const netns = readlinkSync(`/proc/${pid}/task/${tid}/ns/net`);
+      return netns === own ? [] : [{ tid, comm: readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim(), netns }];
+    } catch {
+      return []; // exited while we looked
+    }
+  });
 }
