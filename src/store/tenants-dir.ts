@@ -12,6 +12,7 @@ import {
   renameSync,
   unlinkSync,
   writeFileSync,
+  writeSync,
 } from "node:fs";
 import { join } from "node:path";
 import { parse } from "smol-toml";
@@ -19,6 +20,7 @@ import { normalizeTenantTable, parseTenantFile, tenantTableToToml } from "../con
 import type { FileTenant } from "../config/schema.ts";
 import { badTenantName, isValidTenantName } from "../config/values.ts";
 import { NsproxyError } from "../errors.ts";
+import { crashHere, tenantWriteFault } from "../faults.ts";
 
 export interface StoredTenant {
   name: string;
@@ -90,17 +92,26 @@ export function writeTenantFile(dir: string, name: string, table: Record<string,
   const file = tenantFilePath(dir, name);
   const wanted = normalizeTenantTable(table);
   if (sameValue(readExisting(file), wanted)) return { file, changed: false };
+  const text = tenantTableToToml(name, wanted);
   const tmp = join(dir, `.${name}${SUFFIX}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`);
+  // Tests kill the process at each step below (src/faults.ts); the release binary never does.
+  const crashAt = tenantWriteFault();
   let fd = -1;
   try {
     mkdirSync(dir, { recursive: true, mode: 0o755 });
     fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
     // The umask may have narrowed the mode; the file is configuration that operators read.
     fchmodSync(fd, 0o644);
-    writeFileSync(fd, tenantTableToToml(name, wanted));
+    if (crashAt === "torn") {
+      writeSync(fd, text.slice(0, text.length >> 1));
+      fsyncSync(fd);
+      crashHere();
+    }
+    writeFileSync(fd, text);
     fsyncSync(fd);
     closeSync(fd);
     fd = -1;
+    if (crashAt === "before-rename") crashHere();
     // The rename is atomic: readers see the old file or the new one, never a partial write.
     renameSync(tmp, file);
   } catch (e) {
@@ -108,6 +119,7 @@ export function writeTenantFile(dir: string, name: string, table: Record<string,
     unlinkQuietly(tmp);
     throw new NsproxyError(`cannot write ${file}: ${message(e)}`, { cause: e });
   }
+  if (crashAt === "after-rename") crashHere();
   // Without this the rename itself may not survive a crash.
   syncDir(dir, file);
   return { file, changed: true };
