@@ -1,6 +1,6 @@
 // Live tenants on real namespaces: add, replace and remove at runtime under load, durable across restarts, reload.
 import { afterAll, describe, expect, test } from "bun:test";
-import { statSync, writeFileSync } from "node:fs";
+import { existsSync, statSync, writeFileSync } from "node:fs";
 import { AdminClient } from "../src/admin/client.ts";
 import { daemonDir, runNsproxy, startNsproxy } from "./helpers/daemon.ts";
 import { loadIn } from "./helpers/load.ts";
@@ -147,6 +147,40 @@ describe.skipIf(Boolean(skipReason))("live tenants", () => {
       }
     } finally {
       await second.stop("SIGKILL");
+      upstream.stop(true);
+    }
+  }, 60_000);
+
+  test("a tenant declared in the config file or by a flag: PUT and DELETE are 409 (admin API and CLI); it keeps serving as declared", async () => {
+    const upstream = startUpstream();
+    const p = place();
+    const [c, f] = [addNetns(`${prefix}cfg`), addNetns(`${prefix}flag`)];
+    const file = `${p.dir}/nsproxy.toml`;
+    writeFileSync(file, ["[defaults]", 'listen = "127.0.0.1:8135"', `upstream = "http://127.0.0.1:${upstream.port}"`, "[tenants.cfg]", `netns = "${c}"`].join("\n"));
+    const d = startNsproxy(["run", "--config", file, "-n", `flagged=/run/netns/${f}`, "--no-access-log", ...p.flags]);
+    try {
+      await d.waitFor("attached 2/2");
+      const where = { cfg: `declared in ${file}`, flagged: "declared by --netns" };
+      for (const [name, ns] of [["cfg", c], ["flagged", f]] as const) {
+        const put = await p.admin.putTenant(name, { netns: `/run/netns/${ns}`, listen: "127.0.0.1:8136" }).catch((e) => e);
+        expect([put.status, put.message]).toEqual([409, expect.stringContaining(where[name])]);
+        const del = await p.admin.deleteTenant(name).catch((e) => e);
+        expect([del.status, del.message]).toEqual([409, expect.stringContaining(`tenant '${name}' is declared`)]);
+        const add = await runNsproxy(["tenant", "add", name, "--netns", ns, ...p.flags]);
+        expect([add.code, add.stderr]).toEqual([1, expect.stringContaining(where[name])]);
+        const rm = await runNsproxy(["tenant", "rm", name, ...p.flags]);
+        expect([rm.code, rm.stderr]).toEqual([1, expect.stringContaining(`tenant '${name}' is declared`)]);
+        expect(existsSync(`${p.tenantsDir}/${name}.toml`)).toBe(false);
+        // Still served as declared: on the configured address, not the one the refused PUT asked for.
+        expect((JSON.parse((await curlIn(ns, "http://127.0.0.1:8135/")).body) as Echo).headers["x-nsproxy-tenant"]).toBe(name);
+        expect((await curlIn(ns, "http://127.0.0.1:8136/")).code).not.toBe(0);
+      }
+      expect((await p.admin.tenants()).map((t) => [t.name, t.source, t.state])).toEqual([
+        ["cfg", "config", "serving"],
+        ["flagged", "flag", "serving"],
+      ]);
+    } finally {
+      await d.stop("SIGKILL");
       upstream.stop(true);
     }
   }, 60_000);
