@@ -1,8 +1,9 @@
 // The window rule under load: after attaching hundreds of tenants, every thread is still in the process's own namespace.
 import { afterAll, describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
+import { strayThreads, threadGone } from "../src/netns/threads.ts";
 import { ensureBuilt, startNsproxy } from "./helpers/daemon.ts";
-import { addNetnsMany, cleanupNetns, skipReason, uniquePrefix } from "./helpers/netns.ts";
+import { addNetns, addNetnsMany, cleanupNetns, skipReason, uniquePrefix } from "./helpers/netns.ts";
 
 const prefix = uniquePrefix("thr");
 const COUNT = 300;
@@ -46,6 +47,26 @@ describe.skipIf(Boolean(skipReason))("thread invariant", () => {
       expect(sockets.length).toBeGreaterThanOrEqual(2 * 2 * COUNT);
     } finally {
       await d.stop("SIGKILL");
+    }
+  });
+
+  test("the runtime check names a thread left in a tenant namespace, and no longer once it has ended", async () => {
+    const ns = addNetns(`${prefix}stray`);
+    expect(strayThreads()).toEqual([]);
+    const w = new Worker(new URL("./helpers/stray-worker.ts", import.meta.url));
+    try {
+      const entered = new Promise<{ rc: number; tid: number }>((resolve) => (w.onmessage = (ev) => resolve(ev.data)));
+      w.postMessage(`/run/netns/${ns}`);
+      const { rc, tid } = await entered;
+      expect(rc).toBe(0);
+      // The test process runs without the daemon's window-safe settings: a GC helper the worker starts may
+      // join it there (seen), so the check must name this thread, among any others.
+      expect(strayThreads()).toContainEqual({ tid: String(tid), netns: `net:[${statSync(`/run/netns/${ns}`).ino}]` });
+      w.terminate();
+      expect(await threadGone(tid)).toBe(true);
+      expect(strayThreads().map((s) => s.tid)).not.toContain(String(tid));
+    } finally {
+      w.terminate();
     }
   });
 });
