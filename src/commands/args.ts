@@ -39,6 +39,8 @@ export const runtimeArgs = {
   "max-header-size": { type: "string", description: "Largest request head (request line and header fields) in bytes, else 431 (default 16384)", valueHint: "BYTES" },
   "max-headers": { type: "string", description: "Most header fields in a request, else 431 (default 100)", valueHint: "N" },
   "max-url-length": { type: "string", description: "Longest request target in bytes, else 414 (default 8192; at most --max-header-size)", valueHint: "BYTES" },
+  "metrics-listen": { type: "string", description: "Serve /metrics, /healthz and /readyz on this host address, host:port or [v6]:port (default off)", valueHint: "ADDR" },
+  "metrics-tenant-limit": { type: "string", description: "Per-tenant metric series up to this many tenants, then aggregated; 0 always aggregates (default 1000)", valueHint: "N" },
   verbose: { type: "boolean", alias: "v", description: "Debug logging, and stack traces on errors" },
 } as const;
 
@@ -123,6 +125,8 @@ export function flagOverrides(args: Record<string, unknown>, rawArgs: string[]):
     maxHeaderSize: str("max-header-size"),
     maxHeaders: str("max-headers"),
     maxUrlLength: str("max-url-length"),
+    metricsListen: str("metrics-listen"),
+    metricsTenantLimit: str("metrics-tenant-limit"),
   };
 }
 

@@ -1,6 +1,6 @@
 // Turns command-line flags into a settings layer, daemon settings and extra tenants; errors name the flag.
 import { at, emptyLayer, Invalid, type Layer } from "./layer.ts";
-import { type DaemonSettings, ENGINE_DURATIONS, ENGINE_LIMITS, MAX_CONNECTIONS } from "./schema.ts";
+import { type DaemonSettings, ENGINE_DURATIONS, ENGINE_LIMITS, MAX_CONNECTIONS, METRICS_TENANT_LIMIT } from "./schema.ts";
 import {
   checkHeaderName,
   parseDuration,
@@ -36,6 +36,8 @@ export interface FlagOverrides {
   maxHeaderSize?: string | number;
   maxHeaders?: string | number;
   maxUrlLength?: string | number;
+  metricsListen?: string;
+  metricsTenantLimit?: string | number;
 }
 
 export interface FlagTenant {
@@ -98,6 +100,14 @@ export function readFlags(f: FlagOverrides): FlagConfig {
   for (const [key, field, option, min, max, example] of ENGINE_LIMITS) {
     if (f[option] === undefined) continue;
     daemon[field] = at(`--${key.replaceAll("_", "-")}`, () => parseInteger(f[option], key, min, max, example));
+  }
+  if (f.metricsListen !== undefined) {
+    const s = f.metricsListen;
+    daemon.metricsListen = at("--metrics-listen", () => parseListen(s));
+  }
+  if (f.metricsTenantLimit !== undefined) {
+    const { min, max, default: example } = METRICS_TENANT_LIMIT;
+    daemon.metricsTenantLimit = at("--metrics-tenant-limit", () => parseInteger(f.metricsTenantLimit, "metrics_tenant_limit", min, max, example));
   }
   const tenants = (f.netns ?? []).map((ref) => ({ ref, ...at("--netns", () => parseNetnsRef(ref)) }));
   const discover = (f.discover ?? []).map((d) => at("--discover", () => parseDiscover(d)));

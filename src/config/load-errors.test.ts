@@ -55,6 +55,10 @@ upstrem = "http://127.0.0.1:9000"
     expect(fail("[daemon]\nmax_connections = 10\n").message).toContain("daemon.max_connections: unknown key 'max_connections' in [daemon]; it belongs in [defaults] or [tenants.NAME]");
     expect(fail("[defaults]\nmax_header_size = 4096\n").message).toContain("defaults.max_header_size: unknown key 'max_header_size' in [defaults]; it belongs in [daemon]");
     expect(fail("[daemon]\nrequest_timout = '1s'\n").message).toContain("did you mean 'request_timeout'?");
+    expect(fail('[daemon]\nworkers = 2\nmetrics_lisen = "127.0.0.1:9464"\n').message).toBe(
+      "file.toml:3: daemon.metrics_lisen: unknown key 'metrics_lisen' in [daemon]; did you mean 'metrics_listen'?",
+    );
+    expect(fail("[defaults]\nmetrics_tenant_limit = 10\n").message).toContain("defaults.metrics_tenant_limit: unknown key 'metrics_tenant_limit' in [defaults]; it belongs in [daemon]");
   });
 
   test("bad max_connections", () => {
@@ -73,6 +77,22 @@ upstrem = "http://127.0.0.1:9000"
     expect(fail("[daemon]\nmax_headers = 7\n").message).toContain("daemon.max_headers: max_headers 7 is not an integer from 8 to 10000");
     expect(fail("[daemon]\nmax_headers = '100'\n").message).toContain('max_headers must be an integer, not string "100"');
     expect(fail("[daemon]\nmax_url_length = 63\n").message).toContain("daemon.max_url_length: max_url_length 63 is not an integer from 64 to");
+  });
+
+  test("bad metrics settings", () => {
+    expect(fail('[daemon]\n\nmetrics_listen = "nope"\n').message).toBe(
+      'file.toml:3: daemon.metrics_listen: listen address "nope" is not HOST:PORT; write it like "127.0.0.1:8080" or "[::1]:8080"',
+    );
+    expect(fail('[daemon]\nmetrics_listen = "localhost:9464"\n').message).toContain('file.toml:2: daemon.metrics_listen: listen address "localhost:9464": host "localhost" is not an IPv4 literal');
+    expect(fail('[daemon]\nmetrics_listen = "::1:9464"\n').message).toContain("put IPv6 addresses in brackets");
+    expect(fail('[daemon]\nmetrics_listen = "127.0.0.1:0"\n').key).toBe("daemon.metrics_listen");
+    expect(fail("[daemon]\nmetrics_listen = 9464\n").message).toBe('file.toml:2: daemon.metrics_listen: metrics_listen must be a string, like "127.0.0.1:9464", not integer 9464');
+    expect(fail("[daemon]\nmetrics_tenant_limit = -1\n").message).toBe(
+      "file.toml:2: daemon.metrics_tenant_limit: metrics_tenant_limit -1 is not an integer from 0 to 1000000, like 1000",
+    );
+    expect(fail("[daemon]\nmetrics_tenant_limit = 1000001\n").key).toBe("daemon.metrics_tenant_limit");
+    expect(fail("[daemon]\nmetrics_tenant_limit = 2.5\n").key).toBe("daemon.metrics_tenant_limit");
+    expect(fail("[daemon]\nmetrics_tenant_limit = '10'\n").message).toContain('metrics_tenant_limit must be an integer, not string "10"');
   });
 
   test("max_url_length larger than max_header_size", () => {
@@ -189,6 +209,10 @@ listen = ["[::1]:80", "127.0.0.1:8080"]
     expect(fail(undefined, { maxHeaderSize: "1023" }).message).toStartWith('--max-header-size: max_header_size "1023" is not an integer from 1024 to 1048576');
     expect(fail(undefined, { maxHeaders: "lots" }).where).toBe("--max-headers");
     expect(fail(undefined, { maxUrlLength: "10" }).where).toBe("--max-url-length");
+    expect(fail(undefined, { metricsListen: "nope" }).message).toStartWith('--metrics-listen: listen address "nope" is not HOST:PORT');
+    expect(fail(undefined, { metricsListen: "localhost:9464" }).where).toBe("--metrics-listen");
+    expect(fail(undefined, { metricsTenantLimit: "-1" }).message).toBe('--metrics-tenant-limit: metrics_tenant_limit "-1" is not an integer from 0 to 1000000, like 1000');
+    expect(fail(undefined, { metricsTenantLimit: "lots" }).where).toBe("--metrics-tenant-limit");
   });
 
   test("unreadable file names the file and the reason", () => {

@@ -3,7 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DEFAULT_ENGINE, type FlagOverrides, loadConfig, summarize } from "./load.ts";
+import { DEFAULT_ENGINE, DEFAULT_METRICS_TENANT_LIMIT, type FlagOverrides, loadConfig, summarize } from "./load.ts";
 
 const load = (source: string, flags?: FlagOverrides) => loadConfig({ file: "file.toml", source, flags });
 
@@ -77,6 +77,21 @@ max_connections = 7
       maxHeaders: 100,
       maxTargetBytes: 8192,
     });
+    // No metrics listener unless one is asked for.
+    expect(cfg.metrics).toEqual({ tenantLimit: 1000 });
+    expect("listen" in cfg.metrics).toBe(false);
+    expect(DEFAULT_METRICS_TENANT_LIMIT).toBe(1000);
+  });
+
+  test("metrics settings from [daemon]", () => {
+    expect(load('[daemon]\nmetrics_listen = "127.0.0.1:9464"\nmetrics_tenant_limit = 50\n').metrics).toEqual({
+      listen: { host: "127.0.0.1", port: 9464, text: "127.0.0.1:9464" },
+      tenantLimit: 50,
+    });
+    expect(load('[daemon]\nmetrics_listen = "[::1]:9464"\n').metrics).toEqual({ listen: { host: "::1", port: 9464, text: "[::1]:9464" }, tenantLimit: 1000 });
+    // 0 always aggregates; the top of the range is accepted.
+    expect(load("[daemon]\nmetrics_tenant_limit = 0\n").metrics).toEqual({ tenantLimit: 0 });
+    expect(load("[daemon]\nmetrics_tenant_limit = 1000000\n").metrics.tenantLimit).toBe(1_000_000);
   });
 
   test("engine settings from [daemon]", () => {
@@ -182,6 +197,16 @@ listen = "127.0.0.1:3000"
       maxTargetBytes: 4096,
     });
     expect(load(src, { maxHeaders: "10000" }).engine.maxHeaders).toBe(10_000);
+  });
+
+  test("metrics flags win over [daemon]; unset ones leave the file's value", () => {
+    const src = '[daemon]\nmetrics_listen = "127.0.0.1:9464"\nmetrics_tenant_limit = 20\n';
+    expect(load(src, { metricsListen: "[::1]:9100" }).metrics).toEqual({ listen: { host: "::1", port: 9100, text: "[::1]:9100" }, tenantLimit: 20 });
+    expect(load(src, { metricsTenantLimit: "0" }).metrics).toEqual({ listen: { host: "127.0.0.1", port: 9464, text: "127.0.0.1:9464" }, tenantLimit: 0 });
+    expect(loadConfig({ flags: { metricsListen: "0.0.0.0:9464", metricsTenantLimit: "5" } }).metrics).toEqual({
+      listen: { host: "0.0.0.0", port: 9464, text: "0.0.0.0:9464" },
+      tenantLimit: 5,
+    });
   });
 
   test("[defaults] alone, and flags alone", () => {

@@ -2,10 +2,12 @@
 //
 // Precedence, lowest first:
 //   1. built-in defaults (tenant_header "X-Nsproxy-Tenant", upstream_timeout 30 s, max_connections 1000,
-//      shutdown_grace 10 s, workers = number of CPUs, log_format "text", access_log true, and DEFAULT_ENGINE)
+//      shutdown_grace 10 s, workers = number of CPUs, log_format "text", access_log true, DEFAULT_ENGINE,
+//      no metrics listener, and metrics_tenant_limit DEFAULT_METRICS_TENANT_LIMIT)
 //   2. the file's [defaults] table (and [daemon] for daemon settings)
 //   3. command-line flags: --listen, --upstream, --tenant-header, --upstream-timeout, --max-connections, --workers,
-//      --shutdown-grace, --log-format, --access-log, and the engine's --request-timeout … --max-url-length
+//      --shutdown-grace, --log-format, --access-log, the engine's --request-timeout … --max-url-length,
+//      --metrics-listen and --metrics-tenant-limit
 //   4. values set in a [tenants.NAME] table, for that tenant only
 // Static headers merge name by name (case-insensitively): a tenant's headers override [defaults]' headers.
 // Tenants named by --netns REF join the file's tenants and take the merged defaults (levels 1-3).
@@ -15,10 +17,10 @@ import { parse, TomlError } from "smol-toml";
 import { ConfigError } from "../errors.ts";
 import { type At, dotted, emptyLayer, Invalid, type Layer, mergeLayers } from "./layer.ts";
 import { locateKey } from "./locate.ts";
-import { type DaemonSettings, type FileConfig, type FileTenant, MAX_CONNECTIONS, readDocument } from "./schema.ts";
+import { type DaemonSettings, type FileConfig, type FileTenant, MAX_CONNECTIONS, METRICS_TENANT_LIMIT, readDocument } from "./schema.ts";
 import { DEFAULT_ADMIN_SOCKET, DEFAULT_TENANTS_DIR } from "../admin/types.ts";
 import { type FlagConfig, readFlags, type FlagOverrides } from "./flags.ts";
-import type { DaemonConfig, EngineSettings, TenantSpec } from "./types.ts";
+import type { DaemonConfig, EngineSettings, MetricsSettings, TenantSpec } from "./types.ts";
 import { checkListeners } from "./listeners.ts";
 
 export type { FlagOverrides } from "./flags.ts";
@@ -43,6 +45,9 @@ export const DEFAULT_ENGINE: EngineSettings = {
   maxHeaders: 100,
   maxTargetBytes: 8192,
 };
+
+/** Tenants with their own metric series when [daemon] metrics_tenant_limit is not set; beyond it they are aggregated. */
+export const DEFAULT_METRICS_TENANT_LIMIT: number = METRICS_TENANT_LIMIT.default;
 
 /** Reads, checks and merges everything; throws ConfigError ("file.toml:LINE: key: message") on the first problem. */
 export function loadConfig(opts: { file?: string; flags?: FlagOverrides; source?: string }): DaemonConfig {
@@ -137,6 +142,7 @@ function build(file: FileConfig | undefined, flagValues: FlagOverrides, fileName
     adminSocket: daemon.adminSocket ?? DEFAULT_ADMIN_SOCKET,
     discover: [...(file?.discover ?? []), ...flags.discover],
     engine: engineSettings(daemon, flags),
+    metrics: metricsSettings(daemon),
     ...(fileName !== undefined ? { file: fileName } : {}),
   };
   return { config, defaults };
@@ -201,6 +207,14 @@ function engineSettings(d: DaemonSettings, flags: FlagConfig): EngineSettings {
     maxHeaderBytes,
     maxHeaders: d.maxHeaders ?? DEFAULT_ENGINE.maxHeaders,
     maxTargetBytes,
+  };
+}
+
+/** The metrics endpoint and series limit from the merged [daemon] table and flags; no listener unless one is set. */
+function metricsSettings(d: DaemonSettings): MetricsSettings {
+  return {
+    ...(d.metricsListen !== undefined ? { listen: d.metricsListen } : {}),
+    tenantLimit: d.metricsTenantLimit ?? DEFAULT_METRICS_TENANT_LIMIT,
   };
 }
 

@@ -15,7 +15,7 @@ import {
   parseInteger,
   parseWorkers,
 } from "./values.ts";
-import type { DiscoverSpec } from "./types.ts";
+import type { DiscoverSpec, ListenAddr } from "./types.ts";
 
 export interface DaemonSettings {
   workers?: number;
@@ -31,6 +31,8 @@ export interface DaemonSettings {
   maxHeaderBytes?: number;
   maxHeaders?: number;
   maxTargetBytes?: number;
+  metricsListen?: ListenAddr;
+  metricsTenantLimit?: number;
 }
 
 /** The engine's [daemon] timeouts: key, DaemonSettings field, FlagOverrides field, and an example (the default). */
@@ -48,6 +50,9 @@ export const ENGINE_LIMITS = [
   // At most max_header_size too (the target is part of the head): checked once the file and the flags are merged.
   ["max_url_length", "maxTargetBytes", "maxUrlLength", 64, 1_048_576, 8192],
 ] as const;
+
+/** [daemon] metrics_tenant_limit: the allowed range and the built-in default (0: always aggregate). */
+export const METRICS_TENANT_LIMIT = { min: 0, max: 1_000_000, default: 1000 } as const;
 
 /** Per-tenant max_connections: the allowed range and the built-in default. */
 export const MAX_CONNECTIONS = { min: 1, max: 1_000_000, default: 1000 } as const;
@@ -77,6 +82,8 @@ const DAEMON_KEYS: string[] = [
   "admin_socket",
   ...ENGINE_DURATIONS.map(([key]) => key),
   ...ENGINE_LIMITS.map(([key]) => key),
+  "metrics_listen",
+  "metrics_tenant_limit",
 ];
 const DISCOVER_KEYS = ["dir", "glob"];
 const LAYER_KEYS = ["listen", "upstream", "tenant_header", "upstream_timeout", "max_connections", "headers"];
@@ -144,6 +151,17 @@ function readDaemon(t: Table): DaemonSettings {
     if (v === undefined) continue;
     if (typeof v !== "number") throw wrongType(v, path(key), "an integer");
     out[field] = at(path(key), () => parseInteger(v, key, min, max, example));
+  }
+  if (t.metrics_listen !== undefined) {
+    const s = t.metrics_listen;
+    if (typeof s !== "string") throw wrongType(s, path("metrics_listen"), 'a string, like "127.0.0.1:9464"');
+    out.metricsListen = at(path("metrics_listen"), () => parseListen(s));
+  }
+  if (t.metrics_tenant_limit !== undefined) {
+    const v = t.metrics_tenant_limit;
+    if (typeof v !== "number") throw wrongType(v, path("metrics_tenant_limit"), "an integer");
+    const { min, max, default: example } = METRICS_TENANT_LIMIT;
+    out.metricsTenantLimit = at(path("metrics_tenant_limit"), () => parseInteger(v, "metrics_tenant_limit", min, max, example));
   }
   return out;
 }

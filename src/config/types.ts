@@ -70,6 +70,14 @@ export interface EngineSettings {
   maxTargetBytes: number;
 }
 
+/** [daemon] metrics_listen and metrics_tenant_limit. */
+export interface MetricsSettings {
+  /** A TCP listener in the host namespace for /metrics, /healthz and /readyz; off when undefined. */
+  listen?: ListenAddr;
+  /** Per-tenant series up to this many tenants; above it they are aggregated into tenant="_all". */
+  tenantLimit: number;
+}
+
 export interface DaemonConfig {
   tenants: TenantSpec[];
   /** Worker threads holding the listeners; each tenant listens in every worker (SO_REUSEPORT). */
@@ -85,6 +93,8 @@ export interface DaemonConfig {
   discover: DiscoverSpec[];
   /** Limits and timeouts of the HTTP engine. */
   engine: EngineSettings;
+  /** Prometheus metrics and health endpoints. */
+  metrics: MetricsSettings;
   /** The config file it came from, if any (for messages and reload). */
   file?: string;
 }
