@@ -2,6 +2,7 @@
 // Usage: bun bench/engine-micro.ts [iterations]
 import { ProxyConn } from "../src/engine/conn.ts";
 import { makeStamp } from "../src/engine/rewrite.ts";
+import { Stat } from "../src/engine/stats.ts";
 import type { Duplex, Env, Route, UpstreamEvents } from "../src/engine/types.ts";
 
 const n = Number(process.argv[2] ?? 500_000);
@@ -14,7 +15,7 @@ const env: Env = {
   },
   now: () => 0,
 };
-const route: Route = { tenant: "acme", stamp: makeStamp("X-Nsproxy-Tenant", "acme", {}, ""), upstream: { host: "127.0.0.1", port: 9 }, upstreamText: "u", upstreamTimeoutMs: 3e4 };
+const route: Route = { tenant: "acme", stamp: makeStamp("X-Nsproxy-Tenant", "acme", {}, ""), upstream: { host: "127.0.0.1", port: 9 }, upstreamText: "u", upstreamTimeoutMs: 3e4, stats: new Float64Array(Stat.COUNT) };
 const conn = new ProxyConn(sink, route, "127.0.0.1", env);
 const enc = (s: string) => new Uint8Array(Buffer.from(s, "latin1"));
 const req = enc("GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n");

@@ -6,7 +6,8 @@ import { logger } from "./log.ts";
 import { closeFd, NativeError, netnsIdentity, openNetns } from "./netns/native.ts";
 import { strayThreads } from "./netns/threads.ts";
 import { type AttachFailure, WorkerPool } from "./worker/pool.ts";
-import { sharedCountsBuffer } from "./worker/shared-counts.ts";
+import { SharedCounts, sharedCountsBuffer } from "./worker/shared-counts.ts";
+import type { MetricSources } from "./metrics/snapshot.ts";
 import { descriptorLimit } from "./netns/limits.ts";
 
 export type TenantState = "serving" | "waiting" | "failed";
@@ -72,6 +73,9 @@ export class Daemon {
 
   /** RLIMIT_NOFILE in force (Bun raises the soft limit to the hard one at start). */
   readonly fdLimit = descriptorLimit();
+  /** Counters every worker shares: descriptors, and open connections per tenant slot. */
+  private readonly countsBuffer = sharedCountsBuffer(this.fdLimit);
+  readonly sharedCounts = new SharedCounts(this.countsBuffer);
 
   constructor(readonly config: DaemonConfig) {
     this.pool = new WorkerPool(config.workers, {
@@ -79,7 +83,7 @@ export class Daemon {
       logFormat: config.logFormat,
       replaceGraceMs: config.shutdownGraceMs,
       engine: config.engine,
-      counts: sharedCountsBuffer(this.fdLimit),
+      counts: this.countsBuffer,
     });
     this.pool.onReplaced = (index) => void this.reattachWorker(index);
     this.pool.onLingerEnd = () => this.checkThreads();
@@ -192,6 +196,7 @@ export class Daemon {
       if (this.inflight === 0 && this.checkPending) this.checkThreads();
     }
     if (this.stopped || t.generation !== generation || this.tenants.get(t.spec.name) !== t) return;
+    if (failure) this.attachFailures++;
     if (!failure) {
       if (t.state !== "serving" && t.attempts > 1) logger.success(`tenant ${t.spec.name}: serving after ${t.attempts} attempts`);
       t.state = "serving";
@@ -278,6 +283,26 @@ export class Daemon {
     }
   }
 
+  /** Failed attach attempts since start (metrics). */
+  attachFailures = 0;
+  /** The start-up attach pass is done and the daemon is not stopping: /readyz answers 200. */
+  ready = false;
+
+  /** What the metrics are read from: the workers' buffers, the tenant slots, the shared counts. */
+  metricSources(): MetricSources {
+    const c = this.counts();
+    return {
+      workerStats: this.pool.workerStats(),
+      tenantSlots: this.pool.tenantSlots(),
+      openConnections: (slot) => this.sharedCounts.open(slot),
+      states: { serving: c.serving, waiting: c.waiting, failed: c.failed },
+      attachFailures: this.attachFailures,
+      workerReplacements: this.pool.replacements,
+      descriptorsLimit: this.fdLimit,
+      tenantLimit: this.config.metrics.tenantLimit,
+    };
+  }
+
   counts(): { total: number; serving: number; waiting: number; failed: number } {
     const c = { total: this.tenants.size, serving: 0, waiting: 0, failed: 0 };
     for (const t of this.tenants.values()) c[t.state]++;
@@ -287,6 +312,7 @@ export class Daemon {
   /** Stop accepting everywhere, let in-flight requests finish within the grace period. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.ready = false;
     for (const t of this.tenants.values()) if (t.retry) clearTimeout(t.retry);
     await this.pool.stop(this.config.shutdownGraceMs);
   }

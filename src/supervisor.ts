@@ -1,7 +1,10 @@
 // Where the desired tenants come from — config, flags, tenants directory, discovery — and the admin operations on them.
+import { exposition } from "./metrics/exposition.ts";
+import { Rates } from "./metrics/rates.ts";
+import { openDescriptors, takeSnapshot } from "./metrics/snapshot.ts";
 import { type FSWatcher, watch } from "node:fs";
 import { dirname } from "node:path";
-import { AdminError, type DaemonControl, type PutResult, type ReloadResult, type StatusView, type TenantView } from "./admin/types.ts";
+import { AdminError, type DaemonControl, type PutResult, type ReloadResult, type StatsView, type StatusView, type TenantView } from "./admin/types.ts";
 import { Invalid } from "./config/layer.ts";
 import { canonicalHost } from "./config/listeners.ts";
 import { type FlagOverrides, type Loaded, loadLayered, resolveTenant } from "./config/load.ts";
@@ -61,6 +64,8 @@ export function readStoredTenants(loaded: Loaded): { stored: Map<string, TenantS
 }
 
 export class Supervisor implements DaemonControl {
+  private readonly rates = new Rates();
+  private sampler: ReturnType<typeof setInterval> | undefined;
   /** Tenants of the tenants directory, resolved against the current defaults. */
   private stored = new Map<string, TenantSpec>();
   private discovered = new Map<string, TenantSpec>();
@@ -143,6 +148,9 @@ export class Supervisor implements DaemonControl {
   /** Poll, and react sooner to file-system events in the directories that hold namespace files. */
   follow(): void {
     this.timer = setInterval(() => void this.tick(), POLL_MS);
+    // Rates for `status` and `top`: one sample a second (a sum over the tenant slots of every worker).
+    this.rates.sample(takeSnapshot(this.daemon.metricSources()), Date.now());
+    this.sampler = setInterval(() => this.rates.sample(takeSnapshot(this.daemon.metricSources()), Date.now()), 1000);
     const dirs = new Set<string>(["/run/netns", ...this.config.discover.map((d) => d.dir)]);
     for (const t of this.daemon.tenants.values()) if (!t.spec.netns.startsWith("/proc/")) dirs.add(dirname(t.spec.netns));
     for (const dir of dirs) {
@@ -179,6 +187,7 @@ export class Supervisor implements DaemonControl {
 
   stopFollowing(): void {
     if (this.timer) clearInterval(this.timer);
+    if (this.sampler) clearInterval(this.sampler);
     for (const w of this.watchers) w.close();
     this.watchers = [];
   }
@@ -195,7 +204,42 @@ export class Supervisor implements DaemonControl {
       tenants_dir: this.config.tenantsDir,
       admin_socket: this.config.adminSocket,
       tenants: this.daemon.counts(),
+      totals: {
+        requests_per_second: Math.round(this.rates.requestsPerSecond * 10) / 10,
+        open_connections: this.daemon.sharedCounts.openTotal(this.daemon.pool.tenantSlots().values()),
+        descriptors_open: openDescriptors(),
+        descriptors_limit: this.daemon.fdLimit,
+      },
     };
+  }
+
+  /** GET /metrics: the Prometheus exposition of one snapshot. */
+  metrics(): string {
+    return exposition(takeSnapshot(this.daemon.metricSources()));
+  }
+
+  /** GET /v1/stats: every tenant's totals and last-second rates, busiest first is the client's choice. */
+  stats(): StatsView {
+    const snap = takeSnapshot(this.daemon.metricSources());
+    const tenants = this.rates.view(snap, (name) => this.daemon.tenants.get(name)?.state ?? "waiting");
+    // Tenants that are waiting or failed have no counters yet (no slot until they attach): listed with zeros.
+    const seen = new Set(tenants.map((t) => t.name));
+    for (const [name, t] of this.daemon.tenants) {
+      if (seen.has(name)) continue;
+      tenants.push({
+        name,
+        state: t.state,
+        requests_total: 0,
+        errors_total: 0,
+        bytes_in_total: 0,
+        bytes_out_total: 0,
+        open_connections: 0,
+        requests_per_second: 0,
+        errors_per_second: 0,
+        bytes_per_second: 0,
+      });
+    }
+    return { time: Date.now(), tenants };
   }
 
   tenants(): TenantView[] {

@@ -129,7 +129,7 @@ describe("admin app: errors", () => {
   });
 
   test("404 for an unknown endpoint names it and the real ones", async () => {
-    const error = "no such endpoint: GET /v2/status; see /v1/status, /v1/tenants, /v1/reload";
+    const error = "no such endpoint: GET /v2/status; see /v1/status, /v1/tenants, /v1/reload, /v1/stats, /metrics";
     await expectJson(await app.request("/v2/status"), 404, { error });
     expect((await errorOf(await app.request("/", { method: "POST" }))).error).toStartWith("no such endpoint: POST /;");
   });

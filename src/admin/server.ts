@@ -4,6 +4,7 @@ import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { badTenantName, isValidTenantName } from "../config/values.ts";
 import { logger } from "../log.ts";
+import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from "../metrics/exposition.ts";
 import { AdminError, type DaemonControl, type ErrorBody, type TenantView } from "./types.ts";
 
 /** Body of a successful DELETE /v1/tenants/NAME. */
@@ -14,7 +15,7 @@ export interface DeleteResult {
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
-const ENDPOINTS = "see /v1/status, /v1/tenants, /v1/reload";
+const ENDPOINTS = "see /v1/status, /v1/tenants, /v1/reload, /v1/stats, /metrics";
 
 // Indented, with a final newline: people read these through `curl --unix-socket`.
 function json(c: Context, body: unknown, status: ContentfulStatusCode = 200, headers?: Record<string, string>): Response {
@@ -90,6 +91,18 @@ export function createAdminApp(control: DaemonControl): Hono {
 
   app.post("/v1/reload", async (c) => json(c, await control.reload()));
   app.all("/v1/reload", notAllowed("POST"));
+
+  app.get("/v1/stats", (c) => {
+    if (!control.stats) throw new AdminError(404, "no stats here");
+    return json(c, control.stats());
+  });
+  app.all("/v1/stats", notAllowed("GET, HEAD"));
+
+  app.get("/metrics", (c) => {
+    if (!control.metrics) throw new AdminError(404, "no metrics here");
+    return c.body(control.metrics(), 200, { "content-type": METRICS_CONTENT_TYPE });
+  });
+  app.all("/metrics", notAllowed("GET, HEAD"));
 
   app.notFound((c) => json(c, errorBody(`no such endpoint: ${c.req.method} ${c.req.path}; ${ENDPOINTS}`), 404));
 

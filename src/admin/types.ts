@@ -29,6 +29,8 @@ export interface StatusView {
   tenants_dir: string;
   admin_socket: string;
   tenants: { total: number; serving: number; waiting: number; failed: number };
+  /** All tenants together: requests/s over the last second, connections open now, descriptors. */
+  totals?: { requests_per_second: number; open_connections: number; descriptors_open: number; descriptors_limit: number };
 }
 
 /**
@@ -43,6 +45,27 @@ export interface TenantInput {
   tenant_header?: string;
   upstream_timeout?: string | number;
   max_connections?: number;
+}
+
+/** GET /v1/stats: one sample of every tenant's counters, and rates over the last second. */
+export interface StatsView {
+  /** Milliseconds since the epoch when the sample was taken. */
+  time: number;
+  tenants: TenantStats[];
+}
+
+export interface TenantStats {
+  name: string;
+  state: TenantState;
+  requests_total: number;
+  errors_total: number;
+  bytes_in_total: number;
+  bytes_out_total: number;
+  open_connections: number;
+  /** Over the supervisor's last one-second sample (0 until two samples exist). */
+  requests_per_second: number;
+  errors_per_second: number;
+  bytes_per_second: number;
 }
 
 export interface PutResult {
@@ -89,6 +112,10 @@ export interface DaemonControl {
   deleteTenant(name: string): Promise<boolean>;
   /** Same as SIGHUP. Throws AdminError 400 when the new configuration is invalid (the old one keeps running). */
   reload(): Promise<ReloadResult>;
+  /** Prometheus text exposition of every counter (GET /metrics); absent in fakes that do not serve it. */
+  metrics?(): string;
+  /** Per-tenant counters and rates for `nsproxy top` (GET /v1/stats). */
+  stats?(): StatsView;
 }
 
 export const DEFAULT_ADMIN_SOCKET = "/run/nsproxy/admin.sock";

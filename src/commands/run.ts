@@ -8,6 +8,7 @@ import { configureLogger, logger } from "../log.ts";
 import { ensureWindowSafeRuntime } from "../runtime/window-safe.ts";
 import { Supervisor } from "../supervisor.ts";
 import { VERSION } from "../version.ts";
+import { createMetricsApp } from "../metrics/http.ts";
 import { adminArgs, configArgs, flagOverrides, rejectUnknownFlags, runtimeArgs } from "./args.ts";
 
 const args = { ...configArgs, ...adminArgs, ...runtimeArgs };
@@ -29,6 +30,20 @@ export default defineCommand({
     const supervisor = new Supervisor(daemon, loadOptions, loaded);
     // The admin socket first: a second daemon on the same socket must stop before it binds anything.
     const admin = await serveAdmin(config.adminSocket, createAdminApp(supervisor));
+    // The metrics listener next, in the host namespace (this thread never enters another): /readyz
+    // says 503 until the start-up attach pass is done.
+    if (config.metrics.listen) {
+      const { host, port, text } = config.metrics.listen;
+      const app = createMetricsApp({ metrics: () => supervisor.metrics(), ready: () => daemon.ready });
+      try {
+        // Served until exit: while shutting down, /readyz answers 503.
+        Bun.serve({ hostname: host, port, fetch: app.fetch, development: false });
+      } catch (err) {
+        logger.error(`metrics listener ${text}: ${(err as Error).message}`);
+        process.exit(1);
+      }
+      logger.info(`metrics on http://${text}/metrics (and /healthz, /readyz), host namespace only`);
+    }
 
     let stopping = false;
     const stop = (signal: string) => {
@@ -37,6 +52,7 @@ export default defineCommand({
         process.exit(1);
       }
       stopping = true;
+      daemon.ready = false;
       logger.info(`${signal}: no longer accepting; waiting up to ${config.shutdownGraceMs / 1000} s for requests in flight`);
       supervisor.stopFollowing();
       Promise.all([admin.stop(), daemon.stop()]).then(
@@ -63,7 +79,11 @@ export default defineCommand({
     // Workers first: booting one needs descriptors too, and the attach pass opens namespace files (tried
     // overlapping the two: under a tight RLIMIT_NOFILE a worker could fail to load with EMFILE).
     await daemon.start();
+    // Test hook (ignored by the release binary): hold the attach pass back, so /readyz can be seen at 503.
+    const hold = Number(process.env.NSPROXY_COMPILED === "1" ? 0 : (process.env.NSPROXY_TEST_HOLD_ATTACH_MS ?? 0));
+    if (hold > 0) await Bun.sleep(hold);
     await supervisor.start();
+    daemon.ready = true;
     const c = daemon.counts();
     logger.info(`attached ${c.serving}/${c.total} tenants on ${config.workers} workers in ${Math.round(performance.now() - t0)} ms; ${c.total - c.serving} failed`);
     warnIfOutOfDescriptors(daemon, config.workers);

@@ -2,6 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { ProxyConn } from "./conn.ts";
 import { makeStamp } from "./rewrite.ts";
+import { Stat } from "./stats.ts";
 import type { Duplex, Env, Exchange, Route, UpstreamEvents } from "./types.ts";
 
 const enc = (s: string) => new Uint8Array(Buffer.from(s, "latin1"));
@@ -53,6 +54,7 @@ function setup(opts: { upstreamTimeoutMs?: number } = {}) {
     upstream: { host: "127.0.0.1", port: 9 },
     upstreamText: "http://127.0.0.1:9",
     upstreamTimeoutMs: opts.upstreamTimeoutMs ?? 30_000,
+    stats: new Float64Array(Stat.COUNT),
   };
   const client = new FakeSock();
   const conn = new ProxyConn(client, route, "10.0.0.7", env);

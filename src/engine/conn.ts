@@ -2,6 +2,7 @@
 import { bytesToLatin1, scanHead } from "./chars.ts";
 import { ChunkedScanner } from "./chunked.ts";
 import { classify, type Fields, Kind, newFields } from "./fields.ts";
+import { localStat, observeDuration, Stat } from "./stats.ts";
 import { isRefusal, parseRequestHead, type RequestHead } from "./request-head.ts";
 import { parseResponseHead, type ResponseHead } from "./response-head.ts";
 import { clientResponseHead, plainResponse, upstreamRequestHead } from "./rewrite.ts";
@@ -140,6 +141,8 @@ export class ProxyConn {
 
   private clientData(data: Uint8Array): void {
     if (this.phase === Phase.Closed) return;
+    const st = this.route.stats;
+    st[Stat.BytesIn] = st[Stat.BytesIn]! + data.length;
     if (this.phase === Phase.Tunnel) {
       this.since = this.env.now();
       this.sendUp(data);
@@ -286,7 +289,7 @@ export class ProxyConn {
   private startRequest(s: string, head: RequestHead): void {
     this.req = head;
     this.requests++;
-    if (this.env.access) this.reqStarted = performance.now();
+    this.reqStarted = performance.now();
     this.reqDone = false;
     this.resStarted = false;
     this.resFlushed = false;
@@ -342,7 +345,7 @@ export class ProxyConn {
   private refuse(status: number, reason: string, log = true): false {
     const minor = this.req?.minor ?? 1;
     this.sendClient(plainResponse(status, `nsproxy: ${reason}`, minor));
-    if (log) this.logExchange(status, undefined);
+    if (log) this.logExchange(status, undefined, true);
     this.closeUp();
     this.closeClient();
     return false;
@@ -591,6 +594,7 @@ export class ProxyConn {
       this.sendUp(head);
       return;
     }
+    if (wasConnecting) this.count(Stat.UpstreamConnectFailures);
     const reason = error ?? (wasConnecting ? "cannot connect" : "connection closed before a response");
     this.badGateway(`upstream ${this.route.upstreamText}: ${reason}`);
   }
@@ -648,6 +652,8 @@ export class ProxyConn {
   }
 
   private sendClient(data: Uint8Array): void {
+    const st = this.route.stats;
+    st[Stat.BytesOut] = st[Stat.BytesOut]! + data.length;
     if (this.corked > 0 && this.clientQueue.length === 0) this.clientPending.push(data);
     else this.sendClientNow(data);
   }
@@ -763,10 +769,14 @@ export class ProxyConn {
         if (age >= l.idleTimeoutMs) this.closeClient();
         return;
       case Timer.Connect:
-        if (age >= l.connectTimeoutMs) this.badGateway(`upstream ${this.route.upstreamText}: connect timed out after ${l.connectTimeoutMs / 1000} s`);
+        if (age >= l.connectTimeoutMs) {
+          this.count(Stat.UpstreamConnectFailures);
+          this.badGateway(`upstream ${this.route.upstreamText}: connect timed out after ${l.connectTimeoutMs / 1000} s`);
+        }
         return;
       case Timer.Response:
         if (age >= this.route.upstreamTimeoutMs) {
+          this.count(Stat.UpstreamTimeouts);
           if (this.resStarted) this.destroy();
           else this.refuseTimeout();
         }
@@ -787,18 +797,29 @@ export class ProxyConn {
     this.refuse(504, `upstream ${this.route.upstreamText} did not answer within ${this.route.upstreamTimeoutMs / 1000} s`);
   }
 
-  private logExchange(status: number, bytes: number | undefined): void {
+  /** One request answered (by the upstream, or by nsproxy when `local`): counters, histogram, access log. */
+  private logExchange(status: number, bytes: number | undefined, local = false): void {
+    const st = this.route.stats;
+    const k = local ? localStat(status) : Stat.Resp1xx + Math.min(4, Math.max(0, Math.floor(status / 100) - 1));
+    st[k] = st[k]! + 1;
+    const req = this.req;
+    const ms = req ? performance.now() - this.reqStarted : 0;
+    if (this.env.workerStats) observeDuration(this.env.workerStats, ms / 1000);
     const access = this.env.access;
     if (!access) return;
-    const req = this.req;
     access({
       tenant: this.route.tenant,
       method: req?.method ?? "-",
       path: req?.path ?? "-",
       status,
       bytes,
-      ms: req ? performance.now() - this.reqStarted : 0,
+      ms,
     });
+  }
+
+  private count(k: Stat): void {
+    const st = this.route.stats;
+    st[k] = st[k]! + 1;
   }
 
   /** For tests and diagnostics. */

@@ -58,6 +58,8 @@ export interface Route {
   /** As the operator wrote it, for error messages. */
   upstreamText: string;
   upstreamTimeoutMs: number;
+  /** This tenant's counters in this worker (Stat offsets; see stats.ts), read by the supervisor at scrape. */
+  stats: Float64Array;
 }
 
 export interface Limits {
@@ -84,4 +86,6 @@ export interface Env {
   now: () => number;
   /** A connection finished (for counters and the sweep registry). */
   closed?: (conn: unknown) => void;
+  /** The worker's own figures (stats.ts W_*): the request-duration histogram. */
+  workerStats?: Float64Array;
 }

@@ -3,7 +3,9 @@ import type { TenantSpec } from "../config/types.ts";
 import { workerFaults } from "../faults.ts";
 import { logger } from "../log.ts";
 import { threadGone } from "../netns/threads.ts";
+import { Stat, WORKER_HEADER } from "../engine/stats.ts";
 import type { FromWorker, ToWorker, WorkerOptions } from "./protocol.ts";
+import { TENANT_SLOTS } from "./shared-counts.ts";
 
 export interface AttachFailure {
   message: string;
@@ -134,11 +136,41 @@ export class WorkerPool {
   readonly lingering = new Set<PinnedWorker>();
   /** Called when the last lingering worker has ended (the thread check may run again). */
   onLingerEnd: () => void = () => {};
+  /** Workers replaced since start (metrics). */
+  replacements = 0;
 
   constructor(
     readonly size: number,
-    private readonly options: WorkerOptions,
+    private readonly options: Omit<WorkerOptions, "stats">,
   ) {}
+
+  /**
+   * Each worker index keeps one metrics buffer for the daemon's life: a replacement worker goes on
+   * counting where the one it replaces stopped, so a scrape never sees a counter go back.
+   */
+  private readonly statsBuffers: SharedArrayBuffer[] = [];
+  private readonly statsViews: Float64Array[] = [];
+
+  private statsFor(index: number): SharedArrayBuffer {
+    let sab = this.statsBuffers[index];
+    if (!sab) {
+      // Pages are committed as tenants use their slots: the full size is address space, not RSS.
+      sab = new SharedArrayBuffer((WORKER_HEADER + TENANT_SLOTS * Stat.COUNT) * 8);
+      this.statsBuffers[index] = sab;
+      this.statsViews[index] = new Float64Array(sab);
+    }
+    return sab;
+  }
+
+  /** Every worker's metrics (engine/stats.ts layout), for the supervisor to sum at scrape time. */
+  workerStats(): readonly Float64Array[] {
+    return this.statsViews;
+  }
+
+  /** Tenant name → its slot in the shared counters and in every worker's metrics. */
+  tenantSlots(): ReadonlyMap<string, number> {
+    return this.slots;
+  }
 
   async start(): Promise<void> {
     this.workers = Array.from({ length: this.size }, (_, i) => this.spawn(i));
@@ -150,7 +182,7 @@ export class WorkerPool {
     const faults = this.generation++ < this.size ? workerFaults(index) : undefined;
     const options = faults ? { ...this.options, faults } : this.options;
     const bornAt = Date.now();
-    return new PinnedWorker(index, options, (w, reason, lingering) => {
+    return new PinnedWorker(index, { ...options, stats: this.statsFor(index) }, (w, reason, lingering) => {
       if (lingering) {
         this.lingering.add(w);
         void w.exited.then(() => {
@@ -164,6 +196,7 @@ export class WorkerPool {
       const young = Date.now() - bornAt < 1000;
       this.respawnDelay[index] = young ? Math.min(30_000, Math.max(1000, (this.respawnDelay[index] ?? 0) * 2)) : 0;
       const delay = this.respawnDelay[index]!;
+      this.replacements++;
       logger.error(`worker ${index} terminated (${reason}); starting a new one${delay ? ` in ${delay / 1000} s` : ""} and attaching its tenants again`);
       setTimeout(() => {
         if (this.stopping || this.workers[index] !== w) return;
@@ -268,7 +301,11 @@ export class WorkerPool {
   private slotOf(name: string): number {
     let slot = this.slots.get(name);
     if (slot === undefined) {
-      slot = this.freeSlots.shift() ?? this.nextSlot++;
+      const reused = this.freeSlots.shift();
+      slot = reused ?? this.nextSlot++;
+      // A slot freed by another tenant: its counters start again from zero for this one. (It is
+      // freed only after that tenant's connections are gone, so no worker still writes there.)
+      if (reused !== undefined) for (const v of this.statsViews) v.fill(0, WORKER_HEADER + (reused % TENANT_SLOTS) * Stat.COUNT, WORKER_HEADER + ((reused % TENANT_SLOTS) + 1) * Stat.COUNT);
       this.slots.set(name, slot);
     }
     return slot;

@@ -13,6 +13,8 @@ export interface WorkerOptions {
   engine: EngineSettings;
   /** Counters shared by every worker (see shared-counts.ts). */
   counts: SharedArrayBuffer;
+  /** This worker's metrics (engine/stats.ts layout: WORKER_HEADER, then Stat.COUNT per tenant slot), read by the supervisor. */
+  stats: SharedArrayBuffer;
 }
 
 export type ToWorker =

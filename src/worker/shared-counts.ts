@@ -60,6 +60,13 @@ export class SharedCounts {
     Atomics.sub(this.a, FIRST_SLOT + (slot % TENANT_SLOTS), 1);
   }
 
+  /** Open connections of these slots together. */
+  openTotal(slots: Iterable<number>): number {
+    let n = 0;
+    for (const s of slots) n += this.open(s);
+    return n;
+  }
+
   open(slot: number): number {
     return Atomics.load(this.a, FIRST_SLOT + (slot % TENANT_SLOTS));
   }

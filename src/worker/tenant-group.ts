@@ -2,6 +2,7 @@
 import type { TenantSpec } from "../config/types.ts";
 import { ProxyConn } from "../engine/conn.ts";
 import { makeStamp, plainResponse } from "../engine/rewrite.ts";
+import { Stat, W_FD_REFUSED } from "../engine/stats.ts";
 import type { Duplex, Env, Route } from "../engine/types.ts";
 import type { ClientSink, ListenerHooks } from "../runtime/bun-net.ts";
 import type { SharedCounts } from "./shared-counts.ts";
@@ -9,8 +10,8 @@ import type { SharedCounts } from "./shared-counts.ts";
 /** Upstream addresses by origin: most tenants share a few upstreams, so they share the objects too. */
 const upstreams = new Map<string, Route["upstream"]>();
 
-/** The engine's view of a tenant spec. */
-export function routeOf(spec: TenantSpec): Route {
+/** The engine's view of a tenant spec; `stats`: its counters in this worker. */
+export function routeOf(spec: TenantSpec, stats: Float64Array): Route {
   const u = spec.upstream;
   const key = u.unix ? `unix:${u.unix}` : u.origin;
   let upstream = upstreams.get(key);
@@ -29,6 +30,7 @@ export function routeOf(spec: TenantSpec): Route {
     upstream,
     upstreamText: u.text,
     upstreamTimeoutMs: spec.upstreamTimeoutMs,
+    stats,
   };
 }
 
@@ -51,12 +53,13 @@ export class TenantGroup implements ListenerHooks {
 
   constructor(
     spec: TenantSpec,
+    stats: Float64Array,
     readonly slot: number,
     private readonly counts: SharedCounts,
     private readonly env: Env,
     private readonly owner: GroupOwner,
   ) {
-    this.route = routeOf(spec);
+    this.route = routeOf(spec, stats);
     this.name = spec.name;
     this.maxConnections = spec.maxConnections;
   }
@@ -70,16 +73,21 @@ export class TenantGroup implements ListenerHooks {
     // budget before the kernel runs out, so accept() never fails with EMFILE (which spins the event loop).
     if (!this.counts.reserveFds(2)) {
       sock.terminate();
+      const w = this.env.workerStats;
+      if (w) w[W_FD_REFUSED] = w[W_FD_REFUSED]! + 1;
       this.owner.warn("fds", `descriptor limit reached (${this.counts.fdLimit}): refusing new connections until some close`);
       return undefined;
     }
+    const st = this.route.stats;
     if (!this.counts.enter(this.slot, this.maxConnections)) {
+      st[Stat.ConnRefusedCap] = st[Stat.ConnRefusedCap]! + 1;
       this.counts.releaseFds(2);
       sock.write(OVER_CAP);
       sock.end();
       this.owner.warn(`cap:${this.name}`, `tenant ${this.name}: max_connections (${this.maxConnections}) reached; refusing new connections`);
       return undefined;
     }
+    st[Stat.ConnAccepted] = st[Stat.ConnAccepted]! + 1;
     const conn = new ProxyConn(sock, this.route, remoteAddress, this.env);
     conn.owner = this;
     this.conns.add(conn);

@@ -8,7 +8,8 @@ import { ownThreadId } from "../netns/threads.ts";
 import { type AccessSink, stdoutAccessLog } from "../proxy/access-log.ts";
 import { dial, listenTcp } from "../runtime/bun-net.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
-import { SharedCounts } from "./shared-counts.ts";
+import { SharedCounts, TENANT_SLOTS } from "./shared-counts.ts";
+import { Stat, W_LOOP_DELAY, WORKER_HEADER } from "../engine/stats.ts";
 import { TenantGroup } from "./tenant-group.ts";
 import { ListenError, listenInside, StrandedError } from "./window.ts";
 
@@ -44,7 +45,7 @@ const owner = {
 function attach(spec: TenantSpec, nsFd: number, slot: number): void {
   // Test fault: the kernel refuses this attach's return home, so the check in listenInside is what runs.
   if (spec.name === faults.strand) failNextEnter(homeFd);
-  const group = new TenantGroup(spec, slot, counts, env, owner);
+  const group = new TenantGroup(spec, tenantStats(slot), slot, counts, env, owner);
   try {
     for (const addr of spec.listen) group.listeners.push(listenInside(nsFd, homeFd, addr, (host, port) => listenTcp(host, port, group)));
   } catch (err) {
@@ -84,10 +85,24 @@ function strand(message: string): void {
 
 /** The engine's clock, refreshed by the sweep: timeouts need no finer grain than the sweep has. */
 let coarseNow = performance.now();
+const SWEEP_MS = 250;
+let statsBuffer: SharedArrayBuffer;
+
+/** NSPROXY_METRICS_OFF=1 (for the bench's on/off comparison): counters go to a private array nobody reads. */
+const metricsOff = process.env.NSPROXY_METRICS_OFF === "1";
+
+/** A tenant slot's counters in this worker's metrics buffer. */
+function tenantStats(slot: number): Float64Array {
+  if (metricsOff) return new Float64Array(Stat.COUNT);
+  return new Float64Array(statsBuffer, (WORKER_HEADER + (slot % TENANT_SLOTS) * Stat.COUNT) * 8, Stat.COUNT);
+}
 
 /** Every open connection is checked against its timers a few times a second. */
 function sweep(): void {
+  const last = coarseNow;
   const now = (coarseNow = performance.now());
+  // How late this tick ran: the event loop's delay, as the supervisor reports it per worker.
+  if (env.workerStats) env.workerStats[W_LOOP_DELAY] = Math.max(0, now - last - SWEEP_MS) / 1000;
   for (const g of tenants.values()) for (const c of g.conns) c.sweep(now);
   for (const g of retiring) for (const c of g.conns) c.sweep(now);
 }
@@ -120,6 +135,7 @@ async function handle(msg: ToWorker): Promise<void> {
       faults = o.faults ?? {};
       replaceGraceMs = o.replaceGraceMs;
       counts = new SharedCounts(o.counts);
+      statsBuffer = o.stats;
       env = {
         limits: { ...o.engine, tunnelTimeoutMs: 3_600_000 },
         // A stranded worker's dial would leave from a tenant's namespace: it fails instead (a 502).
@@ -127,8 +143,10 @@ async function handle(msg: ToWorker): Promise<void> {
         access,
         now: () => coarseNow,
         closed: (c) => ((c as ProxyConn).owner as TenantGroup).release(c as ProxyConn),
+        workerStats: metricsOff ? undefined : new Float64Array(o.stats, 0, WORKER_HEADER),
       };
-      setInterval(sweep, 250);
+      coarseNow = performance.now();
+      setInterval(sweep, SWEEP_MS);
       return;
     }
     case "attach":

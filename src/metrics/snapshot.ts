@@ -1,0 +1,93 @@
+// One reading of every counter: the workers' shared metric buffers summed per tenant, plus the supervisor's own figures.
+import { readdirSync } from "node:fs";
+import { DURATION_BUCKETS, Stat, W_FD_REFUSED, W_HIST, W_HIST_COUNT, W_HIST_SUM, W_LOOP_DELAY, WORKER_HEADER } from "../engine/stats.ts";
+import { TENANT_SLOTS } from "../worker/shared-counts.ts";
+
+export interface TenantFigures {
+  name: string;
+  /** Stat.COUNT counters summed over the workers. */
+  counters: Float64Array;
+  /** Connections open now (all workers). */
+  open: number;
+}
+
+export interface Snapshot {
+  tenants: TenantFigures[];
+  states: { serving: number; waiting: number; failed: number };
+  attachFailures: number;
+  workerReplacements: number;
+  descriptorsOpen: number;
+  descriptorsLimit: number;
+  refusedAtDescriptorLimit: number;
+  /** Event-loop delay of each worker's last sweep, seconds. */
+  loopDelay: number[];
+  /** Request-duration histogram over all workers: counts per bucket (non-cumulative; the last is +Inf), sum, count. */
+  histogram: { buckets: number[]; sum: number; count: number };
+  tenantLimit: number;
+}
+
+/** What the snapshot reads from the daemon: kept narrow so tests can give plain values. */
+export interface MetricSources {
+  workerStats: readonly Float64Array[];
+  tenantSlots: ReadonlyMap<string, number>;
+  openConnections(slot: number): number;
+  states: { serving: number; waiting: number; failed: number };
+  attachFailures: number;
+  workerReplacements: number;
+  descriptorsLimit: number;
+  tenantLimit: number;
+}
+
+/** Descriptors open in this process, as the kernel lists them. */
+export function openDescriptors(): number {
+  try {
+    return readdirSync("/proc/self/fd").length;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+export function takeSnapshot(src: MetricSources): Snapshot {
+  const views = src.workerStats;
+  const tenants: TenantFigures[] = [];
+  for (const [name, slot] of src.tenantSlots) {
+    const counters = new Float64Array(Stat.COUNT);
+    const base = WORKER_HEADER + (slot % TENANT_SLOTS) * Stat.COUNT;
+    for (const v of views) for (let k = 0; k < Stat.COUNT; k++) counters[k] = counters[k]! + v[base + k]!;
+    tenants.push({ name, counters, open: src.openConnections(slot) });
+  }
+  tenants.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const buckets = new Array<number>(DURATION_BUCKETS.length + 1).fill(0);
+  let sum = 0;
+  let count = 0;
+  let refused = 0;
+  for (const v of views) {
+    for (let i = 0; i < buckets.length; i++) buckets[i]! += v[W_HIST + i]!;
+    sum += v[W_HIST_SUM]!;
+    count += v[W_HIST_COUNT]!;
+    refused += v[W_FD_REFUSED]!;
+  }
+  return {
+    tenants,
+    states: src.states,
+    attachFailures: src.attachFailures,
+    workerReplacements: src.workerReplacements,
+    descriptorsOpen: openDescriptors(),
+    descriptorsLimit: src.descriptorsLimit,
+    refusedAtDescriptorLimit: refused,
+    loopDelay: views.map((v) => v[W_LOOP_DELAY]!),
+    histogram: { buckets, sum, count },
+    tenantLimit: src.tenantLimit,
+  };
+}
+
+/** All tenants' counters summed: the totals of status --json and of aggregated series. */
+export function totals(s: Snapshot): { counters: Float64Array; open: number } {
+  const counters = new Float64Array(Stat.COUNT);
+  let open = 0;
+  for (const t of s.tenants) {
+    for (let k = 0; k < Stat.COUNT; k++) counters[k] = counters[k]! + t.counters[k]!;
+    open += t.open;
+  }
+  return { counters, open };
+}
