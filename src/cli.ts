@@ -30,6 +30,12 @@ const EXAMPLES: Record<string, string[]> = {
   "tenant rm": ["nsproxy tenant rm acme", "nsproxy tenant rm acme --admin-socket /run/nsproxy-2/admin.sock"],
   "tenant ls": ["nsproxy tenant ls", "nsproxy tenant ls --json | jq -r '.[] | select(.state != \"serving\") | .name'"],
   status: ["nsproxy status", "nsproxy status --json"],
+  top: [
+    "nsproxy top",
+    "nsproxy top --sort errors --limit 20",
+    "nsproxy top --once --sort bytes",
+    "nsproxy top --once --json | jq -r '.tenants[] | select(.errors_per_second > 1) | .name'",
+  ],
   reload: ["nsproxy reload", "kill -HUP $(pidof nsproxy)   # the same, without the admin socket"],
 };
 
@@ -48,6 +54,7 @@ const main = defineCommand({
     status: () => import("./commands/status.ts").then((m) => m.default),
     reload: () => import("./commands/reload.ts").then((m) => m.default),
     version: () => import("./commands/version.ts").then((m) => m.default),
+    top: () => import("./commands/top.ts").then((m) => m.default),
   },
 });
 
@@ -87,7 +94,7 @@ export async function run(rawArgs: string[]): Promise<number> {
     return EXIT.usage;
   }
   if (rawArgs[0]!.startsWith("-")) {
-    logger.error(`${rawArgs[0]}: unknown option; a command comes first (run, check, tenant, status, reload, version; see --help)`);
+    logger.error(`${rawArgs[0]}: unknown option; a command comes first (run, check, tenant, status, reload, version, top; see --help)`);
     return EXIT.usage;
   }
   try {

@@ -1,6 +1,6 @@
 // The admin API's client, over the daemon's unix socket: the one place that uses Bun's `unix` fetch option.
 import { EXIT, NsproxyError } from "../errors.ts";
-import type { ErrorBody, PutResult, ReloadResult, StatusView, TenantInput, TenantView } from "./types.ts";
+import type { ErrorBody, PutResult, ReloadResult, StatsView, StatusView, TenantInput, TenantView } from "./types.ts";
 
 /** Nothing listens on the admin socket: it is missing, or left behind by a daemon that is gone. */
 export class DaemonNotRunning extends NsproxyError {
@@ -39,6 +39,11 @@ export class AdminClient {
 
   status(): Promise<StatusView> {
     return this.request("GET", "/v1/status");
+  }
+
+  /** Every tenant's counters and last-second rates (GET /v1/stats), for `nsproxy top`. */
+  stats(): Promise<StatsView> {
+    return this.request("GET", "/v1/stats");
   }
 
   tenants(): Promise<TenantView[]> {

@@ -7,7 +7,7 @@ import { clientArgs, daemonPaths, rejectUnknownFlags } from "./args.ts";
 const args = { json: { type: "boolean", description: "Print the status as JSON" }, ...clientArgs } as const;
 
 export default defineCommand({
-  meta: { name: "status", description: "Show the running daemon's version, pid, uptime, workers and tenants by state" },
+  meta: { name: "status", description: "Show the running daemon's version, pid, uptime, workers, tenants by state and totals" },
   args,
   async run({ args: parsed, rawArgs }) {
     rejectUnknownFlags(rawArgs, args);
@@ -19,7 +19,7 @@ export default defineCommand({
 
 export function describeStatus(s: StatusView): string[] {
   const t = s.tenants;
-  return [
+  const lines = [
     `nsproxy ${s.version}, pid ${s.pid}, up ${formatUptime(s.uptime_seconds)}`,
     `workers:      ${s.workers}`,
     `config:       ${s.config ?? "(none)"}`,
@@ -27,6 +27,11 @@ export function describeStatus(s: StatusView): string[] {
     `admin socket: ${s.admin_socket}`,
     `tenants:      ${t.total} (${t.serving} serving, ${t.waiting} waiting, ${t.failed} failed)`,
   ];
+  // Absent from daemons that predate it; a figure the daemon could not read arrives as null (JSON has no NaN).
+  const x = s.totals;
+  const n = (v: number | null) => (typeof v === "number" && Number.isFinite(v) ? String(v) : "?");
+  if (x) lines.push(`totals:       requests/s ${n(x.requests_per_second)}, open connections ${n(x.open_connections)}, descriptors ${n(x.descriptors_open)}/${n(x.descriptors_limit)}`);
+  return lines;
 }
 
 /** 93784 → "1d 2h 3m 4s", leading zero units dropped. */
