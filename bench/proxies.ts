@@ -26,11 +26,11 @@ export interface Running {
 const PROXY_LIFETIME_MS = 30 * 60_000;
 
 /** Spawn `argv` once probes sit in a sample of the namespaces; startup = latest first answer − spawn time. */
-async function startUnderProbes(name: ProxyName, argv: string[], namespaces: string[], port: number, limitMs: number): Promise<Running> {
+async function startUnderProbes(name: ProxyName, argv: string[], namespaces: string[], port: number, limitMs: number, env?: Record<string, string>): Promise<Running> {
   const probes = startProbes(sample(namespaces), port, limitMs);
   await probes.ready;
   const spawnedAt = Date.now();
-  const proc = spawn(argv, PROXY_LIFETIME_MS);
+  const proc = spawn(argv, PROXY_LIFETIME_MS, { env });
   const log: string[] = [];
   void collectLines(proc.stderr, log);
   void collectLines(proc.stdout, log);
@@ -72,10 +72,19 @@ function nsproxyArgv(glob: string, port: number, upstreamPort: number, dir: stri
   return workers ? [...argv, "--workers", String(workers)] : argv;
 }
 
-export function startNsproxy(namespaces: string[], glob: string, port: number, upstreamPort: number, limitMs: number, workers?: number): Promise<Running> {
-  const dir = `${TMP}/nsproxy-${namespaces.length}-${workers ?? "default"}`;
-  const argv = nsproxyArgv(glob, port, upstreamPort, dir, workers);
-  return startUnderProbes("nsproxy", argv, namespaces, port, limitMs).then((r) => ({ ...r, adminSock: `${dir}/admin/admin.sock` }));
+/** `variant`: extra flags and environment for a second nsproxy beside the first (its own port and directory). */
+export function startNsproxy(
+  namespaces: string[],
+  glob: string,
+  port: number,
+  upstreamPort: number,
+  limitMs: number,
+  workers?: number,
+  variant: { tag?: string; args?: string[]; env?: Record<string, string> } = {},
+): Promise<Running> {
+  const dir = `${TMP}/nsproxy-${namespaces.length}-${workers ?? "default"}${variant.tag ? `-${variant.tag}` : ""}`;
+  const argv = [...nsproxyArgv(glob, port, upstreamPort, dir, workers), ...(variant.args ?? [])];
+  return startUnderProbes("nsproxy", argv, namespaces, port, limitMs, variant.env).then((r) => ({ ...r, adminSock: `${dir}/admin/admin.sock` }));
 }
 
 /** What a proxy said besides its normal start-up: counts of warnings and errors, and the first distinct kinds. */

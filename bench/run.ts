@@ -12,6 +12,8 @@ import { withCpu, wrk, wrkSpread } from "./wrk.ts";
 
 const NSPROXY_PORT = 8080;
 const HAPROXY_PORT = 8081;
+/** A second nsproxy with its counters off (NSPROXY_METRICS_OFF=1), for the cost of counting, at the smallest N. */
+const NSPROXY_OFF_PORT = 8082;
 const BIG_N = 10_000;
 const WARMUP_S = 3;
 
@@ -77,22 +79,42 @@ async function measure(n: number, upstreamPort: number): Promise<void> {
   log(`N=${n}: nsproxy up in ${nsp.startupMs} ms; starting HAProxy`);
   const hap = await startHaproxy(list, HAPROXY_PORT, upstreamPort, limitFor(n));
   const b = row(hap, n, sample(list).map((ns) => check(ns, HAPROXY_PORT)));
-  log(`N=${n}: HAProxy up in ${hap.startupMs} ms; load`);
   rows.push(a, b);
   const pairs: [Running, Row][] = [[nsp, a], [hap, b]];
+  let off: Running | undefined;
+  if (n === counts[0]) {
+    off = await startNsproxy(list, `${PREFIX}n${n}-*`, NSPROXY_OFF_PORT, upstreamPort, limitFor(n), undefined, { tag: "metrics-off", env: { NSPROXY_METRICS_OFF: "1" } });
+    const c = row(off, n, [check(list[0]!, NSPROXY_OFF_PORT)], "nsproxy (metrics off)");
+    rows.push(c);
+    pairs.push([off, c]);
+  }
+  log(`N=${n}: HAProxy up in ${hap.startupMs} ms; load`);
   const spreadNs = spreadOver(list, Math.min(n, 8));
   for (const [p] of pairs) await wrk(list[0]!, url(p.port), { conns: 50, durationS: WARMUP_S });
   for (let round = 0; round < rounds; round++) {
     for (const [p, r] of pairs) r.singles.push(await withCpu(p.proc.pid, () => wrk(list[0]!, url(p.port), { conns: 50, durationS })));
     for (const [p, r] of pairs) {
+      if (p === off) continue; // the metrics-off run is compared on the single-namespace load only
       r.spreads.push(await withCpu(p.proc.pid, () => wrkSpread(spreadNs, url(p.port), { conns: 8, durationS })));
       r.spreadK = spreadNs.length;
     }
     log(`N=${n}: round ${round + 1}/${rounds} done`);
   }
+  if (off) {
+    const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1]!;
+    const on = rows.find((r) => r.n === n && r.proxy === "nsproxy")!.singles;
+    const offRuns = rows.find((r) => r.n === n && r.proxy === "nsproxy (metrics off)")!.singles;
+    const rOn = med(on.map((w) => w.rps));
+    const rOff = med(offRuns.map((w) => w.rps));
+    notes.push(
+      `N=${n}: metrics on vs off (NSPROXY_METRICS_OFF=1: no counters, no histogram), alternating: ${rOn.toFixed(0)} vs ${rOff.toFixed(0)} req/s (${((rOn / rOff - 1) * 100).toFixed(1)}%), ` +
+        `CPU ${med(on.map((w) => w.cpuUsPerReq ?? NaN)).toFixed(1)} vs ${med(offRuns.map((w) => w.cpuUsPerReq ?? NaN)).toFixed(1)} µs/req`,
+    );
+  }
   for (const [p, r] of pairs) r.rssAfterLoadKb = rssKb(p.proc.pid);
+  notes.push(`N=${n}: ${await scrapeTime(nsp)}`);
   await addLive(nsp, a, `${PREFIX}live-n${n}`);
-  await Promise.all([stop(nsp.proc), stop(hap.proc)]);
+  await Promise.all([stop(nsp.proc), stop(hap.proc), off ? stop(off.proc) : undefined]);
   for (const p of [nsp, hap]) notes.push(`N=${n}: ${logSummary(p.name, p.log)}`);
 }
 
@@ -105,11 +127,13 @@ async function measureBig(upstreamPort: number, fdLimit: number): Promise<void> 
   const list = names(BIG_N);
   const glob = `${PREFIX}n${BIG_N}-*`;
   log(`N=${BIG_N}: starting nsproxy (RLIMIT_NOFILE ${fdLimit}, ${cpus().length} workers)`);
-  const nsp = await startNsproxy(list, glob, NSPROXY_PORT, upstreamPort, limitFor(BIG_N));
+  // Every tenant with series of its own: the worst case for a scrape (the default limit would aggregate them).
+  const nsp = await startNsproxy(list, glob, NSPROXY_PORT, upstreamPort, limitFor(BIG_N), undefined, { args: ["--metrics-tenant-limit", String(BIG_N)] });
   const a = row(nsp, BIG_N, sample(list).map((ns) => check(ns, NSPROXY_PORT)));
   const placement = nsp.log.find((l) => l.includes("listens in one worker") || l.includes("listen in every worker"));
   if (placement) notes.push(`N=${BIG_N}: nsproxy: ${placement.replace(/^.*?info\s+/, "")}`);
   rows.push(a);
+  notes.push(`N=${BIG_N}: ${await scrapeTime(nsp)}`);
   await addLive(nsp, a, `${PREFIX}live-n${BIG_N}`);
   await stop(nsp.proc, 30_000);
   notes.push(`N=${BIG_N}: ${logSummary("nsproxy", nsp.log)}`);
@@ -125,6 +149,22 @@ async function measureBig(upstreamPort: number, fdLimit: number): Promise<void> 
     notes.push(`N=${BIG_N}: HAProxy did not cope: ${lines[0]} ${alerts.length} alert lines, the first: \`${(alerts[0] ?? lines[1] ?? "").slice(0, 220)}\``);
     rows.push({ n: BIG_N, proxy: "HAProxy", singles: [], spreads: [], spreadK: 0, rssKb: NaN, startupMs: NaN, liveAdd: "did not start (see notes)", check: "" });
   }
+}
+
+/** GET /metrics over the admin socket five times: the median time and the size of the exposition. */
+async function scrapeTime(p: Running): Promise<string> {
+  const times: number[] = [];
+  let bytes = 0;
+  let lines = 0;
+  for (let i = 0; i < 5; i++) {
+    const t = performance.now();
+    const text = await (await fetch("http://nsproxy/metrics", { unix: p.adminSock!, signal: AbortSignal.timeout(10_000) })).text();
+    times.push(performance.now() - t);
+    bytes = text.length;
+    lines = text.split("\n").length;
+  }
+  times.sort((x, y) => x - y);
+  return `scrape of /metrics over the admin socket: median ${times[2]!.toFixed(1)} ms (max ${times[4]!.toFixed(1)}), ${(bytes / 1024).toFixed(0)} kB, ${lines} lines`;
 }
 
 async function startUpstream(): Promise<number> {

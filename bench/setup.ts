@@ -88,8 +88,8 @@ export function cleanup(): void {
 const procs = new Set<Subprocess>();
 
 /** Spawn a tracked child, killed with SIGKILL after `limitMs` at the latest (every load is bounded). */
-export function spawn(argv: string[], limitMs: number, opts: { stdin?: "ignore" | "pipe" } = {}): Subprocess<"ignore" | "pipe", "pipe", "pipe"> {
-  const p = Bun.spawn(argv, { stdin: opts.stdin ?? "ignore", stdout: "pipe", stderr: "pipe" });
+export function spawn(argv: string[], limitMs: number, opts: { stdin?: "ignore" | "pipe"; env?: Record<string, string> } = {}): Subprocess<"ignore" | "pipe", "pipe", "pipe"> {
+  const p = Bun.spawn(argv, { stdin: opts.stdin ?? "ignore", stdout: "pipe", stderr: "pipe", env: opts.env ? { ...process.env, ...opts.env } : undefined });
   procs.add(p);
   const timer = setTimeout(() => p.kill("SIGKILL"), limitMs);
   void p.exited.then(() => {
