@@ -293,6 +293,7 @@ export class Daemon {
     const c = this.counts();
     return {
       workerStats: this.pool.workerStats(),
+      slotCounters: (slot) => this.pool.slotCounters(slot),
       tenantSlots: this.pool.tenantSlots(),
       openConnections: (slot) => this.sharedCounts.open(slot),
       states: { serving: c.serving, waiting: c.waiting, failed: c.failed },

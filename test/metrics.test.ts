@@ -3,7 +3,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import parse from "parse-prometheus-text-format";
 import { daemonDir, startNsproxy } from "./helpers/daemon.ts";
-import { addNetns, cleanupNetns, curlIn, nsExec, skipReason, uniquePrefix } from "./helpers/netns.ts";
+import { addNetns, addNetnsMany, cleanupNetns, curlIn, nsExec, skipReason, uniquePrefix } from "./helpers/netns.ts";
 import { startUpstream } from "./helpers/upstream.ts";
 
 const prefix = uniquePrefix("met");
@@ -130,4 +130,24 @@ describe.skipIf(Boolean(skipReason))("metrics", () => {
       upstream.stop(true);
     }
   });
+
+  test("1,100 tenants: counters past the first chunk of 1024 slots count too", async () => {
+    const upstream = startUpstream();
+    const names = Array.from({ length: 1100 }, (_, i) => `${prefix}k${String(i).padStart(4, "0")}`);
+    addNetnsMany(names);
+    const sampled = [names[0]!, names[600]!, names[1099]!];
+    for (const ns of sampled) Bun.spawnSync(["ip", "-n", ns, "link", "set", "lo", "up"]);
+    const port = freePort();
+    const d = startNsproxy(["run", "-l", "127.0.0.1:8193", "-u", `http://127.0.0.1:${upstream.port}`, "--discover", `/run/netns=${prefix}k*`, "--no-access-log", "--metrics-listen", `127.0.0.1:${port}`, "--metrics-tenant-limit", "2000"]);
+    try {
+      await d.waitFor(/attached 1100\/1100 tenants/, 60_000);
+      for (const ns of sampled) expect((await curlIn(ns, "http://127.0.0.1:8193/")).status).toBe(200);
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      for (const ns of sampled) expect(sample(text, "nsproxy_tenant_http_responses_total", { tenant: ns, code: "2xx" })).toBe(1);
+      expect(sample(text, "nsproxy_tenant_http_responses_total", { tenant: names[1]!, code: "2xx" })).toBe(0);
+    } finally {
+      await d.stop("SIGKILL");
+      upstream.stop(true);
+    }
+  }, 120_000);
 });

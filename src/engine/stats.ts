@@ -60,6 +60,9 @@ export const W_HIST_SUM = W_HIST + DURATION_BUCKETS.length + 1;
 export const W_HIST_COUNT = W_HIST_SUM + 1;
 export const WORKER_HEADER = 32;
 
+/** Tenant counters live in chunks of this many slots, one SharedArrayBuffer each, made as tenants arrive. */
+export const SLOTS_PER_CHUNK = 1024;
+
 /** Count one request duration (seconds) into a worker's histogram. */
 export function observeDuration(w: Float64Array, seconds: number): void {
   let i = 0;

@@ -1,7 +1,6 @@
 // One reading of every counter: the workers' shared metric buffers summed per tenant, plus the supervisor's own figures.
 import { readdirSync } from "node:fs";
-import { DURATION_BUCKETS, Stat, W_FD_REFUSED, W_HIST, W_HIST_COUNT, W_HIST_SUM, W_LOOP_DELAY, WORKER_HEADER } from "../engine/stats.ts";
-import { TENANT_SLOTS } from "../worker/shared-counts.ts";
+import { DURATION_BUCKETS, Stat, W_FD_REFUSED, W_HIST, W_HIST_COUNT, W_HIST_SUM, W_LOOP_DELAY } from "../engine/stats.ts";
 
 export interface TenantFigures {
   name: string;
@@ -28,7 +27,10 @@ export interface Snapshot {
 
 /** What the snapshot reads from the daemon: kept narrow so tests can give plain values. */
 export interface MetricSources {
+  /** Each worker's own figures (W_* offsets). */
   workerStats: readonly Float64Array[];
+  /** Where a tenant slot's counters are in each worker. */
+  slotCounters(slot: number): { view: Float64Array; base: number }[];
   tenantSlots: ReadonlyMap<string, number>;
   openConnections(slot: number): number;
   states: { serving: number; waiting: number; failed: number };
@@ -52,8 +54,7 @@ export function takeSnapshot(src: MetricSources): Snapshot {
   const tenants: TenantFigures[] = [];
   for (const [name, slot] of src.tenantSlots) {
     const counters = new Float64Array(Stat.COUNT);
-    const base = WORKER_HEADER + (slot % TENANT_SLOTS) * Stat.COUNT;
-    for (const v of views) for (let k = 0; k < Stat.COUNT; k++) counters[k] = counters[k]! + v[base + k]!;
+    for (const { view, base } of src.slotCounters(slot)) for (let k = 0; k < Stat.COUNT; k++) counters[k] = counters[k]! + view[base + k]!;
     tenants.push({ name, counters, open: src.openConnections(slot) });
   }
   tenants.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

@@ -13,8 +13,10 @@ export interface WorkerOptions {
   engine: EngineSettings;
   /** Counters shared by every worker (see shared-counts.ts). */
   counts: SharedArrayBuffer;
-  /** This worker's metrics (engine/stats.ts layout: WORKER_HEADER, then Stat.COUNT per tenant slot), read by the supervisor. */
+  /** This worker's own figures (engine/stats.ts W_*, WORKER_HEADER doubles), read by the supervisor. */
   stats: SharedArrayBuffer;
+  /** Its tenant counters so far: chunk k holds slots k*SLOTS_PER_CHUNK.., Stat.COUNT doubles each. */
+  statsChunks: SharedArrayBuffer[];
 }
 
 export type ToWorker =
@@ -25,6 +27,8 @@ export type ToWorker =
   | { type: "detach"; id: number; name: string; graceMs: number }
   /** Stop every listener; answer when in-flight requests are done or `graceMs` has passed. */
   | { type: "stop"; id: number; graceMs: number }
+  /** Another chunk of tenant counters (sent before the first attach that needs it). */
+  | { type: "stats-chunk"; chunk: number; sab: SharedArrayBuffer }
   /** Several of the above in order: one message instead of one per tenant (start-up sends thousands). */
   | { type: "batch"; messages: ToWorker[] };
 

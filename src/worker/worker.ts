@@ -8,8 +8,8 @@ import { ownThreadId } from "../netns/threads.ts";
 import { type AccessSink, stdoutAccessLog } from "../proxy/access-log.ts";
 import { dial, listenTcp } from "../runtime/bun-net.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
-import { SharedCounts, TENANT_SLOTS } from "./shared-counts.ts";
-import { Stat, W_LOOP_DELAY, WORKER_HEADER } from "../engine/stats.ts";
+import { SharedCounts } from "./shared-counts.ts";
+import { SLOTS_PER_CHUNK, Stat, W_LOOP_DELAY, WORKER_HEADER } from "../engine/stats.ts";
 import { TenantGroup } from "./tenant-group.ts";
 import { ListenError, listenInside, StrandedError } from "./window.ts";
 
@@ -86,15 +86,18 @@ function strand(message: string): void {
 /** The engine's clock, refreshed by the sweep: timeouts need no finer grain than the sweep has. */
 let coarseNow = performance.now();
 const SWEEP_MS = 250;
-let statsBuffer: SharedArrayBuffer;
 
 /** NSPROXY_METRICS_OFF=1 (for the bench's on/off comparison): counters go to a private array nobody reads. */
 const metricsOff = process.env.NSPROXY_METRICS_OFF === "1";
 
-/** A tenant slot's counters in this worker's metrics buffer. */
+/** Tenant counters, chunk by chunk as the supervisor sends them (slot k*SLOTS_PER_CHUNK.. in chunk k). */
+const statsChunks: SharedArrayBuffer[] = [];
+
+/** A tenant slot's counters in this worker's metrics. */
 function tenantStats(slot: number): Float64Array {
-  if (metricsOff) return new Float64Array(Stat.COUNT);
-  return new Float64Array(statsBuffer, (WORKER_HEADER + (slot % TENANT_SLOTS) * Stat.COUNT) * 8, Stat.COUNT);
+  const chunk = statsChunks[Math.floor(slot / SLOTS_PER_CHUNK)];
+  if (metricsOff || !chunk) return new Float64Array(Stat.COUNT);
+  return new Float64Array(chunk, (slot % SLOTS_PER_CHUNK) * Stat.COUNT * 8, Stat.COUNT);
 }
 
 /** Every open connection is checked against its timers a few times a second. */
@@ -135,7 +138,7 @@ async function handle(msg: ToWorker): Promise<void> {
       faults = o.faults ?? {};
       replaceGraceMs = o.replaceGraceMs;
       counts = new SharedCounts(o.counts);
-      statsBuffer = o.stats;
+      o.statsChunks.forEach((sab, k) => (statsChunks[k] = sab));
       env = {
         limits: { ...o.engine, tunnelTimeoutMs: 3_600_000 },
         // A stranded worker's dial would leave from a tenant's namespace: it fails instead (a 502).
@@ -149,6 +152,9 @@ async function handle(msg: ToWorker): Promise<void> {
       setInterval(sweep, SWEEP_MS);
       return;
     }
+    case "stats-chunk":
+      statsChunks[msg.chunk] = msg.sab;
+      return;
     case "attach":
       try {
         attach(msg.spec, msg.nsFd, msg.slot);
