@@ -103,6 +103,21 @@ long long nsx_ino(int fd) {
  * address that is not there, EADDRINUSE for a taken port). SO_REUSEADDR and SO_REUSEPORT as the
  * runtime's listener has them: a port in TIME_WAIT, or held by nsproxy's own listener in another
  * worker, must not read as taken (that hid the real cause, EMFILE, at 10,000 tenants). */
+/* Turn on net.ipv4.tcp_migrate_req in the calling thread's current network namespace (kernel >= 5.14):
+ * when a listener of a SO_REUSEPORT group closes, the connections waiting in its accept queue move to
+ * another listener of the group instead of being reset. A replaced tenant's old listeners close right
+ * after its new ones are bound; without this, a client connecting at that moment gets a reset.
+ * Called inside the window (the thread is in the tenant's namespace: /proc/sys/net is per namespace).
+ * Returns 0 or -errno (-ENOENT on kernels without the setting). */
+int nsx_migrate_req_on(void) {
+  int fd = open("/proc/sys/net/ipv4/tcp_migrate_req", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  ssize_t n = write(fd, "1", 1);
+  int err = n == 1 ? 0 : (n < 0 ? errno : EIO);
+  close(fd);
+  return -err;
+}
+
 int nsx_probe_bind(const char *addr, int port) {
   union {
     struct sockaddr_in v4;

@@ -83,6 +83,27 @@ const MUTATIONS: Mutation[] = [
     tests: ["src/engine/conn.test.ts", "test/proxy.test.ts"],
   },
   {
+    name: "late-close-answers-again",
+    breaks: "one answer per request: a terminated upstream's close (reported inside terminate()) is ignored",
+    file: "src/engine/conn.ts",
+    edits: [["      leg.live = false; // its close, reported from inside terminate(), is not news\n", ""]],
+    tests: ["src/engine/conn.test.ts"],
+  },
+  {
+    name: "stray-bytes-forwarded-or-response-lost",
+    breaks: "bytes beyond a response's framing never reach the client, and the response itself does",
+    file: "src/engine/conn.ts",
+    edits: [["      if (chunk.length > 0) this.closeUp();\n      this.finishExchange();", "      if (chunk.length > 0) this.sendClient(chunk);\n      this.finishExchange();"]],
+    tests: ["src/engine/conn.test.ts"],
+  },
+  {
+    name: "drain-closes-idle-at-once",
+    breaks: "a replaced tenant's idle keep-alive connection answers one more request instead of being reset under it",
+    file: "src/engine/conn.ts",
+    edits: [["this.buf.length)) this.setTimer(Timer.Drain);", "this.buf.length)) this.closeClient();"]],
+    tests: ["src/engine/conn.test.ts"],
+  },
+  {
     name: "look-alikes-kept",
     breaks: "look-alikes of the stamp (X_Nsproxy_Tenant) are removed",
     file: "src/engine/fields.ts",

@@ -26,6 +26,8 @@ command -v ss >/dev/null || missing+=(iproute2)
 command -v openssl >/dev/null || missing+=(openssl)
 # The tests check nsproxy's behaviour against HAProxy's in the same namespace (test/haproxy-reference.test.ts).
 if [ "$what" = test ] && [ ! -x /usr/sbin/haproxy ]; then missing+=(haproxy); fi
+# ... and replace a tenant while wrk loads it (test/replace-under-load.test.ts).
+if [ "$what" = test ] && ! command -v wrk >/dev/null; then missing+=(wrk); fi
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

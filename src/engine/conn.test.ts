@@ -386,3 +386,27 @@ describe("ProxyConn timeouts and early answers", () => {
     expect(up.terminated).toBe(true);
   });
 });
+
+describe("ProxyConn drain (tenant replaced or removed)", () => {
+  test("an idle keep-alive connection answers one more request with Connection: close, then closes", () => {
+    const { conn, client, open, ev } = setup();
+    conn.onClientData(enc("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n"));
+    open();
+    ev().onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    conn.drain();
+    expect(client.ended).toBe(false); // its client may be sending a request right now
+    conn.onClientData(enc("GET /2 HTTP/1.1\r\nHost: h\r\n\r\n"));
+    ev().onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    expect(client.text()).toEndWith("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    expect(client.ended).toBe(true);
+  });
+
+  test("a draining connection that stays silent is closed after a second", () => {
+    const { conn, client, tick } = setup();
+    conn.drain();
+    tick(900);
+    expect(client.ended).toBe(false);
+    tick(200);
+    expect(client.ended).toBe(true);
+  });
+});

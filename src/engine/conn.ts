@@ -33,7 +33,12 @@ const enum Timer {
   /** A body moving in either direction: body_timeout since the last byte. */
   Body,
   Tunnel,
+  /** Draining and idle: closed if no request comes within DRAIN_IDLE_MS. */
+  Drain,
 }
+
+/** How long a draining, idle keep-alive connection may stay open for one last request. */
+const DRAIN_IDLE_MS = 1000;
 
 /** Why reading from a socket is paused; reading resumes when no reason is left. */
 const PAUSE_BACKPRESSURE = 1;
@@ -209,7 +214,11 @@ export class ProxyConn {
   /** Serve what is in flight, then close: used when a tenant is detached or the daemon stops. */
   drain(): void {
     this.draining = true;
-    if (this.phase === Phase.Head && (this.buf === undefined || this.pos === this.buf.length)) this.closeClient();
+    // An idle keep-alive connection is not closed at once: its client may be sending a request right
+    // now, and closing under it resets that request (wrk counted 34 read errors in 68k requests over six
+    // replacements). The next request is answered with "Connection: close"; a connection that stays
+    // silent is closed after DRAIN_IDLE_MS.
+    if (this.phase === Phase.Head && (this.buf === undefined || this.pos === this.buf.length)) this.setTimer(Timer.Drain);
   }
 
   /** Close now, whatever is in flight. */
@@ -532,7 +541,7 @@ export class ProxyConn {
       return;
     }
     this.phase = Phase.Head;
-    this.setTimer(Timer.Idle);
+    this.setTimer(this.draining ? Timer.Drain : Timer.Idle);
     this.unpauseClient(PAUSE_PIPELINE);
     if ((this.draining || this.clientEnded) && (this.buf === undefined || this.pos === this.buf.length)) {
       this.closeClient();
@@ -789,6 +798,9 @@ export class ProxyConn {
         return;
       case Timer.Tunnel:
         if (age >= l.tunnelTimeoutMs) this.destroy();
+        return;
+      case Timer.Drain:
+        if (age >= DRAIN_IDLE_MS) this.closeClient();
         return;
     }
   }

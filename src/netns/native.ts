@@ -16,6 +16,7 @@ const lib = dlopen(libPath, {
   nsx_dev: { args: [FFIType.i32], returns: FFIType.i64_fast },
   nsx_ino: { args: [FFIType.i32], returns: FFIType.i64_fast },
   nsx_probe_bind: { args: [FFIType.cstring, FFIType.i32], returns: FFIType.i32 },
+  nsx_migrate_req_on: { args: [], returns: FFIType.i32 },
   nsx_strerror: { args: [FFIType.i32], returns: FFIType.cstring },
   nsx_exec: { args: [FFIType.cstring, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
 }).symbols;
@@ -107,4 +108,12 @@ export function execWithEnv(path: string, argv: string[], env: Record<string, st
   const pairs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
   const rc = lib.nsx_exec(cstr(path), pack(argv), argv.length, pack(pairs), pairs.length);
   throw new NativeError(-rc, "exec", path);
+}
+
+/**
+ * net.ipv4.tcp_migrate_req = 1 in the namespace this thread is in (call it inside the window): a closing
+ * SO_REUSEPORT listener hands its queued connections to the others. 0 or -errno, never throws.
+ */
+export function migrateReqOnRaw(): number {
+  return lib.nsx_migrate_req_on();
 }

@@ -1,6 +1,6 @@
 // The window: the only code that runs while a thread is inside a tenant's network namespace.
 import type { ListenAddr } from "../config/types.ts";
-import { enterNetnsRaw, errnoName, errorText, probeBindRaw } from "../netns/native.ts";
+import { enterNetnsRaw, errnoName, errorText, migrateReqOnRaw, probeBindRaw } from "../netns/native.ts";
 
 /** Could not listen: errno of the precise reason when the probe found one. */
 export class ListenError extends Error {
@@ -26,8 +26,9 @@ export class StrandedError extends Error {
  * Between the two setns calls this thread is in the tenant's namespace, and anything created there
  * stays there: a thread started now (by logging, fetch, a timer's first use, a promise continuation
  * running other code) would live in the tenant namespace for good. So the window holds nothing but
- * the listen call, and on failure a socket+bind probe (plain syscalls) for the exact errno. No await,
- * no logging, no allocation of threads.
+ * the listen call, one sysctl write in C (tcp_migrate_req, so a replaced listener's queued connections
+ * move to the new one), and on failure a socket+bind probe (plain syscalls) for the exact errno. No
+ * await, no logging, no allocation of threads.
  */
 export function listenInside<L>(nsFd: number, homeFd: number, addr: ListenAddr, listen: (host: string, port: number) => L): L {
   const entered = enterNetnsRaw(nsFd);
@@ -38,6 +39,7 @@ export function listenInside<L>(nsFd: number, homeFd: number, addr: ListenAddr, 
   let probe = 0;
   try {
     server = listen(addr.host, addr.port);
+    migrateReqOnRaw(); // best effort: kernels before 5.14 have no such setting
   } catch (err) {
     failure = err;
     probe = probeBindRaw(addr.host, addr.port);
