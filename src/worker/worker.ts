@@ -47,7 +47,9 @@ function attach(spec: TenantSpec, nsFd: number, slot: number): void {
   if (spec.name === faults.strand) failNextEnter(homeFd);
   const group = new TenantGroup(spec, tenantStats(slot), slot, counts, env, owner);
   try {
-    for (const addr of spec.listen) group.listeners.push(listenInside(nsFd, homeFd, addr, (host, port) => listenTcp(host, port, group)));
+    // Replacing: the old listeners close right after, so the namespace gets tcp_migrate_req (see window.ts).
+    const replacing = tenants.has(spec.name);
+    for (const addr of spec.listen) group.listeners.push(listenInside(nsFd, homeFd, addr, (host, port) => listenTcp(host, port, group), replacing));
   } catch (err) {
     for (const l of group.listeners) l.stop(true);
     throw err;
