@@ -1,5 +1,5 @@
 // The engine alone, no sockets: how many ns a typical keep-alive exchange costs in parse + rewrite + state machine.
-// Usage: bun bench/engine-micro.ts [iterations]
+// Usage: bun bench/engine-micro.ts [iterations]   (SAB=1: counters in a SharedArrayBuffer as in a worker; HIST=1: with the histogram)
 import { ProxyConn } from "../src/engine/conn.ts";
 import { makeStamp } from "../src/engine/rewrite.ts";
 import { Stat } from "../src/engine/stats.ts";
@@ -14,8 +14,9 @@ const env: Env = {
     events = e;
   },
   now: () => 0,
+  workerStats: process.env.HIST ? new Float64Array(new SharedArrayBuffer(32 * 8)) : undefined,
 };
-const route: Route = { tenant: "acme", stamp: makeStamp("X-Nsproxy-Tenant", "acme", {}, ""), upstream: { host: "127.0.0.1", port: 9 }, upstreamText: "u", upstreamTimeoutMs: 3e4, stats: new Float64Array(Stat.COUNT) };
+const route: Route = { tenant: "acme", stamp: makeStamp("X-Nsproxy-Tenant", "acme", {}, ""), upstream: { host: "127.0.0.1", port: 9 }, upstreamText: "u", upstreamTimeoutMs: 3e4, stats: process.env.SAB ? new Float64Array(new SharedArrayBuffer(Stat.COUNT * 8)) : new Float64Array(Stat.COUNT) };
 const conn = new ProxyConn(sink, route, "127.0.0.1", env);
 const enc = (s: string) => new Uint8Array(Buffer.from(s, "latin1"));
 const req = enc("GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n");

@@ -101,7 +101,11 @@ async function measure(n: number, upstreamPort: number): Promise<void> {
     log(`N=${n}: round ${round + 1}/${rounds} done`);
   }
   if (off) {
-    const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1]!;
+    const med = (xs: number[]) => {
+      const v = [...xs].sort((x, y) => x - y);
+      const m = v.length >> 1;
+      return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+    };
     const on = rows.find((r) => r.n === n && r.proxy === "nsproxy")!.singles;
     const offRuns = rows.find((r) => r.n === n && r.proxy === "nsproxy (metrics off)")!.singles;
     const rOn = med(on.map((w) => w.rps));
