@@ -1,15 +1,8 @@
 // Access log: one line per request, text or JSON, written in batches so logging never blocks the request path.
+import type { Exchange } from "../engine/types.ts";
 
-export interface AccessEntry {
-  tenant: string;
-  method: string;
-  path: string;
-  status: number;
-  /** Response body bytes when the upstream declared them (Content-Length), else undefined. */
-  bytes: number | undefined;
-  /** Milliseconds until the response headers were ready. */
-  ms: number;
-}
+/** One line: the engine's record of an exchange (tenant, method, path, status, bytes, ms to response head). */
+export type AccessEntry = Exchange;
 
 export interface AccessSink {
   (entry: AccessEntry): void;
