@@ -104,6 +104,13 @@ const MUTATIONS: Mutation[] = [
     tests: ["src/engine/conn.test.ts"],
   },
   {
+    name: "pool-takes-busy-connections",
+    breaks: "an upstream connection goes back to the tenant's pool only after a complete exchange",
+    file: "src/engine/conn.ts",
+    edits: [["!this.upConnecting && this.req === undefined && this.phase !== Phase.Tunnel", "!this.upConnecting && this.phase !== Phase.Tunnel"]],
+    tests: ["src/engine/conn.test.ts"],
+  },
+  {
     name: "look-alikes-kept",
     breaks: "look-alikes of the stamp (X_Nsproxy_Tenant) are removed",
     file: "src/engine/fields.ts",

@@ -3,6 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { ProxyConn } from "./conn.ts";
 import { makeStamp } from "./rewrite.ts";
 import { Stat } from "./stats.ts";
+import { UpstreamPool } from "./upstream-pool.ts";
 import type { Duplex, Env, Exchange, Route, UpstreamEvents } from "./types.ts";
 
 const enc = (s: string) => new Uint8Array(Buffer.from(s, "latin1"));
@@ -408,5 +409,75 @@ describe("ProxyConn drain (tenant replaced or removed)", () => {
     expect(client.ended).toBe(false);
     tick(200);
     expect(client.ended).toBe(true);
+  });
+});
+
+describe("upstream pool (idle connections of a tenant, reused by its next client connection)", () => {
+  function pooled() {
+    const a = setup();
+    const pool = new UpstreamPool();
+    (a.conn.route as { pool?: UpstreamPool }).pool = pool;
+    const next = () => new ProxyConn(new FakeSock(), a.conn.route, "10.0.0.8", (a.conn as unknown as { env: Env }).env);
+    return { ...a, pool, next };
+  }
+
+  test("a client that closes after a complete keep-alive response leaves its upstream connection to the next one", () => {
+    const { conn, client, dials, open, ev, pool, next } = pooled();
+    conn.onClientData(enc("GET /1 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"));
+    const up = open();
+    ev().onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    expect(client.ended).toBe(true);
+    expect(up.terminated).toBe(false);
+    expect(pool.size).toBe(1);
+    const b = next();
+    b.onClientData(enc("GET /2 HTTP/1.1\r\nHost: h\r\n\r\n"));
+    expect(dials.length).toBe(1); // no new connection
+    expect(up.text()).toContain("GET /2 HTTP/1.1\r\n");
+    expect(up.text()).toContain("X-Forwarded-For: 10.0.0.8\r\n");
+    expect(pool.size).toBe(0);
+    ev().onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+    expect((b.client as FakeSock).text()).toBe("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  });
+
+  test("not pooled: a response with Connection: close, a client gone mid-exchange; an idle one that speaks is dropped", () => {
+    const a = pooled();
+    a.conn.onClientData(enc("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"));
+    const upA = a.open();
+    a.ev().onData(enc("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"));
+    expect(a.pool.size).toBe(0);
+    expect(upA.terminated).toBe(true);
+
+    const b = pooled();
+    b.conn.onClientData(enc("GET /slow HTTP/1.1\r\nHost: h\r\n\r\n"));
+    const upB = b.open();
+    b.conn.onClientClose(); // the client left before the answer
+    expect(b.pool.size).toBe(0);
+    expect(upB.terminated).toBe(true);
+
+    const c = pooled();
+    c.conn.onClientData(enc("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"));
+    const upC = c.open();
+    c.ev().onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    expect(c.pool.size).toBe(1);
+    c.dials[0]!.events.onData(enc("HTTP/1.1 408 Request Timeout\r\n\r\n")); // nothing asked: out of step
+    expect(c.pool.size).toBe(0);
+    expect(upC.terminated).toBe(true);
+  });
+
+  test("an idle connection expires; a stale one the upstream closed is retried on a fresh one", () => {
+    const { conn, dials, open, ev, pool, next } = pooled();
+    conn.onClientData(enc("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"));
+    open();
+    ev().onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    expect(pool.size).toBe(1);
+    const b = next();
+    b.onClientData(enc("GET /again HTTP/1.1\r\nHost: h\r\n\r\n"));
+    dials[0]!.events.onClose(); // the upstream had closed it as we sent
+    expect(dials.length).toBe(2);
+    const fresh = open(1);
+    expect(fresh.text()).toStartWith("GET /again ");
+    pool.give(dials[1]!.events as never, 0);
+    pool.sweep(10_000);
+    expect(pool.size).toBe(0);
   });
 });

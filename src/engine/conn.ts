@@ -2,11 +2,12 @@
 import { bytesToLatin1, scanHead } from "./chars.ts";
 import { ChunkedScanner } from "./chunked.ts";
 import { classify, type Fields, Kind, newFields } from "./fields.ts";
+import { Leg, type LegOwner } from "./upstream-pool.ts";
 import { localStat, observeDuration, Stat } from "./stats.ts";
 import { isRefusal, parseRequestHead, type RequestHead } from "./request-head.ts";
 import { parseResponseHead, type ResponseHead } from "./response-head.ts";
 import { clientResponseHead, plainResponse, upstreamRequestHead } from "./rewrite.ts";
-import type { Duplex, Env, Route, UpstreamEvents } from "./types.ts";
+import type { Duplex, Env, Route } from "./types.ts";
 
 const enum Phase {
   /** Reading a request head (or idle between requests). */
@@ -47,37 +48,7 @@ const PAUSE_PIPELINE = 2;
 /** Response heads may be larger than request heads (cookies); still bounded. */
 const MAX_RESPONSE_HEAD = 64 * 1024;
 
-/**
- * One upstream connection's events. Once the connection is let go (closeUp), its late events are
- * ignored: Bun reports the close of a socket we terminate synchronously, inside terminate(), and a
- * close reported for an old connection must never be taken for the next request's.
- */
-class Leg implements UpstreamEvents {
-  live = true;
-  sock: Duplex | undefined;
-  constructor(private readonly conn: ProxyConn) {}
-  onOpen(sock: Duplex): void {
-    if (!this.live) {
-      sock.terminate();
-      return;
-    }
-    this.sock = sock;
-    this.conn.upOpen(sock);
-  }
-  onData(data: Uint8Array): void {
-    if (this.live) this.conn.upData(data);
-  }
-  onDrain(): void {
-    if (this.live) this.conn.upDrain();
-  }
-  onClose(error?: string): void {
-    if (!this.live) return;
-    this.live = false;
-    this.conn.upClosed(error);
-  }
-}
-
-export class ProxyConn {
+export class ProxyConn implements LegOwner {
   private phase = Phase.Head;
   private timer = Timer.Head;
   private since: number;
@@ -367,6 +338,15 @@ export class ProxyConn {
       this.upReused = this.up !== undefined;
       return;
     }
+    // An idle connection of this tenant from an earlier client connection, if one is fresh.
+    const pooled = this.route.pool?.take(this.env.now());
+    if (pooled) {
+      pooled.owner = this;
+      this.leg = pooled;
+      this.up = pooled.sock;
+      this.upReused = true;
+      return;
+    }
     this.upConnecting = true;
     this.upReused = false;
     this.setTimer(Timer.Connect);
@@ -375,7 +355,7 @@ export class ProxyConn {
   }
 
   /** The upstream connection is open (called by its Leg). */
-  upOpen(sock: Duplex): void {
+  upOpen(_leg: Leg, sock: Duplex): void {
     if (this.phase === Phase.Closed || !this.upConnecting) {
       sock.terminate();
       return;
@@ -389,7 +369,7 @@ export class ProxyConn {
   }
 
   /** Bytes from the upstream (called by its Leg). */
-  upData(data: Uint8Array): void {
+  upData(_leg: Leg, data: Uint8Array): void {
     this.cork();
     this.upstreamData(data);
     this.uncork();
@@ -555,6 +535,26 @@ export class ProxyConn {
     this.flushUp();
   }
 
+  /**
+   * Done with the upstream connection: back to the tenant's pool when it is idle and healthy (the
+   * exchange complete, keep-alive allowed, nothing queued), else closed.
+   */
+  private releaseUp(): void {
+    const leg = this.leg;
+    const pool = this.route.pool;
+    const idle =
+      leg !== undefined && this.up !== undefined && !this.upConnecting && this.req === undefined && this.phase !== Phase.Tunnel && this.upQueue.length === 0 && this.upPending.length === 0;
+    if (!idle || !pool) {
+      this.closeUp();
+      return;
+    }
+    this.leg = undefined;
+    this.up = undefined;
+    if (this.upPaused) leg.sock?.resume();
+    this.upPaused = 0;
+    pool.give(leg, this.env.now());
+  }
+
   private flushUp(): void {
     const up = this.up;
     if (!up) return;
@@ -573,7 +573,7 @@ export class ProxyConn {
   }
 
   /** The upstream connection closed or could not be made (called by its Leg, once). */
-  upClosed(error?: string): void {
+  upClosed(_leg: Leg, error?: string): void {
     const wasConnecting = this.upConnecting;
     this.upConnecting = false;
     this.up = undefined;
@@ -726,17 +726,14 @@ export class ProxyConn {
     this.upConnecting = false;
     this.upQueue.length = 0;
     this.upPaused = 0;
-    if (leg) {
-      leg.live = false; // its close, reported from inside terminate(), is not news
-      leg.sock?.terminate();
-    }
+    leg?.kill(); // its close, reported from inside terminate(), is not news
   }
 
   /** Close the client once what is queued for it has gone. */
   private closeClient(): void {
     if (this.phase === Phase.Closed) return;
     if (this.clientPending.length > 0) this.flushPending();
-    this.closeUp();
+    this.releaseUp();
     if (this.clientQueue.length > 0) {
       this.closing = true;
       this.timer = Timer.Body;
@@ -752,7 +749,7 @@ export class ProxyConn {
     if (this.phase === Phase.Closed) return;
     this.phase = Phase.Closed;
     this.timer = Timer.None;
-    this.closeUp();
+    this.releaseUp();
     this.clientQueue.length = 0;
     this.clientPending.length = 0;
     this.buf = undefined;

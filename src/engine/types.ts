@@ -1,5 +1,6 @@
 // The engine's edges: the small socket interface a runtime provides, and what the engine needs to know about a tenant.
 import type { Stamp } from "./rewrite.ts";
+import type { UpstreamPool } from "./upstream-pool.ts";
 
 /**
  * One side of a connection as the engine sees it. The runtime adapts its sockets to this.
@@ -60,6 +61,8 @@ export interface Route {
   upstreamTimeoutMs: number;
   /** This tenant's counters in this worker (Stat offsets; see stats.ts), read by the supervisor at scrape. */
   stats: Float64Array;
+  /** Idle upstream connections of this tenant in this worker, for its next client connections. */
+  pool?: UpstreamPool;
 }
 
 export interface Limits {

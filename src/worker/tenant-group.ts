@@ -3,6 +3,7 @@ import type { TenantSpec } from "../config/types.ts";
 import { ProxyConn } from "../engine/conn.ts";
 import { makeStamp, plainResponse } from "../engine/rewrite.ts";
 import { Stat, W_FD_REFUSED } from "../engine/stats.ts";
+import { UpstreamPool } from "../engine/upstream-pool.ts";
 import type { Duplex, Env, Route } from "../engine/types.ts";
 import type { ClientSink, ListenerHooks } from "../runtime/bun-net.ts";
 import type { SharedCounts } from "./shared-counts.ts";
@@ -10,8 +11,8 @@ import type { SharedCounts } from "./shared-counts.ts";
 /** Upstream addresses by origin: most tenants share a few upstreams, so they share the objects too. */
 const upstreams = new Map<string, Route["upstream"]>();
 
-/** The engine's view of a tenant spec; `stats`: its counters in this worker. */
-export function routeOf(spec: TenantSpec, stats: Float64Array): Route {
+/** The engine's view of a tenant spec; `stats`: its counters in this worker; `pool`: its idle upstream connections. */
+export function routeOf(spec: TenantSpec, stats: Float64Array, pool?: UpstreamPool): Route {
   const u = spec.upstream;
   const key = u.unix ? `unix:${u.unix}` : u.origin;
   let upstream = upstreams.get(key);
@@ -31,6 +32,7 @@ export function routeOf(spec: TenantSpec, stats: Float64Array): Route {
     upstreamText: u.text,
     upstreamTimeoutMs: spec.upstreamTimeoutMs,
     stats,
+    pool,
   };
 }
 
@@ -59,7 +61,7 @@ export class TenantGroup implements ListenerHooks {
     private readonly env: Env,
     private readonly owner: GroupOwner,
   ) {
-    this.route = routeOf(spec, stats);
+    this.route = routeOf(spec, stats, new UpstreamPool({ take: () => counts.reserveFds(1), give: () => counts.releaseFds(1) }));
     this.name = spec.name;
     this.maxConnections = spec.maxConnections;
   }
@@ -104,6 +106,7 @@ export class TenantGroup implements ListenerHooks {
   /** Stop accepting now; let connections finish their exchange, and cut what is left after `graceMs`. */
   retire(graceMs: number): Promise<void> {
     this.retired = true;
+    this.route.pool?.closeAll();
     for (const l of this.listeners) l.stop(false);
     this.counts.listeners(-this.listeners.length);
     this.listeners = [];

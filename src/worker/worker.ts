@@ -108,7 +108,10 @@ function sweep(): void {
   const now = (coarseNow = performance.now());
   // How late this tick ran: the event loop's delay, as the supervisor reports it per worker.
   if (env.workerStats) env.workerStats[W_LOOP_DELAY] = Math.max(0, now - last - SWEEP_MS) / 1000;
-  for (const g of tenants.values()) for (const c of g.conns) c.sweep(now);
+  for (const g of tenants.values()) {
+    for (const c of g.conns) c.sweep(now);
+    g.route.pool?.sweep(now);
+  }
   for (const g of retiring) for (const c of g.conns) c.sweep(now);
 }
 const retiring = new Set<TenantGroup>();
