@@ -1,11 +1,11 @@
 // Where the desired tenants come from — config, flags, tenants directory, discovery — and the admin operations on them.
-import { exposition } from "./metrics/exposition.ts";
-import { Rates } from "./metrics/rates.ts";
-import { openDescriptors, takeSnapshot } from "./metrics/snapshot.ts";
 import { type FSWatcher, watch } from "node:fs";
 import { dirname } from "node:path";
 import { AdminError, type DaemonControl, type PutResult, type ReloadResult, type StatsView, type StatusView, type TenantView } from "./admin/types.ts";
 import { Invalid } from "./config/layer.ts";
+import { exposition } from "./metrics/exposition.ts";
+import { idleTenantStats, Rates } from "./metrics/rates.ts";
+import { openDescriptors, takeSnapshot } from "./metrics/snapshot.ts";
 import { canonicalHost } from "./config/listeners.ts";
 import { type FlagOverrides, type Loaded, loadLayered, resolveTenant } from "./config/load.ts";
 import { checkTenantTable, normalizeTenantTable } from "./config/tenant-table.ts";
@@ -149,8 +149,9 @@ export class Supervisor implements DaemonControl {
   follow(): void {
     this.timer = setInterval(() => void this.tick(), POLL_MS);
     // Rates for `status` and `top`: one sample a second (a sum over the tenant slots of every worker).
-    this.rates.sample(takeSnapshot(this.daemon.metricSources()), Date.now());
-    this.sampler = setInterval(() => this.rates.sample(takeSnapshot(this.daemon.metricSources()), Date.now()), 1000);
+    const sample = () => this.rates.sample(takeSnapshot(this.daemon.metricSources(), false), Date.now());
+    sample();
+    this.sampler = setInterval(sample, 1000);
     const dirs = new Set<string>(["/run/netns", ...this.config.discover.map((d) => d.dir)]);
     for (const t of this.daemon.tenants.values()) if (!t.spec.netns.startsWith("/proc/")) dirs.add(dirname(t.spec.netns));
     for (const dir of dirs) {
@@ -220,25 +221,11 @@ export class Supervisor implements DaemonControl {
 
   /** GET /v1/stats: every tenant's totals and last-second rates, busiest first is the client's choice. */
   stats(): StatsView {
-    const snap = takeSnapshot(this.daemon.metricSources());
+    const snap = takeSnapshot(this.daemon.metricSources(), false);
     const tenants = this.rates.view(snap, (name) => this.daemon.tenants.get(name)?.state ?? "waiting");
     // Tenants that are waiting or failed have no counters yet (no slot until they attach): listed with zeros.
     const seen = new Set(tenants.map((t) => t.name));
-    for (const [name, t] of this.daemon.tenants) {
-      if (seen.has(name)) continue;
-      tenants.push({
-        name,
-        state: t.state,
-        requests_total: 0,
-        errors_total: 0,
-        bytes_in_total: 0,
-        bytes_out_total: 0,
-        open_connections: 0,
-        requests_per_second: 0,
-        errors_per_second: 0,
-        bytes_per_second: 0,
-      });
-    }
+    for (const [name, t] of this.daemon.tenants) if (!seen.has(name)) tenants.push(idleTenantStats(name, t.state));
     return { time: Date.now(), tenants };
   }
 

@@ -78,8 +78,3 @@ export function bytesToLatin1(buf: Uint8Array, start: number, end: number): stri
   // Buffer's latin1 is a true 1:1 mapping; TextDecoder("latin1") is windows-1252 and remaps 0x80-0x9F.
   return latin1Slice.call(buf, start, end);
 }
-
-/** A string of chars < 256 → bytes, one byte per char. */
-export function latin1ToBytes(s: string): Uint8Array {
-  return Buffer.from(s, "latin1");
-}

@@ -1,5 +1,5 @@
 // Response head parser and framing (RFC 9112 §4, §6.3): what the upstream sends is checked as strictly as what the tenant sends.
-import { connectionOptions, contentLength, dropNamed, type Fields, type Framing, Kind, parseFields, transferCodings } from "./fields.ts";
+import { connectionOptions, contentLength, dropNamed, type Fields, type Framing, parseFields, transferCodings } from "./fields.ts";
 
 export interface ResponseHead {
   status: number;
@@ -69,9 +69,4 @@ export function parseResponseHead(s: string, end: number, method: string, maxHea
   // A 1xx or 204 response has no Content-Length (RFC 9110 §8.6): drop one the upstream sent.
   if (status < 200 || status === 204) dropLength = true;
   return { status, minor, lineNext, fields, framing, keepAlive, dropLength };
-}
-
-export function hasUpgrade(f: Fields): boolean {
-  for (let i = 0; i < f.count; i++) if (f.kind[i] === Kind.Upgrade) return true;
-  return false;
 }

@@ -71,6 +71,22 @@ export class Rates {
   }
 }
 
+/** A tenant with no counters yet (waiting or failed: it gets a slot when it first attaches). */
+export function idleTenantStats(name: string, state: TenantStats["state"]): TenantStats {
+  return {
+    name,
+    state,
+    requests_total: 0,
+    errors_total: 0,
+    bytes_in_total: 0,
+    bytes_out_total: 0,
+    open_connections: 0,
+    requests_per_second: 0,
+    errors_per_second: 0,
+    bytes_per_second: 0,
+  };
+}
+
 function perSecond(cur: Totals, prev: Totals, dt: number): Totals {
   // A counter never goes back; if one did (a slot given to a new tenant), count from zero.
   const d = (a: number, b: number) => Math.max(0, a - b) / dt;

@@ -49,7 +49,8 @@ export function openDescriptors(): number {
   }
 }
 
-export function takeSnapshot(src: MetricSources): Snapshot {
+/** `descriptors`: also count open descriptors (a readdir of /proc/self/fd: for scrapes, not the rate sampler). */
+export function takeSnapshot(src: MetricSources, descriptors = true): Snapshot {
   const views = src.workerStats;
   const tenants: TenantFigures[] = [];
   for (const [name, slot] of src.tenantSlots) {
@@ -73,7 +74,7 @@ export function takeSnapshot(src: MetricSources): Snapshot {
     states: src.states,
     attachFailures: src.attachFailures,
     workerReplacements: src.workerReplacements,
-    descriptorsOpen: openDescriptors(),
+    descriptorsOpen: descriptors ? openDescriptors() : Number.NaN,
     descriptorsLimit: src.descriptorsLimit,
     refusedAtDescriptorLimit: refused,
     loopDelay: views.map((v) => v[W_LOOP_DELAY]!),

@@ -13,11 +13,3 @@ export function descriptorLimit(): number {
   return Number.MAX_SAFE_INTEGER;
 }
 
-/** The hard limit: what the soft one may be raised to. */
-export function descriptorHardLimit(): number {
-  try {
-    const line = readFileSync("/proc/self/limits", "utf8").match(/^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/m);
-    if (line) return line[2] === "unlimited" ? Number.MAX_SAFE_INTEGER : Number(line[2]);
-  } catch {}
-  return Number.MAX_SAFE_INTEGER;
-}
