@@ -85,8 +85,8 @@ const MUTATIONS: Mutation[] = [
   {
     name: "late-close-answers-again",
     breaks: "one answer per request: a terminated upstream's close (reported inside terminate()) is ignored",
-    file: "src/engine/conn.ts",
-    edits: [["      leg.live = false; // its close, reported from inside terminate(), is not news\n", ""]],
+    file: "src/engine/upstream-pool.ts",
+    edits: [["  kill(): void {\n    this.live = false;\n", "  kill(): void {\n"]],
     tests: ["src/engine/conn.test.ts"],
   },
   {
