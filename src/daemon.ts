@@ -9,6 +9,9 @@ import { type AttachFailure, WorkerPool } from "./worker/pool.ts";
 import { SharedCounts, sharedCountsBuffer } from "./worker/shared-counts.ts";
 import type { MetricSources } from "./metrics/snapshot.ts";
 import { descriptorLimit } from "./netns/limits.ts";
+import { expiryWarning, type KeyPair, loadCa, loadKeyPair } from "./tls/material.ts";
+import { FileWatch } from "./tls/watch.ts";
+import type { AttachMaterial } from "./worker/tenant-group.ts";
 
 export type TenantState = "serving" | "waiting" | "failed";
 
@@ -22,6 +25,22 @@ export interface Tenant {
   retry?: ReturnType<typeof setTimeout>;
   /** Bumped on every change or removal: the outcome of an attach started for an older generation is ignored. */
   generation: number;
+  /** The certificate pair it uses (key of Daemon.pairs), while it has https:// listeners. */
+  pair?: string;
+}
+
+/** A certificate and key file pair in use by tenants: what is served now, and why the files on disk are not (if so). */
+export interface PairState {
+  cert: string;
+  key: string;
+  served?: KeyPair;
+  error?: string;
+  users: Set<string>;
+}
+
+/** An attach that cannot start because a file it needs is unusable: the tenant's failure, never another's. */
+class MaterialError extends Error {
+  readonly code = "ETLS";
 }
 
 export interface ApplyResult {
@@ -122,6 +141,7 @@ export class Daemon {
         work.push(this.attach(fresh));
       } else if (t.spec !== spec && !sameSpec(t.spec, spec)) {
         this.bump(t);
+        this.releasePair(t);
         t.spec = spec;
         t.attempts = 0;
         result.replaced.push(spec.name);
@@ -132,6 +152,13 @@ export class Daemon {
         t.spec = spec;
         result.unchanged++;
       }
+    }
+    // One line, however many tenants: 10,000 of them must not mean 10,000 lines.
+    const insecure = [...result.added, ...result.replaced].filter((n) => want.get(n)!.upstreamInsecure);
+    if (insecure.length > 0) {
+      const first = want.get(insecure[0]!)!;
+      const more = insecure.length > 1 ? ` and ${insecure.length - 1} more tenant(s)` : "";
+      logger.warn(`upstream_insecure = true: upstream certificates are not verified for tenant ${first.name} (${first.upstream.text})${more}`);
     }
     await Promise.all(work);
     this.checkThreads();
@@ -147,6 +174,7 @@ export class Daemon {
 
   private async remove(t: Tenant, graceMs: number): Promise<void> {
     this.bump(t);
+    this.releasePair(t);
     this.tenants.delete(t.spec.name);
     await this.pool.detach(t.spec.name, graceMs);
   }
@@ -190,12 +218,14 @@ export class Daemon {
     this.inflight++;
     await this.takeSlot();
     try {
+      // Files first: an unusable certificate fails this tenant before its namespace is even opened.
+      const material = this.materialFor(t);
       fd = openNetns(t.spec.netns);
       identity = netnsIdentity(fd, t.spec.netns);
-      failure = await this.pool.attach(t.spec, fd, only);
+      failure = await this.pool.attach(t.spec, fd, only, material);
     } catch (err) {
       const e = err as NativeError;
-      failure = { message: e.message, code: err instanceof NativeError ? e.code : "ERROR" };
+      failure = { message: e.message, code: err instanceof NativeError || err instanceof MaterialError ? e.code : "ERROR" };
     } finally {
       if (fd >= 0) closeFd(fd);
       this.giveSlot();
@@ -290,6 +320,113 @@ export class Daemon {
     }
   }
 
+  // ------------------------------------------------------------ certificates
+
+  /** Certificate pairs in use, by "cert\0key": tenants sharing files share one read and one watch. */
+  readonly pairs = new Map<string, PairState>();
+  /** Rotation: every file of a pair in use is looked at once a second (see tls/watch.ts for why polling). */
+  private readonly files = new FileWatch((changed) => this.filesChanged(changed));
+
+  /** What the worker needs from files for `t`: its pair (read now if never read), an upstream CA. Throws MaterialError. */
+  private materialFor(t: Tenant): AttachMaterial | undefined {
+    const spec = t.spec;
+    if (!spec.tls && !spec.upstreamCa) return undefined;
+    const material: AttachMaterial = {};
+    if (spec.tls) {
+      const p = this.pairOf(t);
+      if (!p.served) this.readPair(p);
+      if (!p.served) throw new MaterialError(p.error ?? `tls_cert ${p.cert}: not loaded`);
+      material.tls = { cert: p.served.cert, key: p.served.key };
+    }
+    if (spec.upstreamCa) {
+      try {
+        material.upstreamCa = loadCa(spec.upstreamCa);
+      } catch (err) {
+        throw new MaterialError((err as Error).message);
+      }
+    }
+    return material;
+  }
+
+  private pairOf(t: Tenant): PairState {
+    const { cert, key } = t.spec.tls!;
+    const id = `${cert}\0${key}`;
+    if (t.pair !== undefined && t.pair !== id) this.releasePair(t);
+    let p = this.pairs.get(id);
+    if (!p) {
+      p = { cert, key, users: new Set() };
+      this.pairs.set(id, p);
+      this.files.watch(cert, id);
+      this.files.watch(key, id);
+      this.files.start();
+    }
+    p.users.add(t.spec.name);
+    t.pair = id;
+    return p;
+  }
+
+  private releasePair(t: Tenant): void {
+    const id = t.pair;
+    if (id === undefined) return;
+    t.pair = undefined;
+    const p = this.pairs.get(id);
+    if (!p) return;
+    p.users.delete(t.spec.name);
+    if (p.users.size > 0) return;
+    this.pairs.delete(id);
+    this.files.unwatch(p.cert, id);
+    this.files.unwatch(p.key, id);
+    if (this.pairs.size === 0) this.files.stop();
+  }
+
+  /** Read a pair's files; true when what is served changed. A bad read keeps what was served. */
+  private readPair(p: PairState): boolean {
+    let next: KeyPair;
+    try {
+      next = loadKeyPair(p.cert, p.key);
+    } catch (err) {
+      const message = (err as Error).message;
+      if (p.error !== message) {
+        const users = [...p.users].slice(0, 5).join(", ") + (p.users.size > 5 ? `, … (${p.users.size})` : "");
+        const keeps = p.served ? "the certificate served before stays in use" : "no certificate to serve";
+        logger.error(`tls: ${message}; ${keeps} for tenant(s) ${users}`);
+      }
+      p.error = message;
+      return false;
+    }
+    p.error = undefined;
+    if (p.served && p.served.cert === next.cert && p.served.key === next.key) return false;
+    const warning = expiryWarning(next);
+    if (warning) logger.warn(`tls: ${warning}`);
+    p.served = next;
+    return true;
+  }
+
+  /** Files changed on disk: re-read their pairs; tenants whose pair changed get new listeners (old connections finish). */
+  private filesChanged(changed: string[]): void {
+    const set = new Set(changed);
+    for (const [id, p] of this.pairs) {
+      if (!set.has(p.cert) && !set.has(p.key)) continue;
+      const before = p.served !== undefined;
+      if (!this.readPair(p)) continue;
+      logger.info(`tls: ${p.cert} ${before ? "changed" : "is usable now"} (expires ${p.served!.notAfter.toISOString()}); re-attaching ${p.users.size} tenant(s)`);
+      for (const name of p.users) {
+        const t = this.tenants.get(name);
+        if (!t || t.pair !== id) continue;
+        this.bump(t);
+        t.attempts = 0;
+        void this.attach(t).then(() => this.checkThreads());
+      }
+    }
+  }
+
+  /** reload: every pair in use is read again now (changes apply as on rotation). */
+  refreshCertificates(): void {
+    const all: string[] = [];
+    for (const p of this.pairs.values()) all.push(p.cert, p.key);
+    this.filesChanged(all);
+  }
+
   /** Failed attach attempts since start (metrics). */
   attachFailures = 0;
   /** The start-up attach pass is done and the daemon is not stopping: /readyz answers 200. */
@@ -321,6 +458,7 @@ export class Daemon {
   async stop(): Promise<void> {
     this.stopped = true;
     this.ready = false;
+    this.files.stop();
     for (const t of this.tenants.values()) if (t.retry) clearTimeout(t.retry);
     await this.pool.stop(this.config.shutdownGraceMs);
   }

@@ -10,7 +10,7 @@ import { canonicalHost } from "./config/listeners.ts";
 import { type FlagOverrides, type Loaded, loadLayered, resolveTenant } from "./config/load.ts";
 import { checkTenantTable, normalizeTenantTable } from "./config/tenant-table.ts";
 import type { TenantSpec } from "./config/types.ts";
-import { type Daemon, sameSpec, type Tenant } from "./daemon.ts";
+import { type Daemon, type PairState, sameSpec, type Tenant } from "./daemon.ts";
 import { discover } from "./discover.ts";
 import { ConfigError } from "./errors.ts";
 import { logger } from "./log.ts";
@@ -230,7 +230,11 @@ export class Supervisor implements DaemonControl {
   }
 
   tenants(): TenantView[] {
-    return [...this.daemon.tenants.values()].map(view).sort((a, b) => (a.name < b.name ? -1 : 1));
+    return [...this.daemon.tenants.values()].map((t) => this.view(t)).sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  private view(t: Tenant): TenantView {
+    return view(t, t.pair === undefined ? undefined : this.daemon.pairs.get(t.pair));
   }
 
   async putTenant(name: string, input: unknown): Promise<PutResult> {
@@ -257,7 +261,7 @@ export class Supervisor implements DaemonControl {
     const r = await this.daemon.apply(this.desired());
     const result = before && !changed && sameSpec(before, spec) && !r.replaced.includes(name) ? "unchanged" : before ? "replaced" : "created";
     logger.info(`tenant ${name}: ${result} (tenants dir)`);
-    return { result, tenant: view(this.daemon.tenants.get(name)!) };
+    return { result, tenant: this.view(this.daemon.tenants.get(name)!) };
   }
 
   async deleteTenant(name: string): Promise<boolean> {
@@ -299,15 +303,17 @@ export class Supervisor implements DaemonControl {
     this.stored = stored;
     this.discovered = new Map(); // the defaults may have changed: resolve every discovered tenant again
     this.scanDiscovery();
+    // Certificates changed on disk since the last look are read now, as a rotation would.
+    this.daemon.refreshCertificates();
     const r = await this.daemon.apply(this.desired());
     logger.info(`reloaded: +${r.added.length} -${r.removed.length} ~${r.replaced.length} tenants, ${r.unchanged} unchanged`);
     return { result: "reloaded", ...r, skipped };
   }
 }
 
-function view(t: Tenant): TenantView {
+function view(t: Tenant, pair: PairState | undefined): TenantView {
   const s = t.spec;
-  return {
+  const v: TenantView = {
     name: s.name,
     netns: s.netns,
     listen: s.listen.map((l) => l.text),
@@ -319,5 +325,17 @@ function view(t: Tenant): TenantView {
     tenant_header: s.tenantHeader,
     upstream_timeout_ms: s.upstreamTimeoutMs,
     max_connections: s.maxConnections,
+    mode: s.mode ?? "http",
   };
+  if (s.proxyProtocol) v.upstream_proxy_protocol = s.proxyProtocol;
+  if (s.tls) {
+    const served = pair?.served;
+    v.tls = {
+      cert: s.tls.cert,
+      key: s.tls.key,
+      ...(served ? { not_after: served.notAfter.toISOString(), days_left: Math.floor((served.notAfter.getTime() - Date.now()) / 86_400_000) } : {}),
+      ...(pair?.error ? { error: pair.error } : {}),
+    };
+  }
+  return v;
 }

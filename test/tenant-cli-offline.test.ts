@@ -147,6 +147,7 @@ describe("a fake daemon on the admin socket", () => {
     state,
     ...(error ? { error } : {}),
     source: "tenants-dir",
+    mode: "http",
     max_connections: 1000,
     headers: {},
     tenant_header: "X-Nsproxy-Tenant",

@@ -15,6 +15,7 @@ const tenant = (name: string, extra: Partial<TenantView> = {}): TenantView => ({
   tenant_header: "X-Nsproxy-Tenant",
   upstream_timeout_ms: 30000,
   max_connections: 1000,
+  mode: "http",
   ...extra,
 });
 

@@ -18,6 +18,19 @@ export interface TenantView {
   tenant_header: string;
   upstream_timeout_ms: number;
   max_connections: number;
+  mode: "http" | "tcp";
+  /** upstream_proxy_protocol when set. */
+  upstream_proxy_protocol?: "v2";
+  /** Tenants with https:// listeners: the pair served now (files as resolved for this tenant). */
+  tls?: {
+    cert: string;
+    key: string;
+    /** The certificate served now: its expiry (ISO 8601) and days left; absent until a pair loaded. */
+    not_after?: string;
+    days_left?: number;
+    /** Why the files on disk are not served (the previous pair still is, when there was one). */
+    error?: string;
+  };
 }
 
 export interface StatusView {
@@ -45,6 +58,12 @@ export interface TenantInput {
   tenant_header?: string;
   upstream_timeout?: string | number;
   max_connections?: number;
+  mode?: string;
+  tls_cert?: string;
+  tls_key?: string;
+  upstream_proxy_protocol?: string;
+  upstream_ca?: string;
+  upstream_insecure?: boolean;
 }
 
 /** GET /v1/stats: one sample of every tenant's counters, and rates over the last second. */

@@ -6,12 +6,18 @@ import { type FlagOverrides, loadLayered } from "../config/load.ts";
 
 export const configArgs = {
   config: { type: "string", alias: "c", description: "TOML config file ([daemon], [defaults], [tenants.NAME])", valueHint: "FILE" },
-  listen: { type: "string", alias: "l", description: "Address to listen on inside every tenant namespace, host:port or [v6]:port (repeatable)", valueHint: "ADDR" },
-  upstream: { type: "string", alias: "u", description: "Upstream: http://host:port[/prefix], https://…, or unix:/path.sock[:/prefix]", valueHint: "URL" },
+  listen: { type: "string", alias: "l", description: "Address to listen on inside every tenant namespace: host:port, [v6]:port, or https://ADDR for TLS (repeatable)", valueHint: "ADDR" },
+  upstream: { type: "string", alias: "u", description: "Upstream: http://host:port[/prefix], https://…, unix:/path.sock[:/prefix], or tcp://host:port (--mode tcp)", valueHint: "URL" },
+  mode: { type: "string", description: "http (default) or tcp: forward bytes both ways with no HTTP", valueHint: "MODE" },
   netns: { type: "string", alias: "n", description: "Tenant namespace: NAME (/run/netns/NAME), a path, /proc/PID/ns/net, or TENANT=REF (repeatable)", valueHint: "REF" },
   "tenant-header": { type: "string", description: "Header that carries the tenant name upstream (default X-Nsproxy-Tenant)", valueHint: "NAME" },
   "upstream-timeout": { type: "string", description: "Time allowed for the upstream's response headers before a 504 (default 30s)", valueHint: "DURATION" },
   "max-connections": { type: "string", description: "Open connections per tenant across all workers; more are refused (default 1000)", valueHint: "N" },
+  "tls-cert": { type: "string", description: "Certificate (PEM, chain allowed) for https:// listeners; {tenant} is the tenant's name", valueHint: "FILE" },
+  "tls-key": { type: "string", description: "Private key (PEM) for https:// listeners; {tenant} is the tenant's name", valueHint: "FILE" },
+  "upstream-proxy-protocol": { type: "string", description: "v2: start every upstream connection with a PROXY v2 header (client address, tenant TLV)", valueHint: "v2" },
+  "upstream-ca": { type: "string", description: "Extra CA certificates (PEM) an https:// upstream may chain to", valueHint: "FILE" },
+  "upstream-insecure": { type: "boolean", description: "Do not verify an https:// upstream's certificate (logged at start)" },
 } as const;
 
 /** Where the daemon keeps runtime tenants and answers admin requests; shared with the tenant/status/reload commands. */
@@ -127,6 +133,12 @@ export function flagOverrides(args: Record<string, unknown>, rawArgs: string[]):
     maxUrlLength: str("max-url-length"),
     metricsListen: str("metrics-listen"),
     metricsTenantLimit: str("metrics-tenant-limit"),
+    mode: str("mode"),
+    tlsCert: str("tls-cert"),
+    tlsKey: str("tls-key"),
+    upstreamProxyProtocol: str("upstream-proxy-protocol"),
+    upstreamCa: str("upstream-ca"),
+    upstreamInsecure: rawArgs.includes("--no-upstream-insecure") ? false : rawArgs.includes("--upstream-insecure") ? true : undefined,
   };
 }
 

@@ -21,6 +21,12 @@ const addArgs = {
   "tenant-header": configArgs["tenant-header"],
   "upstream-timeout": configArgs["upstream-timeout"],
   "max-connections": configArgs["max-connections"],
+  mode: configArgs.mode,
+  "tls-cert": configArgs["tls-cert"],
+  "tls-key": configArgs["tls-key"],
+  "upstream-proxy-protocol": configArgs["upstream-proxy-protocol"],
+  "upstream-ca": configArgs["upstream-ca"],
+  "upstream-insecure": configArgs["upstream-insecure"],
   ...clientArgs,
 } as const;
 
@@ -33,6 +39,12 @@ const FLAG_OF: Record<string, string> = {
   tenant_header: "--tenant-header",
   upstream_timeout: "--upstream-timeout",
   max_connections: "--max-connections",
+  mode: "--mode",
+  tls_cert: "--tls-cert",
+  tls_key: "--tls-key",
+  upstream_proxy_protocol: "--upstream-proxy-protocol",
+  upstream_ca: "--upstream-ca",
+  upstream_insecure: "--upstream-insecure",
 };
 
 const add = defineCommand({
@@ -125,6 +137,12 @@ function tenantInput(name: string, args: Record<string, unknown>, rawArgs: strin
       throw new ConfigError(e instanceof Error ? e.message : String(e), "--max-connections");
     }
   }
+  for (const [flag, key] of [["mode", "mode"], ["tls-cert", "tls_cert"], ["tls-key", "tls_key"], ["upstream-proxy-protocol", "upstream_proxy_protocol"], ["upstream-ca", "upstream_ca"]] as const) {
+    const v = str(flag);
+    if (v !== undefined) input[key] = v;
+  }
+  if (rawArgs.includes("--upstream-insecure")) input.upstream_insecure = true;
+  else if (rawArgs.includes("--no-upstream-insecure")) input.upstream_insecure = false;
   try {
     checkTenantTable(name, input);
   } catch (e) {

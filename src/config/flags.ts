@@ -10,6 +10,9 @@ import {
   parseUpstream,
   parseDiscover,
   parseInteger,
+  parseMode,
+  parseProxyProtocol,
+  parseTlsPath,
   parseWorkers,
 } from "./values.ts";
 import type { DiscoverSpec } from "./types.ts";
@@ -38,6 +41,12 @@ export interface FlagOverrides {
   maxUrlLength?: string | number;
   metricsListen?: string;
   metricsTenantLimit?: string | number;
+  mode?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  upstreamProxyProtocol?: string;
+  upstreamCa?: string;
+  upstreamInsecure?: boolean;
 }
 
 export interface FlagTenant {
@@ -80,6 +89,29 @@ export function readFlags(f: FlagOverrides): FlagConfig {
     layer.maxConnections = at("--max-connections", () => parseInteger(f.maxConnections, "max_connections", min, max, example));
     layer.at.maxConnections = "--max-connections";
   }
+  for (const [flag, value, field, template] of [
+    ["--tls-cert", f.tlsCert, "tlsCert", true],
+    ["--tls-key", f.tlsKey, "tlsKey", true],
+    ["--upstream-ca", f.upstreamCa, "upstreamCa", false],
+  ] as const) {
+    if (value === undefined) continue;
+    layer[field] = at(flag, () => parseTlsPath(value, flag.slice(2).replace("-", "_"), template));
+    layer.at[field] = flag;
+  }
+  if (f.upstreamInsecure !== undefined) {
+    layer.upstreamInsecure = f.upstreamInsecure;
+    layer.at.upstreamInsecure = "--upstream-insecure";
+  }
+  if (f.mode !== undefined) {
+    const v = f.mode;
+    layer.mode = at("--mode", () => parseMode(v));
+    layer.at.mode = "--mode";
+  }
+  if (f.upstreamProxyProtocol !== undefined) {
+    const v = f.upstreamProxyProtocol;
+    layer.proxyProtocol = at("--upstream-proxy-protocol", () => parseProxyProtocol(v));
+    layer.at.proxyProtocol = "--upstream-proxy-protocol";
+  }
   const daemon: DaemonSettings = {};
   if (f.workers !== undefined) daemon.workers = at("--workers", () => parseWorkers(f.workers));
   if (f.shutdownGrace !== undefined) daemon.shutdownGraceMs = at("--shutdown-grace", () => flagDuration(f.shutdownGrace));
@@ -103,7 +135,7 @@ export function readFlags(f: FlagOverrides): FlagConfig {
   }
   if (f.metricsListen !== undefined) {
     const s = f.metricsListen;
-    daemon.metricsListen = at("--metrics-listen", () => parseListen(s));
+    daemon.metricsListen = at("--metrics-listen", () => parseListen(s, false));
   }
   if (f.metricsTenantLimit !== undefined) {
     const { min, max, default: example } = METRICS_TENANT_LIMIT;

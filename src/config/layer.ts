@@ -37,22 +37,43 @@ export interface Layer {
   tenantHeader?: string;
   upstreamTimeoutMs?: number;
   maxConnections?: number;
+  /** Paths, possibly with {tenant} (filled in per tenant). */
+  tlsCert?: string;
+  tlsKey?: string;
+  mode?: "http" | "tcp";
+  proxyProtocol?: "v2" | "none";
+  upstreamCa?: string;
+  upstreamInsecure?: boolean;
   /** Keyed by lower-case name: header names compare case-insensitively. */
   headers: Map<string, StaticHeader>;
-  at: Partial<Record<"listen" | "upstream" | "tenantHeader" | "upstreamTimeoutMs" | "maxConnections", At>>;
+  at: Partial<Record<Field, At>>;
 }
+
+/** The single-valued settings of a layer, in merge order. */
+export const LAYER_FIELDS = [
+  "listen",
+  "upstream",
+  "tenantHeader",
+  "upstreamTimeoutMs",
+  "maxConnections",
+  "tlsCert",
+  "tlsKey",
+  "mode",
+  "proxyProtocol",
+  "upstreamCa",
+  "upstreamInsecure",
+] as const;
+type Field = (typeof LAYER_FIELDS)[number];
 
 export function emptyLayer(): Layer {
   return { headers: new Map(), at: {} };
 }
 
-type Field = keyof Layer["at"];
-
 /** Later layers win field by field; static headers merge name by name. */
 export function mergeLayers(layers: Layer[]): Layer {
   const out = emptyLayer();
   for (const l of layers) {
-    for (const f of ["listen", "upstream", "tenantHeader", "upstreamTimeoutMs", "maxConnections"] as Field[]) {
+    for (const f of LAYER_FIELDS) {
       if (l[f] === undefined) continue;
       (out as unknown as Record<Field, unknown>)[f] = l[f];
       out.at[f] = l.at[f];

@@ -231,3 +231,37 @@ describe("summarize", () => {
     ]);
   });
 });
+
+describe("issue 8: TLS, TCP mode and PROXY v2 settings resolve per tenant", () => {
+  const base = `[tenants.acme]\nnetns = "acme"\n`;
+  test("{tenant} in tls_cert/tls_key is the tenant's name; only tenants with https:// listeners get a pair", () => {
+    const c = loadConfig({
+      source: `[defaults]\nlisten = ["https://169.254.169.254", "127.0.0.1:8080"]\nupstream = "http://127.0.0.1:9000"\ntls_cert = "/etc/certs/{tenant}.crt"\ntls_key = "/etc/certs/{tenant}.key"\n${base}[tenants.plain]\nnetns = "plain"\nlisten = "127.0.0.1:8080"\n`,
+    });
+    const acme = c.tenants.find((t) => t.name === "acme")!;
+    expect(acme.tls).toEqual({ cert: "/etc/certs/acme.crt", key: "/etc/certs/acme.key" });
+    expect(acme.listen[0]).toMatchObject({ port: 443, tls: true });
+    expect(c.tenants.find((t) => t.name === "plain")!.tls).toBeUndefined();
+  });
+  test("an https:// listener without tls_cert, or a cert without a key, is refused naming the key", () => {
+    expect(() => loadConfig({ source: `${base}listen = "https://127.0.0.1:443"\nupstream = "http://127.0.0.1:9000"\n`, file: undefined })).toThrow(
+      /tenant 'acme' listens on https:\/\/127.0.0.1:443 but has no tls_cert/,
+    );
+    expect(() => loadConfig({ source: `${base}listen = "https://127.0.0.1:443"\nupstream = "http://127.0.0.1:9000"\ntls_cert = "/a.crt"\n` })).toThrow(/has no tls_key/);
+  });
+  test("mode and upstream scheme must agree", () => {
+    const tcp = loadConfig({ source: `${base}listen = "127.0.0.1:5432"\nupstream = "tcp://127.0.0.1:5432"\nmode = "tcp"\nupstream_proxy_protocol = "v2"\n` }).tenants[0]!;
+    expect(tcp.mode).toBe("tcp");
+    expect(tcp.proxyProtocol).toBe("v2");
+    expect(() => loadConfig({ source: `${base}listen = "127.0.0.1:5432"\nupstream = "http://127.0.0.1:5432"\nmode = "tcp"\n` })).toThrow(/mode = "tcp" but upstream http:\/\/127.0.0.1:5432 is http:\/\//);
+    expect(() => loadConfig({ source: `${base}listen = "127.0.0.1:5432"\nupstream = "tcp://127.0.0.1:5432"\n` })).toThrow(/is tcp:\/\/, which needs mode = "tcp"/);
+    expect(() => loadConfig({ source: `${base}listen = "127.0.0.1:5432"\nupstream = "unix:/run/pg.sock:/x"\nmode = "tcp"\n` })).toThrow(/cannot have a path prefix/);
+  });
+  test("upstream_ca and upstream_insecure apply to https:// upstreams; flags set them too", () => {
+    const c = loadConfig({ source: `${base}listen = "127.0.0.1:8080"\nupstream = "https://api.internal"\nupstream_ca = "/etc/ca.pem"\nupstream_insecure = true\n` });
+    expect(c.tenants[0]).toMatchObject({ upstreamCa: "/etc/ca.pem", upstreamInsecure: true });
+    const f = loadConfig({ source: base, flags: { listen: ["https://127.0.0.1:443"], upstream: "tcp://127.0.0.1:6379", mode: "tcp", tlsCert: "/c/{tenant}.pem", tlsKey: "/k/{tenant}.pem" } });
+    expect(f.tenants[0]).toMatchObject({ mode: "tcp", tls: { cert: "/c/acme.pem", key: "/k/acme.pem" } });
+    expect(() => loadConfig({ source: base, flags: { listen: ["127.0.0.1:1"], upstream: "http://127.0.0.1:2", upstreamProxyProtocol: "v1" } })).toThrow(/--upstream-proxy-protocol.*version 1 is not offered/);
+  });
+});

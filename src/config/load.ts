@@ -169,7 +169,7 @@ function finish(name: string, netns: string, l: Layer, where: string[] | { ref: 
   }
   const headers: Record<string, string> = {};
   for (const h of l.headers.values()) headers[h.name] = h.value;
-  return {
+  const spec: TenantSpec = {
     name,
     netns,
     listen: l.listen,
@@ -179,6 +179,37 @@ function finish(name: string, netns: string, l: Layer, where: string[] | { ref: 
     upstreamTimeoutMs: l.upstreamTimeoutMs ?? BUILT_IN.upstreamTimeoutMs,
     maxConnections: l.maxConnections ?? BUILT_IN.maxConnections,
   };
+  const place = (key: keyof Layer["at"], fallback: string): At => l.at[key] ?? (Array.isArray(where) ? [...where, fallback] : "--netns");
+  // mode and upstream must agree: bytes cannot go to an http:// URL, nor requests to tcp://.
+  const tcp = l.mode === "tcp";
+  const scheme = l.upstream.unix ? "unix" : l.upstream.origin.slice(0, l.upstream.origin.indexOf(":"));
+  if (tcp && scheme !== "tcp" && scheme !== "unix") {
+    throw new Invalid(`tenant '${name}' has mode = "tcp" but upstream ${l.upstream.text} is ${scheme}://; TCP mode forwards bytes to "tcp://HOST:PORT" or "unix:/path.sock"`, place("upstream", "upstream"));
+  }
+  if (!tcp && scheme === "tcp") {
+    throw new Invalid(`tenant '${name}': upstream ${l.upstream.text} is tcp://, which needs mode = "tcp" (or --mode tcp); HTTP mode takes http://, https:// or unix:`, place("upstream", "upstream"));
+  }
+  if (tcp && l.upstream.prefix !== "") {
+    throw new Invalid(`tenant '${name}' has mode = "tcp": upstream ${l.upstream.text} cannot have a path prefix (there are no URLs in TCP mode)`, place("upstream", "upstream"));
+  }
+  if (tcp) spec.mode = "tcp";
+  const https = l.listen.find((a) => a.tls);
+  if (l.tlsCert !== undefined || l.tlsKey !== undefined || https) {
+    const missingTls = l.tlsCert === undefined ? "tls_cert" : l.tlsKey === undefined ? "tls_key" : undefined;
+    if (missingTls) {
+      const why = https ? `listens on ${https.text}` : `has ${missingTls === "tls_cert" ? "tls_key" : "tls_cert"}`;
+      throw new Invalid(
+        `tenant '${name}' ${why} but has no ${missingTls}; set tls_cert and tls_key (PEM files; {tenant} is the tenant's name) in [tenants.${name}] or [defaults], or pass --${missingTls.replace("_", "-")}`,
+        https ? place("listen", "listen") : place(missingTls === "tls_cert" ? "tlsKey" : "tlsCert", missingTls),
+      );
+    }
+    // An unused pair in [defaults] is harmless (tenants without https:// listeners ignore it).
+    if (https) spec.tls = { cert: l.tlsCert!.replaceAll("{tenant}", name), key: l.tlsKey!.replaceAll("{tenant}", name) };
+  }
+  if (l.proxyProtocol === "v2") spec.proxyProtocol = "v2";
+  if (l.upstreamCa !== undefined && scheme === "https") spec.upstreamCa = l.upstreamCa;
+  if (l.upstreamInsecure === true && scheme === "https") spec.upstreamInsecure = true;
+  return spec;
 }
 
 /** The engine's settings from the merged [daemon] table and flags; max_url_length may not exceed max_header_size. */

@@ -13,6 +13,9 @@ import {
   parseUpstream,
   parseDiscover,
   parseInteger,
+  parseMode,
+  parseProxyProtocol,
+  parseTlsPath,
   parseWorkers,
 } from "./values.ts";
 import type { DiscoverSpec, ListenAddr } from "./types.ts";
@@ -86,7 +89,20 @@ const DAEMON_KEYS: string[] = [
   "metrics_tenant_limit",
 ];
 const DISCOVER_KEYS = ["dir", "glob"];
-const LAYER_KEYS = ["listen", "upstream", "tenant_header", "upstream_timeout", "max_connections", "headers"];
+const LAYER_KEYS = [
+  "listen",
+  "upstream",
+  "mode",
+  "tenant_header",
+  "upstream_timeout",
+  "max_connections",
+  "tls_cert",
+  "tls_key",
+  "upstream_proxy_protocol",
+  "upstream_ca",
+  "upstream_insecure",
+  "headers",
+];
 const TENANT_KEYS = ["netns", ...LAYER_KEYS];
 
 export function readDocument(doc: Table): FileConfig {
@@ -155,7 +171,7 @@ function readDaemon(t: Table): DaemonSettings {
   if (t.metrics_listen !== undefined) {
     const s = t.metrics_listen;
     if (typeof s !== "string") throw wrongType(s, path("metrics_listen"), 'a string, like "127.0.0.1:9464"');
-    out.metricsListen = at(path("metrics_listen"), () => parseListen(s));
+    out.metricsListen = at(path("metrics_listen"), () => parseListen(s, false));
   }
   if (t.metrics_tenant_limit !== undefined) {
     const v = t.metrics_tenant_limit;
@@ -194,7 +210,7 @@ function readLayer(t: Table, path: string[]): Layer {
   if (t.listen !== undefined) {
     const list = typeof t.listen === "string" ? [t.listen] : t.listen;
     if (!Array.isArray(list) || list.length === 0 || !list.every((x) => typeof x === "string")) {
-      throw wrongType(t.listen, key("listen"), 'a string or a non-empty array of strings, like "127.0.0.1:8080"');
+      throw wrongType(t.listen, key("listen"), 'a string or a non-empty array of strings, like "127.0.0.1:8080" or "https://169.254.169.254"');
     }
     layer.listen = list.map((s) => at(key("listen"), () => parseListen(s)));
     layer.at.listen = key("listen");
@@ -222,6 +238,28 @@ function readLayer(t: Table, path: string[]): Layer {
     if (typeof v !== "number") throw wrongType(v, key("max_connections"), "an integer");
     layer.maxConnections = at(key("max_connections"), () => parseInteger(v, "max_connections", MAX_CONNECTIONS.min, MAX_CONNECTIONS.max, MAX_CONNECTIONS.default));
     layer.at.maxConnections = key("max_connections");
+  }
+  for (const [k, field] of [["tls_cert", "tlsCert"], ["tls_key", "tlsKey"]] as const) {
+    if (t[k] === undefined) continue;
+    layer[field] = at(key(k), () => parseTlsPath(t[k], k, true));
+    layer.at[field] = key(k);
+  }
+  if (t.upstream_ca !== undefined) {
+    layer.upstreamCa = at(key("upstream_ca"), () => parseTlsPath(t.upstream_ca, "upstream_ca", false));
+    layer.at.upstreamCa = key("upstream_ca");
+  }
+  if (t.upstream_insecure !== undefined) {
+    if (typeof t.upstream_insecure !== "boolean") throw wrongType(t.upstream_insecure, key("upstream_insecure"), "true or false");
+    layer.upstreamInsecure = t.upstream_insecure;
+    layer.at.upstreamInsecure = key("upstream_insecure");
+  }
+  if (t.mode !== undefined) {
+    layer.mode = at(key("mode"), () => parseMode(t.mode));
+    layer.at.mode = key("mode");
+  }
+  if (t.upstream_proxy_protocol !== undefined) {
+    layer.proxyProtocol = at(key("upstream_proxy_protocol"), () => parseProxyProtocol(t.upstream_proxy_protocol));
+    layer.at.proxyProtocol = key("upstream_proxy_protocol");
   }
   if (t.headers !== undefined) readHeaders(t.headers, layer, key("headers"));
   return layer;

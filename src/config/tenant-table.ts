@@ -6,7 +6,21 @@ import { locateKey } from "./locate.ts";
 import { type FileTenant, readTenant } from "./schema.ts";
 
 /** The keys a tenant table may have, in the order a stored file lists them. */
-const ORDER = ["netns", "listen", "upstream", "tenant_header", "upstream_timeout", "max_connections", "headers"];
+const ORDER = [
+  "netns",
+  "listen",
+  "upstream",
+  "mode",
+  "tenant_header",
+  "upstream_timeout",
+  "max_connections",
+  "tls_cert",
+  "tls_key",
+  "upstream_proxy_protocol",
+  "upstream_ca",
+  "upstream_insecure",
+  "headers",
+];
 
 /**
  * Check `table` as [tenants.NAME] would be checked. Throws Invalid whose `at` is the key path inside the

@@ -4,17 +4,20 @@
 export interface ListenAddr {
   host: string;
   port: number;
-  /** As the user wrote it, for messages: "127.0.0.1:8080" or "[::1]:8080". */
+  /** As the user wrote it, for messages: "127.0.0.1:8080", "[::1]:8080" or "https://169.254.169.254:443". */
   text: string;
+  /** https://ADDR: TLS is terminated here with the tenant's tls_cert and tls_key. */
+  tls?: true;
 }
 
 /**
  * Where a tenant's requests go.
  * - `http://host:port[/prefix]` and `https://host:port[/prefix]`
  * - `unix:/path/to.sock[:/prefix]` (nginx's spelling, without the scheme): plain HTTP over a unix socket.
+ * - `tcp://host:port` (mode = "tcp" only): bytes, no HTTP.
  */
 export interface Upstream {
-  /** Origin used to build the upstream URL: "http://127.0.0.1:9000"; "http://localhost" for unix sockets. */
+  /** Origin used to build the upstream URL: "http://127.0.0.1:9000"; "http://localhost" for unix sockets; "tcp://10.0.0.1:5432". */
   origin: string;
   /** Path prefix without a trailing slash, "" for none: "/api" turns "/x?q" into "/api/x?q". */
   prefix: string;
@@ -39,6 +42,16 @@ export interface TenantSpec {
   upstreamTimeoutMs: number;
   /** Open client connections this tenant may hold across all workers; over it, new ones are refused. */
   maxConnections: number;
+  /** mode = "tcp": bytes both ways, no HTTP (absent: HTTP). */
+  mode?: "tcp";
+  /** tls_cert and tls_key with {tenant} filled in: the pair an https:// listener serves (read by the daemon, watched for rotation). */
+  tls?: { cert: string; key: string };
+  /** upstream_proxy_protocol = "v2": every upstream connection starts with a PROXY v2 header and carries one client connection. */
+  proxyProtocol?: "v2";
+  /** upstream_ca: a PEM file of CAs an https:// upstream's certificate may also chain to. */
+  upstreamCa?: string;
+  /** upstream_insecure = true: an https:// upstream's certificate is not verified. */
+  upstreamInsecure?: true;
   /** Where it was declared (not part of what is served: specs that differ only here are equal). */
   source?: TenantSource;
 }

@@ -10,6 +10,9 @@ import {
   parseInteger,
   parseNetnsRef,
   parseUpstream,
+  parseMode,
+  parseProxyProtocol,
+  parseTlsPath,
   parseWorkers,
 } from "./values.ts";
 
@@ -159,5 +162,38 @@ describe("name and value checks", () => {
     expect(parseInteger(" 10000 ", "max_headers", 8, 10_000, 100)).toBe(10_000);
     expect(() => parseInteger("1e3", "max_connections", 1, 1_000_000, 1000)).toThrow('max_connections "1e3" is not an integer from 1 to 1000000, like 1000');
     for (const bad of [7, 10_001, 9.5, "-8", "", null]) expect(() => parseInteger(bad, "max_headers", 8, 10_000, 100)).toThrow(/not an integer from 8 to 10000, like 100/);
+  });
+});
+
+describe("issue 8: schemes, TCP upstreams, modes, certificate paths", () => {
+  test("https:// listeners carry tls; http:// and bare are plain; the scheme's port when none is written", () => {
+    expect(parseListen("https://169.254.169.254:8443")).toEqual({ host: "169.254.169.254", port: 8443, text: "https://169.254.169.254:8443", tls: true });
+    expect(parseListen("https://169.254.169.254")).toMatchObject({ port: 443, tls: true });
+    expect(parseListen("HTTPS://[::1]")).toMatchObject({ host: "::1", port: 443, tls: true });
+    expect(parseListen("http://127.0.0.1")).toEqual({ host: "127.0.0.1", port: 80, text: "http://127.0.0.1" });
+    expect(parseListen("127.0.0.1:8080").tls).toBeUndefined();
+  });
+  test("a listener scheme other than http/https, a path, or a scheme on the metrics listener is refused", () => {
+    expect(() => parseListen("tcp://127.0.0.1:80")).toThrow(/scheme "tcp:\/\/" is not http:\/\/ or https:\/\//);
+    expect(() => parseListen("https://127.0.0.1:443/x")).toThrow(/has a path/);
+    expect(() => parseListen("https://127.0.0.1:443", false)).toThrow(/takes no scheme/);
+    expect(() => parseListen("https://example.com")).toThrow(/not an IPv4 literal/);
+  });
+  test("tcp:// upstreams need a port and take no path", () => {
+    expect(parseUpstream("tcp://127.0.0.1:5432")).toEqual({ origin: "tcp://127.0.0.1:5432", prefix: "", text: "tcp://127.0.0.1:5432" });
+    expect(parseUpstream("tcp://[::1]:6379").origin).toBe("tcp://[::1]:6379");
+    expect(() => parseUpstream("tcp://127.0.0.1")).toThrow(/is not tcp:\/\/HOST:PORT/);
+    expect(() => parseUpstream("tcp://127.0.0.1:5432/db")).toThrow(/is not tcp:\/\/HOST:PORT/);
+    expect(() => parseUpstream("tcp://127.0.0.1:99999")).toThrow(/port "99999"/);
+  });
+  test("mode, upstream_proxy_protocol and certificate paths", () => {
+    expect(parseMode("tcp")).toBe("tcp");
+    expect(() => parseMode("udp")).toThrow(/mode "udp" is not "http" or "tcp"/);
+    expect(parseProxyProtocol("v2")).toBe("v2");
+    expect(() => parseProxyProtocol("v1")).toThrow(/version 1 is not offered/);
+    expect(parseTlsPath("/etc/c/{tenant}.crt", "tls_cert", true)).toBe("/etc/c/{tenant}.crt");
+    expect(() => parseTlsPath("certs/a.crt", "tls_cert", true)).toThrow(/tls_cert "certs\/a.crt" must be an absolute path/);
+    expect(() => parseTlsPath("/etc/{name}.crt", "tls_cert", true)).toThrow(/the only placeholder is \{tenant\}/);
+    expect(() => parseTlsPath("/etc/{tenant}.pem", "upstream_ca", false)).toThrow(/takes no placeholder/);
   });
 });

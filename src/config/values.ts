@@ -26,14 +26,33 @@ export function isValidHeaderValue(s: string): boolean {
   return FIELD_VALUE.test(s);
 }
 
-/** `127.0.0.1:8080` or `[::1]:8080`. Hostnames are refused: a listener binds one address, and DNS inside a tenant is not ours to trust. */
-export function parseListen(text: string): ListenAddr {
-  const example = 'like "127.0.0.1:8080" or "[::1]:8080"';
-  const bracketed = /^\[([^\]]*)\]:([^:]*)$/.exec(text);
-  const plain = /^([^:[\]]*):([^:]*)$/.exec(text);
+/**
+ * `127.0.0.1:8080`, `[::1]:8080`, `http://ADDR` (the same) or `https://ADDR` (TLS with the tenant's
+ * tls_cert); with a scheme the port may be left out (80, 443). Hostnames are refused: a listener binds
+ * one address, and DNS inside a tenant is not ours to trust. `schemes`: false where only plain
+ * host:port makes sense (the metrics listener).
+ */
+export function parseListen(text: string, schemes = true): ListenAddr {
+  const example = schemes ? 'like "127.0.0.1:8080", "[::1]:8080" or "https://169.254.169.254:443"' : 'like "127.0.0.1:8080" or "[::1]:8080"';
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/i.exec(text);
+  let rest = text;
+  let tls = false;
+  if (scheme) {
+    const s = scheme[1]!.toLowerCase();
+    if (!schemes || (s !== "http" && s !== "https")) {
+      throw new Error(`listen address ${JSON.stringify(text)}: ${schemes ? `scheme "${scheme[1]}://" is not http:// or https://` : "takes no scheme"}; write it ${example}`);
+    }
+    tls = s === "https";
+    rest = scheme[2]!.replace(/\/$/, "");
+    if (rest.includes("/")) throw new Error(`listen address ${JSON.stringify(text)} has a path; a listener takes only an address, ${example}`);
+    // The scheme's own port when none is written.
+    if (/^[^:[\]]*$/.test(rest) || /^\[[^\]]*\]$/.test(rest)) rest = `${rest}:${tls ? 443 : 80}`;
+  }
+  const bracketed = /^\[([^\]]*)\]:([^:]*)$/.exec(rest);
+  const plain = /^([^:[\]]*):([^:]*)$/.exec(rest);
   const m = bracketed ?? plain;
   if (!m) {
-    const hint = isIP(text) === 6 || text.split(":").length > 2 ? "; put IPv6 addresses in brackets" : "";
+    const hint = isIP(rest) === 6 || rest.split(":").length > 2 ? "; put IPv6 addresses in brackets" : "";
     throw new Error(`listen address ${JSON.stringify(text)} is not HOST:PORT${hint}; write it ${example}`);
   }
   const host = m[1] ?? "";
@@ -42,7 +61,9 @@ export function parseListen(text: string): ListenAddr {
     const what = family === 6 ? "an IPv6 literal" : "an IPv4 literal (or [IPv6] in brackets)";
     throw new Error(`listen address ${JSON.stringify(text)}: host ${JSON.stringify(host)} is not ${what}; write it ${example}`);
   }
-  return { host, port: parsePort(m[2] ?? "", `listen address ${JSON.stringify(text)}`, example), text };
+  const out: ListenAddr = { host, port: parsePort(m[2] ?? "", `listen address ${JSON.stringify(text)}`, example), text };
+  if (tls) out.tls = true;
+  return out;
 }
 
 function parsePort(s: string, what: string, example: string): number {
@@ -53,9 +74,10 @@ function parsePort(s: string, what: string, example: string): number {
   return port;
 }
 
-/** `http://host:port[/prefix]`, `https://host[:port][/prefix]` or `unix:/abs/path.sock[:/prefix]`. */
+/** `http://host:port[/prefix]`, `https://host[:port][/prefix]`, `unix:/abs/path.sock[:/prefix]` or `tcp://host:port` (TCP mode). */
 export function parseUpstream(text: string): Upstream {
   if (text.startsWith("unix:")) return parseUnixUpstream(text);
+  if (/^tcp:\/\//i.test(text)) return parseTcpUpstream(text);
   const example = 'like "http://127.0.0.1:9000", "https://api.internal/v1" or "unix:/run/app.sock:/v1"';
   const bad = (why: string) => new Error(`upstream ${JSON.stringify(text)} ${why}; write it ${example}`);
   // Checked on the raw text because URL() quietly repairs input such as "http:///x" or "http:\\x".
@@ -76,6 +98,20 @@ export function parseUpstream(text: string): Upstream {
     throw bad("is not a valid URL");
   }
   return { origin: url.origin, prefix: trimPrefix(url.pathname), text };
+}
+
+/** `tcp://host:port` (host a name or IP literal, IPv6 in brackets); no path: bytes have no URL. */
+function parseTcpUpstream(text: string): Upstream {
+  const example = 'like "tcp://127.0.0.1:5432" or "tcp://[::1]:6379"';
+  const bad = (why: string) => new Error(`upstream ${JSON.stringify(text)} ${why}; write it ${example}`);
+  const m = /^tcp:\/\/(\[[^\]]*\]|[^:/[\]]+):([^/]*)\/?$/i.exec(text);
+  if (!m) throw bad("is not tcp://HOST:PORT");
+  const host = m[1]!;
+  const inner = host.startsWith("[") ? host.slice(1, -1) : host;
+  if (host.startsWith("[") && isIP(inner) !== 6) throw bad(`has ${host}, which is not an IPv6 literal`);
+  if (!host.startsWith("[") && !/^[A-Za-z0-9.-]+$/.test(host)) throw bad(`has host ${JSON.stringify(host)}, which is neither a name nor an IP address`);
+  const port = parsePort(m[2]!, `upstream ${JSON.stringify(text)}`, example);
+  return { origin: `tcp://${host.toLowerCase()}:${port}`, prefix: "", text };
 }
 
 function parseUnixUpstream(text: string): Upstream {
@@ -198,6 +234,36 @@ export function checkHeaderName(name: string, role: "tenant_header" | "static he
     throw new Error(`${role} ${JSON.stringify(name)} is a header the proxy manages itself; choose another name, like "X-Nsproxy-Tenant"`);
   }
   return name;
+}
+
+/** mode = "http" (default) or "tcp". */
+export function parseMode(v: unknown): "http" | "tcp" {
+  if (v === "http" || v === "tcp") return v;
+  throw new Error(`mode ${JSON.stringify(v)} is not "http" or "tcp"`);
+}
+
+/** upstream_proxy_protocol = "v2" (or "none", to turn off what [defaults] turned on). */
+export function parseProxyProtocol(v: unknown): "v2" | "none" {
+  if (v === "v2" || v === "none") return v;
+  const hint = v === "v1" || v === 1 ? " (the text version 1 is not offered: v2 carries the namespace TLV)" : "";
+  throw new Error(`upstream_proxy_protocol ${JSON.stringify(v)} is not "v2" or "none"${hint}`);
+}
+
+/**
+ * A certificate, key or CA file: an absolute path; `{tenant}` stands for the tenant's name (so one line
+ * serves every tenant). `key` names the setting in messages.
+ */
+export function parseTlsPath(v: unknown, key: string, template: boolean): string {
+  const example = template ? '"/etc/nsproxy/certs/{tenant}.crt"' : '"/etc/nsproxy/ca.pem"';
+  if (typeof v !== "string") throw new Error(`${key} must be a file path, like ${example}`);
+  if (!v.startsWith("/")) throw new Error(`${key} ${JSON.stringify(v)} must be an absolute path, like ${example}`);
+  if (v.includes("\0")) throw new Error(`${key} ${JSON.stringify(v)} contains a NUL byte`);
+  const braces = v.replaceAll("{tenant}", "");
+  if (braces.includes("{") || braces.includes("}")) {
+    throw new Error(`${key} ${JSON.stringify(v)}: ${template ? "the only placeholder is {tenant}" : "takes no placeholder"}, like ${example}`);
+  }
+  if (!template && v.includes("{tenant}")) throw new Error(`${key} ${JSON.stringify(v)} takes no placeholder, like ${example}`);
+  return v;
 }
 
 /** Worker threads: an integer 1..256, from TOML (number) or a flag (string). */

@@ -97,6 +97,11 @@ export class ProxyConn implements LegOwner {
   private xffLine: string | undefined;
   /** Whoever accepted this connection (the runtime's bookkeeping); the engine never looks at it. */
   owner: unknown;
+  /**
+   * upstream_proxy_protocol: the PROXY header each new upstream connection of this client connection
+   * starts with (made when it opens: a TLS client's version is known by then). Such a tenant has no pool.
+   */
+  proxyHeader: (() => Uint8Array) | undefined;
 
   constructor(
     readonly client: Duplex,
@@ -174,6 +179,12 @@ export class ProxyConn implements LegOwner {
       return;
     }
     this.closeClient(); // idle, mid-body (the request can never be complete), or a tunnel
+  }
+
+  /** An https:// listener's handshake failed: counted (never logged per attempt); the close follows. */
+  onHandshakeFailed(): void {
+    this.count(Stat.TlsHandshakeFailures);
+    this.destroy();
   }
 
   /** The client connection is gone (closed by either side). */
@@ -363,6 +374,7 @@ export class ProxyConn implements LegOwner {
     this.upConnecting = false;
     this.up = sock;
     if (this.upPaused) sock.pause();
+    if (this.proxyHeader) this.upQueue.unshift(this.proxyHeader());
     this.flushUp();
     if (this.reqDone && this.res === undefined) this.setTimer(Timer.Response);
     else if (this.phase === Phase.Body) this.setTimer(Timer.Body);

@@ -18,6 +18,8 @@ export const enum Stat {
   UpstreamConnectFailures,
   /** Upstream response heads that did not arrive within upstream_timeout. */
   UpstreamTimeouts,
+  /** TLS handshakes that failed on an https:// listener (a tenant can cause millions: counted, not logged). */
+  TlsHandshakeFailures,
   /** Responses nsproxy wrote itself, one counter per reason (see LOCAL_REASONS). */
   Local,
   COUNT = Local + 11,

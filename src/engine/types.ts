@@ -14,6 +14,11 @@ export interface Duplex {
   end(): void;
   /** Close at once (RST when data is unsent). Named as Bun names it, so a Bun socket is a Duplex as it is. */
   terminate(): void;
+  /**
+   * Send FIN once what was written has gone, and keep reading (half-close, for TCP mode). A Bun socket's
+   * shutdown() is this; its end() closes both ways at once, even with allowHalfOpen (see tcp.ts).
+   */
+  shutdown?(): void;
   pause(): void;
   resume(): void;
 }
@@ -25,6 +30,12 @@ export interface UpstreamAddress {
   unix?: string;
   /** https:// upstream: TLS with the host as server name, verified against the system's CAs. */
   tls?: boolean;
+  /** An extra CA (PEM) the upstream's certificate may chain to, besides the default roots. */
+  ca?: string;
+  /** upstream_insecure: the certificate is not verified (logged at start). */
+  insecure?: boolean;
+  /** TCP mode: the upstream's FIN arrives as onEnd and the connection stays writable. */
+  halfOpen?: boolean;
 }
 
 /** Events of an upstream connection, delivered by the runtime's dialer. */
@@ -32,6 +43,10 @@ export interface UpstreamEvents {
   onOpen(sock: Duplex): void;
   onData(data: Uint8Array): void;
   onDrain(): void;
+  /** The upstream sent FIN (only when dialed with halfOpen); without this handler the runtime ends its side too. */
+  onEnd?(): void;
+  /** Set by the dialer for upstream_insecure connections (the handshake's verdict is not checked). */
+  insecure?: boolean;
   /** The connection closed, or could not be made (`error`: a short reason such as "connection refused"). */
   onClose(error?: string): void;
 }

@@ -15,6 +15,7 @@ const TENANT_COUNTERS: [name: string, help: string, stat: Stat][] = [
   ["nsproxy_tenant_connections_total", "Client connections accepted.", Stat.ConnAccepted],
   ["nsproxy_tenant_connections_refused_total", "Client connections refused because the tenant had max_connections open.", Stat.ConnRefusedCap],
   ["nsproxy_tenant_upstream_connect_failures_total", "Upstream connections that could not be made (refused, unreachable, TLS, connect timeout).", Stat.UpstreamConnectFailures],
+  ["nsproxy_tenant_tls_handshake_failures_total", "TLS handshakes that failed on the tenant's https:// listeners.", Stat.TlsHandshakeFailures],
   ["nsproxy_tenant_upstream_timeouts_total", "Upstream response heads that did not arrive within upstream_timeout.", Stat.UpstreamTimeouts],
 ];
 

@@ -1,5 +1,6 @@
 // Bun's side of the data path: a tenant listener (Bun.listen, made inside the window) and the upstream dialer (Bun.connect, made at home).
 import type { Socket, SocketHandler, TCPSocketListener } from "bun";
+import { rootCertificates } from "node:tls";
 import type { Dial, Duplex, UpstreamEvents } from "../engine/types.ts";
 
 /** What a listener's accepted sockets report to; the worker decides whether to serve each one. */
@@ -9,11 +10,29 @@ export interface ClientSink {
   /** The client sent FIN (half-close): its requests so far are still answered. */
   onClientEnd(): void;
   onClientClose(): void;
+  /** TLS listeners: the handshake failed (the close follows). Counted, never logged per attempt. */
+  onHandshakeFailed?(): void;
+}
+
+/** Who is on each end of an accepted connection, as seen inside the tenant's namespace. */
+export interface Peer {
+  remoteAddress: string;
+  remotePort: number;
+  localAddress: string;
+  localPort: number;
+  /** Accepted by an https:// listener (the handshake follows). */
+  tls: boolean;
 }
 
 export interface ListenerHooks {
   /** A connection was accepted: return its sink, or undefined after closing it (refused). */
-  accept(sock: Duplex, remoteAddress: string): ClientSink | undefined;
+  accept(sock: Duplex, peer: Peer): ClientSink | undefined;
+}
+
+/** A certificate and key (PEM text) for an https:// listener. */
+export interface ListenTls {
+  cert: string;
+  key: string;
 }
 
 type ClientSocket = Socket<ClientSink | ListenerHooks>;
@@ -26,8 +45,14 @@ const clientHandlers: SocketHandler<ClientSink | ListenerHooks> = {
     const hooks = s.data as ListenerHooks;
     // A refused socket may report its close while accept() runs: it must find a sink already.
     s.data = NOOP;
-    const sink = hooks.accept(s as unknown as Duplex, s.remoteAddress);
+    const peer: Peer = { remoteAddress: s.remoteAddress, remotePort: s.remotePort, localAddress: s.localAddress, localPort: s.localPort, tls: TLS_SOCKETS.has(hooks) };
+    const sink = hooks.accept(s as unknown as Duplex, peer);
     if (sink) s.data = sink;
+  },
+  handshake(s: ClientSocket, success: boolean) {
+    // A server without client certificates reports success with an authorization error ("unable to get
+    // issuer certificate"): only `success` matters here.
+    if (!success) (s.data as ClientSink).onHandshakeFailed?.();
   },
   data(s: ClientSocket, data: Uint8Array) {
     count(data.length);
@@ -70,15 +95,29 @@ function count(n: number): void {
   nextGc = t1 + 50 * (t1 - t0);
 }
 
+/** Hooks of TLS listeners (accepted sockets of those are TLS). */
+const TLS_SOCKETS = new WeakSet<object>();
+
+/** ALPN offers http/1.1 only, in the wire format Bun takes (length-prefixed). */
+const ALPN_HTTP11 = "\x08http/1.1";
+
+/** The TLS version a socket negotiated ("TLSv1.3"), for PROXY v2's SSL TLV; "" when not TLS or unknown. */
+export function tlsVersionOf(sock: Duplex): string {
+  const v = (sock as unknown as { getTLSVersion?: () => string | null }).getTLSVersion?.();
+  return typeof v === "string" ? v : "";
+}
+
 const NOOP: ClientSink = { onClientData() {}, onClientDrain() {}, onClientEnd() {}, onClientClose() {} };
 
 /**
  * Listen on host:port with SO_REUSEPORT. Called inside the window: it creates the socket synchronously
  * on this thread and starts nothing else.
  */
-export function listenTcp(host: string, port: number, hooks: ListenerHooks): TCPSocketListener<ClientSink | ListenerHooks> {
+export function listenTcp(host: string, port: number, hooks: ListenerHooks, tls?: ListenTls): TCPSocketListener<ClientSink | ListenerHooks> {
+  if (tls) TLS_SOCKETS.add(hooks);
+  const tlsOptions = tls ? { tls: { cert: tls.cert, key: tls.key, ALPNProtocols: ALPN_HTTP11 } } : {};
   // allowHalfOpen: a client's FIN after its request must not cut the answer (the engine closes after it).
-  return Bun.listen<ClientSink | ListenerHooks>({ hostname: host, port, reusePort: true, allowHalfOpen: true, data: hooks, socket: clientHandlers } as unknown as Parameters<
+  return Bun.listen<ClientSink | ListenerHooks>({ hostname: host, port, reusePort: true, allowHalfOpen: true, data: hooks, socket: clientHandlers, ...tlsOptions } as unknown as Parameters<
     typeof Bun.listen<ClientSink | ListenerHooks>
   >[0]) as unknown as TCPSocketListener<ClientSink | ListenerHooks>;
 }
@@ -117,6 +156,11 @@ const upstreamHandlers: SocketHandler<UpstreamEvents> = {
   drain(s: UpSocket) {
     s.data.onDrain();
   },
+  // Only for connections dialed with halfOpen (TCP mode): the upstream sent FIN and may still read.
+  end(s: UpSocket) {
+    if (s.data.onEnd) s.data.onEnd();
+    else s.end();
+  },
   close(s: UpSocket) {
     s.data.onClose();
   },
@@ -125,7 +169,7 @@ const upstreamHandlers: SocketHandler<UpstreamEvents> = {
   },
   // https:// upstreams: a certificate that does not verify ends the connection with the reason.
   handshake(s: UpSocket, success: boolean, authorizationError: Error | null) {
-    if (success && !authorizationError) return;
+    if (success && (!authorizationError || s.data.insecure)) return;
     const why = authorizationError ? ((authorizationError as { code?: string }).code ?? authorizationError.message) : "handshake failed";
     s.data.onClose(`TLS: ${why}`);
     s.terminate();
@@ -138,8 +182,21 @@ const upstreamHandlers: SocketHandler<UpstreamEvents> = {
 
 /** Connect to an upstream from the worker's own namespace; every outcome arrives on `events`. */
 export const dial: Dial = (to, events) => {
+  if (to.insecure) events.insecure = true;
+  const half = to.halfOpen ? { allowHalfOpen: true } : {};
   const opts = to.unix
-    ? { unix: to.unix, data: events, socket: upstreamHandlers }
-    : { hostname: to.host!, port: to.port!, data: events, socket: upstreamHandlers, ...(to.tls ? { tls: { serverName: to.host } } : {}) };
+    ? { unix: to.unix, data: events, socket: upstreamHandlers, ...half }
+    : { hostname: to.host!, port: to.port!, data: events, socket: upstreamHandlers, ...half, ...(to.tls ? { tls: upstreamTls(to) } : {}) };
   Bun.connect<UpstreamEvents>(opts as Parameters<typeof Bun.connect<UpstreamEvents>>[0]).catch((err) => events.onClose(describe(err)));
 };
+
+/** TLS options of an https:// upstream: SNI is its host; an extra CA adds to the default roots, never replaces them. */
+const tlsByUpstream = new WeakMap<object, object>();
+function upstreamTls(to: Parameters<Dial>[0]): object {
+  let t = tlsByUpstream.get(to);
+  if (!t) {
+    t = { serverName: to.host, ...(to.ca ? { ca: [...rootCertificates, to.ca] } : {}), ...(to.insecure ? { rejectUnauthorized: false } : {}) };
+    tlsByUpstream.set(to, t);
+  }
+  return t;
+}

@@ -1,4 +1,5 @@
 // Supervisor side of the pinned workers: start them, send each tenant to every worker, replace a stranded or dead one.
+import type { AttachMaterial } from "./tenant-group.ts";
 import type { TenantSpec } from "../config/types.ts";
 import { workerFaults } from "../faults.ts";
 import { logger } from "../log.ts";
@@ -301,12 +302,12 @@ export class WorkerPool {
    * Listen for `spec` in its workers (or only in worker `only`, when that one was replaced). All or
    * nothing: if any worker fails, the tenant is detached from the others and the first failure is returned.
    */
-  async attach(spec: TenantSpec, nsFd: number, only?: number): Promise<AttachFailure | undefined> {
+  async attach(spec: TenantSpec, nsFd: number, only?: number, material?: AttachMaterial): Promise<AttachFailure | undefined> {
     if (only !== undefined && !this.placedOn(spec.name, only)) return undefined;
     const targets = (only === undefined ? this.place(spec.name) : [only]).map((i) => this.workers[i]!);
     const slot = this.slotOf(spec.name);
     this.ensureChunk(slot);
-    const results = await Promise.all(targets.map((w) => w.request((id) => ({ type: "attach", id, spec, nsFd, slot }))));
+    const results = await Promise.all(targets.map((w) => w.request((id) => ({ type: "attach", id, spec, nsFd, slot, ...(material ? { material } : {}) }))));
     const failure = results.find((r) => r !== undefined);
     if (failure) await this.detach(spec.name, 0);
     return failure;

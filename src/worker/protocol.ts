@@ -1,6 +1,7 @@
 // Messages between the supervisor (main thread) and the pinned workers that hold the listeners.
 import type { EngineSettings, TenantSpec } from "../config/types.ts";
 import type { WorkerFaults } from "../faults.ts";
+import type { AttachMaterial } from "./tenant-group.ts";
 
 export interface WorkerOptions {
   accessLog: boolean;
@@ -21,8 +22,11 @@ export interface WorkerOptions {
 
 export type ToWorker =
   | { type: "init"; options: WorkerOptions }
-  /** Listen on every address of `spec` inside the namespace open at `nsFd` (an fd of this process). */
-  | { type: "attach"; id: number; spec: TenantSpec; nsFd: number; slot: number }
+  /**
+   * Listen on every address of `spec` inside the namespace open at `nsFd` (an fd of this process);
+   * `material`: what the supervisor read from files (the https:// listeners' pair, an upstream CA).
+   */
+  | { type: "attach"; id: number; spec: TenantSpec; nsFd: number; slot: number; material?: AttachMaterial }
   /** Stop accepting for tenant `name`; close its connections after `graceMs`. */
   | { type: "detach"; id: number; name: string; graceMs: number }
   /** Stop every listener; answer when in-flight requests are done or `graceMs` has passed. */

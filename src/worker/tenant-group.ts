@@ -5,29 +5,48 @@ import { makeStamp, plainResponse } from "../engine/rewrite.ts";
 import { Stat, W_FD_REFUSED } from "../engine/stats.ts";
 import { UpstreamPool } from "../engine/upstream-pool.ts";
 import type { Duplex, Env, Route } from "../engine/types.ts";
-import type { ClientSink, ListenerHooks } from "../runtime/bun-net.ts";
+import { type ClientSink, type ListenerHooks, type ListenTls, type Peer, tlsVersionOf } from "../runtime/bun-net.ts";
+import { proxyV2Header } from "../engine/proxy-v2.ts";
+import { TcpConn } from "../engine/tcp.ts";
 import type { SharedCounts } from "./shared-counts.ts";
 
-/** Upstream addresses by origin: most tenants share a few upstreams, so they share the objects too. */
+/** Upstream addresses by origin (and TLS settings): most tenants share a few upstreams, so they share the objects too. */
 const upstreams = new Map<string, Route["upstream"]>();
 
+/** What the supervisor read from files for this attach: the listener's pair, an upstream CA. */
+export interface AttachMaterial {
+  tls?: ListenTls;
+  upstreamCa?: string;
+}
+
+/** "tcp://host:port", "http://host:port" or "https://host[:port]" → host and port (IPv6 without brackets). */
+function hostPort(origin: string): { host: string; port: number; tls: boolean } {
+  const m = /^([a-z]+):\/\/(\[[^\]]*\]|[^:/]+)(?::(\d+))?/.exec(origin)!;
+  const tls = m[1] === "https";
+  return { host: m[2]!.replace(/^\[(.*)\]$/, "$1"), port: Number(m[3]) || (tls ? 443 : 80), tls };
+}
+
 /** The engine's view of a tenant spec; `stats`: its counters in this worker; `pool`: its idle upstream connections. */
-export function routeOf(spec: TenantSpec, stats: Float64Array, pool?: UpstreamPool): Route {
+export function routeOf(spec: TenantSpec, stats: Float64Array, pool?: UpstreamPool, upstreamCa?: string, proto = "http"): Route {
   const u = spec.upstream;
-  const key = u.unix ? `unix:${u.unix}` : u.origin;
+  const tcp = spec.mode === "tcp";
+  const key = `${u.unix ? `unix:${u.unix}` : u.origin}\0${tcp ? "half" : ""}\0${spec.upstreamInsecure ? "insecure" : ""}\0${upstreamCa ?? ""}`;
   let upstream = upstreams.get(key);
   if (!upstream) {
     if (u.unix) upstream = { unix: u.unix };
     else {
-      const url = new URL(u.origin);
-      const tls = url.protocol === "https:";
-      upstream = { host: url.hostname.replace(/^\[(.*)\]$/, "$1"), port: Number(url.port) || (tls ? 443 : 80), tls };
+      const { host, port, tls } = hostPort(u.origin);
+      upstream = { host, port, tls };
+      if (tls && upstreamCa) upstream.ca = upstreamCa;
+      if (tls && spec.upstreamInsecure) upstream.insecure = true;
     }
+    // TCP mode carries half-closes through: the upstream's FIN must arrive as such.
+    if (tcp) upstream.halfOpen = true;
     upstreams.set(key, upstream);
   }
   return {
     tenant: spec.name,
-    stamp: makeStamp(spec.tenantHeader, spec.name, spec.headers, u.prefix),
+    stamp: makeStamp(spec.tenantHeader, spec.name, spec.headers, u.prefix, proto),
     upstream,
     upstreamText: u.text,
     upstreamTimeoutMs: spec.upstreamTimeoutMs,
@@ -43,12 +62,26 @@ export interface GroupOwner {
   warn(kind: string, message: string): void;
 }
 
+/** A client connection as the worker holds it: HTTP (ProxyConn) or TCP mode (TcpConn). */
+export interface Conn {
+  owner: unknown;
+  sweep(now: number): void;
+  drain(): void;
+  destroy(): void;
+}
+
 export class TenantGroup implements ListenerHooks {
   readonly route: Route;
+  /** The same tenant for connections that came over TLS (X-Forwarded-Proto: https); undefined without https:// listeners. */
+  readonly routeTls: Route | undefined;
+  /** Listener hooks for https:// listeners (the runtime tells TLS sockets by their hooks object). */
+  readonly tlsHooks: ListenerHooks;
   /** What is kept of the spec (a worker holds thousands of groups: not the whole spec). */
   readonly name: string;
   readonly maxConnections: number;
-  readonly conns = new Set<ProxyConn>();
+  readonly tcp: boolean;
+  readonly proxyProtocol: boolean;
+  readonly conns = new Set<Conn>();
   /** Listener handles (the runtime's), closed on retire. */
   listeners: { stop(closeActive?: boolean): void }[] = [];
   private retired = false;
@@ -60,13 +93,20 @@ export class TenantGroup implements ListenerHooks {
     private readonly counts: SharedCounts,
     private readonly env: Env,
     private readonly owner: GroupOwner,
+    material: AttachMaterial = {},
   ) {
-    this.route = routeOf(spec, stats, new UpstreamPool({ take: () => counts.reserveFds(1), give: () => counts.releaseFds(1) }));
+    this.tcp = spec.mode === "tcp";
+    this.proxyProtocol = spec.proxyProtocol === "v2";
+    // An upstream connection that starts with a client's PROXY header may carry only that client: no pool.
+    const pool = this.tcp || this.proxyProtocol ? undefined : new UpstreamPool({ take: () => counts.reserveFds(1), give: () => counts.releaseFds(1) });
+    this.route = routeOf(spec, stats, pool, material.upstreamCa);
+    this.routeTls = spec.listen.some((l) => l.tls) ? routeOf(spec, stats, pool, material.upstreamCa, "https") : undefined;
+    this.tlsHooks = { accept: (sock, peer) => this.accept(sock, peer) };
     this.name = spec.name;
     this.maxConnections = spec.maxConnections;
   }
 
-  accept(sock: Duplex, remoteAddress: string): ClientSink | undefined {
+  accept(sock: Duplex, peer: Peer): ClientSink | undefined {
     if (this.retired) {
       sock.terminate();
       return undefined;
@@ -89,15 +129,52 @@ export class TenantGroup implements ListenerHooks {
       this.owner.warn(`cap:${this.name}`, `tenant ${this.name}: max_connections (${this.maxConnections}) reached; refusing new connections`);
       return undefined;
     }
+    let header: (() => Uint8Array) | undefined;
+    if (this.proxyProtocol) {
+      header = this.proxyHeader(sock, peer);
+      if (!header) {
+        this.counts.leave(this.slot);
+        this.counts.releaseFds(2);
+        sock.terminate();
+        return undefined;
+      }
+    }
     st[Stat.ConnAccepted] = st[Stat.ConnAccepted]! + 1;
-    const conn = new ProxyConn(sock, this.route, remoteAddress, this.env);
+    const route = peer.tls && this.routeTls ? this.routeTls : this.route;
+    let conn: ProxyConn | TcpConn;
+    if (this.tcp) conn = new TcpConn(sock, route, this.env, header);
+    else {
+      conn = new ProxyConn(sock, route, peer.remoteAddress, this.env);
+      conn.proxyHeader = header;
+    }
     conn.owner = this;
     this.conns.add(conn);
     return conn;
   }
 
+  /**
+   * The PROXY v2 header of a client connection's upstream connections: the client and the listener as
+   * seen inside the tenant's namespace, the tenant's name (NETNS TLV) and, over TLS, the version (SSL
+   * TLV; known once the handshake is done, so that header is made when the upstream connection opens).
+   * Undefined when the addresses cannot be expressed (none is expected from the kernel): the connection
+   * is refused, never sent on with a LOCAL header, which would make the upstream take nsproxy's own
+   * address for the client's.
+   */
+  private proxyHeader(sock: Duplex, peer: Peer): (() => Uint8Array) | undefined {
+    const info = { srcAddr: peer.remoteAddress, srcPort: peer.remotePort, dstAddr: peer.localAddress, dstPort: peer.localPort, netns: this.name };
+    let plain: Uint8Array;
+    try {
+      plain = proxyV2Header(info);
+    } catch (err) {
+      this.owner.warn(`pp:${this.name}`, `tenant ${this.name}: connection refused: no PROXY v2 header for it: ${(err as Error).message}`);
+      return undefined;
+    }
+    if (!peer.tls) return () => plain; // written, never changed: one buffer serves every upstream connection
+    return () => proxyV2Header({ ...info, tlsVersion: tlsVersionOf(sock) });
+  }
+
   /** A connection of this group finished. */
-  release(conn: ProxyConn): void {
+  release(conn: Conn): void {
     if (!this.conns.delete(conn)) return;
     this.counts.leave(this.slot);
     this.counts.releaseFds(2);

@@ -1,6 +1,5 @@
 // Pinned worker: one OS thread for its whole life, holding every tenant's listeners and running the proxy engine on them.
 import type { TenantSpec } from "../config/types.ts";
-import type { ProxyConn } from "../engine/conn.ts";
 import type { Env } from "../engine/types.ts";
 import type { WorkerFaults } from "../faults.ts";
 import { failNextEnter, openOwnNetns } from "../netns/native.ts";
@@ -10,7 +9,7 @@ import { dial, listenTcp } from "../runtime/bun-net.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 import { SharedCounts } from "./shared-counts.ts";
 import { SLOTS_PER_CHUNK, Stat, W_LOOP_DELAY, WORKER_HEADER } from "../engine/stats.ts";
-import { TenantGroup } from "./tenant-group.ts";
+import { type AttachMaterial, type Conn, TenantGroup } from "./tenant-group.ts";
 import { ListenError, listenInside, StrandedError } from "./window.ts";
 
 declare const self: Worker;
@@ -42,14 +41,19 @@ const owner = {
   },
 };
 
-function attach(spec: TenantSpec, nsFd: number, slot: number): void {
+function attach(spec: TenantSpec, nsFd: number, slot: number, material: AttachMaterial = {}): void {
   // Test fault: the kernel refuses this attach's return home, so the check in listenInside is what runs.
   if (spec.name === faults.strand) failNextEnter(homeFd);
-  const group = new TenantGroup(spec, tenantStats(slot), slot, counts, env, owner);
+  const group = new TenantGroup(spec, tenantStats(slot), slot, counts, env, owner, material);
+  const tls = material.tls;
   try {
     // Replacing: the old listeners close right after, so the namespace gets tcp_migrate_req (see window.ts).
     const replacing = tenants.has(spec.name);
-    for (const addr of spec.listen) group.listeners.push(listenInside(nsFd, homeFd, addr, (host, port) => listenTcp(host, port, group), replacing));
+    for (const addr of spec.listen) {
+      if (addr.tls && !tls) throw new ListenError(addr.text, "ETLS", `listen ${addr.text}: no certificate was given for this https:// listener`);
+      const listen = addr.tls ? (host: string, port: number) => listenTcp(host, port, group.tlsHooks, tls) : (host: string, port: number) => listenTcp(host, port, group);
+      group.listeners.push(listenInside(nsFd, homeFd, addr, listen, replacing));
+    }
   } catch (err) {
     for (const l of group.listeners) l.stop(true);
     throw err;
@@ -150,7 +154,7 @@ async function handle(msg: ToWorker): Promise<void> {
         dial: (to, events) => (stranded ? queueMicrotask(() => events.onClose("worker stranded outside its own network namespace")) : dial(to, events)),
         access,
         now: () => coarseNow,
-        closed: (c) => ((c as ProxyConn).owner as TenantGroup).release(c as ProxyConn),
+        closed: (c) => ((c as Conn).owner as TenantGroup).release(c as Conn),
         workerStats: metricsOff ? undefined : new Float64Array(o.stats, 0, WORKER_HEADER),
       };
       coarseNow = performance.now();
@@ -162,7 +166,7 @@ async function handle(msg: ToWorker): Promise<void> {
       return;
     case "attach":
       try {
-        attach(msg.spec, msg.nsFd, msg.slot);
+        attach(msg.spec, msg.nsFd, msg.slot, msg.material);
         post({ type: "done", id: msg.id });
       } catch (err) {
         if (err instanceof StrandedError) return strand(err.message);
