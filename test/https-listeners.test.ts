@@ -200,6 +200,34 @@ describe.skipIf(Boolean(skipReason) || !haveOpenssl)("https:// listeners", () =>
     });
   }
 
+  test("tenant add --listen https://… --tls-cert/--tls-key goes live; without a key it is refused naming the flag", async () => {
+    const certs = `${dir}/add`;
+    mkdirSync(certs);
+    const [base, added] = [addNetns(`${prefix}base`), addNetns(`${prefix}add`)];
+    makeLeaf(ca, `${certs}/${added}`, "added-live");
+    const admin = daemonDir();
+    const sock = `${admin}/admin.sock`;
+    const d = startNsproxy(["run", "-w", "1", "-l", "127.0.0.1:8080", "-u", `http://127.0.0.1:${upstream.port}`, "-n", base, "--admin-socket", sock, "--tenants-dir", `${admin}/tenants.d`]);
+    try {
+      await d.waitFor("attached 1/1");
+      const refused = await runNsproxy(["tenant", "add", added, "--netns", added, "--listen", "https://127.0.0.1:8443", "--tls-cert", `${certs}/{tenant}.crt`, "--admin-socket", sock]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(/listens on https:\/\/127.0.0.1:8443 but has no tls_key.*pass --tls-key/);
+      const ok = await runNsproxy([
+        "tenant", "add", added, "--netns", added, "--listen", "https://127.0.0.1:8443", "--tls-cert", `${certs}/{tenant}.crt`, "--tls-key", `${certs}/{tenant}.key`, "--admin-socket", sock,
+      ]);
+      expect(ok.stderr).toBe("");
+      expect(ok.stdout).toContain(`tenant ${added}: created`);
+      const r = await httpsIn(added, "https://127.0.0.1:8443/", ca.cert);
+      expect(r.cn).toBe("added-live");
+      expect(JSON.parse(r.body).headers["x-nsproxy-tenant"]).toBe(added);
+      const t = (await tenantsJson(admin)).find((x) => x.name === added)!;
+      expect(t.tls?.days_left).toBeGreaterThanOrEqual(28);
+    } finally {
+      await d.stop("SIGKILL");
+    }
+  });
+
   test("check: each bad-certificate kind is exit 2 naming the tenant and the file; expiring soon is a warning", async () => {
     const certs = `${dir}/check`;
     mkdirSync(certs);

@@ -159,4 +159,22 @@ describe.skipIf(Boolean(skipReason))("TCP mode", () => {
       echo.server.close();
     }
   });
+
+  test.skipIf(!haveOpenssl)("TLS in TCP mode with PROXY v2: the header carries the negotiated TLS version (dialed after the handshake)", async () => {
+    const pp = startPpUpstream();
+    const ns = addNetns(`${prefix}tlspp`);
+    const dir = daemonDir();
+    const ca = makeCa(`${dir}/ca`);
+    makeLeaf(ca, `${dir}/pair`, "tcp-tls-pp");
+    const d = startNsproxy(["run", "-w", "1", "--mode", "tcp", "-l", "https://127.0.0.1:6381", "-u", `tcp://127.0.0.1:${pp.port}`, "--upstream-proxy-protocol", "v2", "--tls-cert", `${dir}/pair.crt`, "--tls-key", `${dir}/pair.key`, "-n", ns, "--no-access-log"]);
+    try {
+      await d.waitFor("attached 1/1");
+      const [echo] = await keepAlive(ns, "https://127.0.0.1:6381/x", 1, ["--cacert", ca.cert]);
+      expect(echo!.pp).toMatchObject({ command: "PROXY", srcAddr: "127.0.0.1", dstPort: 6381, netns: ns });
+      expect(echo!.pp.ssl?.version).toMatch(/^TLSv1\.[23]$/);
+    } finally {
+      await d.stop("SIGKILL");
+      pp.stop();
+    }
+  });
 });

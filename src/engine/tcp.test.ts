@@ -54,7 +54,7 @@ class FakeSock implements Duplex {
   }
 }
 
-function setup(opts: { prefix?: Uint8Array | (() => Uint8Array); syncDialError?: string } = {}) {
+function setup(opts: { prefix?: Uint8Array | (() => Uint8Array); syncDialError?: string; afterHandshake?: boolean } = {}) {
   let now = 0;
   const dials: { to: UpstreamAddress; events: UpstreamEvents; sock: FakeSock }[] = [];
   const closed: unknown[] = [];
@@ -76,7 +76,7 @@ function setup(opts: { prefix?: Uint8Array | (() => Uint8Array); syncDialError?:
     stats: new Float64Array(Stat.COUNT),
   };
   const client = new FakeSock();
-  const conn = new TcpConn(client, route, env, opts.prefix);
+  const conn = new TcpConn(client, route, env, opts.prefix, opts.afterHandshake);
   // Like the runtime: a socket's close is reported to its owner, also from inside end()/terminate().
   client.onClose = () => conn.onClientClose();
   const ev = () => dials[0]!.events;
@@ -90,6 +90,30 @@ function setup(opts: { prefix?: Uint8Array | (() => Uint8Array); syncDialError?:
 }
 
 describe("TcpConn", () => {
+  test("afterHandshake: no dial until the TLS handshake is done; the prefix is made then", () => {
+    let version = "";
+    const { conn, dials, open, client, closed, st, tick } = setup({ prefix: () => enc(`PP(${version})|`), afterHandshake: true });
+    conn.onClientData(enc("early"));
+    expect(dials.length).toBe(0);
+    version = "TLSv1.3";
+    conn.onHandshake();
+    expect(dials.length).toBe(1);
+    expect(open().text()).toBe("PP(TLSv1.3)|early");
+    // A client that never finishes its handshake is closed after request_timeout, counting no upstream failure.
+    const stuck = setup({ afterHandshake: true });
+    stuck.tick(9_000);
+    expect(stuck.client.calls).not.toContain("terminate");
+    stuck.tick(1_000);
+    expect(stuck.client.calls).toContain("terminate");
+    expect(stuck.dials.length).toBe(0);
+    expect(stuck.st[Stat.UpstreamConnectFailures]).toBe(0);
+    expect(stuck.closed.length).toBe(1);
+    void client;
+    void closed;
+    void st;
+    void tick;
+  });
+
   test("dials at once, half-open, to the route's upstream", () => {
     const { conn, dials } = setup();
     expect(dials.length).toBe(1);

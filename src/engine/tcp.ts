@@ -160,13 +160,16 @@ export class TcpConn {
 
   /**
    * `prefix` (a PROXY v2 header) goes to the upstream before any client byte. A function is called when
-   * the upstream connection opens, the latest moment it can be made (a TLS client's version is known by then).
+   * the upstream connection opens, the latest moment it can be made. `afterHandshake` (a TLS client whose
+   * PROXY header must carry its TLS version): the upstream is dialed once the handshake is done
+   * (onHandshake); a client that never finishes it is closed after request_timeout, counting nothing.
    */
   constructor(
     readonly client: Duplex,
     readonly route: Route,
     private readonly env: Env,
     private readonly prefix?: Uint8Array | (() => Uint8Array),
+    afterHandshake = false,
   ) {
     this.since = env.now();
     this.c2u = new Pipe(client, undefined);
@@ -179,8 +182,21 @@ export class TcpConn {
       onEnd: () => this.upEnd(),
       onClose: (error) => this.upClosed(error),
     };
-    env.dial(halfOpenOf(route.upstream), events);
+    if (afterHandshake) this.pendingDial = events;
+    else env.dial(halfOpenOf(route.upstream), events);
     this.constructing = false;
+  }
+
+  /** Events of the dial that waits for the client's TLS handshake (see the constructor). */
+  private pendingDial: UpstreamEvents | undefined;
+
+  /** The client's TLS handshake is done: dial now if that was waited for. */
+  onHandshake(): void {
+    const events = this.pendingDial;
+    if (!events || this.finished) return;
+    this.pendingDial = undefined;
+    this.since = this.env.now();
+    this.env.dial(halfOpenOf(this.route.upstream), events);
   }
 
   // ---------------------------------------------------------------- client side (the runtime's ClientSink)
@@ -236,6 +252,10 @@ export class TcpConn {
   sweep(now: number): void {
     if (this.finished) return;
     const l = this.env.limits;
+    if (this.pendingDial) {
+      if (now - this.since >= l.requestTimeoutMs) this.destroy();
+      return;
+    }
     if (this.connecting) {
       if (now - this.since >= l.connectTimeoutMs) this.connectFailed(`connect timed out after ${l.connectTimeoutMs / 1000} s`);
       return;

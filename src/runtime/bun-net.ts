@@ -12,6 +12,8 @@ export interface ClientSink {
   onClientClose(): void;
   /** TLS listeners: the handshake failed (the close follows). Counted, never logged per attempt. */
   onHandshakeFailed?(): void;
+  /** TLS listeners: the handshake is done (the TLS version is known from now on). */
+  onHandshake?(): void;
 }
 
 /** Who is on each end of an accepted connection, as seen inside the tenant's namespace. */
@@ -52,7 +54,8 @@ const clientHandlers: SocketHandler<ClientSink | ListenerHooks> = {
   handshake(s: ClientSocket, success: boolean) {
     // A server without client certificates reports success with an authorization error ("unable to get
     // issuer certificate"): only `success` matters here.
-    if (!success) (s.data as ClientSink).onHandshakeFailed?.();
+    if (success) (s.data as ClientSink).onHandshake?.();
+    else (s.data as ClientSink).onHandshakeFailed?.();
   },
   data(s: ClientSocket, data: Uint8Array) {
     count(data.length);

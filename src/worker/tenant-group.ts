@@ -142,7 +142,8 @@ export class TenantGroup implements ListenerHooks {
     st[Stat.ConnAccepted] = st[Stat.ConnAccepted]! + 1;
     const route = peer.tls && this.routeTls ? this.routeTls : this.route;
     let conn: ProxyConn | TcpConn;
-    if (this.tcp) conn = new TcpConn(sock, route, this.env, header);
+    // TLS in TCP mode with a PROXY header: the upstream is dialed after the handshake, when the version is known.
+    if (this.tcp) conn = new TcpConn(sock, route, this.env, header, peer.tls && header !== undefined);
     else {
       conn = new ProxyConn(sock, route, peer.remoteAddress, this.env);
       conn.proxyHeader = header;
