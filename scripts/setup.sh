@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Set up a fresh Debian machine (root; Node.js and npm present) and run the demo or the tests.
+# Set up a fresh Debian machine (Node.js and npm present) and run the demo or the tests, as root or via sudo.
 #   bash scripts/setup.sh demo   # install, build, run the demo on throwaway namespaces
-#   bash scripts/setup.sh test   # install, build, run every test
+#   bash scripts/setup.sh test   # install, build (the release too), run every test
 set -euo pipefail
-cd "$(dirname "$0")/.."
+script=$(readlink -f "$0")
+cd "$(dirname "$script")/.."
 
 what=${1:-}
 case "$what" in demo | test) ;; *)
@@ -12,9 +13,14 @@ case "$what" in demo | test) ;; *)
   ;;
 esac
 
+# Root is needed (namespaces, apt-get): a root shell runs on, a user with sudo gets re-run under it (with this
+# PATH, where node and npm were found).
 if [ "$(id -u)" != 0 ]; then
-  echo "run as root: the demo and the tests create network namespaces" >&2
-  exit 2
+  if ! command -v sudo >/dev/null; then
+    echo "run as root: the demo and the tests create network namespaces (no sudo here: su -c 'bash $script $what')" >&2
+    exit 2
+  fi
+  exec sudo env "PATH=$PATH" bash "$script" "$what"
 fi
 
 # System tools: a C compiler for libnetns.c, ip (iproute2) for namespaces, curl as the tenants' client, ss for socket checks, openssl for test certificates.
@@ -28,6 +34,13 @@ command -v openssl >/dev/null || missing+=(openssl)
 if [ "$what" = test ] && [ ! -x /usr/sbin/haproxy ]; then missing+=(haproxy); fi
 # ... and replace a tenant while wrk loads it (test/replace-under-load.test.ts).
 if [ "$what" = test ] && ! command -v wrk >/dev/null; then missing+=(wrk); fi
+# The release (test/release.test.ts builds it): the arm64 libnetns.so and Debian's arm64 glibc to run it on,
+# readelf to read what each binary needs, qemu-user to run the arm64 one here.
+if [ "$what" = test ]; then
+  command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu)
+  command -v readelf >/dev/null || missing+=(binutils)
+  command -v qemu-aarch64 >/dev/null || missing+=(qemu-user)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

@@ -464,12 +464,17 @@ describe("help and version", () => {
     expect(r.stdout).toContain("$ sudo nsproxy run");
   });
 
-  for (const args of [["--version"], ["version"]]) {
-    test(`${args.join(" ")} prints nsproxy and the version`, async () => {
-      const r = await runNsproxy(args);
-      expect(r.code).toBe(0);
-      expect(r.stdout).toMatch(/^nsproxy \d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?\n$/);
-      expect(r.stdout).toStartWith(`nsproxy ${pkg.version}`);
-    });
-  }
+  test("--version prints nsproxy and the version, one line", async () => {
+    const r = await runNsproxy(["--version"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^nsproxy \d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?\n$/);
+    expect(r.stdout).toStartWith(`nsproxy ${pkg.version}`);
+  });
+
+  test("version prints the version, commit, runtime and target", async () => {
+    const r = await runNsproxy(["version"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^nsproxy \d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?\ncommit: +\S+\nruntime: +bun \d+\.\d+\.\d+\ntarget: +.+\n$/);
+    expect(r.stdout).toStartWith(`nsproxy ${pkg.version}`);
+  });
 });

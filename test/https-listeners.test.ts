@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { type Ca, haveOpenssl, makeCa, makeLeaf, subjectOf } from "./helpers/certs.ts";
 import { daemonDir, runNsproxy, startNsproxy } from "./helpers/daemon.ts";
-import { addNetns, cleanupNetns, nsExec, skipReason, uniquePrefix } from "./helpers/netns.ts";
+import { addNetns, cleanupNetns, nsExec, skipReason, strayThreadsOf, uniquePrefix } from "./helpers/netns.ts";
 import { startUpstream } from "./helpers/upstream.ts";
 import { until } from "./helpers/wait.ts";
 
@@ -68,6 +68,9 @@ describe.skipIf(Boolean(skipReason) || !haveOpenssl)("https:// listeners", () =>
       const h2 = await httpsIn(a, "https://127.0.0.1:8443/", ca.cert, ["--http2"]);
       expect(h2.alpn).toBe("http/1.1");
       expect(h2.status).toBe(200);
+      // The window rule holds with TLS listeners too: making an SSL context inside the namespace starts no thread.
+      expect(strayThreadsOf(d.proc.pid)).toEqual([]);
+      expect(d.stderr()).not.toContain("this is a bug");
     } finally {
       await d.stop("SIGKILL");
     }

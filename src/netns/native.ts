@@ -1,8 +1,10 @@
 // The only file that touches bun:ffi: typed wrappers over libnetns.c, where a negative return becomes a NativeError.
 import { dlopen, FFIType, type Pointer } from "bun:ffi";
 import { constants } from "node:os";
-// The library is built by build.ts (or test/preload.ts) and embedded into the compiled binary.
+// The library is built by build.ts (or test/preload.ts) and embedded into the compiled binary. For a release
+// target build.ts resolves this import to that target's architecture's copy (dist/libnetns-arm64.so, …).
 import embeddedLib from "../../dist/libnetns.so" with { type: "file" };
+import { strerror } from "./errno-text.ts";
 
 /** Where the library comes from, in one place: NSPROXY_LIBNETNS for development, else the embedded copy. */
 const libPath = process.env.NSPROXY_LIBNETNS || embeddedLib;
@@ -17,7 +19,6 @@ const lib = dlopen(libPath, {
   nsx_ino: { args: [FFIType.i32], returns: FFIType.i64_fast },
   nsx_probe_bind: { args: [FFIType.cstring, FFIType.i32], returns: FFIType.i32 },
   nsx_migrate_req_on: { args: [], returns: FFIType.i32 },
-  nsx_strerror: { args: [FFIType.i32], returns: FFIType.cstring },
   nsx_exec: { args: [FFIType.cstring, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
 }).symbols;
 
@@ -51,8 +52,9 @@ export function errnoName(errno: number): string {
   return errno === ENOTNETNS ? "ENOTNETNS" : (errnoNames.get(errno) ?? `E${errno}`);
 }
 
+/** The reason for an errno, in glibc's words ("Address already in use"); libnetns has no C library to ask. */
 export function errorText(errno: number): string {
-  return String(lib.nsx_strerror(errno));
+  return strerror(errno);
 }
 
 function check(rc: number, syscall: string, target: string): number {
