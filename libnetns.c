@@ -334,6 +334,86 @@ int nsx_probe_bind(const char *addr, int port) {
   return rc < 0 ? (int)rc : 0;
 }
 
+/* Ingress: in the network namespace behind nsfd, a non-blocking socket and connect(addr:port), then
+ * back to homefd, all in C: no JavaScript ever runs inside the namespace. The socket belongs to the
+ * tenant's namespace for its whole life. Returns the fd (connected, or with the connect in progress),
+ * -errno when the socket or connect failed at once (ECONNREFUSED on loopback is immediate), or
+ * NSX_ESTRANDED when the thread could not return home (it must never be used again). */
+#define NSX_ESTRANDED (-4000)
+int nsx_so_error(int fd);
+int nsx_connect_in(int nsfd, int homefd, const char *addr, int port) {
+  union {
+    struct sockaddr_in v4;
+    struct sockaddr_in6 v6;
+    unsigned char bytes[sizeof(struct sockaddr_in6)];
+  } sa;
+  int len, family;
+
+  if (port < 1 || port > 65535) return -EINVAL;
+  for (unsigned i = 0; i < sizeof sa.bytes; i++) sa.bytes[i] = 0;
+  unsigned short nport = (unsigned short)(((port & 0xff) << 8) | ((port >> 8) & 0xff));
+  const char *end = addr + cstrlen(addr);
+  if (parse_ipv4(addr, end, (unsigned char *)&sa.v4.sin_addr)) {
+    family = NSX_AF_INET;
+    sa.v4.sin_family = NSX_AF_INET;
+    sa.v4.sin_port = nport;
+    len = sizeof sa.v4;
+  } else if (parse_ipv6(addr, end, sa.v6.sin6_addr.s6_addr)) {
+    family = NSX_AF_INET6;
+    sa.v6.sin6_family = NSX_AF_INET6;
+    sa.v6.sin6_port = nport;
+    len = sizeof sa.v6;
+  } else {
+    return -EINVAL;
+  }
+  long rc = sys2(__NR_setns, nsfd, CLONE_NEWNET);
+  if (rc < 0) return (int)rc;
+  /* ---- inside the tenant's namespace ---- */
+  int fd = (int)sys3(__NR_socket, family, NSX_SOCK_STREAM | O_NONBLOCK | O_CLOEXEC, 0); /* SOCK_NONBLOCK == O_NONBLOCK */
+  if (fd >= 0) {
+    rc = sys3(__NR_connect, fd, &sa, len);
+    if (rc < 0 && rc != -EINPROGRESS) {
+      sys_close(fd);
+      fd = (int)rc;
+    }
+  }
+  int nstype = CLONE_NEWNET;
+  if (homefd >= 0 && fault_fires(homefd)) nstype = CLONE_NEWUTS; /* the strand fault, as in nsx_enter */
+  if (sys2(__NR_setns, homefd, nstype) < 0) {
+    if (fd >= 0) sys_close(fd);
+    return NSX_ESTRANDED;
+  }
+  /* ---- home ---- */
+  /* A refusal on the namespace's loopback is usually known by now: report it with its errno rather than
+   * as a socket that opens and closes (the runtime's adopted socket cannot tell why). */
+  if (fd >= 0) {
+    struct {
+      int fd;
+      short events, revents;
+    } p = {fd, 4 /* POLLOUT */, 0};
+    struct {
+      long sec, nsec;
+    } zero = {0, 0};
+    if (sys5(__NR_ppoll, (long)&p, 1, (long)&zero, 0, 0) == 1) {
+      int err = nsx_so_error(fd);
+      if (err > 0) {
+        sys_close(fd);
+        return -err;
+      }
+    }
+  }
+  return fd;
+}
+
+/* The pending error of a socket (SO_ERROR): 0, or the errno of a failed non-blocking connect. Negative:
+ * getsockopt itself failed. */
+int nsx_so_error(int fd) {
+  int err = 0;
+  int len = sizeof err;
+  long rc = sys5(__NR_getsockopt, fd, SOL_SOCKET, SO_ERROR, (long)&err, (long)&len);
+  return rc < 0 ? (int)rc : err;
+}
+
 /* The process's environment, from whichever C library loaded us (glibc and musl both define it).
  * Weak: taking it adds no NEEDED entry and no symbol version. */
 extern char **environ __attribute__((weak));

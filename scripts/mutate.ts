@@ -161,6 +161,30 @@ const MUTATIONS: Mutation[] = [
     tests: ["test/binary.test.ts"],
     only: "fault-injection",
   },
+  {
+    name: "proxy-protocol-pooled",
+    breaks: "with upstream_proxy_protocol, an upstream connection carries one client connection only (its header names that client)",
+    file: "src/worker/tenant-group.ts",
+    edits: [["const pool = this.tcp || this.proxyProtocol ? undefined : new UpstreamPool(", "const pool = this.tcp ? undefined : new UpstreamPool("]],
+    tests: ["test/proxy-protocol-tcp.test.ts"],
+    only: "one client connection per upstream connection",
+  },
+  {
+    name: "https-said-http",
+    breaks: "requests that came over TLS say X-Forwarded-Proto: https",
+    file: "src/worker/tenant-group.ts",
+    edits: [['routeOf(spec, stats, pool, material.upstreamCa, "https")', "routeOf(spec, stats, pool, material.upstreamCa)"]],
+    tests: ["test/https-listeners.test.ts"],
+    only: "each serve their own certificate",
+  },
+  {
+    name: "ingress-host-claimed-twice",
+    breaks: "an ingress host belongs to one tenant: a second claim is refused naming the owner",
+    file: "src/supervisor.ts",
+    edits: [["    if (taken) return `ingress host ${taken} already belongs to tenant '${o.name}'`;", "    if (taken && false) return `ingress host ${taken} already belongs to tenant '${o.name}'`;"]],
+    tests: ["test/ingress.test.ts"],
+    only: "claimed twice",
+  },
 ];
 
 const ROOT = join(import.meta.dir, "..");

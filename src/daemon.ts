@@ -27,6 +27,12 @@ export interface Tenant {
   generation: number;
   /** The certificate pair it uses (key of Daemon.pairs), while it has https:// listeners. */
   pair?: string;
+  /** Ingress: the namespace fd the workers connect through now (kept open while they may use it). */
+  ingressFd?: number;
+  /** Why its ingress hosts answer 503 now (namespace missing or gone). */
+  ingressDown?: string;
+  /** Ingress updates of this tenant, one after another: an fd is closed only once every worker has let it go. */
+  ingressChain?: Promise<void>;
 }
 
 /** A certificate and key file pair in use by tenants: what is served now, and why the files on disk are not (if so). */
@@ -158,7 +164,7 @@ export class Daemon {
     if (insecure.length > 0) {
       const first = want.get(insecure[0]!)!;
       const more = insecure.length > 1 ? ` and ${insecure.length - 1} more tenant(s)` : "";
-      logger.warn(`upstream_insecure = true: upstream certificates are not verified for tenant ${first.name} (${first.upstream.text})${more}`);
+      logger.warn(`upstream_insecure = true: upstream certificates are not verified for tenant ${first.name} (${first.upstream?.text})${more}`);
     }
     await Promise.all(work);
     this.checkThreads();
@@ -176,6 +182,7 @@ export class Daemon {
     this.bump(t);
     this.releasePair(t);
     this.tenants.delete(t.spec.name);
+    if (t.ingressChain || t.spec.ingress) void this.ingressRemove(t);
     await this.pool.detach(t.spec.name, graceMs);
   }
 
@@ -217,12 +224,19 @@ export class Daemon {
     let fd = -1;
     this.inflight++;
     await this.takeSlot();
+    let ingressFd = -1;
     try {
       // Files first: an unusable certificate fails this tenant before its namespace is even opened.
       const material = this.materialFor(t);
       fd = openNetns(t.spec.netns);
       identity = netnsIdentity(fd, t.spec.netns);
-      failure = await this.pool.attach(t.spec, fd, only, material);
+      if (t.spec.listen.length > 0) failure = await this.pool.attach(t.spec, fd, only, material);
+      else if (only === undefined && this.pool.workersOf(t.spec.name) > 0) await this.pool.detach(t.spec.name, this.config.shutdownGraceMs); // no more egress listeners
+      if (!failure && t.spec.ingress && only === undefined && t.generation === generation) {
+        // The fd now belongs to the ingress chain, which closes it once no worker can use it.
+        ingressFd = fd;
+        fd = -1;
+      }
     } catch (err) {
       const e = err as NativeError;
       failure = { message: e.message, code: err instanceof NativeError || err instanceof MaterialError ? e.code : "ERROR" };
@@ -232,7 +246,14 @@ export class Daemon {
       this.inflight--;
       if (this.inflight === 0 && this.checkPending) this.checkThreads();
     }
-    if (this.stopped || t.generation !== generation || this.tenants.get(t.spec.name) !== t) return;
+    const current = !this.stopped && t.generation === generation && this.tenants.get(t.spec.name) === t;
+    if (t.spec.ingress && only === undefined) {
+      // A stale attach's fd was never given to a worker: a newer attach makes its own update.
+      if (ingressFd >= 0 && current) await this.ingressUpdate(t, ingressFd);
+      else if (ingressFd >= 0) closeFd(ingressFd);
+      else if (current && failure) void this.ingressUpdate(t, -1, `namespace ${t.spec.netns}: ${failure.message}`);
+    }
+    if (!current) return;
     if (failure) this.attachFailures++;
     if (!failure) {
       if (t.state !== "serving" && t.attempts > 1) logger.success(`tenant ${t.spec.name}: serving after ${t.attempts} attempts`);
@@ -273,6 +294,7 @@ export class Daemon {
         if (now === t.identity || now === null) continue;
         logger.warn(`tenant ${t.spec.name}: namespace ${t.spec.netns} ${now ? "was replaced" : "is gone"}; closing its listeners`);
         this.bump(t);
+        if (t.spec.ingress) void this.ingressUpdate(t, -1, `namespace ${t.spec.netns} ${now ? "was replaced" : "is gone"}`);
         t.state = "waiting";
         t.error = `namespace ${t.spec.netns} ${now ? "replaced" : "gone"}`;
         t.identity = undefined;
@@ -292,8 +314,54 @@ export class Daemon {
     if (work.length) this.checkThreads();
   }
 
+  // ------------------------------------------------------------ ingress
+
+  /**
+   * Point every worker's ingress entry for `t` at namespace fd `fd` (-1 with `down`: its hosts answer
+   * 503). Updates of one tenant run in order, and the fd they replace is closed only after every worker
+   * acknowledged the new one: a closed fd number could be reused for another tenant's namespace.
+   */
+  private ingressUpdate(t: Tenant, fd: number, down?: string): Promise<void> {
+    const run = async () => {
+      const before = t.ingressFd;
+      if (this.tenants.get(t.spec.name) !== t) {
+        // Removed meanwhile (its drop is queued after this): this fd was never given out.
+        if (fd >= 0) closeFd(fd);
+        return;
+      }
+      await this.pool.ingressSet(t.spec, fd, fd >= 0 ? undefined : down);
+      t.ingressFd = fd >= 0 ? fd : undefined;
+      t.ingressDown = fd >= 0 ? undefined : down;
+      if (before !== undefined && before !== fd) closeFd(before);
+    };
+    t.ingressChain = (t.ingressChain ?? Promise.resolve()).then(run, run);
+    return t.ingressChain;
+  }
+
+  private ingressRemove(t: Tenant): Promise<void> {
+    const run = async () => {
+      await this.pool.ingressDrop(t.spec.name);
+      if (t.ingressFd !== undefined) closeFd(t.ingressFd);
+      t.ingressFd = undefined;
+    };
+    t.ingressChain = (t.ingressChain ?? Promise.resolve()).then(run, run);
+    return t.ingressChain;
+  }
+
+  /** The ingress listeners, in every worker (at start) or in a replaced one. */
+  async listenIngress(only?: number): Promise<AttachFailure | undefined> {
+    return this.pool.ingressListen(this.config.ingressListen, only);
+  }
+
   /** A replaced worker has no listeners: give it those of every serving tenant. */
   private async reattachWorker(index: number): Promise<void> {
+    const failed = await this.listenIngress(index);
+    if (failed) logger.error(`worker ${index}: ingress listener: ${failed.message}`);
+    for (const t of this.tenants.values()) {
+      if (!t.spec.ingress) continue;
+      const run = () => this.pool.ingressSet(t.spec, t.ingressFd ?? -1, t.ingressDown ?? (t.ingressFd === undefined ? "not attached yet" : undefined), index);
+      t.ingressChain = (t.ingressChain ?? Promise.resolve()).then(run, run);
+    }
     const serving = [...this.tenants.values()].filter((t) => t.state === "serving" && this.pool.placedOn(t.spec.name, index));
     await Promise.all(serving.map((t) => this.attach(t, index)));
     this.checkThreads();
@@ -313,7 +381,16 @@ export class Daemon {
     }
     this.checkPending = false;
     try {
-      for (const s of strayThreads()) logger.error(`thread ${s.tid} is in namespace ${s.netns}, not the process's own: this is a bug in nsproxy`);
+      const first = strayThreads();
+      if (first.length === 0) return;
+      // An ingress connect enters a tenant's namespace for a few microseconds (in C, see libnetns.c):
+      // a thread seen there once may just be doing that. One still there a moment later is stuck.
+      setTimeout(() => {
+        try {
+          const again = new Set(strayThreads().map((s) => `${s.tid} ${s.netns}`));
+          for (const s of first) if (again.has(`${s.tid} ${s.netns}`)) logger.error(`thread ${s.tid} is in namespace ${s.netns}, not the process's own: this is a bug in nsproxy`);
+        } catch {}
+      }, 50);
     } catch (err) {
       // Out of descriptors (EMFILE) is the likely cause; the check is a safety net, not worth dying for.
       logger.warn(`could not check the threads' namespaces: ${(err as Error).message}`);

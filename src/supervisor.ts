@@ -39,6 +39,18 @@ function listenerClash(spec: TenantSpec, others: Iterable<TenantSpec>): string |
   return undefined;
 }
 
+/** Two tenants may not claim one ingress host: the one declared first keeps it. */
+export function ingressClash(spec: TenantSpec, others: Iterable<TenantSpec>): string | undefined {
+  const mine = spec.ingress?.hosts;
+  if (!mine?.length) return undefined;
+  for (const o of others) {
+    if (o.name === spec.name || !o.ingress) continue;
+    const taken = mine.find((h) => o.ingress!.hosts.includes(h));
+    if (taken) return `ingress host ${taken} already belongs to tenant '${o.name}'`;
+  }
+  return undefined;
+}
+
 /** Read the tenants directory against `loaded`'s defaults; files that are bad or clash are skipped, each with its reason. */
 export function readStoredTenants(loaded: Loaded): { stored: Map<string, TenantSpec>; skipped: { file: string; error: string }[] } {
   const { tenants, skipped } = readTenantsDir(loaded.config.tenantsDir);
@@ -52,7 +64,7 @@ export function readStoredTenants(loaded: Loaded): { stored: Map<string, TenantS
     }
     try {
       const spec = resolveTenant(t.tenant, loaded.defaults, "tenants-dir");
-      const clash = listenerClash(spec, [...explicit.values(), ...stored.values()]);
+      const clash = listenerClash(spec, [...explicit.values(), ...stored.values()]) ?? ingressClash(spec, [...explicit.values(), ...stored.values()]);
       if (clash) skipped.push({ file: t.file, error: clash });
       else stored.set(t.name, spec);
     } catch (e) {
@@ -255,6 +267,9 @@ export class Supervisor implements DaemonControl {
     }
     const clash = listenerClash(spec, this.desired());
     if (clash) throw new AdminError(400, clash, "listen");
+    // A host another tenant holds: a conflict with that tenant's state, not a malformed request.
+    const taken = ingressClash(spec, this.desired());
+    if (taken) throw new AdminError(409, taken, "ingress_hosts");
     const before = this.stored.get(name);
     const { changed } = writeTenantFile(this.config.tenantsDir, name, table);
     this.stored.set(name, spec);
@@ -317,7 +332,7 @@ function view(t: Tenant, pair: PairState | undefined): TenantView {
     name: s.name,
     netns: s.netns,
     listen: s.listen.map((l) => l.text),
-    upstream: s.upstream.text,
+    upstream: s.upstream?.text ?? "",
     state: t.state,
     ...(t.state !== "serving" && t.error ? { error: t.error } : {}),
     source: s.source ?? "config",
@@ -328,6 +343,14 @@ function view(t: Tenant, pair: PairState | undefined): TenantView {
     mode: s.mode ?? "http",
   };
   if (s.proxyProtocol) v.upstream_proxy_protocol = s.proxyProtocol;
+  if (s.ingress) {
+    v.ingress = {
+      hosts: s.ingress.hosts,
+      ...(s.ingress.backend ? { backend: s.ingress.backend.text } : {}),
+      ...(s.ingress.tlsBackend ? { tls_backend: s.ingress.tlsBackend.text } : {}),
+      ...(t.ingressDown ? { down: t.ingressDown } : {}),
+    };
+  }
   if (s.tls) {
     const served = pair?.served;
     v.tls = {

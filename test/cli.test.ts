@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
-import { runNsproxy, startNsproxy } from "./helpers/daemon.ts";
+import { runNsproxy, startNsproxy, UNDER_DENO } from "./helpers/daemon.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "nsproxy-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -474,7 +474,8 @@ describe("help and version", () => {
   test("version prints the version, commit, runtime and target", async () => {
     const r = await runNsproxy(["version"]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^nsproxy \d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?\ncommit: +\S+\nruntime: +bun \d+\.\d+\.\d+\ntarget: +.+\n$/);
+    const runtime = UNDER_DENO ? "deno" : "bun";
+    expect(r.stdout).toMatch(new RegExp(`^nsproxy \\d+\\.\\d+\\.\\d+(-[0-9A-Za-z.-]+)?(\\+[0-9A-Za-z.-]+)?\\ncommit: +\\S+\\nruntime: +${runtime} \\d+\\.\\d+\\.\\d+\\ntarget: +.+\\n$`));
     expect(r.stdout).toStartWith(`nsproxy ${pkg.version}`);
   });
 });

@@ -167,9 +167,9 @@ describe.skipIf(Boolean(skipReason))("live tenants", () => {
         const del = await p.admin.deleteTenant(name).catch((e) => e);
         expect([del.status, del.message]).toEqual([409, expect.stringContaining(`tenant '${name}' is declared`)]);
         const add = await runNsproxy(["tenant", "add", name, "--netns", ns, ...p.flags]);
-        expect([add.code, add.stderr]).toEqual([1, expect.stringContaining(where[name])]);
+        expect([add.code, add.stderr]).toEqual([2, expect.stringContaining(where[name])]);
         const rm = await runNsproxy(["tenant", "rm", name, ...p.flags]);
-        expect([rm.code, rm.stderr]).toEqual([1, expect.stringContaining(`tenant '${name}' is declared`)]);
+        expect([rm.code, rm.stderr]).toEqual([2, expect.stringContaining(`tenant '${name}' is declared`)]);
         expect(existsSync(`${p.tenantsDir}/${name}.toml`)).toBe(false);
         // Still served as declared: on the configured address, not the one the refused PUT asked for.
         expect((JSON.parse((await curlIn(ns, "http://127.0.0.1:8135/")).body) as Echo).headers["x-nsproxy-tenant"]).toBe(name);

@@ -197,7 +197,7 @@ describe("a fake daemon on the admin socket", () => {
     expect(await cli(tenant, ["rm", "acme", ...at])).toEqual({ out: "tenant acme: removed\n" });
     expect(await cli(tenant, ["rm", "gone", ...at])).toEqual({ out: "tenant gone: absent (nothing to remove)\n" });
     const refused = await cli(tenant, ["rm", "cfg", ...at]);
-    expect(refused.err).toMatchObject({ exitCode: 1, status: 409, message: "tenant 'cfg' comes from the config file; edit it there" });
+    expect(refused.err).toMatchObject({ exitCode: 2, status: 409, message: "tenant 'cfg' comes from the config file; edit it there" });
   });
 
   test("ls as a table and as JSON, status, reload", async () => {

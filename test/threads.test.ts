@@ -2,7 +2,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { strayThreads, threadGone } from "../src/netns/threads.ts";
-import { ensureBuilt, startNsproxy } from "./helpers/daemon.ts";
+import { ensureBuilt, SOURCE_CLI, startNsproxy, UNDER_DENO } from "./helpers/daemon.ts";
 import { addNetns, addNetnsMany, cleanupNetns, skipReason, uniquePrefix } from "./helpers/netns.ts";
 
 const prefix = uniquePrefix("thr");
@@ -15,14 +15,15 @@ describe.skipIf(Boolean(skipReason))("thread invariant", () => {
     const names = Array.from({ length: COUNT }, (_, i) => `${prefix}${i}`);
     addNetnsMany(names);
     const d = startNsproxy(["run", "-l", "127.0.0.1:8080", "-l", "127.0.0.1:8081", "-u", "http://127.0.0.1:9", "-w", "2", "--no-access-log", ...names.flatMap((n) => ["-n", n])], {
-      // The shipped binary: its allocation pattern is the one that must hold (the source run differs).
-      command: [ensureBuilt()],
+      // The shipped binary: its allocation pattern is the one that must hold (the source run differs). Under
+      // Deno there is no binary: the source run is what ships.
+      command: UNDER_DENO ? SOURCE_CLI : [ensureBuilt()],
     });
     try {
       await d.waitFor(`attached ${COUNT}/${COUNT} tenants on 2 workers`, 30_000);
       const pid = d.proc.pid;
-      // The daemon runs with the settings that keep the runtime from starting threads inside the window.
-      expect(readFileSync(`/proc/${pid}/environ`, "utf8").split("\0")).toContain("BUN_JSC_numberOfGCMarkers=1");
+      // The daemon runs with the settings that keep the runtime from starting threads inside the window (Deno needs none).
+      if (!UNDER_DENO) expect(readFileSync(`/proc/${pid}/environ`, "utf8").split("\0")).toContain("BUN_JSC_numberOfGCMarkers=1");
       const own = readlinkSync(`/proc/${pid}/ns/net`);
       const stray = readdirSync(`/proc/${pid}/task`)
         .map((tid) => {

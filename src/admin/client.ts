@@ -1,5 +1,6 @@
-// The admin API's client, over the daemon's unix socket: the one place that uses Bun's `unix` fetch option.
+// The admin API's client, over the daemon's unix socket (the runtime's fetchUnix: Bun's `unix` option, a Deno HttpClient).
 import { EXIT, NsproxyError } from "../errors.ts";
+import { runtime } from "../runtime/index.ts";
 import type { ErrorBody, PutResult, ReloadResult, StatsView, StatusView, TenantInput, TenantView } from "./types.ts";
 
 /** Nothing listens on the admin socket: it is missing, or left behind by a daemon that is gone. */
@@ -20,7 +21,7 @@ export class AdminRequestError extends NsproxyError {
     message: string,
     readonly field?: string,
   ) {
-    super(message, { exitCode: status === 400 ? EXIT.usage : EXIT.runtime });
+    super(message, { exitCode: status === 400 || status === 409 ? EXIT.usage : EXIT.runtime });
     this.name = "AdminRequestError";
   }
 }
@@ -72,9 +73,8 @@ export class AdminClient {
   private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
     let res: Response;
     try {
-      res = await fetch(`http://localhost${path}`, {
+      res = await runtime.fetchUnix(this.socketPath, `http://localhost${path}`, {
         method,
-        unix: this.socketPath,
         headers: body === undefined ? undefined : { "content-type": "application/json" },
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(this.timeoutMs),

@@ -1,8 +1,9 @@
-// Serves the admin app on a unix socket only readable by its owner; the one file here that calls Bun.serve.
+// Serves the admin app on a unix socket only readable by its owner (the runtime's HTTP server: Bun.serve or Deno.serve).
 import { type BigIntStats, chmodSync, linkSync, lstatSync, mkdirSync, type Stats, unlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Hono } from "hono";
 import { NsproxyError } from "../errors.ts";
+import { type HttpServer, runtime } from "../runtime/index.ts";
 
 export interface AdminServer {
   /** Stops serving and removes the socket file, unless another process has put its own at the path since. */
@@ -47,7 +48,7 @@ async function clearPath(path: string): Promise<void> {
   if (!st.isSocket()) throw new NsproxyError(`${path} exists and is not a socket; refusing to replace it with the admin socket`);
   let res: Response;
   try {
-    res = await fetch("http://localhost/v1/status", { unix: path, signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
+    res = await runtime.fetchUnix(path, "http://localhost/v1/status", { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
   } catch (err) {
     // Refused: nobody listens, it is left over from a process that died. Anything else (a timeout, EACCES) may be alive.
     if (code(err) === "ECONNREFUSED") {
@@ -67,22 +68,18 @@ export async function serveAdmin(path: string, app: Hono): Promise<AdminServer> 
   prepareDirectory(dirname(path));
   await clearPath(path);
 
-  // Bun's server.stop() unlinks the path it bound, whatever is there by then. So bind a private name, make it 0600,
-  // then link it to the public path: the socket appears there already private, link() fails if someone got there
-  // first (as bind would), and on stop() Bun unlinks only the private name while we check the inode before unlinking.
+  // Stopping the server unlinks the path it bound, whatever is there by then (Bun and Deno alike). So bind a private
+  // name, make it 0600, then link it to the public path: the socket appears there already private, link() fails if
+  // someone got there first (as bind would), and on stop() the runtime unlinks only the private name while we check
+  // the inode before unlinking.
   const temp = join(dirname(path), `.nsproxy-${process.pid}-${++bindCount}.sock`);
   if (lstatOrNull(temp)?.isSocket()) unlinkSync(temp); // from a dead process that had our pid
   // The umask keeps the socket 0700 from bind() to chmod(); it is process-wide, but nothing else runs in between.
   const umask = process.umask(0o077);
-  let server: ReturnType<typeof Bun.serve>;
+  let server: HttpServer;
   try {
-    server = Bun.serve({
-      unix: temp,
-      fetch: (req) => app.fetch(req),
-      // The app answers its own errors; should one escape, Bun's development page would show the stack.
-      development: false,
-      error: () => Response.json({ error: "internal error" }, { status: 500 }),
-    });
+    // The app answers its own errors; one that escapes is a plain 500, never a page with the stack.
+    server = runtime.serveHttp({ unix: temp }, (req) => app.fetch(req));
   } finally {
     process.umask(umask);
   }
@@ -94,6 +91,7 @@ export async function serveAdmin(path: string, app: Hono): Promise<AdminServer> 
     ours = lstatSync(path, { bigint: true }); // after the last link count change, which sets the change time
   } catch (err) {
     await server.stop(true); // unlinks temp
+    if (lstatOrNull(temp)?.isSocket()) unlinkSync(temp);
     if (code(err) === "EEXIST") throw new NsproxyError(`another process created ${path} while nsproxy was starting; is another nsproxy already running?`);
     throw err;
   }

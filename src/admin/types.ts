@@ -19,6 +19,8 @@ export interface TenantView {
   upstream_timeout_ms: number;
   max_connections: number;
   mode: "http" | "tcp";
+  /** Ingress hosts and the backends inside the namespace they reach, when set. */
+  ingress?: { hosts: string[]; backend?: string; tls_backend?: string; down?: string };
   /** upstream_proxy_protocol when set. */
   upstream_proxy_protocol?: "v2";
   /** Tenants with https:// listeners: the pair served now (files as resolved for this tenant). */
@@ -64,6 +66,9 @@ export interface TenantInput {
   upstream_proxy_protocol?: string;
   upstream_ca?: string;
   upstream_insecure?: boolean;
+  ingress_hosts?: string[];
+  ingress_backend?: string;
+  ingress_tls_backend?: string;
 }
 
 /** GET /v1/stats: one sample of every tenant's counters, and rates over the last second. */

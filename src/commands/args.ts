@@ -18,6 +18,9 @@ export const configArgs = {
   "upstream-proxy-protocol": { type: "string", description: "v2: start every upstream connection with a PROXY v2 header (client address, tenant TLV)", valueHint: "v2" },
   "upstream-ca": { type: "string", description: "Extra CA certificates (PEM) an https:// upstream may chain to", valueHint: "FILE" },
   "upstream-insecure": { type: "boolean", description: "Do not verify an https:// upstream's certificate (logged at start)" },
+  "ingress-host": { type: "string", description: "Ingress: a host name (or *.domain) routed to this tenant's ingress backend (repeatable)", valueHint: "HOST" },
+  "ingress-backend": { type: "string", description: "Ingress: the tenant's HTTP service inside its namespace, like 127.0.0.1:3000", valueHint: "ADDR" },
+  "ingress-tls-backend": { type: "string", description: "Ingress: the tenant's TLS service inside its namespace (for sni:// listeners)", valueHint: "ADDR" },
 } as const;
 
 /** Where the daemon keeps runtime tenants and answers admin requests; shared with the tenant/status/reload commands. */
@@ -46,11 +49,12 @@ export const runtimeArgs = {
   "max-headers": { type: "string", description: "Most header fields in a request, else 431 (default 100)", valueHint: "N" },
   "max-url-length": { type: "string", description: "Longest request target in bytes, else 414 (default 8192; at most --max-header-size)", valueHint: "BYTES" },
   "metrics-listen": { type: "string", description: "Serve /metrics, /healthz and /readyz on this host address, host:port or [v6]:port (default off)", valueHint: "ADDR" },
+  "ingress-listen": { type: "string", description: "Ingress listener on the host: ADDR or http://ADDR (routed by Host), sni://ADDR (TLS routed by server name) (repeatable)", valueHint: "ADDR" },
   "metrics-tenant-limit": { type: "string", description: "Per-tenant metric series up to this many tenants, then aggregated; 0 always aggregates (default 1000)", valueHint: "N" },
   verbose: { type: "boolean", alias: "v", description: "Debug logging, and stack traces on errors" },
 } as const;
 
-const REPEATABLE = new Set(["listen", "netns", "discover", "header"]);
+const REPEATABLE = new Set(["listen", "netns", "discover", "header", "ingress-listen", "ingress-host"]);
 
 
 /** Every value of a repeatable flag (`--listen a --listen b`, `--listen=a`, `-l a`); citty keeps only the last. */
@@ -91,7 +95,7 @@ export function rejectUnknownFlags(rawArgs: string[], defs: Record<string, { typ
     const type = known.get(flag);
     if (!type) throw new ConfigError(`unknown option (see --help)`, flag);
     const canonical = canonicalName(flag, defs);
-    if (!REPEATABLE.has(canonical) && seen.has(canonical)) throw new ConfigError(`given more than once; only --listen, --netns, --discover and --header repeat`, flag);
+    if (!REPEATABLE.has(canonical) && seen.has(canonical)) throw new ConfigError(`given more than once; only --listen, --netns, --discover, --header, --ingress-listen and --ingress-host repeat`, flag);
     seen.add(canonical);
     if (type === "string" && !a.includes("=")) {
       const name = flag.replace(/^-+/, "");
@@ -108,6 +112,8 @@ export function flagOverrides(args: Record<string, unknown>, rawArgs: string[]):
   const listen = collect(rawArgs, "listen", "l");
   const netns = collect(rawArgs, "netns", "n");
   const discover = collect(rawArgs, "discover");
+  const ingressListen = collect(rawArgs, "ingress-listen");
+  const ingressHost = collect(rawArgs, "ingress-host");
   const str = (k: string) => (typeof args[k] === "string" ? (args[k] as string) : undefined);
   const accessLog = rawArgs.includes("--no-access-log") ? false : rawArgs.includes("--access-log") ? true : undefined;
   return {
@@ -139,6 +145,10 @@ export function flagOverrides(args: Record<string, unknown>, rawArgs: string[]):
     upstreamProxyProtocol: str("upstream-proxy-protocol"),
     upstreamCa: str("upstream-ca"),
     upstreamInsecure: rawArgs.includes("--no-upstream-insecure") ? false : rawArgs.includes("--upstream-insecure") ? true : undefined,
+    ingressListen: ingressListen.length ? ingressListen : undefined,
+    ingressHost: ingressHost.length ? ingressHost : undefined,
+    ingressBackend: str("ingress-backend"),
+    ingressTlsBackend: str("ingress-tls-backend"),
   };
 }
 

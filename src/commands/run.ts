@@ -5,6 +5,7 @@ import { createAdminApp } from "../admin/server.ts";
 import { loadLayered } from "../config/load.ts";
 import { Daemon } from "../daemon.ts";
 import { configureLogger, logger } from "../log.ts";
+import { runtime } from "../runtime/index.ts";
 import { ensureWindowSafeRuntime } from "../runtime/window-safe.ts";
 import { Supervisor } from "../supervisor.ts";
 import { VERSION } from "../version.ts";
@@ -37,7 +38,7 @@ export default defineCommand({
       const app = createMetricsApp({ metrics: () => supervisor.metrics(), ready: () => daemon.ready });
       try {
         // Served until exit: while shutting down, /readyz answers 503.
-        Bun.serve({ hostname: host, port, fetch: app.fetch, development: false });
+        runtime.serveHttp({ hostname: host, port }, (req) => app.fetch(req));
       } catch (err) {
         logger.error(`metrics listener ${text}: ${(err as Error).message}`);
         process.exit(1);
@@ -79,9 +80,19 @@ export default defineCommand({
     // Workers first: booting one needs descriptors too, and the attach pass opens namespace files (tried
     // overlapping the two: under a tight RLIMIT_NOFILE a worker could fail to load with EMFILE).
     await daemon.start();
+    if (config.ingressListen.length > 0) {
+      // The ingress listeners are the host's own addresses: one that cannot be bound is the operator's to fix now.
+      const failed = await daemon.listenIngress();
+      if (failed) {
+        logger.error(`ingress listener: ${failed.message}; stopping`);
+        await daemon.stop();
+        process.exit(1);
+      }
+      logger.info(`ingress on ${config.ingressListen.map((l) => (l.kind === "sni" ? l.text : `http://${l.text.replace(/^http:\/\//, "")}`)).join(", ")} (host namespace)`);
+    }
     // Test hook (ignored by the release binary): hold the attach pass back, so /readyz can be seen at 503.
     const hold = Number(process.env.NSPROXY_COMPILED === "1" ? 0 : (process.env.NSPROXY_TEST_HOLD_ATTACH_MS ?? 0));
-    if (hold > 0) await Bun.sleep(hold);
+    if (hold > 0) await new Promise((resolve) => setTimeout(resolve, hold));
     await supervisor.start();
     daemon.ready = true;
     const c = daemon.counts();

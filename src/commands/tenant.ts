@@ -27,6 +27,9 @@ const addArgs = {
   "upstream-proxy-protocol": configArgs["upstream-proxy-protocol"],
   "upstream-ca": configArgs["upstream-ca"],
   "upstream-insecure": configArgs["upstream-insecure"],
+  "ingress-host": configArgs["ingress-host"],
+  "ingress-backend": configArgs["ingress-backend"],
+  "ingress-tls-backend": configArgs["ingress-tls-backend"],
   ...clientArgs,
 } as const;
 
@@ -45,6 +48,9 @@ const FLAG_OF: Record<string, string> = {
   upstream_proxy_protocol: "--upstream-proxy-protocol",
   upstream_ca: "--upstream-ca",
   upstream_insecure: "--upstream-insecure",
+  ingress_hosts: "--ingress-host",
+  ingress_backend: "--ingress-backend",
+  ingress_tls_backend: "--ingress-tls-backend",
 };
 
 const add = defineCommand({
@@ -138,6 +144,12 @@ function tenantInput(name: string, args: Record<string, unknown>, rawArgs: strin
     }
   }
   for (const [flag, key] of [["mode", "mode"], ["tls-cert", "tls_cert"], ["tls-key", "tls_key"], ["upstream-proxy-protocol", "upstream_proxy_protocol"], ["upstream-ca", "upstream_ca"]] as const) {
+    const v = str(flag);
+    if (v !== undefined) input[key] = v;
+  }
+  const ingressHosts = collect(rawArgs, "ingress-host");
+  if (ingressHosts.length) input.ingress_hosts = ingressHosts;
+  for (const [flag, key] of [["ingress-backend", "ingress_backend"], ["ingress-tls-backend", "ingress_tls_backend"]] as const) {
     const v = str(flag);
     if (v !== undefined) input[key] = v;
   }

@@ -1,6 +1,6 @@
 // Turns command-line flags into a settings layer, daemon settings and extra tenants; errors name the flag.
 import { at, emptyLayer, Invalid, type Layer } from "./layer.ts";
-import { type DaemonSettings, ENGINE_DURATIONS, ENGINE_LIMITS, MAX_CONNECTIONS, METRICS_TENANT_LIMIT } from "./schema.ts";
+import { type DaemonSettings, ENGINE_DURATIONS, ENGINE_LIMITS, MAX_CONNECTIONS, METRICS_TENANT_LIMIT, parseIngressHosts } from "./schema.ts";
 import {
   checkHeaderName,
   parseDuration,
@@ -10,6 +10,8 @@ import {
   parseUpstream,
   parseDiscover,
   parseInteger,
+  parseBackend,
+  parseIngressListen,
   parseMode,
   parseProxyProtocol,
   parseTlsPath,
@@ -47,6 +49,10 @@ export interface FlagOverrides {
   upstreamProxyProtocol?: string;
   upstreamCa?: string;
   upstreamInsecure?: boolean;
+  ingressListen?: string[];
+  ingressHost?: string[];
+  ingressBackend?: string;
+  ingressTlsBackend?: string;
 }
 
 export interface FlagTenant {
@@ -112,7 +118,18 @@ export function readFlags(f: FlagOverrides): FlagConfig {
     layer.proxyProtocol = at("--upstream-proxy-protocol", () => parseProxyProtocol(v));
     layer.at.proxyProtocol = "--upstream-proxy-protocol";
   }
+  if (f.ingressHost && f.ingressHost.length > 0) {
+    const hosts = f.ingressHost;
+    layer.ingressHosts = at("--ingress-host", () => parseIngressHosts(hosts));
+    layer.at.ingressHosts = "--ingress-host";
+  }
+  for (const [flag, value, field] of [["--ingress-backend", f.ingressBackend, "ingressBackend"], ["--ingress-tls-backend", f.ingressTlsBackend, "ingressTlsBackend"]] as const) {
+    if (value === undefined) continue;
+    layer[field] = at(flag, () => parseBackend(value, flag.slice(2).replaceAll("-", "_")));
+    layer.at[field] = flag;
+  }
   const daemon: DaemonSettings = {};
+  if (f.ingressListen && f.ingressListen.length > 0) daemon.ingressListen = f.ingressListen.map((s) => at("--ingress-listen", () => parseIngressListen(s)));
   if (f.workers !== undefined) daemon.workers = at("--workers", () => parseWorkers(f.workers));
   if (f.shutdownGrace !== undefined) daemon.shutdownGraceMs = at("--shutdown-grace", () => flagDuration(f.shutdownGrace));
   if (f.logFormat !== undefined) daemon.logFormat = at("--log-format", () => parseLogFormat(f.logFormat));

@@ -44,6 +44,10 @@ export interface Layer {
   proxyProtocol?: "v2" | "none";
   upstreamCa?: string;
   upstreamInsecure?: boolean;
+  /** Ingress (issue 11): normalized host patterns and the backends inside the namespace. */
+  ingressHosts?: string[];
+  ingressBackend?: ListenAddr;
+  ingressTlsBackend?: ListenAddr;
   /** Keyed by lower-case name: header names compare case-insensitively. */
   headers: Map<string, StaticHeader>;
   at: Partial<Record<Field, At>>;
@@ -62,6 +66,9 @@ export const LAYER_FIELDS = [
   "proxyProtocol",
   "upstreamCa",
   "upstreamInsecure",
+  "ingressHosts",
+  "ingressBackend",
+  "ingressTlsBackend",
 ] as const;
 type Field = (typeof LAYER_FIELDS)[number];
 

@@ -33,3 +33,18 @@ export function canonicalHost(host: string): string {
     return host.toLowerCase();
   }
 }
+
+/** Two tenants may not claim one ingress host: a request for it could go to either. Exact names and wildcards are separate claims. */
+export function checkIngressHosts(tenants: TenantSpec[], whereOf: (tenant: string) => At): void {
+  const owner = new Map<string, string>();
+  for (const t of tenants) {
+    for (const h of t.ingress?.hosts ?? []) {
+      const first = owner.get(h);
+      if (first === undefined) {
+        owner.set(h, t.name);
+        continue;
+      }
+      throw new Invalid(`ingress host ${h} is claimed by tenants '${first}' and '${t.name}'; each host may belong to one tenant`, whereOf(t.name));
+    }
+  }
+}

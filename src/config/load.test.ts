@@ -163,10 +163,10 @@ listen = "127.0.0.1:3000"
     const cfg = load(file, { upstream: "http://127.0.0.1:2", upstreamTimeout: "2s", workers: "4", netns: ["flagged"] });
     const by = Object.fromEntries(cfg.tenants.map((t) => [t.name, t]));
     // The tenant table wins over the flag.
-    expect(by.own?.upstream.origin).toBe("http://127.0.0.1:3");
+    expect(by.own?.upstream?.origin).toBe("http://127.0.0.1:3");
     expect(by.own?.listen[0]?.text).toBe("127.0.0.1:1000");
     // The flag wins over [defaults].
-    expect(by.inherit?.upstream.origin).toBe("http://127.0.0.1:2");
+    expect(by.inherit?.upstream?.origin).toBe("http://127.0.0.1:2");
     expect(by.inherit?.listen[0]?.text).toBe("127.0.0.1:3000");
     expect(by.inherit?.upstreamTimeoutMs).toBe(2000);
     // --netns tenants take the merged defaults.
@@ -210,7 +210,7 @@ listen = "127.0.0.1:3000"
   });
 
   test("[defaults] alone, and flags alone", () => {
-    expect(load(file).tenants.find((t) => t.name === "inherit")?.upstream.origin).toBe("http://127.0.0.1:1");
+    expect(load(file).tenants.find((t) => t.name === "inherit")?.upstream?.origin).toBe("http://127.0.0.1:1");
     const cfg = loadConfig({ flags: { listen: ["127.0.0.1:1", "[::1]:1"], upstream: "http://127.0.0.1:2", netns: ["a", "b=/run/netns/x"], accessLog: false, shutdownGrace: "0.5" } });
     expect(cfg.tenants.map((t) => [t.name, t.netns, t.listen.length])).toEqual([
       ["a", "/run/netns/a", 2],
@@ -263,5 +263,28 @@ describe("issue 8: TLS, TCP mode and PROXY v2 settings resolve per tenant", () =
     const f = loadConfig({ source: base, flags: { listen: ["https://127.0.0.1:443"], upstream: "tcp://127.0.0.1:6379", mode: "tcp", tlsCert: "/c/{tenant}.pem", tlsKey: "/k/{tenant}.pem" } });
     expect(f.tenants[0]).toMatchObject({ mode: "tcp", tls: { cert: "/c/acme.pem", key: "/k/acme.pem" } });
     expect(() => loadConfig({ source: base, flags: { listen: ["127.0.0.1:1"], upstream: "http://127.0.0.1:2", upstreamProxyProtocol: "v1" } })).toThrow(/--upstream-proxy-protocol.*version 1 is not offered/);
+  });
+});
+
+describe("issue 11: ingress settings", () => {
+  test("an ingress-only tenant needs no listen/upstream; {tenant} in ingress_hosts; ingress_listen kinds", () => {
+    const c = loadConfig({
+      source:
+        `[daemon]\ningress_listen = ["127.0.0.1:80", "http://[::1]:8080", "sni://0.0.0.0:443"]\n` +
+        `[defaults]\ningress_hosts = ["{tenant}.example.com"]\ningress_backend = "127.0.0.1:3000"\n` +
+        `[tenants.acme]\nnetns = "acme"\n[tenants.web]\nnetns = "web"\ningress_hosts = ["Web.Example.com", "*.web.example.com"]\nlisten = "127.0.0.1:8080"\nupstream = "http://127.0.0.1:9000"\n`,
+    });
+    expect(c.ingressListen.map((l) => [l.kind, l.host, l.port])).toEqual([["http", "127.0.0.1", 80], ["http", "::1", 8080], ["sni", "0.0.0.0", 443]]);
+    const acme = c.tenants.find((t) => t.name === "acme")!;
+    expect(acme).toMatchObject({ listen: [], upstream: undefined, ingress: { hosts: ["acme.example.com"], backend: { host: "127.0.0.1", port: 3000 } } });
+    expect(c.tenants.find((t) => t.name === "web")!.ingress?.hosts).toEqual(["web.example.com", "*.web.example.com"]);
+  });
+  test("refusals: a host claimed twice, hosts without a backend, an https:// ingress listener, a backend with a scheme", () => {
+    const two = `[tenants.a]\nnetns = "a"\ningress_hosts = ["x.example"]\ningress_backend = "127.0.0.1:1"\n[tenants.b]\nnetns = "b"\ningress_hosts = ["X.example"]\ningress_backend = "127.0.0.1:1"\n`;
+    expect(() => loadConfig({ source: two })).toThrow(/ingress host x.example is claimed by tenants 'a' and 'b'/);
+    expect(() => loadConfig({ source: `[tenants.a]\nnetns = "a"\ningress_hosts = ["x.example"]\n` })).toThrow(/has ingress_hosts but no ingress_backend/);
+    expect(() => loadConfig({ source: `[daemon]\ningress_listen = "https://0.0.0.0:443"\n` })).toThrow(/ingress does not terminate TLS; use "sni:\/\/ADDR"/);
+    expect(() => loadConfig({ source: `[tenants.a]\nnetns = "a"\ningress_hosts = ["x.example"]\ningress_backend = "http://127.0.0.1:3000"\n` })).toThrow(/without a scheme/);
+    expect(() => loadConfig({ source: `[tenants.a]\nnetns = "a"\ningress_hosts = ["*.*.x"]\ningress_backend = "127.0.0.1:1"\n` })).toThrow(/only one leading/);
   });
 });

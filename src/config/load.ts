@@ -21,7 +21,8 @@ import { type DaemonSettings, type FileConfig, type FileTenant, MAX_CONNECTIONS,
 import { DEFAULT_ADMIN_SOCKET, DEFAULT_TENANTS_DIR } from "../admin/types.ts";
 import { type FlagConfig, readFlags, type FlagOverrides } from "./flags.ts";
 import type { DaemonConfig, EngineSettings, MetricsSettings, TenantSpec } from "./types.ts";
-import { checkListeners } from "./listeners.ts";
+import { checkIngressHosts, checkListeners } from "./listeners.ts";
+import { normalizePattern } from "../engine/host-router.ts";
 
 export type { FlagOverrides } from "./flags.ts";
 export { summarize } from "./summary.ts";
@@ -130,6 +131,7 @@ function build(file: FileConfig | undefined, flagValues: FlagOverrides, fileName
   ];
   tenants.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   checkListeners(tenants, (name) => (fromFile.has(name) ? ["tenants", name, "listen"] : "--netns"));
+  checkIngressHosts(tenants, (name) => (fromFile.has(name) ? ["tenants", name, "ingress_hosts"] : "--ingress-host"));
 
   const daemon = { ...file?.daemon, ...definedOnly(flags.daemon) };
   const config: DaemonConfig = {
@@ -143,6 +145,7 @@ function build(file: FileConfig | undefined, flagValues: FlagOverrides, fileName
     discover: [...(file?.discover ?? []), ...flags.discover],
     engine: engineSettings(daemon, flags),
     metrics: metricsSettings(daemon),
+    ingressListen: daemon.ingressListen ?? [],
     ...(fileName !== undefined ? { file: fileName } : {}),
   };
   return { config, defaults };
@@ -156,8 +159,10 @@ function finish(name: string, netns: string, l: Layer, where: string[] | { ref: 
       : Array.isArray(where)
       ? new Invalid(`tenant '${name}' has no ${key}; set ${key} = "${example}" in [tenants.${name}] or [defaults], or pass ${flag}`, [...where, key])
       : new Invalid(`tenant '${name}' (from --netns ${where.ref}) has no ${key}; pass ${flag} ${example}, or set ${key} = "${example}" in [defaults] of a config file`, "--netns");
-  if (!l.listen) throw missing("listen", "--listen", "127.0.0.1:8080");
-  if (!l.upstream) throw missing("upstream", "--upstream", "http://127.0.0.1:9000");
+  // An ingress-only tenant has no listener inside its namespace and no upstream.
+  const ingressOnly = l.ingressHosts !== undefined && l.listen === undefined && l.upstream === undefined;
+  if (!l.listen && !ingressOnly) throw missing("listen", "--listen", "127.0.0.1:8080");
+  if (!l.upstream && !ingressOnly) throw missing("upstream", "--upstream", "http://127.0.0.1:9000");
   const tenantHeader = l.tenantHeader ?? BUILT_IN.tenantHeader;
   const clash = l.headers.get(tenantHeader.toLowerCase());
   if (clash) {
@@ -172,7 +177,7 @@ function finish(name: string, netns: string, l: Layer, where: string[] | { ref: 
   const spec: TenantSpec = {
     name,
     netns,
-    listen: l.listen,
+    listen: l.listen ?? [],
     upstream: l.upstream,
     tenantHeader,
     headers,
@@ -180,6 +185,24 @@ function finish(name: string, netns: string, l: Layer, where: string[] | { ref: 
     maxConnections: l.maxConnections ?? BUILT_IN.maxConnections,
   };
   const place = (key: keyof Layer["at"], fallback: string): At => l.at[key] ?? (Array.isArray(where) ? [...where, fallback] : "--netns");
+  if (l.ingressHosts) {
+    const hosts = l.ingressHosts.map((h) => {
+      if (!h.includes("{tenant}")) return h;
+      try {
+        return normalizePattern(h.replaceAll("{tenant}", name));
+      } catch (e) {
+        throw new Invalid(`tenant '${name}': ${(e as Error).message}`, place("ingressHosts", "ingress_hosts"));
+      }
+    });
+    if (!l.ingressBackend && !l.ingressTlsBackend) {
+      throw new Invalid(
+        `tenant '${name}' has ingress_hosts but no ingress_backend (HTTP, like "127.0.0.1:3000") or ingress_tls_backend (for sni:// listeners) inside its namespace`,
+        place("ingressHosts", "ingress_hosts"),
+      );
+    }
+    spec.ingress = { hosts, ...(l.ingressBackend ? { backend: l.ingressBackend } : {}), ...(l.ingressTlsBackend ? { tlsBackend: l.ingressTlsBackend } : {}) };
+  }
+  if (!l.upstream) return spec;
   // mode and upstream must agree: bytes cannot go to an http:// URL, nor requests to tcp://.
   const tcp = l.mode === "tcp";
   const scheme = l.upstream.unix ? "unix" : l.upstream.origin.slice(0, l.upstream.origin.indexOf(":"));
@@ -193,7 +216,7 @@ function finish(name: string, netns: string, l: Layer, where: string[] | { ref: 
     throw new Invalid(`tenant '${name}' has mode = "tcp": upstream ${l.upstream.text} cannot have a path prefix (there are no URLs in TCP mode)`, place("upstream", "upstream"));
   }
   if (tcp) spec.mode = "tcp";
-  const https = l.listen.find((a) => a.tls);
+  const https = spec.listen.find((a) => a.tls);
   if (l.tlsCert !== undefined || l.tlsKey !== undefined || https) {
     const missingTls = l.tlsCert === undefined ? "tls_cert" : l.tlsKey === undefined ? "tls_key" : undefined;
     if (missingTls) {

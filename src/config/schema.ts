@@ -1,6 +1,7 @@
 // Checks a parsed TOML document against the config schema and turns it into layers; every failure names its key path.
 import { at, emptyLayer, Invalid, type Layer } from "./layer.ts";
 import { suggest } from "./suggest.ts";
+import { normalizePattern } from "../engine/host-router.ts";
 import {
   badTenantName,
   checkHeaderName,
@@ -13,12 +14,14 @@ import {
   parseUpstream,
   parseDiscover,
   parseInteger,
+  parseBackend,
+  parseIngressListen,
   parseMode,
   parseProxyProtocol,
   parseTlsPath,
   parseWorkers,
 } from "./values.ts";
-import type { DiscoverSpec, ListenAddr } from "./types.ts";
+import type { DiscoverSpec, IngressListen, ListenAddr } from "./types.ts";
 
 export interface DaemonSettings {
   workers?: number;
@@ -36,6 +39,7 @@ export interface DaemonSettings {
   maxTargetBytes?: number;
   metricsListen?: ListenAddr;
   metricsTenantLimit?: number;
+  ingressListen?: IngressListen[];
 }
 
 /** The engine's [daemon] timeouts: key, DaemonSettings field, FlagOverrides field, and an example (the default). */
@@ -87,6 +91,7 @@ const DAEMON_KEYS: string[] = [
   ...ENGINE_LIMITS.map(([key]) => key),
   "metrics_listen",
   "metrics_tenant_limit",
+  "ingress_listen",
 ];
 const DISCOVER_KEYS = ["dir", "glob"];
 const LAYER_KEYS = [
@@ -101,6 +106,9 @@ const LAYER_KEYS = [
   "upstream_proxy_protocol",
   "upstream_ca",
   "upstream_insecure",
+  "ingress_hosts",
+  "ingress_backend",
+  "ingress_tls_backend",
   "headers",
 ];
 const TENANT_KEYS = ["netns", ...LAYER_KEYS];
@@ -178,6 +186,14 @@ function readDaemon(t: Table): DaemonSettings {
     if (typeof v !== "number") throw wrongType(v, path("metrics_tenant_limit"), "an integer");
     const { min, max, default: example } = METRICS_TENANT_LIMIT;
     out.metricsTenantLimit = at(path("metrics_tenant_limit"), () => parseInteger(v, "metrics_tenant_limit", min, max, example));
+  }
+  if (t.ingress_listen !== undefined) {
+    const v = t.ingress_listen;
+    const list = typeof v === "string" ? [v] : v;
+    if (!Array.isArray(list) || !list.every((x) => typeof x === "string")) {
+      throw wrongType(v, path("ingress_listen"), 'a string or an array of strings, like ["0.0.0.0:80", "sni://0.0.0.0:443"]');
+    }
+    out.ingressListen = list.map((s) => at(path("ingress_listen"), () => parseIngressListen(s)));
   }
   return out;
 }
@@ -261,6 +277,22 @@ function readLayer(t: Table, path: string[]): Layer {
     layer.proxyProtocol = at(key("upstream_proxy_protocol"), () => parseProxyProtocol(t.upstream_proxy_protocol));
     layer.at.proxyProtocol = key("upstream_proxy_protocol");
   }
+  if (t.ingress_hosts !== undefined) {
+    const v = t.ingress_hosts;
+    const list = typeof v === "string" ? [v] : v;
+    if (!Array.isArray(list) || !list.every((x) => typeof x === "string")) {
+      throw wrongType(v, key("ingress_hosts"), 'an array of host names, like ["acme.example.com", "*.acme.example.com"]');
+    }
+    layer.ingressHosts = at(key("ingress_hosts"), () => parseIngressHosts(list as string[]));
+    layer.at.ingressHosts = key("ingress_hosts");
+  }
+  for (const [k, field] of [["ingress_backend", "ingressBackend"], ["ingress_tls_backend", "ingressTlsBackend"]] as const) {
+    const v = t[k];
+    if (v === undefined) continue;
+    if (typeof v !== "string") throw wrongType(v, key(k), 'a string, like "127.0.0.1:3000"');
+    layer[field] = at(key(k), () => parseBackend(v, k));
+    layer.at[field] = key(k);
+  }
   if (t.headers !== undefined) readHeaders(t.headers, layer, key("headers"));
   return layer;
 }
@@ -279,6 +311,19 @@ function readHeaders(v: unknown, layer: Layer, path: string[]): void {
     if (twin) throw new Invalid(`header '${name}' is set twice (also as '${twin.name}'); header names ignore case`, where);
     layer.headers.set(lower, { name, value, at: where });
   }
+}
+
+/** ingress_hosts: each a DNS name or "*." + DNS name, lower-cased, no duplicates. */
+export function parseIngressHosts(list: string[]): string[] {
+  const out: string[] = [];
+  for (const h of list) {
+    // "{tenant}" stands for the tenant's name ([defaults] ingress_hosts = ["{tenant}.example.com"]); checked
+    // here with a stand-in, and again with the real name when the tenant is resolved.
+    const n = h.includes("{tenant}") ? (normalizePattern(h.replaceAll("{tenant}", "x")), h.toLowerCase()) : normalizePattern(h);
+    if (out.includes(n)) throw new Error(`ingress host ${JSON.stringify(h)} is listed twice`);
+    out.push(n);
+  }
+  return out;
 }
 
 /** Reads an optional sub-table, rejecting [[arrays]] and plain values where a table belongs. */

@@ -14,7 +14,7 @@ export function summarize(cfg: DaemonConfig): string[] {
   const lines = cfg.tenants.map(
     (t) =>
       `${t.name.padEnd(nameWidth)}  ${t.netns.padEnd(netnsWidth)}  ` +
-      `${t.listen.map((l) => l.text).join(", ")} -> ${t.upstream.text}${t.mode === "tcp" ? " (tcp)" : ""}${t.proxyProtocol ? " (PROXY v2)" : ""}`,
+      `${t.listen.map((l) => l.text).join(", ")} -> ${t.upstream?.text ?? "(ingress only)"}${t.mode === "tcp" ? " (tcp)" : ""}${t.proxyProtocol ? " (PROXY v2)" : ""}`,
   );
   return [header, ...lines];
 }

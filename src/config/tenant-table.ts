@@ -19,6 +19,9 @@ const ORDER = [
   "upstream_proxy_protocol",
   "upstream_ca",
   "upstream_insecure",
+  "ingress_hosts",
+  "ingress_backend",
+  "ingress_tls_backend",
   "headers",
 ];
 

@@ -32,8 +32,10 @@ export interface TenantSpec {
   name: string;
   /** Absolute path of the namespace file: /run/netns/NAME, /proc/PID/ns/net, /var/run/docker/netns/ID. */
   netns: string;
+  /** Egress listeners inside the namespace; empty for an ingress-only tenant. */
   listen: ListenAddr[];
-  upstream: Upstream;
+  /** Where egress requests go; undefined only for an ingress-only tenant (no listen). */
+  upstream: Upstream | undefined;
   /** Header carrying the tenant's name to the upstream; any copy the client sent is removed. */
   tenantHeader: string;
   /** Static headers added to every upstream request; client copies of these names are removed too. */
@@ -52,8 +54,25 @@ export interface TenantSpec {
   upstreamCa?: string;
   /** upstream_insecure = true: an https:// upstream's certificate is not verified. */
   upstreamInsecure?: true;
+  /** Ingress: the host listeners route these names to this tenant's own services inside its namespace. */
+  ingress?: IngressSpec;
   /** Where it was declared (not part of what is served: specs that differ only here are equal). */
   source?: TenantSource;
+}
+
+/** A tenant's share of the ingress direction (issue 11). */
+export interface IngressSpec {
+  /** Normalized patterns: "acme.example.com", "*.acme.example.com" (lower case). */
+  hosts: string[];
+  /** ingress_backend: the HTTP service's address inside the tenant's namespace. */
+  backend?: ListenAddr;
+  /** ingress_tls_backend: where sni:// connections go inside the namespace (TLS passes through). */
+  tlsBackend?: ListenAddr;
+}
+
+/** An ingress listener in the host namespace: HTTP routed by Host, or TLS routed by SNI (not terminated). */
+export interface IngressListen extends ListenAddr {
+  kind: "http" | "sni";
 }
 
 /** Where a tenant was declared; only tenants-dir tenants change through the admin interface. */
@@ -108,6 +127,8 @@ export interface DaemonConfig {
   engine: EngineSettings;
   /** Prometheus metrics and health endpoints. */
   metrics: MetricsSettings;
+  /** [daemon] ingress_listen / --ingress-listen: host listeners of the ingress direction. */
+  ingressListen: IngressListen[];
   /** The config file it came from, if any (for messages and reload). */
   file?: string;
 }

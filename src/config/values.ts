@@ -1,7 +1,7 @@
 // Parsers and checks for single configuration values, shared by the config file and the command-line flags.
 import { isIP } from "node:net";
 import { posix } from "node:path";
-import type { ListenAddr, Upstream } from "./types.ts";
+import type { IngressListen, ListenAddr, Upstream } from "./types.ts";
 
 const TENANT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 // RFC 9110 section 5.6.2: token = 1*tchar.
@@ -234,6 +234,28 @@ export function checkHeaderName(name: string, role: "tenant_header" | "static he
     throw new Error(`${role} ${JSON.stringify(name)} is a header the proxy manages itself; choose another name, like "X-Nsproxy-Tenant"`);
   }
   return name;
+}
+
+/** An ingress listener: `ADDR` or `http://ADDR` (HTTP routed by Host), `sni://ADDR` (TLS routed by SNI, not terminated). */
+export function parseIngressListen(text: string): IngressListen {
+  const sni = /^sni:\/\//i.exec(text);
+  if (sni) {
+    const rest = text.slice(sni[0].length);
+    const addr = parseListen(rest, false);
+    return { ...addr, text, kind: "sni" };
+  }
+  if (/^https:\/\//i.test(text)) {
+    throw new Error(`ingress listener ${JSON.stringify(text)}: ingress does not terminate TLS; use "sni://ADDR" to route TLS by server name to the tenant's own TLS service`);
+  }
+  const addr = parseListen(text);
+  return { host: addr.host, port: addr.port, text, kind: "http" };
+}
+
+/** ingress_backend / ingress_tls_backend: an IP literal and port inside the tenant's namespace. */
+export function parseBackend(text: string, key: string): ListenAddr {
+  if (/^[a-z]+:\/\//i.test(text)) throw new Error(`${key} ${JSON.stringify(text)} takes an address inside the tenant's namespace, like "127.0.0.1:3000", without a scheme`);
+  const a = parseListen(text, false);
+  return { host: a.host, port: a.port, text };
 }
 
 /** mode = "http" (default) or "tcp". */

@@ -103,9 +103,15 @@ export class ProxyConn implements LegOwner {
    */
   proxyHeader: (() => Uint8Array) | undefined;
 
+  /**
+   * Ingress listeners: the route of each request, chosen by its Host; a refusal (404 unknown host, 503
+   * tenant's namespace gone) is answered by nsproxy. Undefined for a tenant's own listener.
+   */
+  router: ((host: string) => Route | { status: number; reason: string }) | undefined;
+
   constructor(
     readonly client: Duplex,
-    readonly route: Route,
+    public route: Route,
     readonly clientAddress: string,
     private readonly env: Env,
   ) {
@@ -273,11 +279,28 @@ export class ProxyConn implements LegOwner {
     const head = parseRequestHead(s, end - start, limits, this.route.stamp.protectedNames, (this.reqFields ??= newFields()));
     if (isRefusal(head)) return this.refuse(head.status, head.reason);
     this.pos = end;
-    this.startRequest(s, head);
+    return this.startRequest(s, head);
+  }
+
+  /**
+   * Ingress: the route of one request from its Host (exact name, then the longest wildcard; see
+   * worker/ingress.ts). A client connection may ask for several tenants in turn: its upstream connection
+   * changes with the tenant (the old one goes back to its own tenant's pool when idle).
+   */
+  private routeRequest(s: string, head: RequestHead): boolean {
+    const f = head.fields;
+    const host = head.host >= 0 ? s.slice(f.vs[head.host]!, f.ve[head.host]!) : "";
+    const r = this.router!(host);
+    if ("status" in r) return this.refuse(r.status, r.reason);
+    if (r !== this.route) {
+      if (this.leg) this.releaseUp();
+      this.route = r;
+    }
     return true;
   }
 
-  private startRequest(s: string, head: RequestHead): void {
+  private startRequest(s: string, head: RequestHead): boolean {
+    if (this.router && !this.routeRequest(s, head)) return false;
     this.req = head;
     this.requests++;
     this.reqStarted = performance.now();
@@ -301,6 +324,7 @@ export class ProxyConn implements LegOwner {
       this.phase = Phase.Body;
       this.setTimer(Timer.Body);
     } else this.requestSent();
+    return true;
   }
 
   private forwardRequestBody(buf: Uint8Array): boolean {
@@ -829,6 +853,7 @@ export class ProxyConn implements LegOwner {
     const access = this.env.access;
     if (!access) return;
     access({
+      ...(this.route.direction ? { direction: this.route.direction } : {}),
       tenant: this.route.tenant,
       method: req?.method ?? "-",
       path: req?.path ?? "-",

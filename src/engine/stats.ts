@@ -60,6 +60,8 @@ export const W_FD_REFUSED = 1;
 export const W_HIST = 2;
 export const W_HIST_SUM = W_HIST + DURATION_BUCKETS.length + 1;
 export const W_HIST_COUNT = W_HIST_SUM + 1;
+/** Ingress requests and TLS connections no tenant took (unknown Host or server name, no SNI). */
+export const W_INGRESS_UNROUTED = W_HIST_COUNT + 1;
 export const WORKER_HEADER = 32;
 
 /** Tenant counters live in chunks of this many slots, one SharedArrayBuffer each, made as tenants arrive. */

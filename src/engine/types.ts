@@ -30,6 +30,8 @@ export interface UpstreamAddress {
   unix?: string;
   /** https:// upstream: TLS with the host as server name, verified against the system's CAs. */
   tls?: boolean;
+  /** Ingress: host and port are inside the network namespace open at this fd (connected through the C library). */
+  nsFd?: number;
   /** An extra CA (PEM) the upstream's certificate may chain to, besides the default roots. */
   ca?: string;
   /** upstream_insecure: the certificate is not verified (logged at start). */
@@ -56,6 +58,8 @@ export type Dial = (to: UpstreamAddress, events: UpstreamEvents) => void;
 
 /** One request, for the access log. */
 export interface Exchange {
+  /** Present for the ingress direction (host client to a tenant's service); absent for egress. */
+  direction?: "ingress";
   tenant: string;
   method: string;
   path: string;
@@ -78,6 +82,8 @@ export interface Route {
   stats: Float64Array;
   /** Idle upstream connections of this tenant in this worker, for its next client connections. */
   pool?: UpstreamPool;
+  /** "ingress": a host-side client reaching the tenant's own service (the access log says so). */
+  direction?: "ingress";
 }
 
 export interface Limits {

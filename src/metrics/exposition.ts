@@ -68,6 +68,8 @@ export function exposition(s: Snapshot): string {
   out.push(`nsproxy_descriptors_limit ${num(s.descriptorsLimit)}`);
   family("nsproxy_connections_refused_descriptors_total", "counter", "Client connections refused because the descriptor budget was spent.");
   out.push(`nsproxy_connections_refused_descriptors_total ${s.refusedAtDescriptorLimit}`);
+  family("nsproxy_ingress_unrouted_total", "counter", "Ingress requests (404) and TLS connections (closed) that no tenant's ingress_hosts matched.");
+  out.push(`nsproxy_ingress_unrouted_total ${s.ingressUnrouted}`);
   family("nsproxy_worker_event_loop_delay_seconds", "gauge", "How late each worker's last timer tick ran.");
   s.loopDelay.forEach((d, i) => out.push(`nsproxy_worker_event_loop_delay_seconds{worker="${i}"} ${num(d)}`));
 

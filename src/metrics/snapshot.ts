@@ -1,6 +1,6 @@
 // One reading of every counter: the workers' shared metric buffers summed per tenant, plus the supervisor's own figures.
 import { readdirSync } from "node:fs";
-import { DURATION_BUCKETS, Stat, W_FD_REFUSED, W_HIST, W_HIST_COUNT, W_HIST_SUM, W_LOOP_DELAY } from "../engine/stats.ts";
+import { DURATION_BUCKETS, Stat, W_FD_REFUSED, W_HIST, W_HIST_COUNT, W_HIST_SUM, W_INGRESS_UNROUTED, W_LOOP_DELAY } from "../engine/stats.ts";
 
 export interface TenantFigures {
   name: string;
@@ -18,6 +18,8 @@ export interface Snapshot {
   descriptorsOpen: number;
   descriptorsLimit: number;
   refusedAtDescriptorLimit: number;
+  /** Ingress requests and TLS connections no tenant took. */
+  ingressUnrouted: number;
   /** Event-loop delay of each worker's last sweep, seconds. */
   loopDelay: number[];
   /** Request-duration histogram over all workers: counts per bucket (non-cumulative; the last is +Inf), sum, count. */
@@ -63,7 +65,9 @@ export function takeSnapshot(src: MetricSources, descriptors = true): Snapshot {
   let sum = 0;
   let count = 0;
   let refused = 0;
+  let unrouted = 0;
   for (const v of views) {
+    unrouted += v[W_INGRESS_UNROUTED]!;
     for (let i = 0; i < buckets.length; i++) buckets[i]! += v[W_HIST + i]!;
     sum += v[W_HIST_SUM]!;
     count += v[W_HIST_COUNT]!;
@@ -77,6 +81,7 @@ export function takeSnapshot(src: MetricSources, descriptors = true): Snapshot {
     descriptorsOpen: descriptors ? openDescriptors() : Number.NaN,
     descriptorsLimit: src.descriptorsLimit,
     refusedAtDescriptorLimit: refused,
+    ingressUnrouted: unrouted,
     loopDelay: views.map((v) => v[W_LOOP_DELAY]!),
     histogram: { buckets, sum, count },
     tenantLimit: src.tenantLimit,

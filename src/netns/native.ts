@@ -1,26 +1,11 @@
-// The only file that touches bun:ffi: typed wrappers over libnetns.c, where a negative return becomes a NativeError.
-import { dlopen, FFIType, type Pointer } from "bun:ffi";
+// Typed wrappers over libnetns.c, where a negative return becomes a NativeError. The runtime opens the library
+// (src/runtime/ffi-bun.ts, ffi-deno.ts); only integers and NUL-terminated strings cross the boundary.
 import { constants } from "node:os";
-// The library is built by build.ts (or test/preload.ts) and embedded into the compiled binary. For a release
-// target build.ts resolves this import to that target's architecture's copy (dist/libnetns-arm64.so, …).
-import embeddedLib from "../../dist/libnetns.so" with { type: "file" };
+import { runtime } from "../runtime/index.ts";
 import { strerror } from "./errno-text.ts";
 
-/** Where the library comes from, in one place: NSPROXY_LIBNETNS for development, else the embedded copy. */
-const libPath = process.env.NSPROXY_LIBNETNS || embeddedLib;
-
-const lib = dlopen(libPath, {
-  nsx_open: { args: [FFIType.cstring], returns: FFIType.i32 },
-  nsx_open_self: { args: [], returns: FFIType.i32 },
-  nsx_enter: { args: [FFIType.i32], returns: FFIType.i32 },
-  nsx_fault_fail_enter: { args: [FFIType.i32], returns: FFIType.i32 },
-  nsx_close: { args: [FFIType.i32], returns: FFIType.i32 },
-  nsx_dev: { args: [FFIType.i32], returns: FFIType.i64_fast },
-  nsx_ino: { args: [FFIType.i32], returns: FFIType.i64_fast },
-  nsx_probe_bind: { args: [FFIType.cstring, FFIType.i32], returns: FFIType.i32 },
-  nsx_migrate_req_on: { args: [], returns: FFIType.i32 },
-  nsx_exec: { args: [FFIType.cstring, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
-}).symbols;
+/** Where the library comes from: NSPROXY_LIBNETNS for development, else the runtime's own copy (embedded in the binary; dist/ from source under Deno). */
+const lib = runtime.loadNetns(process.env.NSPROXY_LIBNETNS || undefined);
 
 const ENOTNETNS = (constants.errno as Record<string, number>).EMEDIUMTYPE ?? 124;
 const errnoNames = new Map<number, string>(Object.entries(constants.errno).map(([k, v]) => [v as number, k]));
@@ -42,9 +27,11 @@ export class NativeError extends Error {
   }
 }
 
+const utf8 = new TextEncoder();
+
 /** One string helper: C strings cross the boundary NUL-terminated. */
-function cstr(s: string): Pointer {
-  return Buffer.from(`${s}\0`) as unknown as Pointer;
+function cstr(s: string): Uint8Array {
+  return utf8.encode(`${s}\0`);
 }
 
 /** The symbolic name of an errno value: 98 → "EADDRINUSE". */
@@ -106,7 +93,7 @@ export function probeBindRaw(host: string, port: number): number {
 
 /** Replace this process with `path argv…`, after setting `env` in its environment. Returns only on failure. */
 export function execWithEnv(path: string, argv: string[], env: Record<string, string>): never {
-  const pack = (items: string[]) => Buffer.from(items.map((s) => `${s}\0`).join("")) as unknown as Pointer;
+  const pack = (items: string[]) => utf8.encode(items.map((s) => `${s}\0`).join(""));
   const pairs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
   const rc = lib.nsx_exec(cstr(path), pack(argv), argv.length, pack(pairs), pairs.length);
   throw new NativeError(-rc, "exec", path);
@@ -118,4 +105,21 @@ export function execWithEnv(path: string, argv: string[], env: Record<string, st
  */
 export function migrateReqOnRaw(): number {
   return lib.nsx_migrate_req_on();
+}
+
+/** nsx_connect_in's answer when the thread could not return to its own namespace. */
+export const STRANDED = -4000;
+
+/**
+ * Ingress: a non-blocking connect to host:port made inside the namespace open at `nsFd` (C does setns,
+ * socket, connect, setns back to `homeFd`; no JavaScript runs inside). Returns the socket's fd, -errno
+ * when it failed at once, or STRANDED.
+ */
+export function connectInsideRaw(nsFd: number, homeFd: number, host: string, port: number): number {
+  return lib.nsx_connect_in(nsFd, homeFd, cstr(host), port);
+}
+
+/** A socket's pending error (SO_ERROR): 0 or an errno. */
+export function socketErrorRaw(fd: number): number {
+  return lib.nsx_so_error(fd);
 }

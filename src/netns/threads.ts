@@ -32,7 +32,7 @@ export async function threadGone(tid: number, timeoutMs = 2000): Promise<boolean
   const end = Date.now() + timeoutMs;
   while (tid > 0 && existsSync(`/proc/self/task/${tid}`)) {
     if (Date.now() > end) return false;
-    await Bun.sleep(10);
+    await new Promise((resolve) => setTimeout(resolve, 10));
   }
   return true;
 }

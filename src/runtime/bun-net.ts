@@ -193,6 +193,16 @@ export const dial: Dial = (to, events) => {
   Bun.connect<UpstreamEvents>(opts as Parameters<typeof Bun.connect<UpstreamEvents>>[0]).catch((err) => events.onClose(describe(err)));
 };
 
+/**
+ * Adopt a socket the C library connected inside a tenant's namespace (ingress): the connect may still be
+ * in progress; every outcome arrives on `events` as from dial(). Called outside any window.
+ */
+export function dialFd(fd: number, events: UpstreamEvents): void {
+  Bun.connect<UpstreamEvents>({ fd, data: events, socket: upstreamHandlers } as unknown as Parameters<typeof Bun.connect<UpstreamEvents>>[0]).catch((err) =>
+    events.onClose(describe(err)),
+  );
+}
+
 /** TLS options of an https:// upstream: SNI is its host; an extra CA adds to the default roots, never replaces them. */
 const tlsByUpstream = new WeakMap<object, object>();
 function upstreamTls(to: Parameters<Dial>[0]): object {

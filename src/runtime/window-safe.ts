@@ -9,15 +9,13 @@
 // HeapHelper thread in a tenant namespace in 6 of 6 starts; with these settings, 0 of 6. The settings
 // make marking and JIT compilation run on the thread that asks, so no such thread is created at all.
 //
-// They must be in the environment before the runtime initialises, hence the exec (same PID).
+// They must be in the environment before the runtime initialises, hence the exec (same PID). The settings are
+// the runtime's (src/runtime/bun.ts); Deno needs none (src/runtime/deno.ts), so it is never re-executed.
 import { logger } from "../log.ts";
 import { execWithEnv } from "../netns/native.ts";
+import { runtime } from "./index.ts";
 
-const WINDOW_SAFE_ENV: Record<string, string> = {
-  BUN_JSC_numberOfGCMarkers: "1",
-  BUN_JSC_useConcurrentJIT: "0",
-  BUN_JSC_useConcurrentGC: "0",
-};
+const WINDOW_SAFE_ENV = runtime.windowSafeEnv;
 
 declare const NSPROXY_BUILD_VERSION: string | undefined;
 

@@ -1,9 +1,11 @@
 // Supervisor side of the pinned workers: start them, send each tenant to every worker, replace a stranded or dead one.
 import type { AttachMaterial } from "./tenant-group.ts";
-import type { TenantSpec } from "../config/types.ts";
+import type { IngressTenant } from "./ingress.ts";
+import type { IngressListen, TenantSpec } from "../config/types.ts";
 import { workerFaults } from "../faults.ts";
 import { logger } from "../log.ts";
 import { threadGone } from "../netns/threads.ts";
+import { runtime } from "../runtime/index.ts";
 import { SLOTS_PER_CHUNK, Stat, WORKER_HEADER } from "../engine/stats.ts";
 import type { FromWorker, ToWorker, WorkerOptions } from "./protocol.ts";
 
@@ -50,7 +52,7 @@ class PinnedWorker {
     options: WorkerOptions,
     private readonly onFatal: (w: PinnedWorker, reason: string, lingering: boolean) => void,
   ) {
-    this.worker = new Worker(workerUrl());
+    this.worker = runtime.startWorker(workerUrl());
     // The close event comes before the thread has quite ended: wait for it to leave /proc too.
     this.exited = new Promise((resolve) => this.worker.addEventListener("close", () => void threadGone(this.tid).then(() => resolve())));
     this.ready = new Promise((resolve, reject) => {
@@ -313,9 +315,49 @@ export class WorkerPool {
     return failure;
   }
 
+  /** Ingress: every worker listens on these host addresses (SO_REUSEPORT spreads the connections). First failure, if any. */
+  async ingressListen(listen: IngressListen[], only?: number): Promise<AttachFailure | undefined> {
+    if (listen.length === 0) return undefined;
+    const targets = only === undefined ? this.workers : [this.workers[only]!];
+    const results = await Promise.all(targets.map((w) => w.request((id) => ({ type: "ingress-listen", id, listen }))));
+    return results.find((r) => r !== undefined);
+  }
+
+  /** Ingress: tell every worker (or worker `only`) a tenant's hosts and backends, `nsFd` its namespace (-1: down). */
+  async ingressSet(spec: TenantSpec, nsFd: number, down?: string, only?: number): Promise<void> {
+    const ingress = spec.ingress;
+    if (!ingress) return;
+    const slot = this.slotOf(spec.name);
+    this.ensureChunk(slot);
+    const tenant: IngressTenant = {
+      name: spec.name,
+      netns: spec.netns,
+      hosts: ingress.hosts,
+      ...(ingress.backend ? { backend: ingress.backend } : {}),
+      ...(ingress.tlsBackend ? { tlsBackend: ingress.tlsBackend } : {}),
+      nsFd,
+      ...(down ? { down } : {}),
+      slot,
+      upstreamTimeoutMs: spec.upstreamTimeoutMs,
+    };
+    const targets = only === undefined ? this.workers : [this.workers[only]!];
+    await Promise.all(targets.map((w) => w.request((id) => ({ type: "ingress-set", id, tenant }))));
+  }
+
+  /** Ingress: the tenant is gone from every worker (after this resolves its namespace fd may be closed). */
+  async ingressDrop(name: string): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.request((id) => ({ type: "ingress-drop", id, name }))));
+    // An ingress-only tenant has no listeners to detach: its slot goes now.
+    if (!this.placement.has(name)) this.freeSlot(name, 0);
+  }
+
   async detach(name: string, graceMs: number): Promise<void> {
     this.unplace(name);
     await Promise.all(this.workers.map((w) => w.request((id) => ({ type: "detach", id, name, graceMs }))));
+    this.freeSlot(name, graceMs);
+  }
+
+  private freeSlot(name: string, graceMs: number): void {
     // The slot's count drops to zero as the old connections close; only then may another tenant take it.
     const slot = this.slots.get(name);
     if (slot !== undefined) {

@@ -1,7 +1,8 @@
 // Messages between the supervisor (main thread) and the pinned workers that hold the listeners.
-import type { EngineSettings, TenantSpec } from "../config/types.ts";
+import type { EngineSettings, IngressListen, TenantSpec } from "../config/types.ts";
 import type { WorkerFaults } from "../faults.ts";
 import type { AttachMaterial } from "./tenant-group.ts";
+import type { IngressTenant } from "./ingress.ts";
 
 export interface WorkerOptions {
   accessLog: boolean;
@@ -33,6 +34,12 @@ export type ToWorker =
   | { type: "stop"; id: number; graceMs: number }
   /** Another chunk of tenant counters (sent before the first attach that needs it). */
   | { type: "stats-chunk"; chunk: number; sab: SharedArrayBuffer }
+  /** Ingress: listen on these host addresses (HTTP by Host, or TLS by SNI); answered done or failed. */
+  | { type: "ingress-listen"; id: number; listen: IngressListen[] }
+  /** Ingress: add or replace a tenant's hosts and backends (or mark them down: 503). */
+  | { type: "ingress-set"; id: number; tenant: IngressTenant }
+  /** Ingress: the tenant is gone; its hosts are unknown from now on. */
+  | { type: "ingress-drop"; id: number; name: string }
   /** Several of the above in order: one message instead of one per tenant (start-up sends thousands). */
   | { type: "batch"; messages: ToWorker[] };
 

@@ -5,7 +5,7 @@ import { makeStamp, plainResponse } from "../engine/rewrite.ts";
 import { Stat, W_FD_REFUSED } from "../engine/stats.ts";
 import { UpstreamPool } from "../engine/upstream-pool.ts";
 import type { Duplex, Env, Route } from "../engine/types.ts";
-import { type ClientSink, type ListenerHooks, type ListenTls, type Peer, tlsVersionOf } from "../runtime/bun-net.ts";
+import { type ClientSink, type ListenerHooks, type ListenTls, type Peer, tlsVersionOf } from "../runtime/index.ts";
 import { proxyV2Header } from "../engine/proxy-v2.ts";
 import { TcpConn } from "../engine/tcp.ts";
 import type { SharedCounts } from "./shared-counts.ts";
@@ -28,7 +28,8 @@ function hostPort(origin: string): { host: string; port: number; tls: boolean } 
 
 /** The engine's view of a tenant spec; `stats`: its counters in this worker; `pool`: its idle upstream connections. */
 export function routeOf(spec: TenantSpec, stats: Float64Array, pool?: UpstreamPool, upstreamCa?: string, proto = "http"): Route {
-  const u = spec.upstream;
+  // Only tenants with listeners get a group; those have an upstream (checked when the config is read).
+  const u = spec.upstream!;
   const tcp = spec.mode === "tcp";
   const key = `${u.unix ? `unix:${u.unix}` : u.origin}\0${tcp ? "half" : ""}\0${spec.upstreamInsecure ? "insecure" : ""}\0${upstreamCa ?? ""}`;
   let upstream = upstreams.get(key);
@@ -107,10 +108,9 @@ export class TenantGroup implements ListenerHooks {
   }
 
   accept(sock: Duplex, peer: Peer): ClientSink | undefined {
-    if (this.retired) {
-      sock.terminate();
-      return undefined;
-    }
+    // A connection the kernel queued on a listener just before it closed (Deno can hand it over after
+    // stop()) is served like the others and drained: resetting it would fail a request of a client
+    // that did nothing wrong. The retire's grace period covers it.
     // Every client connection may need an upstream one: two descriptors, taken from the process-wide
     // budget before the kernel runs out, so accept() never fails with EMFILE (which spins the event loop).
     if (!this.counts.reserveFds(2)) {
@@ -150,6 +150,7 @@ export class TenantGroup implements ListenerHooks {
     }
     conn.owner = this;
     this.conns.add(conn);
+    if (this.retired) conn.drain();
     return conn;
   }
 

@@ -1,15 +1,16 @@
 // Pinned worker: one OS thread for its whole life, holding every tenant's listeners and running the proxy engine on them.
 import type { TenantSpec } from "../config/types.ts";
-import type { Env } from "../engine/types.ts";
+import type { Env, UpstreamEvents } from "../engine/types.ts";
 import type { WorkerFaults } from "../faults.ts";
-import { failNextEnter, openOwnNetns } from "../netns/native.ts";
+import { connectInsideRaw, errnoName, errorText, failNextEnter, openOwnNetns, socketErrorRaw, STRANDED } from "../netns/native.ts";
 import { ownThreadId } from "../netns/threads.ts";
 import { type AccessSink, stdoutAccessLog } from "../proxy/access-log.ts";
-import { dial, listenTcp } from "../runtime/bun-net.ts";
+import { dial, dialFd, listenTcp } from "../runtime/index.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 import { SharedCounts } from "./shared-counts.ts";
 import { SLOTS_PER_CHUNK, Stat, W_LOOP_DELAY, WORKER_HEADER } from "../engine/stats.ts";
 import { type AttachMaterial, type Conn, TenantGroup } from "./tenant-group.ts";
+import { Ingress } from "./ingress.ts";
 import { ListenError, listenInside, StrandedError } from "./window.ts";
 
 declare const self: Worker;
@@ -22,6 +23,8 @@ let replaceGraceMs = 10_000;
 let counts: SharedCounts;
 let env: Env;
 const tenants = new Map<string, TenantGroup>();
+/** The ingress direction (host listeners routing into tenants' namespaces), made at init. */
+let ingress: Ingress | undefined;
 let stranded = false;
 /** How long a stranded worker's exchanges in flight may go on before its thread ends. */
 const STRANDED_GRACE_MS = 2000;
@@ -73,6 +76,40 @@ function attach(spec: TenantSpec, nsFd: number, slot: number, material: AttachMa
 }
 
 /**
+ * Ingress: connect to host:port inside a tenant's namespace. The C library enters the namespace, makes
+ * a non-blocking socket, starts the connect and returns home in one call (no JavaScript runs inside);
+ * the runtime adopts the fd. A refused connect is seen when the socket opens (SO_ERROR), so the 502 can
+ * name the errno.
+ */
+function dialInside(nsFd: number, host: string, port: number, events: UpstreamEvents): void {
+  const fd = connectInsideRaw(nsFd, homeFd, host, port);
+  if (fd === STRANDED) {
+    queueMicrotask(() => events.onClose("worker stranded outside its own network namespace"));
+    strand(`setns back to own namespace failed after an ingress connect`);
+    return;
+  }
+  if (fd < 0) {
+    queueMicrotask(() => events.onClose(`${errorText(-fd).toLowerCase()} (${errnoName(-fd)})`));
+    return;
+  }
+  dialFd(fd, {
+    onOpen(sock) {
+      const err = socketErrorRaw(fd);
+      if (err !== 0) {
+        sock.terminate();
+        events.onClose(`${errorText(err).toLowerCase()} (${errnoName(err)})`);
+        return;
+      }
+      events.onOpen(sock);
+    },
+    onData: (d) => events.onData(d),
+    onDrain: () => events.onDrain(),
+    onEnd: events.onEnd ? () => events.onEnd!() : undefined,
+    onClose: (e) => events.onClose(e),
+  });
+}
+
+/**
  * This thread could not return home: it is in a tenant's namespace for good, and must create nothing
  * more there (a dial would connect from that namespace). It stops accepting, refuses to dial, lets the
  * exchanges in flight finish on the connections they have; the supervisor starts another, and ends
@@ -82,7 +119,7 @@ function strand(message: string): void {
   stranded = true;
   const all = [...tenants.values()];
   tenants.clear();
-  const done = Promise.all(all.map((g) => retire(g, STRANDED_GRACE_MS)));
+  const done = Promise.all([...all.map((g) => retire(g, STRANDED_GRACE_MS)), ingress?.stop(STRANDED_GRACE_MS)]);
   post({ type: "fatal", message });
   // Ended by the supervisor, not by process.exit here: a thread that ends itself first starts one more
   // (JavaScriptCore's "Signal Sender"), which would be born in the tenant's namespace (seen).
@@ -117,6 +154,7 @@ function sweep(): void {
     g.route.pool?.sweep(now);
   }
   for (const g of retiring) for (const c of g.conns) c.sweep(now);
+  ingress?.sweep(now);
 }
 const retiring = new Set<TenantGroup>();
 
@@ -151,16 +189,44 @@ async function handle(msg: ToWorker): Promise<void> {
       env = {
         limits: { ...o.engine, tunnelTimeoutMs: 3_600_000 },
         // A stranded worker's dial would leave from a tenant's namespace: it fails instead (a 502).
-        dial: (to, events) => (stranded ? queueMicrotask(() => events.onClose("worker stranded outside its own network namespace")) : dial(to, events)),
+        dial: (to, events) => {
+          if (stranded) queueMicrotask(() => events.onClose("worker stranded outside its own network namespace"));
+          else if (to.nsFd !== undefined) dialInside(to.nsFd, to.host!, to.port!, events);
+          else dial(to, events);
+        },
         access,
         now: () => coarseNow,
-        closed: (c) => ((c as Conn).owner as TenantGroup).release(c as Conn),
+        closed: (c) => ((c as Conn).owner as { release(c: Conn): void }).release(c as Conn),
         workerStats: metricsOff ? undefined : new Float64Array(o.stats, 0, WORKER_HEADER),
       };
       coarseNow = performance.now();
+      ingress = new Ingress(env, counts, owner, tenantStats);
       setInterval(sweep, SWEEP_MS);
       return;
     }
+    case "ingress-listen": {
+      let at = "";
+      try {
+        for (const l of msg.listen) {
+          at = l.text;
+          // In this thread's own (the host's) namespace: no window needed.
+          ingress!.listeners.push(listenTcp(l.host, l.port, l.kind === "sni" ? ingress!.sniHooks : ingress!.httpHooks));
+        }
+        post({ type: "done", id: msg.id });
+      } catch (err) {
+        const e = err as Error & { code?: string };
+        post({ type: "failed", id: msg.id, message: `${at}: ${e.code ? `${e.code}: ` : ""}${e.message}`, code: e.code ?? "ELISTEN" });
+      }
+      return;
+    }
+    case "ingress-set":
+      ingress!.set(msg.tenant);
+      post({ type: "done", id: msg.id });
+      return;
+    case "ingress-drop":
+      ingress!.drop(msg.name);
+      post({ type: "done", id: msg.id });
+      return;
     case "stats-chunk":
       statsChunks[msg.chunk] = msg.sab;
       return;
@@ -184,7 +250,7 @@ async function handle(msg: ToWorker): Promise<void> {
     case "stop": {
       const all = [...tenants.values()];
       tenants.clear();
-      await Promise.all(all.map((g) => retire(g, msg.graceMs)));
+      await Promise.all([...all.map((g) => retire(g, msg.graceMs)), ingress?.stop(msg.graceMs)]);
       access?.flush();
       post({ type: "done", id: msg.id });
       return;

@@ -34,12 +34,13 @@ let serial = 1;
  * A leaf for 127.0.0.1, ::1 and `ips` signed by `ca`, written to `${base}.crt` / `${base}.key`, with subject CN=`cn`.
  * `days` (default 30) from now; or `expired`: valid in January 2025 only (openssl ca sets past dates).
  */
-export function makeLeaf(ca: Ca, base: string, cn: string, opts: { days?: number; expired?: boolean; ips?: string[] } = {}): Leaf {
+export function makeLeaf(ca: Ca, base: string, cn: string, opts: { days?: number; expired?: boolean; ips?: string[]; dns?: string[] } = {}): Leaf {
   const cert = `${base}.crt`;
   const key = `${base}.key`;
   const csr = `${base}.csr`;
   const ext = `${base}.ext`;
-  writeFileSync(ext, `subjectAltName=${["127.0.0.1", "::1", ...(opts.ips ?? [])].map((ip) => `IP:${ip}`).join(",")}\n`);
+  const names = [...["127.0.0.1", "::1", ...(opts.ips ?? [])].map((ip) => `IP:${ip}`), ...(opts.dns ?? []).map((n) => `DNS:${n}`)];
+  writeFileSync(ext, `subjectAltName=${names.join(",")}\n`);
   openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", csr, "-subj", `/CN=${cn}`]);
   if (!opts.expired) {
     openssl(["x509", "-req", "-in", csr, "-CA", ca.cert, "-CAkey", ca.key, "-set_serial", String(serial++), "-days", String(opts.days ?? 30), "-extfile", ext, "-out", cert]);

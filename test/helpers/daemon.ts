@@ -1,13 +1,31 @@
 // Start nsproxy as a child process (from source, or the built binary) and watch its output.
 import type { Subprocess } from "bun";
 import { afterAll } from "bun:test";
-import { mkdirSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 
 const ROOT = `${import.meta.dir}/../..`;
 export const BUN = process.execPath;
-export const SOURCE_CLI = [BUN, `${ROOT}/src/cli.ts`];
+
+/**
+ * NSPROXY_TEST_RUNTIME=deno (npm run test:deno): the daemon and the CLI run from source under Deno; the test
+ * runner stays bun test. The binary of the Deno npm package, not its node shim (signals must reach Deno itself).
+ */
+export const UNDER_DENO = process.env.NSPROXY_TEST_RUNTIME === "deno";
+export const DENO = [`${ROOT}/node_modules/@deno/linux-${process.arch}-glibc/deno`, `${ROOT}/node_modules/deno/deno`].find((p) => existsSync(p)) ?? "deno";
+export const SOURCE_CLI = UNDER_DENO ? [DENO, "run", "-A", "--unstable-net", `${ROOT}/src/cli.ts`] : [BUN, `${ROOT}/src/cli.ts`];
 export const BINARY = `${ROOT}/dist/nsproxy`;
+
+/**
+ * In the Deno leg, the reason to skip a test of something Deno does not run (the compiled binary is Bun's) or
+ * cannot do (README, Deno): printed once, so the skip is visible in the run's output. Undefined under Bun.
+ */
+export function skipOnDeno(why: string): string | undefined {
+  if (!UNDER_DENO) return undefined;
+  const reason = `not under Deno (NSPROXY_TEST_RUNTIME=deno): ${why}`;
+  console.warn(`skip: ${reason}`);
+  return reason;
+}
 
 let built = false;
 /** Build dist/nsproxy once per test process (under a second): a stale binary would test old code. */

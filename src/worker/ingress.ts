@@ -1,0 +1,291 @@
+// The ingress direction in one worker: listeners in the host namespace that route each HTTP request by Host, and
+// each TLS connection by its SNI server name (not terminated), to a tenant's own service inside its namespace.
+import { ProxyConn } from "../engine/conn.ts";
+import { HostClaimError, HostRouter } from "../engine/host-router.ts";
+import type { Stamp } from "../engine/rewrite.ts";
+import { sniOf } from "../engine/sni.ts";
+import { Stat, W_INGRESS_UNROUTED } from "../engine/stats.ts";
+import { TcpConn } from "../engine/tcp.ts";
+import type { Duplex, Env, Route } from "../engine/types.ts";
+import { UpstreamPool } from "../engine/upstream-pool.ts";
+import type { ClientSink, ListenerHooks, Peer } from "../runtime/index.ts";
+import type { SharedCounts } from "./shared-counts.ts";
+import type { Conn, GroupOwner } from "./tenant-group.ts";
+
+/** What the supervisor tells every worker about one tenant's ingress (see protocol.ts). */
+export interface IngressTenant {
+  name: string;
+  netns: string;
+  /** Normalized patterns this tenant owns (claims were checked by the supervisor). */
+  hosts: string[];
+  backend?: { host: string; port: number; text: string };
+  tlsBackend?: { host: string; port: number; text: string };
+  /** An fd (of this process) open on the tenant's namespace, or -1 while it is gone. */
+  nsFd: number;
+  /** Why its hosts answer 503 now (namespace gone); absent when it serves. */
+  down?: string;
+  /** Its counters' slot (the same as its egress counters). */
+  slot: number;
+  upstreamTimeoutMs: number;
+}
+
+/**
+ * Ingress requests carry no tenant stamp: the tenant's own service is the upstream, and the host-side
+ * client is not a tenant. X-Forwarded-For/-Host/-Proto describe that client, as on egress; a client's
+ * own copies (and their look-alikes) are removed, as they always are.
+ */
+const INGRESS_STAMP: Stamp = { text: "X-Forwarded-Proto: http\r\n", protectedNames: new Set(), prefix: "" };
+
+interface Entry {
+  name: string;
+  http?: Route;
+  tls?: Route;
+  down?: string;
+}
+
+type Refusal = { status: number; reason: string };
+
+/** The SNI of a ClientHello may arrive in pieces: at most this much is buffered before giving up. */
+const MAX_HELLO_BYTES = 16 * 1024;
+
+export class Ingress {
+  private readonly router = new HostRouter<Entry>();
+  private readonly entries = new Map<string, Entry>();
+  readonly conns = new Set<Conn>();
+  listeners: { stop(closeActive?: boolean): void }[] = [];
+  /** Counters of requests no tenant took (404s): nobody's, so a private array; the worker header counts them. */
+  private readonly unrouted: Route;
+  readonly httpHooks: ListenerHooks = { accept: (sock, peer) => this.acceptHttp(sock, peer) };
+  readonly sniHooks: ListenerHooks = { accept: (sock) => this.acceptSni(sock) };
+
+  constructor(
+    private readonly env: Env,
+    private readonly counts: SharedCounts,
+    private readonly owner: GroupOwner,
+    private readonly statsOf: (slot: number) => Float64Array,
+  ) {
+    this.unrouted = { tenant: "-", stamp: INGRESS_STAMP, upstream: {}, upstreamText: "-", upstreamTimeoutMs: 30_000, stats: new Float64Array(Stat.COUNT), direction: "ingress" };
+  }
+
+  /** Add or replace a tenant's ingress (a new namespace fd closes the idle backend connections made through the old one). */
+  set(t: IngressTenant): void {
+    this.entries.get(t.name)?.http?.pool?.closeAll();
+    const stats = this.statsOf(t.slot);
+    const entry: Entry = { name: t.name, ...(t.down ? { down: t.down } : {}) };
+    const at = (b: { text: string }) => `tenant ${t.name} backend ${b.text} (netns ${t.netns})`;
+    if (t.nsFd >= 0 && t.backend) {
+      entry.http = {
+        tenant: t.name,
+        stamp: INGRESS_STAMP,
+        upstream: { host: t.backend.host, port: t.backend.port, nsFd: t.nsFd },
+        upstreamText: at(t.backend),
+        upstreamTimeoutMs: t.upstreamTimeoutMs,
+        stats,
+        pool: new UpstreamPool({ take: () => this.counts.reserveFds(1), give: () => this.counts.releaseFds(1) }),
+        direction: "ingress",
+      };
+    }
+    if (t.nsFd >= 0 && t.tlsBackend) {
+      entry.tls = {
+        tenant: t.name,
+        stamp: INGRESS_STAMP,
+        upstream: { host: t.tlsBackend.host, port: t.tlsBackend.port, nsFd: t.nsFd, halfOpen: true },
+        upstreamText: at(t.tlsBackend),
+        upstreamTimeoutMs: t.upstreamTimeoutMs,
+        stats,
+        direction: "ingress",
+      };
+    }
+    try {
+      this.router.claim(t.name, t.hosts, entry);
+    } catch (err) {
+      if (!(err instanceof HostClaimError)) throw err;
+      // The supervisor allows one owner per host over the whole desired set, so a clash here is a host
+      // moving between two tenants in one reload, whose updates arrive one after the other: the newer
+      // claim wins, and the other tenant's own update (already on its way) claims what it keeps.
+      this.router.release(err.owner);
+      this.router.claim(t.name, t.hosts, entry);
+    }
+    this.entries.set(t.name, entry);
+  }
+
+  /** The tenant is gone: its hosts are unknown from now on (404); connections in flight finish. */
+  drop(name: string): void {
+    this.entries.get(name)?.http?.pool?.closeAll();
+    this.entries.delete(name);
+    this.router.release(name);
+  }
+
+  private unroutedCount(what: string): void {
+    const w = this.env.workerStats;
+    if (w) w[W_INGRESS_UNROUTED] = w[W_INGRESS_UNROUTED]! + 1;
+    this.owner.warn("ingress-unrouted", `ingress: ${what} (more like it are counted in nsproxy_ingress_unrouted_total, logged at most every 10 s)`);
+  }
+
+  /** A request's route by its Host: exact name, then the longest wildcard; port and case ignored. */
+  readonly routeHttp = (host: string): Route | Refusal => {
+    const hit = host ? this.router.route(host) : undefined;
+    if (!hit) {
+      this.unroutedCount(`no tenant for Host ${JSON.stringify(host)}`);
+      return { status: 404, reason: host ? `no tenant serves host ${host}` : "no Host in the request" };
+    }
+    const e = hit.value;
+    if (e.down) return { status: 503, reason: `tenant ${e.name}: ${e.down}` };
+    if (!e.http) return { status: 404, reason: `tenant ${e.name} has no ingress_backend for HTTP` };
+    return e.http;
+  };
+
+  /** A TLS connection's route by SNI; a string says why it is closed. */
+  routeTls(name: string): Route | string {
+    const hit = this.router.route(name);
+    if (!hit) return `no tenant for server name ${JSON.stringify(name)}`;
+    const e = hit.value;
+    if (e.down) return `tenant ${e.name}: ${e.down}`;
+    return e.tls ?? `tenant ${e.name} has no ingress_tls_backend`;
+  }
+
+  /** Descriptors for the client and its backend connection come from the process budget, as on egress. */
+  private reserve(sock: Duplex): boolean {
+    if (this.counts.reserveFds(2)) return true;
+    sock.terminate();
+    this.owner.warn("fds", `descriptor limit reached (${this.counts.fdLimit}): refusing new connections until some close`);
+    return false;
+  }
+
+  private acceptHttp(sock: Duplex, peer: Peer): ClientSink | undefined {
+    if (!this.reserve(sock)) return undefined;
+    const conn = new ProxyConn(sock, this.unrouted, peer.remoteAddress, this.env);
+    conn.router = this.routeHttp;
+    conn.owner = this;
+    this.conns.add(conn);
+    return conn;
+  }
+
+  private acceptSni(sock: Duplex): ClientSink | undefined {
+    if (!this.reserve(sock)) return undefined;
+    const conn = new SniConn(sock, this, this.env);
+    conn.owner = this;
+    this.conns.add(conn);
+    return conn;
+  }
+
+  /** A connection finished (called once per connection, through env.closed or SniConn). */
+  release(conn: Conn): void {
+    if (!this.conns.delete(conn)) return;
+    this.counts.releaseFds(2);
+  }
+
+  sweep(now: number): void {
+    for (const c of this.conns) c.sweep(now);
+    for (const e of this.entries.values()) e.http?.pool?.sweep(now);
+  }
+
+  /** Stop listening; let exchanges finish for `graceMs`, then cut what is left. */
+  stop(graceMs: number): Promise<void> {
+    for (const l of this.listeners) l.stop(false);
+    this.listeners = [];
+    for (const e of this.entries.values()) e.http?.pool?.closeAll();
+    for (const c of [...this.conns]) c.drain();
+    if (this.conns.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const started = Date.now();
+      const tick = setInterval(() => {
+        if (this.conns.size === 0 || Date.now() - started >= graceMs) {
+          clearInterval(tick);
+          for (const c of [...this.conns]) c.destroy();
+          resolve();
+        }
+      }, 50);
+    });
+  }
+
+  /** For SniConn: a refused TLS connection is counted and logged (rate-limited). */
+  refusedTls(why: string): void {
+    this.unroutedCount(`TLS connection closed: ${why}`);
+  }
+}
+
+/**
+ * An sni:// connection: reads the ClientHello (bounded, within request_timeout), picks the tenant by its
+ * server name, then becomes a TCP-mode pipe to the tenant's TLS service with the hello bytes first. The
+ * TLS session is between the client and the tenant: nsproxy never sees plaintext or holds a key.
+ */
+class SniConn implements Conn, ClientSink {
+  owner: unknown;
+  private buf: Uint8Array | undefined;
+  private inner: TcpConn | undefined;
+  private readonly since: number;
+  private done = false;
+
+  constructor(
+    private readonly client: Duplex,
+    private readonly ingress: Ingress,
+    private readonly env: Env,
+  ) {
+    this.since = env.now();
+  }
+
+  onClientData(data: Uint8Array): void {
+    if (this.inner) return this.inner.onClientData(data);
+    if (this.done) return;
+    if (this.buf === undefined) this.buf = data;
+    else {
+      const merged = new Uint8Array(this.buf.length + data.length);
+      merged.set(this.buf, 0);
+      merged.set(data, this.buf.length);
+      this.buf = merged;
+    }
+    const r = sniOf(this.buf, MAX_HELLO_BYTES);
+    if (r.kind === "more") return;
+    if (r.kind !== "found") return this.refuse(r.kind === "none" ? "the ClientHello names no server (SNI)" : `not a TLS ClientHello: ${r.reason}`);
+    const route = this.ingress.routeTls(r.name);
+    if (typeof route === "string") return this.refuse(route);
+    const inner = new TcpConn(this.client, route, this.env, this.buf);
+    this.buf = undefined;
+    // The pipe's end is this connection's end.
+    inner.owner = { release: () => this.finish() };
+    this.inner = inner;
+  }
+
+  private refuse(why: string): void {
+    this.ingress.refusedTls(why);
+    this.destroy();
+  }
+
+  onClientDrain(): void {
+    this.inner?.onClientDrain();
+  }
+
+  onClientEnd(): void {
+    if (this.inner) return this.inner.onClientEnd();
+    this.destroy(); // the hello can never be complete
+  }
+
+  onClientClose(): void {
+    if (this.inner) return this.inner.onClientClose();
+    this.finish();
+  }
+
+  sweep(now: number): void {
+    if (this.inner) return this.inner.sweep(now);
+    if (!this.done && now - this.since >= this.env.limits.requestTimeoutMs) this.refuse("no complete ClientHello within request_timeout");
+  }
+
+  drain(): void {
+    if (this.inner) this.inner.drain();
+    else this.destroy();
+  }
+
+  destroy(): void {
+    if (this.inner) return this.inner.destroy();
+    if (this.done) return;
+    this.client.terminate();
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.done) return;
+    this.done = true;
+    this.ingress.release(this);
+  }
+}
