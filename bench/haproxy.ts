@@ -64,3 +64,66 @@ export function writeConfig(path: string, text: string): string {
 export function haproxyArgv(configPath: string): string[] {
   return ["haproxy", "-db", "-f", configPath];
 }
+
+/** A tenant's frontend for the TLS bench: a plain bind, an `ssl crt` bind, or both, in its namespace. */
+export interface HttpsFrontend {
+  tenant: string;
+  ns: string;
+  port?: number;
+  tls?: { port: number; crt: string };
+}
+
+/**
+ * proxyConfig's frontends (the same header work) with `bind … ssl crt FILE alpn http/1.1 namespace NS` where a
+ * tenant has a TLS port; X-Forwarded-Proto says which bind the request came in on. HAProxy's TLS defaults otherwise
+ * (session cache and tickets on, as shipped).
+ */
+export function httpsProxyConfig(frontends: HttpsFrontend[], upstreamPort: number): string {
+  const blocks = frontends.map((f) => {
+    const binds = [
+      ...(f.port ? [`  bind 127.0.0.1:${f.port} namespace ${f.ns}`] : []),
+      ...(f.tls ? [`  bind 127.0.0.1:${f.tls.port} ssl crt ${f.tls.crt} alpn http/1.1 namespace ${f.ns}`] : []),
+    ];
+    return `frontend t-${f.tenant}
+${binds.join("\n")}
+  http-request del-header forwarded
+  http-request del-header x-forwarded-for
+  http-request set-header x-forwarded-proto https if { ssl_fc }
+  http-request set-header x-forwarded-proto http if !{ ssl_fc }
+  http-request set-header x-forwarded-host %[req.hdr(host)]
+  http-request set-header x-nsproxy-tenant ${f.tenant}
+  option forwardfor
+  default_backend upstream
+`;
+  });
+  return `global
+  nbthread 2
+${DEFAULTS}
+${blocks.join("\n")}
+backend upstream
+  http-reuse always
+  server up 127.0.0.1:${upstreamPort}
+`;
+}
+
+/** `mode tcp`: one frontend per namespace, each to its own host port; two threads, no splicing unless asked (HAProxy's default). */
+export function tcpProxyConfig(frontends: { tenant: string; ns: string; port: number; upstreamPort: number }[], opts: { splice?: boolean } = {}): string {
+  const blocks = frontends.map(
+    (f) => `frontend t-${f.tenant}
+  bind 127.0.0.1:${f.port} namespace ${f.ns}
+  default_backend b-${f.tenant}
+
+backend b-${f.tenant}
+  server s 127.0.0.1:${f.upstreamPort}
+`,
+  );
+  return `global
+  nbthread 2
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+${opts.splice ? "  option splice-auto\n" : ""}
+${blocks.join("\n")}`;
+}

@@ -11,6 +11,19 @@ export interface WrkResult {
   errors: number;
   /** The proxy's CPU (utime + stime, all threads) over the run, per request: the steadiest figure on a shared box. */
   cpuUsPerReq?: number;
+  /** wrk's own CPU over the run in seconds (user + system, from its resource usage): is the client the limit? */
+  clientCpuS?: number;
+  /** What wrk wrote to stderr (an LD_PRELOAD helper may report there). */
+  stderr?: string;
+}
+
+export interface WrkOpts {
+  conns: number;
+  durationS: number;
+  /** Extra wrk arguments before the URL, e.g. ["-H", "Connection: close"]. */
+  args?: string[];
+  /** Extra environment for wrk, e.g. LD_PRELOAD. */
+  env?: Record<string, string>;
 }
 
 const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000 };
@@ -34,12 +47,14 @@ export function parseWrk(out: string): WrkResult {
 }
 
 /** One keep-alive run of `durationS` seconds from inside `ns`; killed 20 s after it should have ended. */
-export async function wrk(ns: string, url: string, opts: { conns: number; durationS: number }): Promise<WrkResult> {
-  const argv = ["ip", "netns", "exec", ns, "wrk", "-t1", `-c${opts.conns}`, `-d${opts.durationS}s`, "--latency", url];
-  const p = spawn(argv, opts.durationS * 1000 + 20_000);
+export async function wrk(ns: string, url: string, opts: WrkOpts): Promise<WrkResult> {
+  const argv = ["ip", "netns", "exec", ns, "wrk", "-t1", `-c${opts.conns}`, `-d${opts.durationS}s`, "--latency", ...(opts.args ?? []), url];
+  const p = spawn(argv, opts.durationS * 1000 + 20_000, { env: opts.env });
   const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
   if (code !== 0) throw new Error(`wrk in ${ns} exited ${code}: ${err}${out}`);
-  return parseWrk(out);
+  // `ip netns exec` execs wrk in its own process: this usage is wrk's.
+  const cpu = p.resourceUsage()?.cpuTime;
+  return { ...parseWrk(out), stderr: err, clientCpuS: cpu ? Number(cpu.total) / 1e6 : undefined };
 }
 
 /** K wrk processes at once, each in its own namespace: requests/s summed, the worst p99, errors summed. */

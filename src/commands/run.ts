@@ -80,6 +80,11 @@ export default defineCommand({
     // Workers first: booting one needs descriptors too, and the attach pass opens namespace files (tried
     // overlapping the two: under a tight RLIMIT_NOFILE a worker could fail to load with EMFILE).
     await daemon.start();
+    // Test hook (ignored by the release binary): hold the attach pass back, so /readyz can be seen at 503.
+    const hold = Number(process.env.NSPROXY_COMPILED === "1" ? 0 : (process.env.NSPROXY_TEST_HOLD_ATTACH_MS ?? 0));
+    if (hold > 0) await new Promise((resolve) => setTimeout(resolve, hold));
+    await supervisor.start();
+    // After the attach pass: bound before it, configured hosts would answer 404 "unknown" for a moment.
     if (config.ingressListen.length > 0) {
       // The ingress listeners are the host's own addresses: one that cannot be bound is the operator's to fix now.
       const failed = await daemon.listenIngress();
@@ -90,10 +95,6 @@ export default defineCommand({
       }
       logger.info(`ingress on ${config.ingressListen.map((l) => (l.kind === "sni" ? l.text : `http://${l.text.replace(/^http:\/\//, "")}`)).join(", ")} (host namespace)`);
     }
-    // Test hook (ignored by the release binary): hold the attach pass back, so /readyz can be seen at 503.
-    const hold = Number(process.env.NSPROXY_COMPILED === "1" ? 0 : (process.env.NSPROXY_TEST_HOLD_ATTACH_MS ?? 0));
-    if (hold > 0) await new Promise((resolve) => setTimeout(resolve, hold));
-    await supervisor.start();
     daemon.ready = true;
     const c = daemon.counts();
     logger.info(`attached ${c.serving}/${c.total} tenants on ${config.workers} workers in ${Math.round(performance.now() - t0)} ms; ${c.total - c.serving} failed`);
