@@ -2,6 +2,7 @@
 import { statSync } from "node:fs";
 import type { DaemonConfig, TenantSpec } from "./config/types.ts";
 import { armedFaults } from "./faults.ts";
+import { LogLevels } from "consola";
 import { logger } from "./log.ts";
 import { closeFd, NativeError, netnsIdentity, openNetns } from "./netns/native.ts";
 import { strayThreads } from "./netns/threads.ts";
@@ -105,6 +106,7 @@ export class Daemon {
   constructor(readonly config: DaemonConfig) {
     this.pool = new WorkerPool(config.workers, {
       accessLog: config.accessLog,
+      debug: logger.level >= LogLevels.debug,
       logFormat: config.logFormat,
       replaceGraceMs: config.shutdownGraceMs,
       engine: config.engine,

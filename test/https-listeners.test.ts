@@ -103,6 +103,21 @@ describe.skipIf(Boolean(skipReason) || !haveOpenssl)("https:// listeners", () =>
     } finally {
       await d.stop("SIGKILL");
     }
+    // With --verbose: a debug line, at most one per tenant per 10 s however many fail.
+    const v = startNsproxy([
+      "run", "-w", "1", "-v", "-l", "https://127.0.0.1:8443", "-u", `http://127.0.0.1:${upstream.port}`,
+      "--tls-cert", `${certs}/pair.crt`, "--tls-key", `${certs}/pair.key`, "-n", ns, "--admin-socket", `${daemonDir()}/admin.sock`,
+    ]);
+    try {
+      await v.waitFor("attached 1/1");
+      for (let i = 0; i < 5; i++) await nsExec(ns, ["curl", "-sS", "--max-time", "5", "http://127.0.0.1:8443/"]);
+      await v.waitFor(`tenant ${ns}: TLS handshake failed (client 127.0.0.1)`);
+      await Bun.sleep(200);
+      expect(v.stderr().match(/TLS handshake failed/g)?.length).toBe(1);
+      expect(v.stderr()).toMatch(/debug +worker 0: tenant .*: TLS handshake failed/);
+    } finally {
+      await v.stop("SIGKILL");
+    }
   });
 
   test("a tenant whose certificate is unusable fails alone, naming the file; the other serves", async () => {

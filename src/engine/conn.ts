@@ -190,6 +190,7 @@ export class ProxyConn implements LegOwner {
   /** An https:// listener's handshake failed: counted (never logged per attempt); the close follows. */
   onHandshakeFailed(): void {
     this.count(Stat.TlsHandshakeFailures);
+    this.env.tlsFailed?.(this.route.tenant, this.clientAddress);
     this.destroy();
   }
 

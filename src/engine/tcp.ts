@@ -237,6 +237,7 @@ export class TcpConn {
   onHandshakeFailed(): void {
     const st = this.route.stats;
     st[Stat.TlsHandshakeFailures] = st[Stat.TlsHandshakeFailures]! + 1;
+    this.env.tlsFailed?.(this.route.tenant, "");
     this.destroy();
   }
 

@@ -110,6 +110,8 @@ export interface Env {
   now: () => number;
   /** A connection finished (for counters and the sweep registry). */
   closed?: (conn: unknown) => void;
+  /** A TLS handshake failed on a tenant's https:// listener (already counted): for a rate-limited debug line. */
+  tlsFailed?: (tenant: string, client: string) => void;
   /** The worker's own figures (stats.ts W_*): the request-duration histogram. */
   workerStats?: Float64Array;
 }

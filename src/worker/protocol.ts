@@ -6,6 +6,8 @@ import type { IngressTenant } from "./ingress.ts";
 
 export interface WorkerOptions {
   accessLog: boolean;
+  /** --verbose: workers send their (rate-limited) debug lines too. */
+  debug?: boolean;
   logFormat: "text" | "json";
   /** When a tenant is re-attached with a new spec, how long its old listeners' requests may finish. */
   replaceGraceMs: number;
@@ -56,6 +58,6 @@ export type FromWorker =
   /** After "fatal": its exchanges are done; terminate it. */
   | { type: "drained" }
   /** A line for the supervisor's log (workers rate-limit what a tenant can cause). */
-  | { type: "log"; level: "warn" | "info"; message: string }
+  | { type: "log"; level: "warn" | "info" | "debug"; message: string }
   /** The answers a batch produced at once, in order. */
   | { type: "batch"; messages: FromWorker[] };

@@ -33,6 +33,9 @@ const STRANDED_GRACE_MS = 2000;
 let collected: FromWorker[] | undefined;
 const post = (msg: FromWorker) => (collected ? collected.push(msg) : self.postMessage(msg));
 
+/** --verbose: rate-limited debug lines are sent to the supervisor too. */
+let debugOn = false;
+
 /** Warnings a tenant can cause at any rate are logged at most once per 10 s per kind. */
 const lastWarned = new Map<string, number>();
 const owner = {
@@ -41,6 +44,13 @@ const owner = {
     if (now - (lastWarned.get(kind) ?? 0) < 10_000) return;
     lastWarned.set(kind, now);
     post({ type: "log", level: "warn", message });
+  },
+  debug(kind: string, message: string) {
+    if (!debugOn) return;
+    const now = Date.now();
+    if (now - (lastWarned.get(kind) ?? 0) < 10_000) return;
+    lastWarned.set(kind, now);
+    post({ type: "log", level: "debug", message });
   },
 };
 
@@ -182,6 +192,7 @@ async function handle(msg: ToWorker): Promise<void> {
     case "init": {
       const o = msg.options;
       access = o.accessLog ? stdoutAccessLog(o.logFormat) : undefined;
+      debugOn = o.debug === true;
       faults = o.faults ?? {};
       replaceGraceMs = o.replaceGraceMs;
       counts = new SharedCounts(o.counts);
@@ -196,6 +207,8 @@ async function handle(msg: ToWorker): Promise<void> {
         },
         access,
         now: () => coarseNow,
+        // Debug only, and at most one line per tenant per 10 s: a tenant's clients can fail millions of handshakes.
+        tlsFailed: (tenant, client) => owner.debug(`tls:${tenant}`, `tenant ${tenant}: TLS handshake failed${client ? ` (client ${client})` : ""}; counted in nsproxy_tenant_tls_handshake_failures_total`),
         closed: (c) => ((c as Conn).owner as { release(c: Conn): void }).release(c as Conn),
         workerStats: metricsOff ? undefined : new Float64Array(o.stats, 0, WORKER_HEADER),
       };
