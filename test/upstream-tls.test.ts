@@ -70,4 +70,29 @@ describe.skipIf(Boolean(skipReason) || !haveOpenssl)("https upstream", () => {
       await d.stop("SIGKILL");
     }
   });
+
+  test("upstream_ca adds a CA (the default roots stay); upstream_insecure skips verification and says so once at start", async () => {
+    const ns = addNetns(`${prefix}c`);
+    const file = `${dir}/c.toml`;
+    await Bun.write(
+      file,
+      `[tenants.withca]\nnetns = "${ns}"\nlisten = "127.0.0.1:8182"\nupstream = "https://127.0.0.1:${upstream.port}"\nupstream_ca = "${trusted}"\n` +
+        `[tenants.insecure]\nnetns = "${ns}"\nlisten = "127.0.0.1:8183"\nupstream = "https://127.0.0.1:${upstream.port}"\nupstream_insecure = true\n` +
+        `[tenants.badca]\nnetns = "${ns}"\nlisten = "127.0.0.1:8184"\nupstream = "https://127.0.0.1:${upstream.port}"\nupstream_ca = "${dir}/missing-ca.pem"\n`,
+    );
+    const d = startNsproxy(["run", "-c", file, "-w", "1"]);
+    try {
+      await d.waitFor("attached 2/3");
+      for (const port of [8182, 8183]) {
+        const r = await curlIn(ns, `http://127.0.0.1:${port}/x`);
+        expect({ port, status: r.status, body: r.body }).toEqual({ port, status: 200, body: `over tls for ${port === 8182 ? "withca" : "insecure"}\n` });
+      }
+      expect(d.stderr().match(/upstream_insecure = true/g)?.length).toBe(1);
+      expect(d.stderr()).toContain("tenant insecure");
+      // A CA file that cannot be read fails that tenant alone, naming the file.
+      expect(d.stderr()).toMatch(/tenant badca .*upstream_ca .*missing-ca\.pem/);
+    } finally {
+      await d.stop("SIGKILL");
+    }
+  });
 });
