@@ -103,7 +103,10 @@ const ls = defineCommand({
     const tenants = await new AdminClient(daemonPaths(args).socket).tenants();
     if (args.json) return print(JSON.stringify(tenants, null, 2));
     if (tenants.length === 0) return print("no tenants");
-    const rows = tenants.map((t) => [t.name, t.state, t.netns, t.listen.join(","), t.upstream, t.error ?? ""]);
+    // An ingress-only tenant has no listener of its own: its hosts take that column.
+    const listen = (t: TenantView) => [...t.listen, ...(t.ingress ? [`ingress:${t.ingress.hosts.join(",")}`] : [])].join(",");
+    const upstream = (t: TenantView) => t.upstream || (t.ingress ? `-> ${[t.ingress.backend, t.ingress.tls_backend].filter(Boolean).join(",")} (in netns)` : "");
+    const rows = tenants.map((t) => [t.name, t.state, t.netns, listen(t), upstream(t), t.error ?? t.ingress?.down ?? t.tls?.error ?? ""]);
     for (const line of alignColumns([["NAME", "STATE", "NETNS", "LISTEN", "UPSTREAM", "ERROR"], ...rows])) print(line);
   },
 });
