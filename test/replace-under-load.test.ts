@@ -1,7 +1,7 @@
 // A tenant replaced (headers, upstream, listen addresses) while wrk runs against it: not one request fails.
 import { afterAll, describe, expect, test } from "bun:test";
 import { AdminClient } from "../src/admin/client.ts";
-import { daemonDir, skipOnDeno, startNsproxy } from "./helpers/daemon.ts";
+import { daemonDir, startNsproxy } from "./helpers/daemon.ts";
 import { addNetns, cleanupNetns, skipReason, uniquePrefix } from "./helpers/netns.ts";
 import { startUpstream } from "./helpers/upstream.ts";
 
@@ -9,10 +9,7 @@ const prefix = uniquePrefix("rul");
 const haveWrk = Bun.spawnSync(["sh", "-c", "command -v wrk"]).exitCode === 0;
 afterAll(() => cleanupNetns(prefix));
 
-/** See README, Deno: a connection Deno accepted just before its listener stopped is closed unanswered. */
-const lateAccept = skipOnDeno("0 errors while a tenant is replaced under load (a connection accepted as its listener stops is reset)");
-
-describe.skipIf(Boolean(skipReason) || !haveWrk || Boolean(lateAccept))("replacing a tenant under load", () => {
+describe.skipIf(Boolean(skipReason) || !haveWrk)("replacing a tenant under load", () => {
   test("6 replacements during 4 s of wrk -c8 on that tenant: 0 socket errors, 0 non-2xx", async () => {
     const up1 = startUpstream();
     const up2 = startUpstream();
