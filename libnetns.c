@@ -290,37 +290,44 @@ static int parse_ipv6(const char *s, const char *end, unsigned char out[16]) {
   return 1;
 }
 
+/* An IPv4 or IPv6 literal and a port as a socket address. Returns its length, or -EINVAL. */
+union nsx_sockaddr {
+  struct sockaddr_in v4;
+  struct sockaddr_in6 v6;
+  unsigned char bytes[sizeof(struct sockaddr_in6)];
+};
+static int fill_sockaddr(const char *addr, int port, union nsx_sockaddr *sa, int *family) {
+  if (port < 0 || port > 65535) return -EINVAL;
+  for (unsigned i = 0; i < sizeof sa->bytes; i++) sa->bytes[i] = 0;
+  /* Network byte order: both architectures here are little-endian (checked at the top). */
+  unsigned short nport = (unsigned short)(((port & 0xff) << 8) | ((port >> 8) & 0xff));
+  const char *end = addr + cstrlen(addr);
+  if (parse_ipv4(addr, end, (unsigned char *)&sa->v4.sin_addr)) {
+    *family = NSX_AF_INET;
+    sa->v4.sin_family = NSX_AF_INET;
+    sa->v4.sin_port = nport;
+    return sizeof sa->v4;
+  }
+  if (parse_ipv6(addr, end, sa->v6.sin6_addr.s6_addr)) {
+    *family = NSX_AF_INET6;
+    sa->v6.sin6_family = NSX_AF_INET6;
+    sa->v6.sin6_port = nport;
+    return sizeof sa->v6;
+  }
+  return -EINVAL;
+}
+
 /* socket + bind on addr:port in the calling thread's current namespace, then close. Returns 0 or
  * -errno. Used after the runtime failed to listen, to learn the precise reason (EADDRNOTAVAIL for an
  * address that is not there, EADDRINUSE for a taken port). SO_REUSEADDR and SO_REUSEPORT as the
  * runtime's listener has them: a port in TIME_WAIT, or held by nsproxy's own listener in another
  * worker, must not read as taken (that hid the real cause, EMFILE, at 10,000 tenants). */
 int nsx_probe_bind(const char *addr, int port) {
-  union {
-    struct sockaddr_in v4;
-    struct sockaddr_in6 v6;
-    unsigned char bytes[sizeof(struct sockaddr_in6)];
-  } sa;
-  int len, family;
+  union nsx_sockaddr sa;
+  int family;
 
-  if (port < 0 || port > 65535) return -EINVAL;
-  for (unsigned i = 0; i < sizeof sa.bytes; i++) sa.bytes[i] = 0;
-  /* Network byte order: both architectures here are little-endian (checked at the top). */
-  unsigned short nport = (unsigned short)(((port & 0xff) << 8) | ((port >> 8) & 0xff));
-  const char *end = addr + cstrlen(addr);
-  if (parse_ipv4(addr, end, (unsigned char *)&sa.v4.sin_addr)) {
-    family = NSX_AF_INET;
-    sa.v4.sin_family = NSX_AF_INET;
-    sa.v4.sin_port = nport;
-    len = sizeof sa.v4;
-  } else if (parse_ipv6(addr, end, sa.v6.sin6_addr.s6_addr)) {
-    family = NSX_AF_INET6;
-    sa.v6.sin6_family = NSX_AF_INET6;
-    sa.v6.sin6_port = nport;
-    len = sizeof sa.v6;
-  } else {
-    return -EINVAL;
-  }
+  int len = fill_sockaddr(addr, port, &sa, &family);
+  if (len < 0) return len;
 
   int fd = (int)sys3(__NR_socket, family, NSX_SOCK_STREAM | O_CLOEXEC, 0); /* SOCK_CLOEXEC == O_CLOEXEC */
   if (fd < 0) return fd;
@@ -342,30 +349,12 @@ int nsx_probe_bind(const char *addr, int port) {
 #define NSX_ESTRANDED (-4000)
 int nsx_so_error(int fd);
 int nsx_connect_in(int nsfd, int homefd, const char *addr, int port) {
-  union {
-    struct sockaddr_in v4;
-    struct sockaddr_in6 v6;
-    unsigned char bytes[sizeof(struct sockaddr_in6)];
-  } sa;
-  int len, family;
+  union nsx_sockaddr sa;
+  int family;
 
-  if (port < 1 || port > 65535) return -EINVAL;
-  for (unsigned i = 0; i < sizeof sa.bytes; i++) sa.bytes[i] = 0;
-  unsigned short nport = (unsigned short)(((port & 0xff) << 8) | ((port >> 8) & 0xff));
-  const char *end = addr + cstrlen(addr);
-  if (parse_ipv4(addr, end, (unsigned char *)&sa.v4.sin_addr)) {
-    family = NSX_AF_INET;
-    sa.v4.sin_family = NSX_AF_INET;
-    sa.v4.sin_port = nport;
-    len = sizeof sa.v4;
-  } else if (parse_ipv6(addr, end, sa.v6.sin6_addr.s6_addr)) {
-    family = NSX_AF_INET6;
-    sa.v6.sin6_family = NSX_AF_INET6;
-    sa.v6.sin6_port = nport;
-    len = sizeof sa.v6;
-  } else {
-    return -EINVAL;
-  }
+  if (port == 0) return -EINVAL;
+  int len = fill_sockaddr(addr, port, &sa, &family);
+  if (len < 0) return len;
   long rc = sys2(__NR_setns, nsfd, CLONE_NEWNET);
   if (rc < 0) return (int)rc;
   /* ---- inside the tenant's namespace ---- */

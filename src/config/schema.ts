@@ -111,7 +111,8 @@ const LAYER_KEYS = [
   "ingress_tls_backend",
   "headers",
 ];
-const TENANT_KEYS = ["netns", ...LAYER_KEYS];
+/** The keys of a [tenants.NAME] table, in the order a stored tenant file lists them. */
+export const TENANT_KEYS: readonly string[] = ["netns", ...LAYER_KEYS];
 
 export function readDocument(doc: Table): FileConfig {
   checkKeys(doc, [], TOP_KEYS);
@@ -334,7 +335,7 @@ function optionalTable(t: Table, key: string, what = `a table, like [${key}]`): 
   return v;
 }
 
-function checkKeys(t: Table, path: string[], allowed: string[]): void {
+function checkKeys(t: Table, path: string[], allowed: readonly string[]): void {
   for (const k of Object.keys(t)) {
     if (allowed.includes(k)) continue;
     const where = path.length === 0 ? "at the top level" : `in [${path.join(".")}]`;
@@ -343,7 +344,7 @@ function checkKeys(t: Table, path: string[], allowed: string[]): void {
 }
 
 /** A likely typo, else the section the key belongs to. */
-function hint(key: string, path: string[], allowed: string[]): string {
+function hint(key: string, path: string[], allowed: readonly string[]): string {
   const near = suggest(key, allowed);
   if (near) return `; did you mean '${near}'?`;
   if (DAEMON_KEYS.includes(key)) return "; it belongs in [daemon]";

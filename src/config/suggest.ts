@@ -15,7 +15,7 @@ export function editDistance(a: string, b: string): number {
 }
 
 /** The closest candidate, if it is near enough to be a typo: distance at most 2, and less than half the word. */
-export function suggest(word: string, candidates: string[]): string | undefined {
+export function suggest(word: string, candidates: readonly string[]): string | undefined {
   const w = word.toLowerCase().replaceAll("-", "_");
   let best: string | undefined;
   let bestDist = Infinity;

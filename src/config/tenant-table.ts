@@ -3,27 +3,10 @@ import { parse, stringify, TomlError } from "smol-toml";
 import { ConfigError } from "../errors.ts";
 import { Invalid } from "./layer.ts";
 import { locateKey } from "./locate.ts";
-import { type FileTenant, readTenant } from "./schema.ts";
+import { type FileTenant, readTenant, TENANT_KEYS } from "./schema.ts";
 
 /** The keys a tenant table may have, in the order a stored file lists them. */
-const ORDER = [
-  "netns",
-  "listen",
-  "upstream",
-  "mode",
-  "tenant_header",
-  "upstream_timeout",
-  "max_connections",
-  "tls_cert",
-  "tls_key",
-  "upstream_proxy_protocol",
-  "upstream_ca",
-  "upstream_insecure",
-  "ingress_hosts",
-  "ingress_backend",
-  "ingress_tls_backend",
-  "headers",
-];
+const ORDER = TENANT_KEYS;
 
 /**
  * Check `table` as [tenants.NAME] would be checked. Throws Invalid whose `at` is the key path inside the

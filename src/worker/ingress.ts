@@ -10,7 +10,7 @@ import type { Duplex, Env, Route } from "../engine/types.ts";
 import { UpstreamPool } from "../engine/upstream-pool.ts";
 import type { ClientSink, ListenerHooks, Peer } from "../runtime/index.ts";
 import type { SharedCounts } from "./shared-counts.ts";
-import type { Conn, GroupOwner } from "./tenant-group.ts";
+import { type Conn, drainAll, type GroupOwner } from "./tenant-group.ts";
 
 /** What the supervisor tells every worker about one tenant's ingress (see protocol.ts). */
 export interface IngressTenant {
@@ -185,18 +185,7 @@ export class Ingress {
     for (const l of this.listeners) l.stop(false);
     this.listeners = [];
     for (const e of this.entries.values()) e.http?.pool?.closeAll();
-    for (const c of [...this.conns]) c.drain();
-    if (this.conns.size === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const started = Date.now();
-      const tick = setInterval(() => {
-        if (this.conns.size === 0 || Date.now() - started >= graceMs) {
-          clearInterval(tick);
-          for (const c of [...this.conns]) c.destroy();
-          resolve();
-        }
-      }, 50);
-    });
+    return drainAll(this.conns, graceMs);
   }
 
   /** For SniConn: a refused TLS connection is counted and logged (rate-limited). */

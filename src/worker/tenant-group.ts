@@ -71,6 +71,25 @@ export interface Conn {
   destroy(): void;
 }
 
+/**
+ * Let every connection of `conns` finish its exchange (drain), and cut what is left after `graceMs`.
+ * Resolves when the set is empty or the grace has passed. Connections leave the set as they finish.
+ */
+export function drainAll(conns: Set<Conn>, graceMs: number): Promise<void> {
+  for (const c of [...conns]) c.drain();
+  if (conns.size === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const tick = setInterval(() => {
+      if (conns.size === 0 || Date.now() - started >= graceMs) {
+        clearInterval(tick);
+        for (const c of [...conns]) c.destroy();
+        resolve();
+      }
+    }, 50);
+  });
+}
+
 export class TenantGroup implements ListenerHooks {
   readonly route: Route;
   /** The same tenant for connections that came over TLS (X-Forwarded-Proto: https); undefined without https:// listeners. */
@@ -189,17 +208,6 @@ export class TenantGroup implements ListenerHooks {
     for (const l of this.listeners) l.stop(false);
     this.counts.listeners(-this.listeners.length);
     this.listeners = [];
-    for (const c of [...this.conns]) c.drain();
-    if (this.conns.size === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const started = Date.now();
-      const tick = setInterval(() => {
-        if (this.conns.size === 0 || Date.now() - started >= graceMs) {
-          clearInterval(tick);
-          for (const c of [...this.conns]) c.destroy();
-          resolve();
-        }
-      }, 50);
-    });
+    return drainAll(this.conns, graceMs);
   }
 }
