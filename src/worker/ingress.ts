@@ -45,6 +45,18 @@ interface Entry {
 
 type Refusal = { status: number; reason: string };
 
+/**
+ * An entry replaced or dropped: its idle backend connections close, and its routes can dial no more. A
+ * request in flight still holds the old route (a stale pooled connection is retried once): after this
+ * message the supervisor may close the old namespace fd, and the number could come back for another
+ * tenant's namespace. A route with nsFd -1 fails its dial with a reason instead.
+ */
+function retire(e: Entry): void {
+  e.http?.pool?.closeAll();
+  if (e.http) e.http.upstream.nsFd = -1;
+  if (e.tls) e.tls.upstream.nsFd = -1;
+}
+
 /** The SNI of a ClientHello may arrive in pieces: at most this much is buffered before giving up. */
 const MAX_HELLO_BYTES = 16 * 1024;
 
@@ -69,7 +81,8 @@ export class Ingress {
 
   /** Add or replace a tenant's ingress (a new namespace fd closes the idle backend connections made through the old one). */
   set(t: IngressTenant): void {
-    this.entries.get(t.name)?.http?.pool?.closeAll();
+    const old = this.entries.get(t.name);
+    if (old) retire(old);
     const stats = this.statsOf(t.slot);
     const entry: Entry = { name: t.name, ...(t.down ? { down: t.down } : {}) };
     const at = (b: { text: string }) => `tenant ${t.name} backend ${b.text} (netns ${t.netns})`;
@@ -111,7 +124,8 @@ export class Ingress {
 
   /** The tenant is gone: its hosts are unknown from now on (404); connections in flight finish. */
   drop(name: string): void {
-    this.entries.get(name)?.http?.pool?.closeAll();
+    const old = this.entries.get(name);
+    if (old) retire(old);
     this.entries.delete(name);
     this.router.release(name);
   }

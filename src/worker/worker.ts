@@ -92,6 +92,11 @@ function attach(spec: TenantSpec, nsFd: number, slot: number, material: AttachMa
  * name the errno.
  */
 function dialInside(nsFd: number, host: string, port: number, events: UpstreamEvents): void {
+  if (nsFd < 0) {
+    // A route of a replaced or removed ingress entry (see ingress.ts retire()): its fd may name another namespace now.
+    queueMicrotask(() => events.onClose("the tenant's namespace changed while the request was in flight"));
+    return;
+  }
   const fd = connectInsideRaw(nsFd, homeFd, host, port);
   if (fd === STRANDED) {
     queueMicrotask(() => events.onClose("worker stranded outside its own network namespace"));
