@@ -150,6 +150,8 @@ export class Daemon {
       } else if (t.spec !== spec && !sameSpec(t.spec, spec)) {
         this.bump(t);
         this.releasePair(t);
+        // Ingress taken away by the new spec: its hosts go now (a changed one is updated by the attach).
+        if (t.spec.ingress && !spec.ingress) void this.ingressRemove(t);
         t.spec = spec;
         t.attempts = 0;
         result.replaced.push(spec.name);
@@ -336,7 +338,12 @@ export class Daemon {
       t.ingressDown = fd >= 0 ? undefined : down;
       if (before !== undefined && before !== fd) closeFd(before);
     };
-    t.ingressChain = (t.ingressChain ?? Promise.resolve()).then(run, run);
+    return this.ingressQueue(t, run);
+  }
+
+  /** Run `step` after every ingress update of `t` queued before it (whether those succeeded or not). */
+  private ingressQueue(t: Tenant, step: () => Promise<void>): Promise<void> {
+    t.ingressChain = (t.ingressChain ?? Promise.resolve()).then(step, step);
     return t.ingressChain;
   }
 
@@ -345,9 +352,9 @@ export class Daemon {
       await this.pool.ingressDrop(t.spec.name);
       if (t.ingressFd !== undefined) closeFd(t.ingressFd);
       t.ingressFd = undefined;
+      t.ingressDown = undefined;
     };
-    t.ingressChain = (t.ingressChain ?? Promise.resolve()).then(run, run);
-    return t.ingressChain;
+    return this.ingressQueue(t, run);
   }
 
   /** The ingress listeners, in every worker (at start) or in a replaced one. */
@@ -362,7 +369,7 @@ export class Daemon {
     for (const t of this.tenants.values()) {
       if (!t.spec.ingress) continue;
       const run = () => this.pool.ingressSet(t.spec, t.ingressFd ?? -1, t.ingressDown ?? (t.ingressFd === undefined ? "not attached yet" : undefined), index);
-      t.ingressChain = (t.ingressChain ?? Promise.resolve()).then(run, run);
+      void this.ingressQueue(t, run);
     }
     const serving = [...this.tenants.values()].filter((t) => t.state === "serving" && this.pool.placedOn(t.spec.name, index));
     await Promise.all(serving.map((t) => this.attach(t, index)));
@@ -419,12 +426,30 @@ export class Daemon {
     }
     if (spec.upstreamCa) {
       try {
-        material.upstreamCa = loadCa(spec.upstreamCa);
+        material.upstreamCa = this.caText(spec.upstreamCa);
       } catch (err) {
         throw new MaterialError((err as Error).message);
       }
     }
     return material;
+  }
+
+  /** upstream_ca files by path, read again only when their stat changes: 10,000 tenants often share one CA. */
+  private readonly cas = new Map<string, { sig: string; pem: string }>();
+
+  private caText(file: string): string {
+    let sig = "";
+    try {
+      const st = statSync(file);
+      sig = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch {
+      // loadCa says why, naming the file.
+    }
+    const known = this.cas.get(file);
+    if (sig && known?.sig === sig) return known.pem;
+    const pem = loadCa(file);
+    if (sig) this.cas.set(file, { sig, pem });
+    return pem;
   }
 
   private pairOf(t: Tenant): PairState {

@@ -177,6 +177,21 @@ describe.skipIf(Boolean(skipReason))("ingress", () => {
     expect(out).not.toMatch(/Socket errors|Non-2xx/);
   });
 
+  test("a tenant replaced by a spec without ingress loses its hosts (404), and keeps serving egress", async () => {
+    const g = addNetns(`${prefix}g`);
+    await backend(g, "tenant-g", 3000);
+    const add = (extra: string[]) => runNsproxy(["tenant", "add", "g", "--netns", g, "-l", "127.0.0.1:8080", "-u", "http://127.0.0.1:9", ...extra, "--admin-socket", admin]);
+    expect((await add(["--ingress-host", "g.example", "--ingress-backend", "127.0.0.1:3000"])).code).toBe(0);
+    expect(JSON.parse((await get(port, "g.example")).body).tenant).toBe("tenant-g");
+    const replaced = await add([]);
+    expect(replaced.stdout).toContain("tenant g: replaced");
+    await until("g.example unknown", async () => (await get(port, "g.example")).status === 404, 5000);
+    const ls = JSON.parse((await runNsproxy(["tenant", "ls", "--json", "--admin-socket", admin])).stdout) as { name: string; state: string; ingress?: unknown }[];
+    expect(ls.find((t) => t.name === "g")).toMatchObject({ state: "serving" });
+    expect(ls.find((t) => t.name === "g")?.ingress).toBeUndefined();
+    await runNsproxy(["tenant", "rm", "g", "--admin-socket", admin]);
+  });
+
   test("namespace deleted: 503 until it is back; re-created: served again", async () => {
     const f = addNetns(`${prefix}f`);
     await backend(f, "tenant-f", 3000);

@@ -10,7 +10,7 @@ import type { Duplex, Env, Route } from "../engine/types.ts";
 import { UpstreamPool } from "../engine/upstream-pool.ts";
 import type { ClientSink, ListenerHooks, Peer } from "../runtime/index.ts";
 import type { SharedCounts } from "./shared-counts.ts";
-import { type Conn, drainAll, type GroupOwner } from "./tenant-group.ts";
+import { type Conn, drainAll, type GroupOwner, reserveConnectionFds } from "./tenant-group.ts";
 
 /** What the supervisor tells every worker about one tenant's ingress (see protocol.ts). */
 export interface IngressTenant {
@@ -160,10 +160,7 @@ export class Ingress {
 
   /** Descriptors for the client and its backend connection come from the process budget, as on egress. */
   private reserve(sock: Duplex): boolean {
-    if (this.counts.reserveFds(2)) return true;
-    sock.terminate();
-    this.owner.warn("fds", `descriptor limit reached (${this.counts.fdLimit}): refusing new connections until some close`);
-    return false;
+    return reserveConnectionFds(sock, this.counts, this.env, this.owner);
   }
 
   private acceptHttp(sock: Duplex, peer: Peer): ClientSink | undefined {

@@ -63,6 +63,20 @@ export interface GroupOwner {
   warn(kind: string, message: string): void;
 }
 
+/**
+ * Every client connection may need an upstream one: two descriptors, taken from the process-wide budget
+ * before the kernel runs out, so accept() never fails with EMFILE (which spins the event loop). False:
+ * the connection was closed, counted and (at most every 10 s) logged.
+ */
+export function reserveConnectionFds(sock: Duplex, counts: SharedCounts, env: Env, owner: GroupOwner): boolean {
+  if (counts.reserveFds(2)) return true;
+  sock.terminate();
+  const w = env.workerStats;
+  if (w) w[W_FD_REFUSED] = w[W_FD_REFUSED]! + 1;
+  owner.warn("fds", `descriptor limit reached (${counts.fdLimit}): refusing new connections until some close`);
+  return false;
+}
+
 /** A client connection as the worker holds it: HTTP (ProxyConn) or TCP mode (TcpConn). */
 export interface Conn {
   owner: unknown;
@@ -130,15 +144,7 @@ export class TenantGroup implements ListenerHooks {
     // A connection the kernel queued on a listener just before it closed (Deno can hand it over after
     // stop()) is served like the others and drained: resetting it would fail a request of a client
     // that did nothing wrong. The retire's grace period covers it.
-    // Every client connection may need an upstream one: two descriptors, taken from the process-wide
-    // budget before the kernel runs out, so accept() never fails with EMFILE (which spins the event loop).
-    if (!this.counts.reserveFds(2)) {
-      sock.terminate();
-      const w = this.env.workerStats;
-      if (w) w[W_FD_REFUSED] = w[W_FD_REFUSED]! + 1;
-      this.owner.warn("fds", `descriptor limit reached (${this.counts.fdLimit}): refusing new connections until some close`);
-      return undefined;
-    }
+    if (!reserveConnectionFds(sock, this.counts, this.env, this.owner)) return undefined;
     const st = this.route.stats;
     if (!this.counts.enter(this.slot, this.maxConnections)) {
       st[Stat.ConnRefusedCap] = st[Stat.ConnRefusedCap]! + 1;
