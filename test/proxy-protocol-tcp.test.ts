@@ -74,6 +74,12 @@ describe.skipIf(Boolean(skipReason))("PROXY protocol v2 to the upstream", () => 
         }
         expect(tls!.headers["x-forwarded-proto"]).toBe("https");
       }
+      // A hostile client sending its own PROXY header (curl --haproxy-protocol: a v1 line before its request)
+      // gets a 400 from nsproxy's strict parser; nothing of it reaches the upstream.
+      const before = pp.requests();
+      const forged = await curlIn(ns, "http://10.9.0.5:8080/forged", ["--haproxy-protocol"]);
+      expect(forged.status).toBe(400);
+      expect(pp.requests()).toBe(before);
       expect(pp.errors).toEqual([]);
     } finally {
       await d.stop("SIGKILL");
