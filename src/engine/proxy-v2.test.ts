@@ -2,9 +2,8 @@
 // reg-tests (reg-tests/connection/proxy_protocol_tlv_validation.vtc, reg-tests/stream/unique-id-from-proxy.vtc),
 // address handling, round trips, and the strict parser on malformed input.
 import { describe, expect, test } from "bun:test";
+import { crc32c, formatIp, parseProxyV2 } from "../../test/helpers/proxy-v2-decode.ts";
 import {
-  crc32c,
-  formatIp,
   PP2_SIGNATURE,
   PP2_TYPE_AUTHORITY,
   PP2_TYPE_CRC32C,
@@ -12,7 +11,6 @@ import {
   PP2_TYPE_SSL,
   PP2_TYPE_UNIQUE_ID,
   parseIp,
-  parseProxyV2,
   ProxyV2Error,
   type ProxyV2Info,
   proxyV2Header,

@@ -9,7 +9,7 @@
 // order. `/slow?ms=N` answers after N ms, to hold a connection busy.
 // A connection that does not start with a valid header gets a 400 with {error} and is closed; the error is recorded.
 import type { TCPSocketListener } from "bun";
-import { type ProxyV2Parsed, type ProxyV2Tlv, parseProxyV2 } from "../../src/engine/proxy-v2.ts";
+import { type ProxyV2Parsed, type ProxyV2Tlv, parseProxyV2 } from "./proxy-v2-decode.ts";
 
 export interface PpTlvJson {
   type: number;
