@@ -1,4 +1,4 @@
-// Issue 8's bench rows, nsproxy against HAProxy 2.6 on the same certificates: TLS handshakes/s, keep-alive HTTPS
+// TLS and TCP mode, nsproxy against HAProxy 2.6 on the same certificates: TLS handshakes/s, keep-alive HTTPS
 // requests/s, RSS per TLS listener, and TCP-mode throughput against HAProxy `mode tcp`.
 // Usage: bun bench/tls-tcp.ts [--duration 6] [--rounds 3] [--ns 200,1000] [--gb 1] [--only tls,rss,tcp] [--quiet-wait 15]
 // (root; every byte goes over loopback, inside namespaces the bench makes or on the host's 127.0.0.1)
@@ -896,7 +896,7 @@ function report(v: Record<string, string>): string {
   const model = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "?";
   const kernel = readFileSync("/proc/sys/kernel/osrelease", "utf8").trim();
   const out = [
-    "## TLS and TCP mode (issue 8): nsproxy vs HAProxy",
+    "## TLS and TCP mode: nsproxy vs HAProxy",
     "",
     `- Machine: ${cpus().length} CPUs (nproc), ${model}, kernel ${kernel}; ${v.nsproxy} (a copy of dist/nsproxy taken at the start), bun ${Bun.version}; ${v.haproxy}; ${v.openssl}; ${v.wrk}`,
     `- Date: ${new Date().toISOString()}; took ${Math.round((performance.now() - started) / 1000)} s; command: \`${`bun bench/tls-tcp.ts ${process.argv.slice(2).join(" ")}`.trim()}\``,
