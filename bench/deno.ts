@@ -5,10 +5,12 @@
 import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { parseArgs } from "node:util";
-import { haproxyArgv, upstreamConfig, writeConfig } from "./haproxy.ts";
-import { check, startHaproxy } from "./proxies.ts";
-import { addNamespaces, cleanup, collectLines, ensureTools, freePort, NSPROXY, PREFIX, raiseNofile, removeStale, ROOT, rssKb, spawn, stop, TMP } from "./setup.ts";
-import { withCpu, wrk, type WrkResult } from "./wrk.ts";
+import { median } from "./lib/format.ts";
+import { startUpstream } from "./lib/haproxy.ts";
+import { check, startHaproxy, waitAttached } from "./lib/proxies.ts";
+import { rssKb } from "./lib/proc.ts";
+import { addNamespaces, collectLines, ensureTools, NSPROXY, nsproxyRunFlags, PREFIX, raiseNofile, removeStale, ROOT, runBench, spawn, stop, TMP } from "./lib/setup.ts";
+import { withCpu, wrk, type WrkResult } from "./lib/wrk.ts";
 
 const { values: args } = parseArgs({
   options: { ns: { type: "string", default: "1,100" }, duration: { type: "string", default: "8" }, rounds: { type: "string", default: "2" } },
@@ -35,40 +37,26 @@ const RUNTIMES = [
 /** Start nsproxy with `cmd` as bench/run.ts does (--discover, 2 workers on 2 cores, no access log); RSS once all answer. */
 async function startNsproxy(label: string, cmd: string[], list: string[], glob: string, port: number, upstreamPort: number): Promise<Proxy> {
   const dir = `${TMP}/${port}-${list.length}`;
-  const argv = [...cmd, "run", "-l", `127.0.0.1:${port}`, "-u", `http://127.0.0.1:${upstreamPort}`, "--discover", `/run/netns=${glob}`];
-  argv.push("--no-access-log", "--admin-socket", `${dir}/admin/admin.sock`, "--tenants-dir", `${dir}/t.d`, "--shutdown-grace", "1s");
+  const argv = [...cmd, "run", "-l", `127.0.0.1:${port}`, "-u", `http://127.0.0.1:${upstreamPort}`, "--discover", `/run/netns=${glob}`, ...nsproxyRunFlags(dir)];
   const proc = spawn(argv, 30 * 60_000);
   const log: string[] = [];
   void collectLines(proc.stderr, log);
-  const until = Date.now() + 60_000 + list.length * 20;
-  while (!log.some((l) => l.includes(`attached ${list.length}/${list.length} tenants`))) {
-    if (Date.now() > until || proc.exitCode !== null) throw new Error(`${label} did not attach ${list.length}/${list.length}:\n${log.join("\n")}`);
-    await Bun.sleep(20);
-  }
+  await waitAttached(log, list.length, 60_000 + list.length * 20, proc).catch((e: Error) => {
+    throw new Error(`${label}: ${e.message}`);
+  });
   for (const ns of [list[0]!, list.at(-1)!]) check(ns, port);
   await Bun.sleep(500); // as bench/run.ts: let lazily touched pages settle before reading RSS
   return { label, pid: proc.pid, port, rssKb: rssKb(proc.pid), anonKb: rssKb(proc.pid, "RssAnon"), stop: () => stop(proc) };
 }
 
-async function startUpstream(): Promise<number> {
-  const port = freePort();
-  spawn(haproxyArgv(writeConfig(`${TMP}/upstream.cfg`, upstreamConfig(port))), 60 * 60_000);
-  for (let i = 0; i < 100; i++) {
-    if (await fetch(`http://127.0.0.1:${port}/`).then((r) => r.status === 200, () => false)) return port;
-    await Bun.sleep(50);
-  }
-  throw new Error("the upstream haproxy did not answer");
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const rows: string[] = [];
 const rss = new Map<string, Map<number, number>>();
 
-try {
+await runBench(async () => {
   ensureTools();
   removeStale();
   raiseNofile(cpus().length * counts.at(-1)! + 4096);
-  const upstreamPort = await startUpstream();
+  const { port: upstreamPort } = await startUpstream();
   for (const n of counts) {
     const list = Array.from({ length: n }, (_, i) => `${PREFIX}d${n}-${i}`);
     addNamespaces(list);
@@ -109,9 +97,4 @@ try {
   ].join("\n");
   writeFileSync(`${import.meta.dir}/RESULTS-deno.md`, md);
   console.log(md);
-} catch (e) {
-  console.error(`bench failed: ${(e as Error).stack ?? e}`);
-  process.exitCode = 1;
-} finally {
-  cleanup();
-}
+});

@@ -1,12 +1,12 @@
 // Following namespaces, as figures: `ip netns del` of a served namespace → the daemon's listening sockets in it
 // closed (so the kernel can free it), and `ip netns add` → answering there. (test/follow.test.ts checks that both
 // happen; how fast is measured here.) Usage (root): bun bench/follow.ts [rounds]
-import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { addNamespaces, BUN, collectLines, NSPROXY, PREFIX, ROOT, sh, spawn, stop, TMP } from "./setup.ts";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { addNamespaces, collectLines, ensureBinary, NSPROXY, PREFIX, requireRoot, sh, spawn, stop, TMP } from "./lib/setup.ts";
 
 const rounds = Number(process.argv[2] ?? 10);
-if (process.getuid?.() !== 0) throw new Error("the bench creates network namespaces: run it as root");
-if (!existsSync(NSPROXY)) sh([BUN, `${ROOT}/build.ts`]);
+requireRoot();
+ensureBinary();
 
 /** TCP sockets of the daemon (unix ones are its admin socket): before any request, the tenants' listeners. */
 function sockets(pid: number): number {

@@ -9,20 +9,17 @@
 //                        [--soak 0]          (seconds of extra load on nsproxy alone after the rounds, memory and fds sampled)
 //                        [--out bench/RESULTS-ingress.md]
 // Writes bench/RESULTS-ingress.md and prints it.
-//
-// Self-contained on purpose (bench/setup.ts, wrk.ts, haproxy.ts and run.ts are being edited by someone else): the few
-// helpers it needs are copied here. It runs bench/lo-up.ts as a child to bring `lo` up in the namespaces.
 import type { Subprocess } from "bun";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
+import { existsSync, readdirSync, readlinkSync, statSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { elapsedS, fmt, log, median, spread as range } from "./lib/format.ts";
+import { HTTP_DEFAULTS, writeConfig } from "./lib/haproxy.ts";
+import { logSummary, waitAttached, type ProxyName } from "./lib/proxies.ts";
+import { cpuSeconds, loadavg, machine, machineBusySeconds, statusKb as status } from "./lib/proc.ts";
+import { addNamespaces, BUN, collectLines, copyBinary, ensureTools, freePort, nsproxyRunFlags, PREFIX, removeStale, ROOT, runBench, sh, spawn, stop, TMP } from "./lib/setup.ts";
+import { wrk as wrkRun, type WrkResult } from "./lib/wrk.ts";
 
-const ROOT = `${import.meta.dir}/..`;
-const BUN = process.execPath;
-/** Every namespace of this run starts with it: nsbi-<pid>-<random>-. */
-const PREFIX = `nsbi-${process.pid}-${Math.random().toString(36).slice(2, 6)}-`;
-const TMP = mkdtempSync(`${tmpdir()}/nsbench-ingress-`);
 /** The tenants' service inside every namespace: nsproxy's on :3000, HAProxy's on :3001 (two identical processes, so each proxy's backend connections are counted apart). */
 const BACKEND_PORT: Record<"nsproxy" | "HAProxy", number> = { nsproxy: 3000, HAProxy: 3001 };
 const backendAddr = (p: "nsproxy" | "HAProxy") => `127.0.0.1:${BACKEND_PORT[p]}`;
@@ -52,121 +49,9 @@ if (counts.some((n) => !Number.isInteger(n) || n < 1 || n > 5000) || !(durationS
   process.exit(2);
 }
 
-const started = performance.now();
 const notes: string[] = [];
-const log = (s: string) => console.error(`[${((performance.now() - started) / 1000).toFixed(1)} s] ${s}`);
 
-// ------------------------------------------------------------------ processes, namespaces, cleanup
-
-const children = new Set<Subprocess>();
-const madeNs = new Set<string>();
-
-function sh(argv: string[], input?: string): string {
-  const r = spawnSync(argv[0]!, argv.slice(1), { input, encoding: "utf8", timeout: 600_000 });
-  if (r.status !== 0) throw new Error(`${argv.join(" ")} failed (${r.status ?? r.signal}): ${r.stderr?.trim() ?? r.error}`);
-  return r.stdout;
-}
-
-/** A child killed after `lifetimeMs` at the latest, and by cleanup() whatever happens. */
-function spawn(argv: string[], lifetimeMs: number, env?: Record<string, string>): Subprocess<"ignore", "pipe", "pipe"> {
-  const p = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
-  children.add(p);
-  const t = setTimeout(() => p.kill("SIGKILL"), lifetimeMs);
-  void p.exited.then(() => {
-    clearTimeout(t);
-    children.delete(p);
-  });
-  return p;
-}
-
-async function stop(p: Subprocess, graceMs = 5000): Promise<void> {
-  if (p.exitCode !== null || p.signalCode !== null) return;
-  p.kill("SIGTERM");
-  const t = setTimeout(() => p.kill("SIGKILL"), graceMs);
-  await p.exited;
-  clearTimeout(t);
-}
-
-/** Lines of a stream into `into` (kept for the report: warnings, errors, the attach line). */
-async function collectLines(stream: ReadableStream<Uint8Array>, into: string[]): Promise<void> {
-  const dec = new TextDecoder();
-  let rest = "";
-  for await (const chunk of stream) {
-    rest += dec.decode(chunk, { stream: true });
-    const lines = rest.split("\n");
-    rest = lines.pop()!;
-    into.push(...lines);
-  }
-  if (rest) into.push(rest);
-}
-
-let cleaned = false;
-function cleanup(): void {
-  if (cleaned) return;
-  cleaned = true;
-  for (const p of children) p.kill("SIGKILL");
-  let ours: string[] = [];
-  try {
-    ours = readdirSync("/run/netns").filter((n) => n.startsWith(PREFIX));
-  } catch {}
-  const all = [...new Set([...madeNs, ...ours])];
-  if (all.length > 0) spawnSync("ip", ["-batch", "-", "-force"], { input: all.map((n) => `netns del ${n}\n`).join("") });
-  rmSync(TMP, { recursive: true, force: true });
-}
-process.on("exit", cleanup);
-for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143], ["SIGHUP", 129]] as const) {
-  process.on(sig, () => {
-    console.error(`\n${sig}: removing namespaces ${PREFIX}* and stopping children`);
-    cleanup();
-    process.exit(code);
-  });
-}
-
-/** Namespaces of an earlier ingress bench killed outright (its pid gone). */
-function removeStale(): number {
-  let stale: string[] = [];
-  try {
-    stale = readdirSync("/run/netns").filter((n) => {
-      const pid = /^nsbi-(\d+)-/.exec(n)?.[1];
-      return pid !== undefined && !existsSync(`/proc/${pid}`);
-    });
-  } catch {}
-  if (stale.length > 0) spawnSync("ip", ["-batch", "-", "-force"], { input: stale.map((n) => `netns del ${n}\n`).join("") });
-  return stale.length;
-}
-
-/** `ip -batch` to create them, then `lo` up in all of them from one short-lived helper (bench/lo-up.ts). */
-function addNamespaces(names: string[]): void {
-  for (const n of names) madeNs.add(n);
-  sh(["ip", "-batch", "-"], names.map((n) => `netns add ${n}\n`).join(""));
-  const r = JSON.parse(sh([BUN, `${import.meta.dir}/lo-up.ts`], names.join("\n"))) as { done: number; failed: string[] };
-  if (r.failed.length > 0) throw new Error(`lo up failed in ${r.failed.length} namespaces, e.g. ${r.failed[0]}`);
-}
-
-function freePort(): number {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
-}
-
-function status(pid: number, field: "VmRSS" | "RssAnon"): number {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m ? Number(m[1]) : NaN;
-}
-
-/** utime + stime of every thread of `pid`, in seconds (clock ticks of 10 ms). */
-function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
-
-/** The whole machine's busy CPU time so far (all CPUs, /proc/stat: everything but idle and iowait), in seconds. */
-function machineBusySeconds(): number {
-  const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const total = f.slice(0, 8).reduce((a, b) => a + b, 0); // user nice system idle iowait irq softirq steal
-  return (total - f[3]! - f[4]!) / 100;
-}
+// ------------------------------------------------------------------ the machine's load
 
 /** Longest the bench waits, in all, for the machine to be quiet before its runs (then it runs anyway and says so). */
 const QUIET_BUDGET_MS = Number(args["quiet-wait"]) * 60_000;
@@ -211,15 +96,6 @@ function netnsFds(pid: number): number {
 
 // ------------------------------------------------------------------ the tenants' service: one HAProxy, N namespaces
 
-const HAP_DEFAULTS = `defaults
-  mode http
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-  timeout http-keep-alive 30s
-  option http-keep-alive
-`;
-
 /**
  * One single-threaded HAProxy listening on 127.0.0.1:3000 inside every namespace (`bind … namespace NS`, one frontend
  * per tenant), answering from memory: `ok\n` for the load, and on /echo the tenant it is and what the proxy sent.
@@ -237,7 +113,7 @@ function backendConfig(namespaces: string[], port: number, sock: string): string
   nbthread 1
   maxconn 6000
   stats socket ${sock} mode 600 level admin
-${HAP_DEFAULTS}
+${HTTP_DEFAULTS}
 ${fronts.join("\n")}`;
 }
 
@@ -252,7 +128,7 @@ function haproxyIngressConfig(namespaces: string[], port: number, mapFile: strin
   return `global
   nbthread 2
   maxconn 6000
-${HAP_DEFAULTS}  http-reuse always
+${HTTP_DEFAULTS}  http-reuse always
 
 frontend ingress
   bind 127.0.0.1:${port}
@@ -268,13 +144,6 @@ backend no-tenant
   http-request return status 404 content-type text/plain string "no tenant\\n"
 
 ${backs.join("\n")}`;
-}
-
-function writeHapConfig(path: string, text: string): string {
-  writeFileSync(path, text);
-  const r = Bun.spawnSync(["haproxy", "-c", "-q", "-f", path], { stderr: "pipe", stdout: "pipe" });
-  if (r.exitCode !== 0) throw new Error(`haproxy -c ${path}: ${r.stderr.toString().trim()}${r.stdout.toString().trim()}`);
-  return path;
 }
 
 /** One command on a HAProxy stats socket (it answers and closes). */
@@ -332,13 +201,13 @@ interface Backend {
   pid: number;
   sock: string;
   port: number;
-  proc: Subprocess<"ignore", "pipe", "pipe">;
+  proc: Subprocess<"ignore" | "pipe", "pipe", "pipe">;
   log: string[];
 }
 
 async function startBackend(all: string[], port: number): Promise<Backend> {
   const sock = `${TMP}/backend-${port}.sock`;
-  const cfg = writeHapConfig(`${TMP}/backend-${port}.cfg`, backendConfig(all, port, sock));
+  const cfg = writeConfig(`${TMP}/backend-${port}.cfg`, backendConfig(all, port, sock));
   const t = performance.now();
   const proc = spawn(["haproxy", "-db", "-f", cfg], CHILD_LIFETIME_MS);
   const log: string[] = [];
@@ -355,11 +224,9 @@ async function startBackend(all: string[], port: number): Promise<Backend> {
 
 // ------------------------------------------------------------------ the two proxies
 
-type ProxyName = "nsproxy" | "HAProxy";
-
 interface Running {
   name: ProxyName;
-  proc: Subprocess<"ignore", "pipe", "pipe">;
+  proc: Subprocess<"ignore" | "pipe", "pipe", "pipe">;
   port: number;
   readyMs: number;
   rssKb: number;
@@ -405,15 +272,7 @@ async function startProxy(name: ProxyName, argv: string[], port: number, n: numb
   const notes: string[] = [];
   const answered = [...early].filter(([st]) => st !== 0);
   if (answered.length > 0) notes.push(`${name}: while starting, before ${last} answered 200, curl polling every ~20 ms got ${answered.map(([st, k]) => `${k}× ${st}`).join(", ")} for it`);
-  if (name === "nsproxy") {
-    const until = Date.now() + 10_000;
-    let line: string | undefined;
-    while (!(line = log.find((l) => / attached \d+\/\d+ tenants/.test(l))) && Date.now() < until) await Bun.sleep(20);
-    const m = line && / (attached (\d+)\/(\d+) tenants.*)$/.exec(line);
-    if (!m) throw new Error(`nsproxy never logged its attach line:\n${log.join("\n")}`);
-    if (Number(m[2]) !== n || Number(m[3]) !== n) throw new Error(`nsproxy: ${m[1]} (expected ${n}/${n})`);
-    notes.push(`nsproxy: ${m[1]}`);
-  }
+  if (name === "nsproxy") notes.push(`nsproxy: ${await waitAttached(log, n, 10_000, proc)}`);
   await Bun.sleep(500);
   return { name, proc, port, readyMs, rssKb: status(proc.pid, "VmRSS"), anonKb: status(proc.pid, "RssAnon"), nsFds: netnsFds(proc.pid), log, notes };
 }
@@ -427,29 +286,16 @@ function nsproxyConfig(namespaces: string[], port: number): string {
 
 function startNsproxy(namespaces: string[], port: number): Promise<Running> {
   const dir = `${TMP}/nsproxy-${namespaces.length}`;
-  mkdirSync(`${dir}/admin`, { recursive: true });
+  const flags = nsproxyRunFlags(dir);
   writeFileSync(`${dir}/c.toml`, nsproxyConfig(namespaces, port));
-  const argv = [...nsproxyCmd, "run", "-c", `${dir}/c.toml`, "-w", "2", "--no-access-log", "--admin-socket", `${dir}/admin/admin.sock`, "--tenants-dir", `${dir}/t.d`, "--shutdown-grace", "1s"];
+  const argv = [...nsproxyCmd, "run", "-c", `${dir}/c.toml`, "-w", "2", ...flags];
   return startProxy("nsproxy", argv, port, namespaces.length, 60_000 + namespaces.length * 30);
 }
 
 function startHaproxy(namespaces: string[], port: number): Promise<Running> {
   const n = namespaces.length;
-  const cfg = writeHapConfig(`${TMP}/haproxy-ingress-${n}.cfg`, haproxyIngressConfig(namespaces, port, `${TMP}/hosts-${n}.map`));
+  const cfg = writeConfig(`${TMP}/haproxy-ingress-${n}.cfg`, haproxyIngressConfig(namespaces, port, `${TMP}/hosts-${n}.map`));
   return startProxy("HAProxy", ["haproxy", "-db", "-f", cfg], port, n, 60_000 + n * 30);
-}
-
-/** What a proxy said besides its normal start-up: warnings and errors, counted, the first distinct kinds quoted. */
-function logSummary(r: Running): string {
-  // The check's unknown host is meant to be refused: its (rate-limited) line is not news.
-  const bad = r.log.filter((l) => (r.name === "nsproxy" ? / (warn|error) /.test(l) : /\[(WARNING|ALERT)\]/.test(l)) && !l.includes('"nobody.example"'));
-  if (bad.length === 0) return `${r.name} logged no warning or error${r.name === "nsproxy" ? " (besides the check's unknown host)" : ""}`;
-  const kinds = new Map<string, string>();
-  for (const l of bad) {
-    const key = l.replace(/^\S+Z /, "").replace(/[\w.-]*\d[\w.:[\]-]*/g, "#");
-    if (!kinds.has(key)) kinds.set(key, l.replace(/^\S+Z /, "").slice(0, 240));
-  }
-  return `${r.name} logged ${bad.length} warning/error lines, e.g. ${[...kinds.values()].slice(0, 3).map((k) => `\`${k}\``).join("; ")}`;
 }
 
 /**
@@ -497,13 +343,6 @@ interface Run {
   quietBefore: number;
 }
 
-const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000 };
-const toMs = (t: string) => {
-  const m = /^([\d.]+)(us|ms|s|m)$/.exec(t.trim());
-  if (!m) throw new Error(`wrk latency '${t}'`);
-  return Number(m[1]) * UNIT_MS[m[2]!]!;
-};
-
 /**
  * wrk's Lua: every request of this (single) wrk thread takes the next tenant's Host, round-robin over all of them,
  * whatever connection it goes on; the N requests are formatted once in init(), so the client's per-request cost does
@@ -528,13 +367,9 @@ end
   return path;
 }
 
-async function wrk(port: number, script: string, seconds: number): Promise<{ out: string; cpuS: number }> {
-  const argv = ["wrk", "-t1", `-c${conns}`, `-d${seconds}s`, "--latency", "-s", script, `http://127.0.0.1:${port}/`];
-  const p = spawn(argv, seconds * 1000 + 20_000);
-  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  if (code !== 0) throw new Error(`wrk exited ${code}: ${err}${out}`);
-  const cpu = p.resourceUsage()?.cpuTime;
-  return { out, cpuS: cpu ? Number(cpu.total) / 1e6 : NaN };
+/** wrk on the host's loopback, every request's Host from `script`. */
+function wrk(port: number, script: string, seconds: number): Promise<WrkResult> {
+  return wrkRun(undefined, `http://127.0.0.1:${port}/`, { conns, durationS: seconds, args: ["-s", script] });
 }
 
 async function loadRun(r: Running, backend: Backend, script: string, label: string): Promise<Run> {
@@ -547,30 +382,23 @@ async function loadRun(r: Running, backend: Backend, script: string, label: stri
   const bc0 = cpuSeconds(backend.pid);
   const m0 = machineBusySeconds();
   const w0 = performance.now();
-  const { out, cpuS } = await wrk(r.port, script, durationS);
+  const w = await wrk(r.port, script, durationS);
+  const cpuS = w.clientCpuS ?? NaN;
   const wallS = (performance.now() - w0) / 1000;
   const m1 = machineBusySeconds();
   const c1 = cpuSeconds(r.proc.pid);
   const bc1 = cpuSeconds(backend.pid);
   await Bun.sleep(500);
   const b1 = await backendCounters(backend.sock);
-  const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
-  const p50 = /^\s+50%\s+(\S+)/m.exec(out);
-  const p99 = /^\s+99%\s+(\S+)/m.exec(out);
-  const reqs = /(\d+) requests in/.exec(out);
-  if (!rps || !p50 || !p99 || !reqs) throw new Error(`unexpected wrk output:\n${out}`);
-  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
-  const errors = (sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0) + Number(non2xx?.[1] ?? 0);
-  const requests = Number(reqs[1]);
+  const requests = w.requests;
   const deltas = [...b1.perTenant].map(([k, v]) => v - (b0.perTenant.get(k) ?? 0));
   const hit = deltas.filter((d) => d > 0);
   return {
-    rps: Number(rps[1]),
-    p50Ms: toMs(p50[1]!),
-    p99Ms: toMs(p99[1]!),
+    rps: w.rps,
+    p50Ms: w.p50Ms,
+    p99Ms: w.p99Ms,
     requests,
-    errors,
+    errors: w.errors,
     cpuUsPerReq: ((c1 - c0) * 1e6) / Math.max(1, requests),
     backendCpuUsPerReq: ((bc1 - bc0) * 1e6) / Math.max(1, requests),
     wrkCpuUsPerReq: (cpuS * 1e6) / Math.max(1, requests),
@@ -604,15 +432,6 @@ interface Row {
 }
 
 const rows: Row[] = [];
-const median = (xs: number[]) => {
-  const s = [...xs].filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length === 0 ? NaN : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-const fmt = (x: number | undefined, digits = 0) => (x === undefined || Number.isNaN(x) ? "—" : x.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }));
-/** "median (min–max)" of a figure over the rounds. */
-const range = (xs: number[], digits = 0) => (xs.length <= 1 ? fmt(xs[0], digits) : `${fmt(median(xs), digits)} (${fmt(Math.min(...xs), digits)}–${fmt(Math.max(...xs), digits)})`);
-
 function perExtraTenant(r: Row, key: "anonKb" | "rssKb"): number | undefined {
   const base = rows.filter((x) => x.proxy === r.proxy).sort((a, b) => a.n - b.n)[0];
   if (!base || base.n >= r.n) return undefined;
@@ -697,12 +516,10 @@ function versions(): string {
 }
 
 function markdown(elapsedS: number): string {
-  const model = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "?";
-  const kernel = readFileSync("/proc/sys/kernel/osrelease", "utf8").trim();
-  const memGb = Number(/MemTotal:\s+(\d+)/.exec(readFileSync("/proc/meminfo", "utf8"))?.[1] ?? 0) / 1048576;
+  const m = machine();
   return `## Ingress: nsproxy vs HAProxy \`server … namespace\`
 
-- Machine: ${cpus().length} CPUs (nproc), ${model}, ${memGb.toFixed(0)} GB RAM, kernel ${kernel}
+- Machine: ${m.cpus} CPUs (nproc), ${m.model}, ${m.memGb.toFixed(0)} GB RAM, kernel ${m.kernel}
 - ${versions()}
 - Date: ${new Date().toISOString()}; took ${fmt(elapsedS)} s
 - Command: \`${`bun bench/ingress.ts ${process.argv.slice(2).join(" ")}`.trim()}\`
@@ -762,10 +579,7 @@ function resolveNsproxy(): void {
   }
   const src = args.nsproxy === "dist" ? `${ROOT}/dist/nsproxy` : args.nsproxy;
   if (!existsSync(src)) throw new Error(`${src} is missing: build it (bun build.ts) or pass --nsproxy source`);
-  // A copy: a test run may rebuild dist/nsproxy meanwhile; both N must run the same binary.
-  copyFileSync(src, `${TMP}/nsproxy`);
-  sh(["chmod", "+x", `${TMP}/nsproxy`]);
-  nsproxyCmd = [`${TMP}/nsproxy`];
+  nsproxyCmd = [copyBinary(src)];
   if (args.nsproxy === "dist") {
     const built = statSync(src).mtimeMs;
     const newer = sh(["find", `${ROOT}/src`, `${ROOT}/libnetns.c`, "-newer", src, "-name", "*.ts", "-o", "-newer", src, "-name", "*.c"]).split("\n").filter((l) => l && !l.endsWith(".test.ts"));
@@ -786,10 +600,9 @@ async function soak(r: Running, backend: Backend, script: string, n: number): Pr
   let errors = 0;
   const t0 = performance.now();
   for (let done = 0; done < soakS; done += 10) {
-    const { out } = await wrk(r.port, script, Math.min(10, soakS - done));
-    requests += Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
-    const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-    errors += (sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0) + Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+    const w = await wrk(r.port, script, Math.min(10, soakS - done));
+    requests += w.requests;
+    errors += w.errors;
     samples.push(`${fmt(status(r.proc.pid, "RssAnon") / 1024, 1)}/${fds()}`);
   }
   const loadS = (performance.now() - t0) / 1000;
@@ -841,30 +654,25 @@ async function measure(n: number, all: string[], backends: Record<ProxyName, Bac
     await soak(nsp, backends.nsproxy, script, n);
   }
   await Promise.all([stop(nsp.proc), stop(hap.proc)]);
-  for (const p of [nsp, hap]) notes.push(`${n} tenant(s): ${logSummary(p)}`);
+  // The check's unknown host is meant to be refused: its (rate-limited) line is not news.
+  const expected = { text: '"nobody.example"', why: "the check's unknown host" };
+  for (const p of [nsp, hap]) notes.push(`${n} tenant(s): ${logSummary(p.name, p.log, { width: 240, expected })}`);
 }
 
-try {
-  if (process.getuid?.() !== 0) throw new Error("the bench creates network namespaces: run it as root");
-  const missing = ["haproxy", "wrk", "curl"].filter((t) => !Bun.which(t));
-  if (missing.length > 0) {
-    console.error(`installing ${missing.join(", ")} …`);
-    sh(["apt-get", "update"]);
-    sh(["apt-get", "install", "-y", ...missing]);
-  }
-  if (!sh(["haproxy", "-vv"]).includes("network namespace support")) throw new Error("this haproxy lacks namespace support (USE_NS)");
+await runBench(async () => {
+  ensureTools({ binary: false });
   resolveNsproxy();
   const stale = removeStale();
   if (stale > 0) log(`removed ${stale} namespaces left by an earlier ingress bench that was killed`);
   const others = readdirSync("/run/netns").filter((x) => !x.startsWith(PREFIX));
-  notes.push(`load average at the start: ${readFileSync("/proc/loadavg", "utf8").trim()}; ${others.length} other namespaces on the host (other runs' tests: ${[...new Set(others.map((x) => x.split("-").slice(0, 2).join("-")))].slice(0, 5).join(", ") || "none"})`);
+  notes.push(`load average at the start: ${loadavg()}; ${others.length} other namespaces on the host (other runs' tests: ${[...new Set(others.map((x) => x.split("-").slice(0, 2).join("-")))].slice(0, 5).join(", ") || "none"})`);
   notes.push(`RLIMIT_NOFILE ${sh(["sh", "-c", "ulimit -n"]).trim()} (inherited by the proxies and the backends)`);
 
   const maxN = counts.at(-1)!;
   const all = Array.from({ length: maxN }, (_, i) => `${PREFIX}t${i}`);
   let t = performance.now();
   addNamespaces(all);
-  notes.push(`${maxN} namespaces made (\`ip -batch\`, then \`lo\` up by bench/lo-up.ts) in ${fmt(performance.now() - t)} ms; the N-tenant runs use the first N`);
+  notes.push(`${maxN} namespaces made (\`ip -batch\`, then \`lo\` up by bench/lib/lo-up.ts) in ${fmt(performance.now() - t)} ms; the N-tenant runs use the first N`);
 
   const backends = { nsproxy: await startBackend(all, BACKEND_PORT.nsproxy), HAProxy: await startBackend(all, BACKEND_PORT.HAProxy) };
   log(`tenants' service up on :3000 and :3001 in ${maxN} namespaces (${PREFIX}*); temp ${TMP}`);
@@ -875,13 +683,8 @@ try {
     notes.push(`tenants' service on :${b.port}: ${bad.length === 0 ? "no warning or error" : `${bad.length} warning/error lines, e.g. \`${bad[0]!.slice(0, 200)}\``}`);
     await stop(b.proc);
   }
-  notes.push(`load average at the end: ${readFileSync("/proc/loadavg", "utf8").trim()}`);
-  const md = markdown((performance.now() - started) / 1000);
+  notes.push(`load average at the end: ${loadavg()}`);
+  const md = markdown(elapsedS());
   writeFileSync(args.out, md);
   console.log(md);
-} catch (e) {
-  console.error(`bench failed: ${(e as Error).stack ?? e}`);
-  process.exitCode = 1;
-} finally {
-  cleanup();
-}
+});

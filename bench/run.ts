@@ -1,14 +1,16 @@
 // nsproxy against HAProxy doing the same work in N namespaces: startup, RSS, throughput and latency, live add.
 // Usage: bun bench/run.ts [--ns 1,100,1000] [--duration 8] [--rounds 2] [--big]   (root; loopback only)
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { parseArgs } from "node:util";
-import { upstreamConfig, haproxyArgv, writeConfig } from "./haproxy.ts";
-import { check, liveAdd, logSummary, startHaproxy, startNsproxy, versions, type Running } from "./proxies.ts";
-import { sample } from "./probe.ts";
-import { markdown, type Row } from "./report.ts";
-import { addNamespaces, cleanup, ensureTools, freePort, PREFIX, raiseNofile, removeStale, rssKb, spawn, stop, TMP } from "./setup.ts";
-import { withCpu, wrk, wrkSpread } from "./wrk.ts";
+import { elapsedS, log, median } from "./lib/format.ts";
+import { startUpstream } from "./lib/haproxy.ts";
+import { check, liveAdd, logSummary, startHaproxy, startNsproxy, versions, type Running } from "./lib/proxies.ts";
+import { sample } from "./lib/probe.ts";
+import { loadavg, rssKb } from "./lib/proc.ts";
+import { markdown, type Row } from "./lib/report.ts";
+import { addNamespaces, ensureTools, PREFIX, raiseNofile, removeStale, runBench, stop, TMP } from "./lib/setup.ts";
+import { withCpu, wrk, wrkSpread } from "./lib/wrk.ts";
 
 const NSPROXY_PORT = 8080;
 const HAPROXY_PORT = 8081;
@@ -33,10 +35,8 @@ if (counts.some((n) => !Number.isInteger(n) || n < 1) || !(durationS >= 1 && dur
   process.exit(2);
 }
 
-const started = performance.now();
 const notes: string[] = [];
 const rows: Row[] = [];
-const log = (s: string) => console.error(`[${((performance.now() - started) / 1000).toFixed(1)} s] ${s}`);
 const url = (port: number) => `http://127.0.0.1:${port}/`;
 /** Probes give up after this; scales with N because attaching does. */
 const limitFor = (n: number) => 60_000 + n * 20;
@@ -101,18 +101,13 @@ async function measure(n: number, upstreamPort: number): Promise<void> {
     log(`N=${n}: round ${round + 1}/${rounds} done`);
   }
   if (off) {
-    const med = (xs: number[]) => {
-      const v = [...xs].sort((x, y) => x - y);
-      const m = v.length >> 1;
-      return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
-    };
     const on = rows.find((r) => r.n === n && r.proxy === "nsproxy")!.singles;
     const offRuns = rows.find((r) => r.n === n && r.proxy === "nsproxy (metrics off)")!.singles;
-    const rOn = med(on.map((w) => w.rps));
-    const rOff = med(offRuns.map((w) => w.rps));
+    const rOn = median(on.map((w) => w.rps));
+    const rOff = median(offRuns.map((w) => w.rps));
     notes.push(
       `N=${n}: metrics on vs off (NSPROXY_METRICS_OFF=1: no counters, no histogram), alternating: ${rOn.toFixed(0)} vs ${rOff.toFixed(0)} req/s (${((rOn / rOff - 1) * 100).toFixed(1)}%), ` +
-        `CPU ${med(on.map((w) => w.cpuUsPerReq ?? NaN)).toFixed(1)} vs ${med(offRuns.map((w) => w.cpuUsPerReq ?? NaN)).toFixed(1)} µs/req`,
+        `CPU ${median(on.map((w) => w.cpuUsPerReq ?? NaN)).toFixed(1)} vs ${median(offRuns.map((w) => w.cpuUsPerReq ?? NaN)).toFixed(1)} µs/req`,
     );
   }
   for (const [p, r] of pairs) r.rssAfterLoadKb = rssKb(p.proc.pid);
@@ -171,19 +166,7 @@ async function scrapeTime(p: Running): Promise<string> {
   return `scrape of /metrics over the admin socket: median ${times[2]!.toFixed(1)} ms (max ${times[4]!.toFixed(1)}), ${(bytes / 1024).toFixed(0)} kB, ${lines} lines`;
 }
 
-async function startUpstream(): Promise<number> {
-  const port = freePort();
-  const proc = spawn(haproxyArgv(writeConfig(`${TMP}/upstream.cfg`, upstreamConfig(port))), 60 * 60_000);
-  for (let i = 0; i < 100; i++) {
-    const ok = await fetch(url(port)).then((r) => r.status === 200, () => false);
-    if (ok) return port;
-    if (proc.exitCode !== null) break;
-    await Bun.sleep(50);
-  }
-  throw new Error(`the upstream haproxy did not answer on ${port}: ${await new Response(proc.stderr).text()}`);
-}
-
-try {
+await runBench(async () => {
   ensureTools();
   const stale = removeStale();
   if (stale > 0) log(`removed ${stale} namespaces left by an earlier bench that was killed`);
@@ -192,12 +175,12 @@ try {
   const nofile = raiseNofile(cpus().length * maxN + 4096);
   if (nofile.note) notes.push(nofile.note);
   // Other work on this machine skews every figure: say how busy it was.
-  notes.push(`load average at the start: ${readFileSync("/proc/loadavg", "utf8").trim()}`);
-  const upstreamPort = await startUpstream();
+  notes.push(`load average at the start: ${loadavg()}`);
+  const { port: upstreamPort } = await startUpstream();
   log(`upstream on 127.0.0.1:${upstreamPort}; namespaces ${PREFIX}*; temp ${TMP}`);
   for (const n of counts) await measure(n, upstreamPort);
   if (args.big) await measureBig(upstreamPort, nofile.limit);
-  notes.push(`load average at the end: ${readFileSync("/proc/loadavg", "utf8").trim()}`);
+  notes.push(`load average at the end: ${loadavg()}`);
   const rep = {
     command: `bun bench/run.ts ${process.argv.slice(2).join(" ")}`.trim(),
     date: new Date().toISOString(),
@@ -205,14 +188,9 @@ try {
     opts: { durationS, rounds, warmupS: WARMUP_S },
     rows,
     notes,
-    elapsedS: (performance.now() - started) / 1000,
+    elapsedS: elapsedS(),
   };
   const md = markdown(rep);
   writeFileSync(`${import.meta.dir}/RESULTS.md`, md);
   console.log(md);
-} catch (e) {
-  console.error(`bench failed: ${(e as Error).stack ?? e}`);
-  process.exitCode = 1;
-} finally {
-  cleanup();
-}
+});

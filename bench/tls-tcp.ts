@@ -3,14 +3,15 @@
 // Usage: bun bench/tls-tcp.ts [--duration 6] [--rounds 3] [--ns 200,1000] [--gb 1] [--only tls,rss,tcp] [--quiet-wait 15]
 // (root; every byte goes over loopback, inside namespaces the bench makes or on the host's 127.0.0.1)
 import type { Subprocess } from "bun";
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { cpus } from "node:os";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { haproxyArgv, httpsProxyConfig, tcpProxyConfig, upstreamConfig, writeConfig, type HttpsFrontend } from "./haproxy.ts";
-import { logSummary } from "./proxies.ts";
-import { addNamespaces, BUN, cleanup, collectLines, ensureTools, freePort, NSPROXY, PREFIX, raiseNofile, removeStale, ROOT, rssKb, sh, spawn, stop, TMP } from "./setup.ts";
-import { cpuSeconds, wrk, type WrkResult } from "./wrk.ts";
-import { makeCa, subjectOf, type Ca } from "../test/helpers/certs.ts";
+import { elapsedS, fmt, log, median, spread } from "./lib/format.ts";
+import { haproxyArgv, httpsProxyConfig, startUpstream, tcpProxyConfig, writeConfig, type HttpsFrontend } from "./lib/haproxy.ts";
+import { checkUrl as check, logSummary, waitAttached } from "./lib/proxies.ts";
+import { cpuSeconds, cpuSecondsOr0, loadavg, machine, machineBusySeconds, rssKb } from "./lib/proc.ts";
+import { addNamespaces, BUN, collectLines, copyBinary, ensureTools, NSPROXY, nsproxyRunFlags, PREFIX, raiseNofile, removeStale, ROOT, runBench, sh, spawn, stop, TMP } from "./lib/setup.ts";
+import { wrk, type WrkResult } from "./lib/wrk.ts";
+import { makeCa, type Ca } from "../test/helpers/certs.ts";
 import { expected, startSinkServer } from "../test/helpers/tcp-stream.ts";
 
 const USAGE = "usage: bun bench/tls-tcp.ts [--duration 1..60] [--rounds 1..10] [--ns 200,1000] [--gb 0.1..8] [--only tls,rss,tcp] [--quiet-wait 0..60]";
@@ -55,51 +56,27 @@ const LIFETIME_MS = 30 * 60_000;
 const PLAIN_PORT = 8080;
 const TLS_PORT = 8443;
 const TCP_PORT = 9000;
-const BIN = `${TMP}/nsproxy`;
+/** A copy of dist/nsproxy taken at the start: others may rebuild it while this runs. */
+let BIN = NSPROXY;
 const CERTS = `${TMP}/certs`;
 const SHIM = `${TMP}/tls-shim.so`;
 
-const started = performance.now();
 const notes: string[] = [];
-const log = (s: string) => console.error(`[${((performance.now() - started) / 1000).toFixed(1)} s] ${s}`);
-const median = (xs: number[]) => {
-  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length === 0 ? NaN : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-const fmt = (x: number | undefined, digits = 0) => (x === undefined || !Number.isFinite(x) ? "—" : x.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }));
-/** "median (min–max)" of the rounds. */
-const spread = (xs: number[], digits = 0) => {
-  const s = xs.filter((x) => Number.isFinite(x));
-  if (s.length === 0) return "—";
-  if (s.length === 1) return fmt(s[0], digits);
-  return `${fmt(median(s), digits)} (${fmt(Math.min(...s), digits)}–${fmt(Math.max(...s), digits)})`;
-};
-const loadavg = () => readFileSync("/proc/loadavg", "utf8").trim().split(" ").slice(0, 3).join(" ");
 
 // ---------------------------------------------------------------------------------------------------------------
 // The machine's busy time, to say how much of it was not this bench (other engineers' tests share the 2 cores).
 
-/** Busy and total jiffies of all CPUs (/proc/stat: user nice system idle iowait irq softirq steal). */
-function cpuJiffies(): { busy: number; total: number } {
-  const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
-  const idle = f[3]! + f[4]!;
-  const total = f.reduce((a, b) => a + b, 0);
-  return { busy: total - idle, total };
-}
-
 /** Over one run: cores busy on the machine, and those used by the processes we know (proxies, upstream, sink, this). */
 function meter(pids: number[]) {
-  const j0 = cpuJiffies();
+  const b0 = machineBusySeconds();
   const own0 = process.cpuUsage();
-  const p0 = pids.map((p) => safeCpu(p));
+  const p0 = pids.map((p) => cpuSecondsOr0(p));
   const t0 = performance.now();
   return (extraCpuS = 0) => {
     const s = (performance.now() - t0) / 1000;
-    const j1 = cpuJiffies();
     const own = process.cpuUsage(own0);
-    const ours = pids.reduce((a, p, i) => a + safeCpu(p) - p0[i]!, 0) + (own.user + own.system) / 1e6 + extraCpuS;
-    const busy = (j1.busy - j0.busy) / 100; // USER_HZ
+    const ours = pids.reduce((a, p, i) => a + cpuSecondsOr0(p) - p0[i]!, 0) + (own.user + own.system) / 1e6 + extraCpuS;
+    const busy = machineBusySeconds() - b0;
     return { busyCores: busy / s, othersCores: Math.max(0, busy - ours) / s };
   };
 }
@@ -114,24 +91,15 @@ async function quiet(): Promise<void> {
   if (quietWaitS === 0) return;
   const t0 = performance.now();
   for (;;) {
-    const j0 = cpuJiffies();
+    const b0 = machineBusySeconds();
     await Bun.sleep(500);
-    const j1 = cpuJiffies();
-    if ((j1.busy - j0.busy) / 100 / 0.5 < 0.3) break;
+    if ((machineBusySeconds() - b0) / 0.5 < 0.3) break;
     if (performance.now() - t0 > quietWaitS * 1000) {
       quietStats.gaveUp++;
       break;
     }
   }
   quietStats.waitedMs += performance.now() - t0 - 500;
-}
-
-function safeCpu(pid: number): number {
-  try {
-    return cpuSeconds(pid);
-  } catch {
-    return 0;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -219,18 +187,6 @@ function shimCounts(r: WrkResult): { full: number; resumed: number } | undefined
   return m ? { full: Number(m[1]), resumed: Number(m[2]) } : undefined;
 }
 
-/** One-thread HAProxy answering from memory on the host (bench/run.ts's upstream). */
-async function startUpstream(): Promise<{ port: number; proc: Subprocess }> {
-  const port = freePort();
-  const proc = spawn(haproxyArgv(writeConfig(`${TMP}/upstream.cfg`, upstreamConfig(port))), 60 * 60_000);
-  for (let i = 0; i < 100; i++) {
-    if (await fetch(`http://127.0.0.1:${port}/`).then((r) => r.status === 200, () => false)) return { port, proc };
-    if (proc.exitCode !== null) break;
-    await Bun.sleep(50);
-  }
-  throw new Error(`the upstream haproxy did not answer on ${port}: ${await new Response(proc.stderr).text()}`);
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Proxies: start, wait until they serve, stop.
 
@@ -264,28 +220,16 @@ function sampleOf(list: string[]): string[] {
 }
 
 async function startNsproxy(tag: string, flags: string[], tenants: number, sample: string[], port: number, workers = WORKERS): Promise<Proxy> {
-  const dir = `${TMP}/nsproxy-${tag}`;
-  mkdirSync(dir, { recursive: true });
-  const argv = [BIN, "run", ...flags, "-w", String(workers), "--no-access-log", "--admin-socket", `${dir}/admin.sock`, "--tenants-dir", `${dir}/t.d`, "--shutdown-grace", "1s"];
+  const argv = [BIN, "run", ...flags, "-w", String(workers), ...nsproxyRunFlags(`${TMP}/nsproxy-${tag}`)];
   const t0 = performance.now();
   const proc = spawn(argv, LIFETIME_MS);
   const p: Proxy = { name: "nsproxy", proc, log: [], readyMs: 0 };
   void collectLines(proc.stderr, p.log);
   void collectLines(proc.stdout, p.log);
   const limitMs = 60_000 + tenants * 20;
-  const until = Date.now() + limitMs;
-  for (;;) {
-    const line = p.log.find((l) => / attached \d+\/\d+ tenants/.test(l));
-    if (line) {
-      const m = / (attached (\d+)\/(\d+) tenants.*)$/.exec(line)!;
-      if (Number(m[2]) !== tenants || Number(m[3]) !== tenants) throw new Error(`nsproxy (${tag}): ${m[1]}, expected ${tenants}/${tenants}\n${p.log.join("\n")}`);
-      p.attached = m[1];
-      break;
-    }
-    if (proc.exitCode !== null) throw new Error(`nsproxy (${tag}) exited (${proc.exitCode}):\n${p.log.join("\n")}`);
-    if (Date.now() > until) throw new Error(`nsproxy (${tag}) never logged its attach line:\n${p.log.join("\n")}`);
-    await Bun.sleep(20);
-  }
+  p.attached = await waitAttached(p.log, tenants, limitMs, proc).catch((e: Error) => {
+    throw new Error(`(${tag}) ${e.message}`);
+  });
   await waitListening(p, sample, port, limitMs);
   p.readyMs = performance.now() - t0;
   return p;
@@ -301,29 +245,6 @@ async function startHaproxy(tag: string, config: string, sample: string[], port:
   await waitListening(p, sample, port, 60_000 + tenants * 20);
   p.readyMs = performance.now() - t0;
   return p;
-}
-
-/**
- * curl -sv from inside `ns` through the proxy to the upstream's /echo, over TLS verified against the bench CA when
- * `tlsCn` is given: 200, exactly one tenant header (ours, not the forged one), the proxy's X-Forwarded-For, the
- * expected certificate and ALPN http/1.1.
- */
-function check(ns: string, url: string, tenant: string, ca?: string, tlsCn?: string): string {
-  const argv = ["ip", "netns", "exec", ns, "curl", "-sv", "--max-time", "10", "-H", "X-Nsproxy-Tenant: forged", "-H", "X-Forwarded-For: 6.6.6.6", ...(ca ? ["--cacert", ca] : []), `${url}/echo`];
-  const r = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe" });
-  const err = r.stderr.toString();
-  const status = /^< HTTP\/1\.1 (\d+)/m.exec(err)?.[1];
-  const body = r.stdout.toString().trim();
-  const want = `tenant=${tenant} copies=1 xff=127.0.0.1`;
-  if (status !== "200" || body !== want) throw new Error(`check ${url} in ${ns}: got ${status} '${body}', want 200 '${want}'\n${err.slice(-600)}`);
-  if (tlsCn) {
-    const cn = subjectOf(err);
-    const alpn = /ALPN: server accepted (\S+)/.exec(err)?.[1] ?? /ALPN, server accepted to use (\S+)/.exec(err)?.[1];
-    if (cn !== tlsCn) throw new Error(`check ${url} in ${ns}: certificate CN '${cn}', want '${tlsCn}'`);
-    if (alpn !== "http/1.1") throw new Error(`check ${url} in ${ns}: ALPN '${alpn}', want http/1.1`);
-    return `${status} ${body}, CN=${cn}, ALPN ${alpn}`;
-  }
-  return `${status} ${body}`;
 }
 
 /**
@@ -893,13 +814,12 @@ function summary(): string[] {
 }
 
 function report(v: Record<string, string>): string {
-  const model = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "?";
-  const kernel = readFileSync("/proc/sys/kernel/osrelease", "utf8").trim();
+  const m = machine();
   const out = [
     "## TLS and TCP mode: nsproxy vs HAProxy",
     "",
-    `- Machine: ${cpus().length} CPUs (nproc), ${model}, kernel ${kernel}; ${v.nsproxy} (a copy of dist/nsproxy taken at the start), bun ${Bun.version}; ${v.haproxy}; ${v.openssl}; ${v.wrk}`,
-    `- Date: ${new Date().toISOString()}; took ${Math.round((performance.now() - started) / 1000)} s; command: \`${`bun bench/tls-tcp.ts ${process.argv.slice(2).join(" ")}`.trim()}\``,
+    `- Machine: ${m.cpus} CPUs (nproc), ${m.model}, kernel ${m.kernel}; ${v.nsproxy} (a copy of dist/nsproxy taken at the start), bun ${Bun.version}; ${v.haproxy}; ${v.openssl}; ${v.wrk}`,
+    `- Date: ${new Date().toISOString()}; took ${Math.round(elapsedS())} s; command: \`${`bun bench/tls-tcp.ts ${process.argv.slice(2).join(" ")}`.trim()}\``,
     `- Both proxies on the same 2 cores as the clients and the upstream: nsproxy \`-w ${WORKERS}\`, HAProxy \`nbthread 2\`; A/B alternating (order turned every round), ${rounds} round(s); figures are "median (min–max)" over the rounds. Other people's work shared the machine: see "other load" and the last notes. CPU per request or per GB is the steadiest figure here; req/s and MB/s move with that other load.`,
     "",
     "### Summary",
@@ -941,13 +861,12 @@ function report(v: Record<string, string>): string {
   return out.join("\n");
 }
 
-try {
+await runBench(async () => {
   ensureTools();
   const stale = removeStale();
   if (stale > 0) log(`removed ${stale} namespaces left by an earlier bench that was killed`);
   // dist/nsproxy may be rebuilt by others while this runs: measure one fixed copy.
-  copyFileSync(NSPROXY, BIN);
-  sh(["chmod", "+x", BIN]);
+  BIN = copyBinary(NSPROXY);
   mkdirSync(CERTS, { recursive: true });
   const nofile = raiseNofile(WORKERS * Math.max(...rssCounts) + 4096);
   if (nofile.note) notes.push(nofile.note);
@@ -975,11 +894,6 @@ try {
   const md = report(versions);
   writeFileSync(`${import.meta.dir}/RESULTS-tls-tcp.md`, md);
   console.log(md);
-} catch (e) {
-  console.error(`bench failed: ${(e as Error).stack ?? e}`);
-  process.exitCode = 1;
-} finally {
-  cleanup();
-}
+});
 // The TCP check's sink lives in this process: leave even if a failure left it open.
 process.exit();

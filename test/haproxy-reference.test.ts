@@ -632,7 +632,7 @@ frontend tenant
   bind 127.0.0.1:${HAP_PORT} namespace ${NS}
   http-request del-header X-Nsproxy-Tenant
   http-request set-header X-Nsproxy-Tenant ${NS}
-  # As nsproxy (and bench/haproxy.ts): client copies of Forwarded/X-Forwarded-* go, Proto and Host are set.
+  # As nsproxy (and bench/lib/haproxy.ts): client copies of Forwarded/X-Forwarded-* go, Proto and Host are set.
   http-request del-header forwarded
   http-request del-header x-forwarded-for
   http-request set-header x-forwarded-proto http

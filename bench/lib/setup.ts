@@ -1,10 +1,10 @@
 // Bench plumbing: tools, the binary, a temp dir, throwaway namespaces and child processes, all removed on exit or signal.
 import type { Subprocess } from "bun";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 
-export const ROOT = `${import.meta.dir}/..`;
+export const ROOT = `${import.meta.dir}/../..`;
 export const BUN = process.execPath;
 export const NSPROXY = `${ROOT}/dist/nsproxy`;
 /** Every namespace of this run starts with it, so a crashed run's leftovers are easy to spot and remove. */
@@ -18,9 +18,20 @@ export function sh(argv: string[], input?: string): string {
   return r.stdout;
 }
 
-/** haproxy and wrk from Debian when missing; the binary built when missing (never rebuilt: src/ may be mid-edit). */
-export function ensureTools(): void {
+export function requireRoot(): void {
   if (process.getuid?.() !== 0) throw new Error("the bench creates network namespaces: run it as root");
+}
+
+/** dist/nsproxy built when missing (never rebuilt: src/ may be mid-edit). */
+export function ensureBinary(): void {
+  if (existsSync(NSPROXY)) return;
+  console.error("building dist/nsproxy …");
+  sh([BUN, `${ROOT}/build.ts`]);
+}
+
+/** Root, haproxy (with namespace support), wrk and curl from Debian when missing, and the binary unless `binary` is false. */
+export function ensureTools(opts: { binary?: boolean } = {}): void {
+  requireRoot();
   const missing = ["haproxy", "wrk", "curl"].filter((t) => !Bun.which(t));
   if (missing.length > 0) {
     console.error(`installing ${missing.join(", ")} …`);
@@ -28,10 +39,21 @@ export function ensureTools(): void {
     sh(["apt-get", "install", "-y", ...missing]);
   }
   if (!sh(["haproxy", "-vv"]).includes("network namespace support")) throw new Error("this haproxy lacks namespace support (USE_NS)");
-  if (!existsSync(NSPROXY)) {
-    console.error("building dist/nsproxy …");
-    sh([BUN, `${ROOT}/build.ts`]);
-  }
+  if (opts.binary !== false) ensureBinary();
+}
+
+/** A private executable copy of `src` in TMP: others may rebuild dist/nsproxy while a bench runs, and every N must run the same binary. */
+export function copyBinary(src: string): string {
+  const to = `${TMP}/nsproxy`;
+  copyFileSync(src, to);
+  chmodSync(to, 0o755);
+  return to;
+}
+
+/** The flags every bench's nsproxy gets besides its listeners and tenants: its own admin socket and tenants dir under `dir`, no access log, a short grace. */
+export function nsproxyRunFlags(dir: string): string[] {
+  mkdirSync(`${dir}/admin`, { recursive: true });
+  return ["--no-access-log", "--admin-socket", `${dir}/admin/admin.sock`, "--tenants-dir", `${dir}/t.d`, "--shutdown-grace", "1s"];
 }
 
 /**
@@ -101,6 +123,7 @@ export function spawn(argv: string[], limitMs: number, opts: { stdin?: "ignore" 
 
 /** Ask a child to stop, then kill it if it has not within `graceMs`. */
 export async function stop(p: Subprocess, graceMs = 5000): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
   p.kill("SIGTERM");
   const timer = setTimeout(() => p.kill("SIGKILL"), graceMs);
   await p.exited;
@@ -122,27 +145,6 @@ export async function collectLines(stream: ReadableStream<Uint8Array>, into: str
   if (rest) into.push(rest);
 }
 
-/** VmRSS of a process and every descendant, in kB. */
-export function rssKb(pid: number, field: "VmRSS" | "RssAnon" = "VmRSS"): number {
-  const kids = new Map<number, number[]>();
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const ppid = Number(readFileSync(`/proc/${d}/stat`, "utf8").split(") ")[1]!.split(" ")[1]);
-      kids.set(ppid, [...(kids.get(ppid) ?? []), Number(d)]);
-    } catch {}
-  }
-  let total = 0;
-  const walk = (p: number) => {
-    try {
-      total += Number(new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1] ?? 0);
-    } catch {}
-    for (const k of kids.get(p) ?? []) walk(k);
-  };
-  walk(pid);
-  return total;
-}
-
 /** A free TCP port on the host's loopback. */
 export function freePort(): number {
   const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
@@ -151,14 +153,26 @@ export function freePort(): number {
   return port;
 }
 
+/** Run a bench's main part: a failure is printed and exits 1; the namespaces, children and TMP are removed either way. */
+export async function runBench(main: () => Promise<void>): Promise<void> {
+  try {
+    await main();
+  } catch (e) {
+    console.error(`bench failed: ${(e as Error).stack ?? e}`);
+    process.exitCode = 1;
+  } finally {
+    cleanup();
+  }
+}
+
 let cleaning = false;
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143], ["SIGHUP", 129]] as const) {
   process.on(sig, () => {
     if (cleaning) return;
     cleaning = true;
     console.error(`\n${sig}: removing the bench's processes, namespaces and ${TMP}`);
     cleanup();
-    process.exit(130);
+    process.exit(code);
   });
 }
 process.on("exit", cleanup);

@@ -1,5 +1,5 @@
-// wrk inside a tenant namespace: one bounded run, its output parsed into figures.
-import { readFileSync } from "node:fs";
+// wrk inside a tenant namespace (or on the host): one bounded run, its output parsed into figures.
+import { cpuSeconds } from "./proc.ts";
 import { spawn } from "./setup.ts";
 
 export interface WrkResult {
@@ -46,12 +46,12 @@ export function parseWrk(out: string): WrkResult {
   return { rps: Number(rps[1]), p50Ms: ms(p50[1]!), p99Ms: ms(p99[1]!), requests: Number(requests[1]), errors };
 }
 
-/** One keep-alive run of `durationS` seconds from inside `ns`; killed 20 s after it should have ended. */
-export async function wrk(ns: string, url: string, opts: WrkOpts): Promise<WrkResult> {
-  const argv = ["ip", "netns", "exec", ns, "wrk", "-t1", `-c${opts.conns}`, `-d${opts.durationS}s`, "--latency", ...(opts.args ?? []), url];
+/** One keep-alive run of `durationS` seconds from inside `ns` (undefined: the host); killed 20 s after it should have ended. */
+export async function wrk(ns: string | undefined, url: string, opts: WrkOpts): Promise<WrkResult> {
+  const argv = [...(ns === undefined ? [] : ["ip", "netns", "exec", ns]), "wrk", "-t1", `-c${opts.conns}`, `-d${opts.durationS}s`, "--latency", ...(opts.args ?? []), url];
   const p = spawn(argv, opts.durationS * 1000 + 20_000, { env: opts.env });
   const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  if (code !== 0) throw new Error(`wrk in ${ns} exited ${code}: ${err}${out}`);
+  if (code !== 0) throw new Error(`wrk in ${ns ?? "the host"} exited ${code}: ${err}${out}`);
   // `ip netns exec` execs wrk in its own process: this usage is wrk's.
   const cpu = p.resourceUsage()?.cpuTime;
   return { ...parseWrk(out), stderr: err, clientCpuS: cpu ? Number(cpu.total) / 1e6 : undefined };
@@ -67,12 +67,6 @@ export async function wrkSpread(namespaces: string[], url: string, opts: { conns
     requests: runs.reduce((a, r) => a + r.requests, 0),
     errors: runs.reduce((a, r) => a + r.errors, 0),
   };
-}
-
-/** utime + stime of every thread of `pid`, in seconds (clock ticks of 10 ms). */
-export function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100;
 }
 
 /** Run `load` and charge the CPU `pid` used meanwhile to its requests. */

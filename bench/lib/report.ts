@@ -1,6 +1,6 @@
 // The bench's figures as markdown: machine, command, one table row per (N, proxy), then every run and note.
-import { readFileSync } from "node:fs";
-import { cpus } from "node:os";
+import { fmt, median } from "./format.ts";
+import { machine as describe } from "./proc.ts";
 import type { WrkResult } from "./wrk.ts";
 
 export interface Row {
@@ -29,19 +29,10 @@ export interface Report {
   elapsedS: number;
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length === 0 ? NaN : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-const fmt = (x: number | undefined, digits = 0) => (x === undefined || Number.isNaN(x) ? "—" : x.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }));
-
 function machine(v: Record<string, string>): string {
-  const model = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "?";
-  const kernel = readFileSync("/proc/sys/kernel/osrelease", "utf8").trim();
-  const memGb = Number(/MemTotal:\s+(\d+)/.exec(readFileSync("/proc/meminfo", "utf8"))?.[1] ?? 0) / 1048576;
+  const m = describe();
   return [
-    `- Machine: ${cpus().length} CPUs (nproc), ${model}, ${memGb.toFixed(0)} GB RAM, kernel ${kernel}`,
+    `- Machine: ${m.cpus} CPUs (nproc), ${m.model}, ${m.memGb.toFixed(0)} GB RAM, kernel ${m.kernel}`,
     `- ${v.nsproxy} (dist/nsproxy, bun ${v.bun}); ${v.haproxy}; ${v.wrk}`,
   ].join("\n");
 }

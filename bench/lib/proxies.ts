@@ -1,9 +1,10 @@
 // Start each proxy under startup probes, read its RSS, check a request through it, and (nsproxy) time a live add.
 import type { Subprocess } from "bun";
-import { mkdirSync } from "node:fs";
+import { subjectOf } from "../../test/helpers/certs.ts";
 import { haproxyArgv, proxyConfig, writeConfig } from "./haproxy.ts";
 import { sample, startProbes } from "./probe.ts";
-import { addNamespaces, collectLines, NSPROXY, rssKb, sh, spawn, TMP } from "./setup.ts";
+import { rssKb } from "./proc.ts";
+import { addNamespaces, collectLines, NSPROXY, nsproxyRunFlags, sh, spawn, TMP } from "./setup.ts";
 
 export type ProxyName = "nsproxy" | "HAProxy";
 
@@ -45,30 +46,32 @@ async function startUnderProbes(name: ProxyName, argv: string[], namespaces: str
   });
   const startupMs = Math.max(...answered) - spawnedAt;
   const notes: string[] = [];
-  if (name === "nsproxy") notes.push(await attachedLine(log, namespaces.length, limitMs));
+  if (name === "nsproxy") notes.push(`nsproxy: ${await waitAttached(log, namespaces.length, limitMs)}`);
   await Bun.sleep(500); // let lazily touched pages settle before reading RSS
   return { name, proc, port, startupMs, rssKb: rssKb(proc.pid), anonKb: rssKb(proc.pid, "RssAnon"), notes, log };
 }
 
-/** nsproxy says how many tenants it attached; all of them must be, or the figures mean something else. */
-async function attachedLine(log: string[], n: number, limitMs: number): Promise<string> {
+/**
+ * nsproxy says how many tenants it attached; all of them must be, or the figures mean something else. Returns its
+ * words from "attached N/N tenants" on; throws when the count is short, `proc` exited, or `limitMs` passed.
+ */
+export async function waitAttached(log: string[], n: number, limitMs: number, proc?: Subprocess): Promise<string> {
   const until = Date.now() + limitMs;
   for (;;) {
     const line = log.find((l) => / attached \d+\/\d+ tenants/.test(l));
     if (line) {
       const m = / (attached (\d+)\/(\d+) tenants.*)$/.exec(line)!;
       if (Number(m[2]) !== n || Number(m[3]) !== n) throw new Error(`nsproxy: ${m[1]} (expected ${n}/${n})\n${log.join("\n")}`);
-      return `nsproxy: ${m[1]}`;
+      return m[1]!;
     }
+    if (proc && proc.exitCode !== null) throw new Error(`nsproxy exited (${proc.exitCode}) before attaching:\n${log.join("\n")}`);
     if (Date.now() > until) throw new Error(`nsproxy never logged its attach line:\n${log.join("\n")}`);
     await Bun.sleep(20);
   }
 }
 
 function nsproxyArgv(glob: string, port: number, upstreamPort: number, dir: string, workers?: number): string[] {
-  mkdirSync(dir, { recursive: true });
-  const argv = [NSPROXY, "run", "-l", `127.0.0.1:${port}`, "-u", `http://127.0.0.1:${upstreamPort}`, "--discover", `/run/netns=${glob}`];
-  argv.push("--no-access-log", "--admin-socket", `${dir}/admin/admin.sock`, "--tenants-dir", `${dir}/t.d`, "--shutdown-grace", "1s");
+  const argv = [NSPROXY, "run", "-l", `127.0.0.1:${port}`, "-u", `http://127.0.0.1:${upstreamPort}`, "--discover", `/run/netns=${glob}`, ...nsproxyRunFlags(dir)];
   return workers ? [...argv, "--workers", String(workers)] : argv;
 }
 
@@ -87,15 +90,19 @@ export function startNsproxy(
   return startUnderProbes("nsproxy", argv, namespaces, port, limitMs, variant.env).then((r) => ({ ...r, adminSock: `${dir}/admin/admin.sock` }));
 }
 
-/** What a proxy said besides its normal start-up: counts of warnings and errors, and the first distinct kinds. */
-export function logSummary(name: ProxyName, log: string[]): string {
-  const bad = log.filter((l) => (name === "nsproxy" ? / (warn|error) /.test(l) : /\[(WARNING|ALERT)\]/.test(l)));
-  if (bad.length === 0) return `${name} logged no warning or error`;
+/**
+ * What a proxy said besides its normal start-up: counts of warnings and errors, and the first distinct kinds (each cut
+ * to `width`). Lines containing `expected.text` are left out and the summary says so (`expected.why`).
+ */
+export function logSummary(name: ProxyName, log: string[], opts: { width?: number; expected?: { text: string; why: string } } = {}): string {
+  const { width = 200, expected } = opts;
+  const bad = log.filter((l) => (name === "nsproxy" ? / (warn|error) /.test(l) : /\[(WARNING|ALERT)\]/.test(l)) && !(expected && l.includes(expected.text)));
+  if (bad.length === 0) return `${name} logged no warning or error${expected && name === "nsproxy" ? ` (besides ${expected.why})` : ""}`;
   // Same message for different tenants or threads counts once: strip names and numbers.
   const kinds = new Map<string, string>();
   for (const l of bad) {
     const key = l.replace(/^\S+Z /, "").replace(/[\w.-]*\d[\w.:[\]-]*/g, "#");
-    if (!kinds.has(key)) kinds.set(key, l.replace(/^\S+Z /, "").slice(0, 200));
+    if (!kinds.has(key)) kinds.set(key, l.replace(/^\S+Z /, "").slice(0, width));
   }
   return `${name} logged ${bad.length} warning/error lines, e.g. ${[...kinds.values()].slice(0, 3).map((k) => `\`${k}\``).join("; ")}`;
 }
@@ -105,16 +112,31 @@ export function startHaproxy(namespaces: string[], port: number, upstreamPort: n
   return startUnderProbes("HAProxy", haproxyArgv(cfg), namespaces, port, limitMs);
 }
 
-/**
- * `curl -sv` from inside `ns` with a forged tenant header and X-Forwarded-For: the answer must be a 200 from the
- * upstream's /echo showing exactly one tenant header, the right one, and the proxy's own X-Forwarded-For.
- */
+/** checkUrl over plain HTTP to 127.0.0.1:port, where the tenant is named after its namespace (--discover). */
 export function check(ns: string, port: number): string {
-  const r = Bun.spawnSync(["ip", "netns", "exec", ns, "curl", "-sv", "--max-time", "10", "-H", "X-Nsproxy-Tenant: forged", "-H", "X-Forwarded-For: 6.6.6.6", `http://127.0.0.1:${port}/echo`], { stdout: "pipe", stderr: "pipe" });
-  const status = /^< HTTP\/1\.1 (\d+)/m.exec(r.stderr.toString())?.[1];
+  return checkUrl(ns, `http://127.0.0.1:${port}`, ns);
+}
+
+/**
+ * `curl -sv` from inside `ns` through the proxy to the upstream's /echo with a forged tenant header and
+ * X-Forwarded-For: a 200 showing exactly one tenant header, the right one, and the proxy's own X-Forwarded-For. Over
+ * TLS (`ca` given) verified against that CA; with `tlsCn`, the certificate's CN and ALPN http/1.1 are checked too.
+ */
+export function checkUrl(ns: string, url: string, tenant: string, ca?: string, tlsCn?: string): string {
+  const argv = ["ip", "netns", "exec", ns, "curl", "-sv", "--max-time", "10", "-H", "X-Nsproxy-Tenant: forged", "-H", "X-Forwarded-For: 6.6.6.6", ...(ca ? ["--cacert", ca] : []), `${url}/echo`];
+  const r = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe" });
+  const err = r.stderr.toString();
+  const status = /^< HTTP\/1\.1 (\d+)/m.exec(err)?.[1];
   const body = r.stdout.toString().trim();
-  const want = `tenant=${ns} copies=1 xff=127.0.0.1`;
-  if (status !== "200" || body !== want) throw new Error(`check through ${ns}:${port}: got ${status} '${body}', want 200 '${want}'`);
+  const want = `tenant=${tenant} copies=1 xff=127.0.0.1`;
+  if (status !== "200" || body !== want) throw new Error(`check ${url} in ${ns}: got ${status} '${body}', want 200 '${want}'\n${err.slice(-600)}`);
+  if (tlsCn) {
+    const cn = subjectOf(err);
+    const alpn = /ALPN: server accepted (\S+)/.exec(err)?.[1] ?? /ALPN, server accepted to use (\S+)/.exec(err)?.[1];
+    if (cn !== tlsCn) throw new Error(`check ${url} in ${ns}: certificate CN '${cn}', want '${tlsCn}'`);
+    if (alpn !== "http/1.1") throw new Error(`check ${url} in ${ns}: ALPN '${alpn}', want http/1.1`);
+    return `${status} ${body}, CN=${cn}, ALPN ${alpn}`;
+  }
   return `${status} ${body}`;
 }
 

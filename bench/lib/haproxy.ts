@@ -1,7 +1,10 @@
 // HAProxy configs: the shared static upstream, and the comparison proxy doing nsproxy's work in every namespace.
+import type { Subprocess } from "bun";
 import { writeFileSync } from "node:fs";
+import { freePort, spawn, TMP } from "./setup.ts";
 
-const DEFAULTS = `defaults
+/** HTTP mode, keep-alive, generous timeouts: every HTTP config of the benches starts from these. */
+export const HTTP_DEFAULTS = `defaults
   mode http
   timeout connect 5s
   timeout client 30s
@@ -17,7 +20,7 @@ const DEFAULTS = `defaults
 export function upstreamConfig(port: number): string {
   return `global
   nbthread 1
-${DEFAULTS}
+${HTTP_DEFAULTS}
 frontend upstream
   bind 127.0.0.1:${port}
   http-request return status 200 content-type text/plain lf-string "tenant=%[req.hdr(x-nsproxy-tenant)] copies=%[req.hdr_cnt(x-nsproxy-tenant)] xff=%[req.hdr(x-forwarded-for)]\\n" if { path /echo }
@@ -42,9 +45,14 @@ export function proxyConfig(namespaces: string[], port: number, upstreamPort: nu
   default_backend upstream
 `,
   );
+  return withUpstream(frontends, upstreamPort);
+}
+
+/** Two threads (as nsproxy's two workers), the frontends, and the one backend they all share. */
+function withUpstream(frontends: string[], upstreamPort: number): string {
   return `global
   nbthread 2
-${DEFAULTS}
+${HTTP_DEFAULTS}
 ${frontends.join("\n")}
 backend upstream
   http-reuse always
@@ -55,14 +63,26 @@ backend upstream
 /** Write a config to `path` and check it, so a bad one fails here with haproxy's message rather than at spawn. */
 export function writeConfig(path: string, text: string): string {
   writeFileSync(path, text);
-  const r = Bun.spawnSync(["haproxy", "-c", "-q", "-f", path], { stderr: "pipe" });
-  if (r.exitCode !== 0) throw new Error(`haproxy -c ${path}: ${r.stderr.toString().trim()}`);
+  const r = Bun.spawnSync(["haproxy", "-c", "-q", "-f", path], { stderr: "pipe", stdout: "pipe" });
+  if (r.exitCode !== 0) throw new Error(`haproxy -c ${path}: ${r.stderr.toString().trim()}${r.stdout.toString().trim()}`);
   return path;
 }
 
 /** `-db`: foreground, no master/worker fork, so the spawned PID is the one whose RSS counts. */
 export function haproxyArgv(configPath: string): string[] {
   return ["haproxy", "-db", "-f", configPath];
+}
+
+/** The upstream of upstreamConfig on a free port of the host's loopback, once it answers. */
+export async function startUpstream(): Promise<{ port: number; proc: Subprocess }> {
+  const port = freePort();
+  const proc = spawn(haproxyArgv(writeConfig(`${TMP}/upstream.cfg`, upstreamConfig(port))), 60 * 60_000);
+  for (let i = 0; i < 100; i++) {
+    if (await fetch(`http://127.0.0.1:${port}/`).then((r) => r.status === 200, () => false)) return { port, proc };
+    if (proc.exitCode !== null) break;
+    await Bun.sleep(50);
+  }
+  throw new Error(`the upstream haproxy did not answer on ${port}: ${await new Response(proc.stderr).text()}`);
 }
 
 /** A tenant's frontend for the TLS bench: a plain bind, an `ssl crt` bind, or both, in its namespace. */
@@ -96,14 +116,7 @@ ${binds.join("\n")}
   default_backend upstream
 `;
   });
-  return `global
-  nbthread 2
-${DEFAULTS}
-${blocks.join("\n")}
-backend upstream
-  http-reuse always
-  server up 127.0.0.1:${upstreamPort}
-`;
+  return withUpstream(blocks, upstreamPort);
 }
 
 /** `mode tcp`: one frontend per namespace, each to its own host port; two threads, no splicing unless asked (HAProxy's default). */
