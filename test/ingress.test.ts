@@ -6,6 +6,7 @@ import type { Subprocess } from "bun";
 import { type Ca, haveOpenssl, makeCa, makeLeaf, subjectOf } from "./helpers/certs.ts";
 import { daemonDir, runNsproxy, startNsproxy, type Running } from "./helpers/daemon.ts";
 import { addNetns, cleanupNetns, delNetns, skipReason, uniquePrefix } from "./helpers/netns.ts";
+import { freePort } from "./helpers/ports.ts";
 import { until } from "./helpers/wait.ts";
 
 const prefix = uniquePrefix("ingress");
@@ -22,14 +23,6 @@ async function backend(ns: string, name: string, port: number, tls?: { cert: str
   reader.releaseLock();
   if (!new TextDecoder().decode(value).startsWith("ready")) throw new Error(`backend ${name} in ${ns} did not start`);
   return p;
-}
-
-/** A free port on host loopback for the ingress listener. */
-function freePort(): number {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
 }
 
 async function get(port: number, host: string, path = "/x"): Promise<{ status: number; body: string }> {

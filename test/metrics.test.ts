@@ -4,19 +4,12 @@ import { writeFileSync } from "node:fs";
 import parse from "parse-prometheus-text-format";
 import { daemonDir, startNsproxy } from "./helpers/daemon.ts";
 import { addNetns, addNetnsMany, cleanupNetns, curlIn, nsExec, skipReason, uniquePrefix } from "./helpers/netns.ts";
+import { freePort } from "./helpers/ports.ts";
 import { startUpstream } from "./helpers/upstream.ts";
 
 const prefix = uniquePrefix("met");
 const CLIENT = [process.execPath, `${import.meta.dir}/helpers/ns-client.ts`];
 afterAll(() => cleanupNetns(prefix));
-
-/** A free port on the host's loopback. */
-function freePort(): number {
-  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = l.port;
-  l.stop(true);
-  return port;
-}
 
 /** The value of one sample: family name and labels that must match. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number {

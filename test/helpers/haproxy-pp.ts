@@ -15,6 +15,7 @@ import type { Subprocess } from "bun";
 import { afterAll } from "bun:test";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { freePorts } from "./ports.ts";
 
 export const HAPROXY = "/usr/sbin/haproxy";
 export const haveHaproxy = existsSync(HAPROXY);
@@ -65,14 +66,6 @@ export async function haveIpv6Loopback(): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-/** Ports free right now, distinct, one per host (HAProxy cannot report a port 0 bind back to us; a clash is retried). */
-function freePorts(hosts: string[]): number[] {
-  const ls = hosts.map((hostname) => Bun.listen({ hostname, port: 0, socket: { data() {} } }));
-  const ports = ls.map((l) => l.port);
-  for (const l of ls) l.stop(true);
-  return ports;
 }
 
 /** Resolves once host:port accepts a connection; false after timeoutMs. */
