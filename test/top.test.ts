@@ -8,15 +8,21 @@ import { startUpstream } from "./helpers/upstream.ts";
 const prefix = uniquePrefix("top");
 afterAll(() => cleanupNetns(prefix));
 
+/** A daemon serving one fresh namespace on 127.0.0.1:port, with an admin socket for `top`, once it has attached. */
+async function serveOne(name: string, port: number) {
+  const upstream = startUpstream();
+  const ns = addNetns(`${prefix}${name}`);
+  const dir = daemonDir();
+  const socket = `${dir}/admin/admin.sock`;
+  const d = startNsproxy(["run", "-l", `127.0.0.1:${port}`, "-u", `http://127.0.0.1:${upstream.port}`, "-n", ns, "--admin-socket", socket, "--tenants-dir", `${dir}/tenants.d`]);
+  await d.waitFor("attached 1/1");
+  return { upstream, ns, socket, d };
+}
+
 describe.skipIf(Boolean(skipReason))("nsproxy top", () => {
   test("--once --json: the tenant with its exact request count; --once: a header and its line, no ANSI codes", async () => {
-    const upstream = startUpstream();
-    const ns = addNetns(`${prefix}a`);
-    const dir = daemonDir();
-    const socket = `${dir}/admin/admin.sock`;
-    const d = startNsproxy(["run", "-l", "127.0.0.1:8193", "-u", `http://127.0.0.1:${upstream.port}`, "-n", ns, "--admin-socket", socket, "--tenants-dir", `${dir}/tenants.d`]);
+    const { upstream, ns, socket, d } = await serveOne("a", 8193);
     try {
-      await d.waitFor("attached 1/1");
       const N = 5;
       for (let i = 0; i < N; i++) expect((await curlIn(ns, `http://127.0.0.1:8193/top${i}`)).status).toBe(200);
       // The daemon takes a rate sample each second.
@@ -67,13 +73,8 @@ describe.skipIf(Boolean(skipReason))("nsproxy top", () => {
   });
 
   test("live, not a terminal: a block per refresh until SIGINT, which exits 0", async () => {
-    const upstream = startUpstream();
-    const ns = addNetns(`${prefix}b`);
-    const dir = daemonDir();
-    const socket = `${dir}/admin/admin.sock`;
-    const d = startNsproxy(["run", "-l", "127.0.0.1:8194", "-u", `http://127.0.0.1:${upstream.port}`, "-n", ns, "--admin-socket", socket, "--tenants-dir", `${dir}/tenants.d`]);
+    const { upstream, ns, socket, d } = await serveOne("b", 8194);
     try {
-      await d.waitFor("attached 1/1");
       const top = startNsproxy(["top", "--admin-socket", socket]);
       await top.waitFor(/\n\n.*sort: requests/, 10_000);
       expect(await top.stop("SIGINT")).toBe(0);
