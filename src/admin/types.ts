@@ -1,4 +1,5 @@
 // The admin interface's contract: JSON shapes of /v1 and what the daemon must provide to serve them.
+import type { StoredSettings } from "../config/settings.ts";
 
 export type TenantState = "serving" | "waiting" | "failed";
 
@@ -52,24 +53,10 @@ export interface StatusView {
  * Body of PUT /v1/tenants/NAME: the same keys as a [tenants.NAME] table (and as a tenants-dir file).
  * Unset listen/upstream/… take the daemon's defaults.
  */
-export interface TenantInput {
+export type TenantInput = StoredSettings & {
   netns: string;
-  listen?: string | string[];
-  upstream?: string;
   headers?: Record<string, string>;
-  tenant_header?: string;
-  upstream_timeout?: string | number;
-  max_connections?: number;
-  mode?: string;
-  tls_cert?: string;
-  tls_key?: string;
-  upstream_proxy_protocol?: string;
-  upstream_ca?: string;
-  upstream_insecure?: boolean;
-  ingress_hosts?: string[];
-  ingress_backend?: string;
-  ingress_tls_backend?: string;
-}
+};
 
 /** GET /v1/stats: one sample of every tenant's counters, and rates over the last second. */
 export interface StatsView {
@@ -142,5 +129,4 @@ export interface DaemonControl {
   stats?(): StatsView;
 }
 
-export const DEFAULT_ADMIN_SOCKET = "/run/nsproxy/admin.sock";
-export const DEFAULT_TENANTS_DIR = "/etc/nsproxy/tenants.d";
+export { DEFAULT_ADMIN_SOCKET, DEFAULT_TENANTS_DIR } from "../config/settings.ts";

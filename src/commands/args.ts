@@ -1,33 +1,40 @@
 // Arguments shared by several commands, and the strictness citty leaves to us: repeated flags and unknown flags.
 import { ConfigError } from "../errors.ts";
 import { resolve } from "node:path";
-import { DEFAULT_ADMIN_SOCKET, DEFAULT_TENANTS_DIR } from "../admin/types.ts";
 import { type FlagOverrides, loadLayered } from "../config/load.ts";
+import { camel, DAEMON_SETTINGS, DEFAULT_ADMIN_SOCKET, DEFAULT_TENANTS_DIR, SETTINGS, type Setting, TENANT_SETTINGS } from "../config/settings.ts";
+
+interface FlagDef {
+  type: "string" | "boolean";
+  alias?: string;
+  description: string;
+  valueHint?: string;
+}
+
+/** citty's definitions of the settings' flags, in the table's order. */
+export function settingArgs<S extends readonly Setting[]>(settings: S): { [E in S[number] as E["flag"]]: FlagDef } {
+  const out: Record<string, FlagDef> = {};
+  for (const s of settings) {
+    out[s.flag] = {
+      type: s.kind.flagType === "boolean" ? "boolean" : "string",
+      ...(s.alias ? { alias: s.alias } : {}),
+      description: s.help,
+      ...(s.hint ? { valueHint: s.hint } : {}),
+    };
+  }
+  return out as { [E in S[number] as E["flag"]]: FlagDef };
+}
+
+const ADMIN_KEYS = ["admin_socket", "tenants_dir"];
 
 export const configArgs = {
   config: { type: "string", alias: "c", description: "TOML config file ([daemon], [defaults], [tenants.NAME])", valueHint: "FILE" },
-  listen: { type: "string", alias: "l", description: "Address to listen on inside every tenant namespace: host:port, [v6]:port, or https://ADDR for TLS (repeatable)", valueHint: "ADDR" },
-  upstream: { type: "string", alias: "u", description: "Upstream: http://host:port[/prefix], https://…, unix:/path.sock[:/prefix], or tcp://host:port (--mode tcp)", valueHint: "URL" },
-  mode: { type: "string", description: "http (default) or tcp: forward bytes both ways with no HTTP", valueHint: "MODE" },
   netns: { type: "string", alias: "n", description: "Tenant namespace: NAME (/run/netns/NAME), a path, /proc/PID/ns/net, or TENANT=REF (repeatable)", valueHint: "REF" },
-  "tenant-header": { type: "string", description: "Header that carries the tenant name upstream (default X-Nsproxy-Tenant)", valueHint: "NAME" },
-  "upstream-timeout": { type: "string", description: "Time allowed for the upstream's response headers before a 504 (default 30s)", valueHint: "DURATION" },
-  "max-connections": { type: "string", description: "Open connections per tenant across all workers; more are refused (default 1000)", valueHint: "N" },
-  "tls-cert": { type: "string", description: "Certificate (PEM, chain allowed) for https:// listeners; {tenant} is the tenant's name", valueHint: "FILE" },
-  "tls-key": { type: "string", description: "Private key (PEM) for https:// listeners; {tenant} is the tenant's name", valueHint: "FILE" },
-  "upstream-proxy-protocol": { type: "string", description: "v2: start every upstream connection with a PROXY v2 header (client address, tenant TLV)", valueHint: "v2" },
-  "upstream-ca": { type: "string", description: "Extra CA certificates (PEM) an https:// upstream may chain to", valueHint: "FILE" },
-  "upstream-insecure": { type: "boolean", description: "Do not verify an https:// upstream's certificate (logged at start)" },
-  "ingress-host": { type: "string", description: "Ingress: a host name (or *.domain) routed to this tenant's ingress backend (repeatable)", valueHint: "HOST" },
-  "ingress-backend": { type: "string", description: "Ingress: the tenant's HTTP service inside its namespace, like 127.0.0.1:3000", valueHint: "ADDR" },
-  "ingress-tls-backend": { type: "string", description: "Ingress: the tenant's TLS service inside its namespace (for sni:// listeners)", valueHint: "ADDR" },
+  ...settingArgs(TENANT_SETTINGS),
 } as const;
 
 /** Where the daemon keeps runtime tenants and answers admin requests; shared with the tenant/status/reload commands. */
-export const adminArgs = {
-  "admin-socket": { type: "string", description: "Admin interface unix socket (default /run/nsproxy/admin.sock)", valueHint: "PATH" },
-  "tenants-dir": { type: "string", description: "Directory of runtime-provisioned tenants, one NAME.toml each (default /etc/nsproxy/tenants.d)", valueHint: "DIR" },
-} as const;
+export const adminArgs = settingArgs(ADMIN_KEYS.map((k) => DAEMON_SETTINGS.find((s) => s.key === k)!)) as Record<"admin-socket" | "tenants-dir", FlagDef>;
 
 /** For the commands that talk to a daemon: where it is, possibly read from its config file. */
 export const clientArgs = {
@@ -37,25 +44,11 @@ export const clientArgs = {
 
 export const runtimeArgs = {
   discover: { type: "string", description: "Serve every namespace file in DIR matching GLOB (default *) as a tenant named after it (repeatable)", valueHint: "DIR[=GLOB]" },
-  workers: { type: "string", alias: "w", description: "Worker threads holding the listeners (default: one per core)", valueHint: "N" },
-  "shutdown-grace": { type: "string", description: "On SIGTERM/SIGINT, how long in-flight requests may finish (default 10s)", valueHint: "DURATION" },
-  "log-format": { type: "string", description: "Log and access-log format: text or json (default text)", valueHint: "FORMAT" },
-  "access-log": { type: "boolean", description: "Log one line per request (default on; --no-access-log turns it off)" },
-  "request-timeout": { type: "string", description: "Time a client has to send a complete request head before a 408 (default 10s)", valueHint: "DURATION" },
-  "idle-timeout": { type: "string", description: "Close a keep-alive connection idle this long between requests (default 60s)", valueHint: "DURATION" },
-  "connect-timeout": { type: "string", description: "Time allowed to connect to the upstream before a 502 (default 5s)", valueHint: "DURATION" },
-  "body-timeout": { type: "string", description: "Cut a request or response body, or a tunnel, that moves no byte for this long (default 60s)", valueHint: "DURATION" },
-  "max-header-size": { type: "string", description: "Largest request head (request line and header fields) in bytes, else 431 (default 16384)", valueHint: "BYTES" },
-  "max-headers": { type: "string", description: "Most header fields in a request, else 431 (default 100)", valueHint: "N" },
-  "max-url-length": { type: "string", description: "Longest request target in bytes, else 414 (default 8192; at most --max-header-size)", valueHint: "BYTES" },
-  "metrics-listen": { type: "string", description: "Serve /metrics, /healthz and /readyz on this host address, host:port or [v6]:port (default off)", valueHint: "ADDR" },
-  "ingress-listen": { type: "string", description: "Ingress listener on the host: ADDR or http://ADDR (routed by Host), sni://ADDR (TLS routed by server name) (repeatable)", valueHint: "ADDR" },
-  "metrics-tenant-limit": { type: "string", description: "Per-tenant metric series up to this many tenants, then aggregated; 0 always aggregates (default 1000)", valueHint: "N" },
+  ...settingArgs(DAEMON_SETTINGS.filter((s) => !ADMIN_KEYS.includes(s.key))),
   verbose: { type: "boolean", alias: "v", description: "Debug logging, and stack traces on errors" },
 } as const;
 
-const REPEATABLE = new Set(["listen", "netns", "discover", "header", "ingress-listen", "ingress-host"]);
-
+const REPEATABLE = new Set(["netns", "discover", "header", ...SETTINGS.filter((s) => s.kind.flagType === "list").map((s) => s.flag)]);
 
 /** Every value of a repeatable flag (`--listen a --listen b`, `--listen=a`, `-l a`); citty keeps only the last. */
 export function collect(rawArgs: string[], name: string, alias?: string): string[] {
@@ -109,47 +102,22 @@ export function rejectUnknownFlags(rawArgs: string[], defs: Record<string, { typ
 
 /** The command line's share of the configuration; undefined where a flag was not given, so the file can speak. */
 export function flagOverrides(args: Record<string, unknown>, rawArgs: string[]): FlagOverrides {
-  const listen = collect(rawArgs, "listen", "l");
-  const netns = collect(rawArgs, "netns", "n");
-  const discover = collect(rawArgs, "discover");
-  const ingressListen = collect(rawArgs, "ingress-listen");
-  const ingressHost = collect(rawArgs, "ingress-host");
-  const str = (k: string) => (typeof args[k] === "string" ? (args[k] as string) : undefined);
-  const accessLog = rawArgs.includes("--no-access-log") ? false : rawArgs.includes("--access-log") ? true : undefined;
-  return {
-    listen: listen.length ? listen : undefined,
-    netns: netns.length ? netns : undefined,
-    upstream: str("upstream"),
-    tenantHeader: str("tenant-header"),
-    upstreamTimeout: str("upstream-timeout"),
-    maxConnections: str("max-connections"),
-    workers: str("workers"),
-    shutdownGrace: str("shutdown-grace"),
-    logFormat: str("log-format"),
-    accessLog,
-    discover: discover.length ? discover : undefined,
-    tenantsDir: str("tenants-dir"),
-    adminSocket: str("admin-socket"),
-    requestTimeout: str("request-timeout"),
-    idleTimeout: str("idle-timeout"),
-    connectTimeout: str("connect-timeout"),
-    bodyTimeout: str("body-timeout"),
-    maxHeaderSize: str("max-header-size"),
-    maxHeaders: str("max-headers"),
-    maxUrlLength: str("max-url-length"),
-    metricsListen: str("metrics-listen"),
-    metricsTenantLimit: str("metrics-tenant-limit"),
-    mode: str("mode"),
-    tlsCert: str("tls-cert"),
-    tlsKey: str("tls-key"),
-    upstreamProxyProtocol: str("upstream-proxy-protocol"),
-    upstreamCa: str("upstream-ca"),
-    upstreamInsecure: rawArgs.includes("--no-upstream-insecure") ? false : rawArgs.includes("--upstream-insecure") ? true : undefined,
-    ingressListen: ingressListen.length ? ingressListen : undefined,
-    ingressHost: ingressHost.length ? ingressHost : undefined,
-    ingressBackend: str("ingress-backend"),
-    ingressTlsBackend: str("ingress-tls-backend"),
+  const out: Record<string, unknown> = {};
+  const list = (flag: string, alias?: string) => {
+    const values = collect(rawArgs, flag, alias);
+    return values.length ? values : undefined;
   };
+  out.netns = list("netns", "n");
+  out.discover = list("discover");
+  for (const s of SETTINGS) out[camel(s.flag)] = flagValue(s, args, rawArgs, list);
+  return out as FlagOverrides;
+}
+
+/** One setting's flag as given: a string, every value of a repeatable flag, or a switch (--x / --no-x); else undefined. */
+export function flagValue(s: Setting, args: Record<string, unknown>, rawArgs: string[], list: (flag: string, alias?: string) => string[] | undefined): unknown {
+  if (s.kind.flagType === "list") return list(s.flag, s.alias);
+  if (s.kind.flagType === "boolean") return rawArgs.includes(`--no-${s.flag}`) ? false : rawArgs.includes(`--${s.flag}`) ? true : undefined;
+  return typeof args[s.flag] === "string" ? args[s.flag] : undefined;
 }
 
 function canonicalName(flag: string, defs: Record<string, { alias?: string }>): string {

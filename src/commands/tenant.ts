@@ -4,53 +4,27 @@ import { AdminClient, DaemonNotRunning } from "../admin/client.ts";
 import type { TenantInput, TenantView } from "../admin/types.ts";
 import { Invalid } from "../config/layer.ts";
 import { checkTenantTable } from "../config/tenant-table.ts";
-import { MAX_CONNECTIONS } from "../config/schema.ts";
-import { badTenantName, isValidTenantName, parseInteger } from "../config/values.ts";
+import { TENANT_SETTINGS } from "../config/settings.ts";
+import { badTenantName, isValidTenantName } from "../config/values.ts";
 import { ConfigError } from "../errors.ts";
 import { removeTenantFile, tenantFilePath, writeTenantFile } from "../store/tenants-dir.ts";
-import { clientArgs, collect, configArgs, daemonPaths, rejectUnknownFlags } from "./args.ts";
+import { clientArgs, collect, daemonPaths, flagValue, rejectUnknownFlags, settingArgs } from "./args.ts";
 
 const nameArg = { name: { type: "positional", description: "Tenant name: 1-64 letters, digits, '.', '_' or '-'" } } as const;
 
 const addArgs = {
   ...nameArg,
   netns: { type: "string", alias: "n", description: "The tenant's namespace (required): NAME (/run/netns/NAME), a path, or /proc/PID/ns/net", valueHint: "REF" },
-  listen: configArgs.listen,
-  upstream: configArgs.upstream,
   header: { type: "string", alias: "H", description: "Static header added upstream, NAME=VALUE (repeatable)", valueHint: "NAME=VALUE" },
-  "tenant-header": configArgs["tenant-header"],
-  "upstream-timeout": configArgs["upstream-timeout"],
-  "max-connections": configArgs["max-connections"],
-  mode: configArgs.mode,
-  "tls-cert": configArgs["tls-cert"],
-  "tls-key": configArgs["tls-key"],
-  "upstream-proxy-protocol": configArgs["upstream-proxy-protocol"],
-  "upstream-ca": configArgs["upstream-ca"],
-  "upstream-insecure": configArgs["upstream-insecure"],
-  "ingress-host": configArgs["ingress-host"],
-  "ingress-backend": configArgs["ingress-backend"],
-  "ingress-tls-backend": configArgs["ingress-tls-backend"],
+  ...settingArgs(TENANT_SETTINGS),
   ...clientArgs,
 } as const;
 
 /** Where each key of a tenant table comes from on this command line, for errors. */
 const FLAG_OF: Record<string, string> = {
   netns: "--netns",
-  listen: "--listen",
-  upstream: "--upstream",
   headers: "--header",
-  tenant_header: "--tenant-header",
-  upstream_timeout: "--upstream-timeout",
-  max_connections: "--max-connections",
-  mode: "--mode",
-  tls_cert: "--tls-cert",
-  tls_key: "--tls-key",
-  upstream_proxy_protocol: "--upstream-proxy-protocol",
-  upstream_ca: "--upstream-ca",
-  upstream_insecure: "--upstream-insecure",
-  ingress_hosts: "--ingress-host",
-  ingress_backend: "--ingress-backend",
-  ingress_tls_backend: "--ingress-tls-backend",
+  ...Object.fromEntries(TENANT_SETTINGS.map((s) => [s.key, `--${s.flag}`])),
 };
 
 const add = defineCommand({
@@ -126,38 +100,22 @@ function tenantInput(name: string, args: Record<string, unknown>, rawArgs: strin
     throw new ConfigError(`${JSON.stringify(ref)}: the TENANT=REF form is for "nsproxy run"; here NAME is the tenant, give only the namespace, like "--netns ${ref.slice(ref.indexOf("=") + 1)}"`, "--netns");
   }
   const input: TenantInput = { netns: ref };
-  const listen = collect(rawArgs, "listen", "l");
-  if (listen.length) input.listen = listen;
-  const str = (k: string) => (typeof args[k] === "string" ? (args[k] as string) : undefined);
-  if (str("upstream") !== undefined) input.upstream = str("upstream");
   const headers = collect(rawArgs, "header", "H");
   if (headers.length) input.headers = headerTable(headers);
-  if (str("tenant-header") !== undefined) input.tenant_header = str("tenant-header");
-  const timeout = str("upstream-timeout");
-  // A bare number is seconds, as in the file (upstream_timeout = 30).
-  if (timeout !== undefined) input.upstream_timeout = /^\d+(\.\d+)?$/.test(timeout.trim()) ? Number(timeout) : timeout;
-  const maxConnections = str("max-connections");
-  // Digits become a number, as in the file (max_connections = 50); anything else is refused here, naming the flag.
-  if (maxConnections !== undefined) {
-    const { min, max, default: example } = MAX_CONNECTIONS;
+  const list = (flag: string, alias?: string) => {
+    const values = collect(rawArgs, flag, alias);
+    return values.length ? values : undefined;
+  };
+  for (const s of TENANT_SETTINGS) {
+    const v = flagValue(s, args, rawArgs, list);
+    if (v === undefined) continue;
+    // Stored as a file would hold it (upstream_timeout = 30, max_connections = 50); a value refused here names the flag.
     try {
-      input.max_connections = parseInteger(maxConnections, "max_connections", min, max, example);
+      (input as Record<string, unknown>)[s.key] = s.kind.stored(v as never, s.key);
     } catch (e) {
-      throw new ConfigError(e instanceof Error ? e.message : String(e), "--max-connections");
+      throw new ConfigError(e instanceof Error ? e.message : String(e), `--${s.flag}`);
     }
   }
-  for (const [flag, key] of [["mode", "mode"], ["tls-cert", "tls_cert"], ["tls-key", "tls_key"], ["upstream-proxy-protocol", "upstream_proxy_protocol"], ["upstream-ca", "upstream_ca"]] as const) {
-    const v = str(flag);
-    if (v !== undefined) input[key] = v;
-  }
-  const ingressHosts = collect(rawArgs, "ingress-host");
-  if (ingressHosts.length) input.ingress_hosts = ingressHosts;
-  for (const [flag, key] of [["ingress-backend", "ingress_backend"], ["ingress-tls-backend", "ingress_tls_backend"]] as const) {
-    const v = str(flag);
-    if (v !== undefined) input[key] = v;
-  }
-  if (rawArgs.includes("--upstream-insecure")) input.upstream_insecure = true;
-  else if (rawArgs.includes("--no-upstream-insecure")) input.upstream_insecure = false;
   try {
     checkTenantTable(name, input);
   } catch (e) {

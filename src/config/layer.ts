@@ -1,5 +1,5 @@
 // One source of settings (built-in, [defaults], flags or a tenant table) and where each of its values came from.
-import type { ListenAddr, Upstream } from "./types.ts";
+import { type LayerField, type LayerValues, TENANT_SETTINGS } from "./settings.ts";
 
 /** Where a value was written: a key path in the config file, or a flag name such as "--listen". */
 export type At = string[] | string;
@@ -30,47 +30,15 @@ export interface StaticHeader {
   at: At;
 }
 
-/** The settings a tenant may take from any layer; undefined means "not set here". */
-export interface Layer {
-  listen?: ListenAddr[];
-  upstream?: Upstream;
-  tenantHeader?: string;
-  upstreamTimeoutMs?: number;
-  maxConnections?: number;
-  /** Paths, possibly with {tenant} (filled in per tenant). */
-  tlsCert?: string;
-  tlsKey?: string;
-  mode?: "http" | "tcp";
-  proxyProtocol?: "v2" | "none";
-  upstreamCa?: string;
-  upstreamInsecure?: boolean;
-  /** Ingress (issue 11): normalized host patterns and the backends inside the namespace. */
-  ingressHosts?: string[];
-  ingressBackend?: ListenAddr;
-  ingressTlsBackend?: ListenAddr;
+/** The settings a tenant may take from any layer (one per tenant entry of settings.ts); undefined means "not set here". */
+export type Layer = LayerValues & {
   /** Keyed by lower-case name: header names compare case-insensitively. */
   headers: Map<string, StaticHeader>;
-  at: Partial<Record<Field, At>>;
-}
+  at: Partial<Record<LayerField, At>>;
+};
 
-/** The single-valued settings of a layer, in merge order. */
-export const LAYER_FIELDS = [
-  "listen",
-  "upstream",
-  "tenantHeader",
-  "upstreamTimeoutMs",
-  "maxConnections",
-  "tlsCert",
-  "tlsKey",
-  "mode",
-  "proxyProtocol",
-  "upstreamCa",
-  "upstreamInsecure",
-  "ingressHosts",
-  "ingressBackend",
-  "ingressTlsBackend",
-] as const;
-type Field = (typeof LAYER_FIELDS)[number];
+/** The single-valued settings of a layer. */
+export const LAYER_FIELDS: readonly LayerField[] = TENANT_SETTINGS.map((s) => s.field);
 
 export function emptyLayer(): Layer {
   return { headers: new Map(), at: {} };
@@ -82,7 +50,7 @@ export function mergeLayers(layers: Layer[]): Layer {
   for (const l of layers) {
     for (const f of LAYER_FIELDS) {
       if (l[f] === undefined) continue;
-      (out as unknown as Record<Field, unknown>)[f] = l[f];
+      (out as Record<LayerField, unknown>)[f] = l[f];
       out.at[f] = l.at[f];
     }
     for (const [k, h] of l.headers) out.headers.set(k, h);

@@ -232,7 +232,7 @@ describe("summarize", () => {
   });
 });
 
-describe("issue 8: TLS, TCP mode and PROXY v2 settings resolve per tenant", () => {
+describe("TLS, TCP mode and PROXY v2 settings resolve per tenant", () => {
   const base = `[tenants.acme]\nnetns = "acme"\n`;
   test("{tenant} in tls_cert/tls_key is the tenant's name; only tenants with https:// listeners get a pair", () => {
     const c = loadConfig({
@@ -266,7 +266,7 @@ describe("issue 8: TLS, TCP mode and PROXY v2 settings resolve per tenant", () =
   });
 });
 
-describe("issue 11: ingress settings", () => {
+describe("ingress settings", () => {
   test("an ingress-only tenant needs no listen/upstream; {tenant} in ingress_hosts; ingress_listen kinds", () => {
     const c = loadConfig({
       source:

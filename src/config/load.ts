@@ -17,8 +17,8 @@ import { parse, TomlError } from "smol-toml";
 import { ConfigError } from "../errors.ts";
 import { type At, dotted, emptyLayer, Invalid, type Layer, mergeLayers } from "./layer.ts";
 import { locateKey } from "./locate.ts";
-import { type DaemonSettings, type FileConfig, type FileTenant, MAX_CONNECTIONS, METRICS_TENANT_LIMIT, readDocument } from "./schema.ts";
-import { DEFAULT_ADMIN_SOCKET, DEFAULT_TENANTS_DIR } from "../admin/types.ts";
+import { type DaemonSettings, type FileConfig, type FileTenant, readDocument } from "./schema.ts";
+import { DEFAULT_ADMIN_SOCKET, DEFAULT_TENANTS_DIR, type TenantDefaults, TENANT_SETTINGS } from "./settings.ts";
 import { type FlagConfig, readFlags, type FlagOverrides } from "./flags.ts";
 import type { DaemonConfig, EngineSettings, MetricsSettings, TenantSpec } from "./types.ts";
 import { checkIngressHosts, checkListeners } from "./listeners.ts";
@@ -28,9 +28,6 @@ export type { FlagOverrides } from "./flags.ts";
 export { summarize } from "./summary.ts";
 
 const BUILT_IN = {
-  tenantHeader: "X-Nsproxy-Tenant",
-  upstreamTimeoutMs: 30_000,
-  maxConnections: MAX_CONNECTIONS.default,
   shutdownGraceMs: 10_000,
   logFormat: "text",
   accessLog: true,
@@ -48,7 +45,14 @@ export const DEFAULT_ENGINE: EngineSettings = {
 };
 
 /** Tenants with their own metric series when [daemon] metrics_tenant_limit is not set; beyond it they are aggregated. */
-export const DEFAULT_METRICS_TENANT_LIMIT: number = METRICS_TENANT_LIMIT.default;
+export const DEFAULT_METRICS_TENANT_LIMIT = 1000;
+
+/** The tenant settings with a built-in value (settings.ts `default`), as the lowest layer. */
+function builtInLayer(): Layer {
+  const layer = emptyLayer();
+  for (const s of TENANT_SETTINGS) if ("default" in s) (layer as Record<string, unknown>)[s.field] = s.default;
+  return layer;
+}
 
 /** Reads, checks and merges everything; throws ConfigError ("file.toml:LINE: key: message") on the first problem. */
 export function loadConfig(opts: { file?: string; flags?: FlagOverrides; source?: string }): DaemonConfig {
@@ -111,8 +115,7 @@ function toConfigError(message: string, where: At, label: string, source: string
 
 function build(file: FileConfig | undefined, flagValues: FlagOverrides, fileName: string | undefined): Loaded {
   const flags = readFlags(flagValues);
-  const builtIn: Layer = { ...emptyLayer(), tenantHeader: BUILT_IN.tenantHeader, upstreamTimeoutMs: BUILT_IN.upstreamTimeoutMs };
-  const defaults = mergeLayers([builtIn, file?.defaults ?? emptyLayer(), flags.layer]);
+  const defaults = mergeLayers([builtInLayer(), file?.defaults ?? emptyLayer(), flags.layer]);
 
   // Names first: a duplicate is the more basic mistake, whatever else is missing from either copy.
   const fromFile = new Set((file?.tenants ?? []).map((t) => t.name));
@@ -163,7 +166,8 @@ function finish(name: string, netns: string, l: Layer, where: string[] | { ref: 
   const ingressOnly = l.ingressHosts !== undefined && l.listen === undefined && l.upstream === undefined;
   if (!l.listen && !ingressOnly) throw missing("listen", "--listen", "127.0.0.1:8080");
   if (!l.upstream && !ingressOnly) throw missing("upstream", "--upstream", "http://127.0.0.1:9000");
-  const tenantHeader = l.tenantHeader ?? BUILT_IN.tenantHeader;
+  const defaulted = tenantDefaults(l);
+  const tenantHeader = defaulted.tenantHeader;
   const clash = l.headers.get(tenantHeader.toLowerCase());
   if (clash) {
     throw new Invalid(
@@ -179,10 +183,8 @@ function finish(name: string, netns: string, l: Layer, where: string[] | { ref: 
     netns,
     listen: l.listen ?? [],
     upstream: l.upstream,
-    tenantHeader,
     headers,
-    upstreamTimeoutMs: l.upstreamTimeoutMs ?? BUILT_IN.upstreamTimeoutMs,
-    maxConnections: l.maxConnections ?? BUILT_IN.maxConnections,
+    ...defaulted,
   };
   const place = (key: keyof Layer["at"], fallback: string): At => l.at[key] ?? (Array.isArray(where) ? [...where, fallback] : "--netns");
   if (l.ingressHosts) {
@@ -233,6 +235,13 @@ function finish(name: string, netns: string, l: Layer, where: string[] | { ref: 
   if (l.upstreamCa !== undefined && scheme === "https") spec.upstreamCa = l.upstreamCa;
   if (l.upstreamInsecure === true && scheme === "https") spec.upstreamInsecure = true;
   return spec;
+}
+
+/** Every tenant setting that has a built-in value: the layer's, else that value. */
+function tenantDefaults(l: Layer): TenantDefaults {
+  const out: Record<string, unknown> = {};
+  for (const s of TENANT_SETTINGS) if ("default" in s) out[s.field] = l[s.field] ?? s.default;
+  return out as TenantDefaults;
 }
 
 /** The engine's settings from the merged [daemon] table and flags; max_url_length may not exceed max_header_size. */

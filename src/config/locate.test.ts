@@ -98,8 +98,22 @@ describe("locateKey", () => {
     expect(locateKey(src, ["t", "y", "b"])).toBe(6);
   });
 
-  test("survives garbage", () => {
+  test("array-of-tables entries by index too", () => {
+    const src = "[[t]]\nx = 1\n[[t]]\nx = 2\n";
+    expect(locateKey(src, ["t", "1", "x"])).toBe(4);
+    expect(locateKey(src, ["t", "1"])).toBe(3);
+    expect(locateKey(src, ["t", "x"])).toBe(2);
+  });
+
+  test("text it cannot parse has no lines, and does not throw", () => {
     const src = '[unterminated\nx = "open\n= 3\n[ok]\ny = 1\n';
-    expect(locateKey(src, ["ok", "y"])).toBe(5);
+    expect(locateKey(src, ["ok", "y"])).toBeUndefined();
+  });
+
+  test("a key of 30,000 dotted parts is found (each definition costs its own length)", () => {
+    const parts = Array.from({ length: 30_000 }, () => "a");
+    const src = `[daemon]\n${parts.join(".")} = 1\n`;
+    expect(locateKey(src, ["daemon", "a"])).toBe(2);
+    expect(locateKey(src, ["daemon", ...parts])).toBe(2);
   });
 });

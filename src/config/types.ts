@@ -1,4 +1,5 @@
 // The resolved, validated shape of what the daemon serves: everything downstream consumes only these types.
+import type { TenantDefaults } from "./settings.ts";
 
 /** A listen address, already validated: an IP literal (v4 or v6, no brackets) and a port. */
 export interface ListenAddr {
@@ -27,7 +28,8 @@ export interface Upstream {
   text: string;
 }
 
-export interface TenantSpec {
+/** A resolved tenant. Each setting with a built-in value in settings.ts (tenantHeader, upstreamTimeoutMs, maxConnections) is a field from TenantDefaults. */
+export interface TenantSpec extends TenantDefaults {
   /** [A-Za-z0-9][A-Za-z0-9._-]{0,63}: it is sent as a header value and used in file names. */
   name: string;
   /** Absolute path of the namespace file: /run/netns/NAME, /proc/PID/ns/net, /var/run/docker/netns/ID. */
@@ -36,14 +38,8 @@ export interface TenantSpec {
   listen: ListenAddr[];
   /** Where egress requests go; undefined only for an ingress-only tenant (no listen). */
   upstream: Upstream | undefined;
-  /** Header carrying the tenant's name to the upstream; any copy the client sent is removed. */
-  tenantHeader: string;
   /** Static headers added to every upstream request; client copies of these names are removed too. */
   headers: Record<string, string>;
-  /** Time allowed for the upstream's response headers, in milliseconds, before a 504. */
-  upstreamTimeoutMs: number;
-  /** Open client connections this tenant may hold across all workers; over it, new ones are refused. */
-  maxConnections: number;
   /** mode = "tcp": bytes both ways, no HTTP (absent: HTTP). */
   mode?: "tcp";
   /** tls_cert and tls_key with {tenant} filled in: the pair an https:// listener serves (read by the daemon, watched for rotation). */
@@ -60,7 +56,7 @@ export interface TenantSpec {
   source?: TenantSource;
 }
 
-/** A tenant's share of the ingress direction (issue 11). */
+/** A tenant's share of the ingress direction: host names routed to services inside its namespace. */
 export interface IngressSpec {
   /** Normalized patterns: "acme.example.com", "*.acme.example.com" (lower case). */
   hosts: string[];

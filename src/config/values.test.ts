@@ -165,7 +165,7 @@ describe("name and value checks", () => {
   });
 });
 
-describe("issue 8: schemes, TCP upstreams, modes, certificate paths", () => {
+describe("schemes, TCP upstreams, modes, certificate paths", () => {
   test("https:// listeners carry tls; http:// and bare are plain; the scheme's port when none is written", () => {
     expect(parseListen("https://169.254.169.254:8443")).toEqual({ host: "169.254.169.254", port: 8443, text: "https://169.254.169.254:8443", tls: true });
     expect(parseListen("https://169.254.169.254")).toMatchObject({ port: 443, tls: true });

@@ -1,6 +1,7 @@
 // Parsers and checks for single configuration values, shared by the config file and the command-line flags.
 import { isIP } from "node:net";
 import { posix } from "node:path";
+import { normalizePattern } from "../engine/host-router.ts";
 import type { IngressListen, ListenAddr, Upstream } from "./types.ts";
 
 const TENANT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -322,4 +323,17 @@ export function parseDiscover(dir: string, glob?: string): { dir: string; glob: 
   if (!d.startsWith("/")) throw new Error(`discover directory ${JSON.stringify(d)} must be an absolute path, like /run/netns`);
   if (g.includes("/")) throw new Error(`discover glob ${JSON.stringify(g)} matches file names, so it cannot contain "/"`);
   return { dir: d.length > 1 ? d.replace(/\/+$/, "") : d, glob: g };
+}
+
+/** ingress_hosts: each a DNS name or "*." + DNS name, lower-cased, no duplicates. */
+export function parseIngressHosts(list: string[]): string[] {
+  const out: string[] = [];
+  for (const h of list) {
+    // "{tenant}" stands for the tenant's name ([defaults] ingress_hosts = ["{tenant}.example.com"]); checked
+    // here with a stand-in, and again with the real name when the tenant is resolved.
+    const n = h.includes("{tenant}") ? (normalizePattern(h.replaceAll("{tenant}", "x")), h.toLowerCase()) : normalizePattern(h);
+    if (out.includes(n)) throw new Error(`ingress host ${JSON.stringify(h)} is listed twice`);
+    out.push(n);
+  }
+  return out;
 }
