@@ -1,10 +1,12 @@
 // One client connection and the upstream connection it uses: keep-alive, pipelining in order, bodies by their framing, Upgrade tunnels, backpressure, timeouts.
+import { concat, join } from "./bytes.ts";
 import { bytesToLatin1, scanHead } from "./chars.ts";
 import { ChunkedScanner } from "./chunked.ts";
 import { classify, type Fields, Kind, newFields } from "./fields.ts";
 import { Leg, type LegOwner } from "./upstream-pool.ts";
 import { localStat, observeDuration, Stat } from "./stats.ts";
-import { isRefusal, parseRequestHead, type RequestHead } from "./request-head.ts";
+import { isParseError } from "./parse-error.ts";
+import { parseRequestHead, type RequestHead } from "./request-head.ts";
 import { parseResponseHead, type ResponseHead } from "./response-head.ts";
 import { clientResponseHead, plainResponse, upstreamRequestHead } from "./rewrite.ts";
 import type { Duplex, Env, Route } from "./types.ts";
@@ -139,11 +141,7 @@ export class ProxyConn implements LegOwner {
       this.buf = data;
       this.pos = 0;
     } else {
-      const rest = this.buf.subarray(this.pos);
-      const merged = new Uint8Array(rest.length + data.length);
-      merged.set(rest, 0);
-      merged.set(data, rest.length);
-      this.buf = merged;
+      this.buf = concat(this.buf.subarray(this.pos), data);
       this.scanned -= this.pos;
       this.pos = 0;
     }
@@ -278,7 +276,7 @@ export class ProxyConn implements LegOwner {
     if (end - start > limits.maxHeaderBytes) return this.refuse(431, `request head larger than ${limits.maxHeaderBytes} bytes`);
     const s = bytesToLatin1(buf, start, end);
     const head = parseRequestHead(s, end - start, limits, this.route.stamp.protectedNames, (this.reqFields ??= newFields()));
-    if (isRefusal(head)) return this.refuse(head.status, head.reason);
+    if (isParseError(head)) return this.refuse(head.status, head.reason);
     this.pos = end;
     return this.startRequest(s, head);
   }
@@ -334,7 +332,7 @@ export class ProxyConn implements LegOwner {
     if (this.reqChunks) {
       end = this.reqChunks.feed(buf, this.pos, buf.length);
       if (end < 0) {
-        const reason = `invalid chunked request body: ${this.reqChunks.error}`;
+        const reason = `invalid chunked request body: ${this.reqChunks.error!.reason}`;
         if (!this.resStarted) return this.refuse(400, reason);
         this.destroy();
         return false;
@@ -454,13 +452,7 @@ export class ProxyConn implements LegOwner {
 
   /** Accumulate and parse a response head; returns the bytes after it, or undefined when waiting or failed. */
   private readResponseHead(chunk: Uint8Array): Uint8Array | undefined {
-    let buf: Uint8Array;
-    if (this.rbuf === undefined) buf = chunk;
-    else {
-      buf = new Uint8Array(this.rbuf.length + chunk.length);
-      buf.set(this.rbuf, 0);
-      buf.set(chunk, this.rbuf.length);
-    }
+    const buf = this.rbuf === undefined ? chunk : concat(this.rbuf, chunk);
     const scan = scanHead(buf, this.rscanned, buf.length);
     if (scan.kind === "bare-lf") return this.badGateway("upstream sent an invalid response (bare LF)");
     if (scan.kind === "more") {
@@ -474,7 +466,7 @@ export class ProxyConn implements LegOwner {
     const req = this.req!;
     const s = bytesToLatin1(buf, 0, scan.end);
     const head = parseResponseHead(s, scan.end, req.method, 1000, (this.resFields ??= newFields()));
-    if (typeof head === "string") return this.badGateway(`upstream sent an invalid response (${head})`);
+    if (isParseError(head)) return this.badGateway(`upstream sent an invalid response (${head.reason})`);
     const rest = buf.subarray(scan.end);
     if (head.status < 200 && head.status !== 101) {
       // Interim (100 Continue, 103 Early Hints): forwarded to HTTP/1.1 clients, then the real one follows.
@@ -880,12 +872,7 @@ function gather(list: Uint8Array[]): Uint8Array[] {
   let total = 0;
   for (const b of list) total += b.length;
   if (list.length === 1 || total > 65536) return list.splice(0);
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const b of list) {
-    out.set(b, at);
-    at += b.length;
-  }
+  const out = join(list, total);
   list.length = 0;
   return [out];
 }

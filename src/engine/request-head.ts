@@ -1,14 +1,7 @@
 // Strict request head parser (RFC 9112 §3, §6; RFC 9110 §7.2): one pass over the head, framing decided once, refusals as values.
 import { TARGET_CHAR, TCHAR } from "./chars.ts";
 import { connectionOptions, contentLength, dropNamed, type Fields, type Framing, Kind, parseFields, transferCodings } from "./fields.ts";
-
-/** A request the proxy will not forward: answered with `status` and the connection closed. */
-export interface Refusal {
-  status: number;
-  reason: string;
-  /** Offset of the byte that was refused, from the start of the head. */
-  offset: number;
-}
+import { isParseError, type ParseError, parseError as refuse } from "./parse-error.ts";
 
 export interface RequestLimits {
   maxHeaders: number;
@@ -40,15 +33,12 @@ export interface RequestHead {
 
 const HTTP_SLASH = "HTTP/";
 
-export function isRefusal(x: RequestHead | Refusal): x is Refusal {
-  return (x as Refusal).status !== undefined;
-}
-
 /**
- * Parse the head in `s` (latin1, one char per byte) that ends at `end` (just past CRLF CRLF).
+ * Parse the head in `s` (latin1, one char per byte) that ends at `end` (just past CRLF CRLF). A request
+ * the proxy will not forward is a ParseError: answered with its status, and the connection closed.
  * `protectedNames`: lower-case names only the proxy may set for this tenant.
  */
-export function parseRequestHead(s: string, end: number, limits: RequestLimits, protectedNames: ReadonlySet<string>, into?: Fields): RequestHead | Refusal {
+export function parseRequestHead(s: string, end: number, limits: RequestLimits, protectedNames: ReadonlySet<string>, into?: Fields): RequestHead | ParseError {
   let p = 0;
   while (s.charCodeAt(p) === 0x0d && s.charCodeAt(p + 1) === 0x0a) p += 2; // RFC 9112 §2.2: empty lines before the request line
   const lineStart = p;
@@ -76,7 +66,7 @@ export function parseRequestHead(s: string, end: number, limits: RequestLimits, 
   const lineNext = p + 10;
 
   const fields = parseFields(s, lineNext, end, limits.maxHeaders, protectedNames, into);
-  if ("reason" in fields) return refuse(fields.reason.startsWith("more than") ? 431 : 400, fields.reason, fields.offset);
+  if (isParseError(fields)) return fields;
 
   // Host: exactly one on HTTP/1.1, at most one on 1.0, and a valid uri-host[:port] (RFC 9112 §3.2).
   let host = -1;
@@ -134,10 +124,6 @@ export function parseRequestHead(s: string, end: number, limits: RequestLimits, 
   if (minor === 1 && conn.upgrade) for (let i = 0; i < fields.count; i++) if (fields.kind[i] === Kind.Upgrade) upgrade = true;
 
   return { method, target, path, originForm, minor, lineStart, lineNext, fields, host, framing, keepAlive, upgrade };
-}
-
-function refuse(status: number, reason: string, offset: number): Refusal {
-  return { status, reason, offset };
 }
 
 const ABSOLUTE = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/;

@@ -1,4 +1,5 @@
 // TCP mode: one client connection and its own upstream connection, bytes carried both ways untouched, with half-close, backpressure and timeouts.
+import { join } from "./bytes.ts";
 import { Stat } from "./stats.ts";
 import type { Duplex, Env, Route, UpstreamAddress, UpstreamEvents } from "./types.ts";
 
@@ -364,14 +365,4 @@ export class TcpConn {
   get state(): "connecting" | "open" | "closed" {
     return this.finished ? "closed" : this.connecting ? "connecting" : "open";
   }
-}
-
-function join(list: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const b of list) {
-    out.set(b, at);
-    at += b.length;
-  }
-  return out;
 }

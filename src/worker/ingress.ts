@@ -1,5 +1,6 @@
 // The ingress direction in one worker: listeners in the host namespace that route each HTTP request by Host, and
 // each TLS connection by its SNI server name (not terminated), to a tenant's own service inside its namespace.
+import { concat } from "../engine/bytes.ts";
 import { ProxyConn } from "../engine/conn.ts";
 import { HostClaimError, HostRouter } from "../engine/host-router.ts";
 import type { Stamp } from "../engine/rewrite.ts";
@@ -228,13 +229,7 @@ class SniConn implements Conn, ClientSink {
   onClientData(data: Uint8Array): void {
     if (this.inner) return this.inner.onClientData(data);
     if (this.done) return;
-    if (this.buf === undefined) this.buf = data;
-    else {
-      const merged = new Uint8Array(this.buf.length + data.length);
-      merged.set(this.buf, 0);
-      merged.set(data, this.buf.length);
-      this.buf = merged;
-    }
+    this.buf = this.buf === undefined ? data : concat(this.buf, data);
     const r = sniOf(this.buf, MAX_HELLO_BYTES);
     if (r.kind === "more") return;
     if (r.kind !== "found") return this.refuse(r.kind === "none" ? "the ClientHello names no server (SNI)" : `not a TLS ClientHello: ${r.reason}`);
