@@ -78,21 +78,8 @@ export function parseRequestHead(s: string, end: number, limits: RequestLimits, 
   if (host < 0 && minor === 1) return refuse(400, "no Host field in an HTTP/1.1 request", lineNext);
   if (host >= 0 && !validHost(s, fields.vs[host]!, fields.ve[host]!)) return refuse(400, "invalid Host field value", fields.vs[host]!);
 
-  // Framing (RFC 9112 §6.1-6.3): anything two parsers could read two ways is refused.
-  const te = transferCodings(s, fields);
-  const cl = contentLength(s, fields, false);
-  let framing: Framing = { body: "none", contentLength: 0 };
-  if (te.present) {
-    if (minor === 0) return refuse(400, "Transfer-Encoding in an HTTP/1.0 request", lineNext);
-    if (cl !== undefined) return refuse(400, "both Content-Length and Transfer-Encoding", lineNext);
-    if (!te.ok) return refuse(400, "Transfer-Encoding other than a final chunked", lineNext);
-    if (te.codings > 1) return refuse(501, "transfer coding other than chunked", lineNext);
-    framing = { body: "chunked", contentLength: -1 };
-  } else if (cl !== undefined) {
-    if (cl === -2) return refuse(400, "several or different Content-Length values", lineNext);
-    if (cl < 0) return refuse(400, "invalid Content-Length", lineNext);
-    if (cl > 0) framing = { body: "length", contentLength: cl };
-  }
+  const framing = requestFraming(s, fields, minor, lineNext);
+  if (isParseError(framing)) return framing;
 
   // Target forms (RFC 9112 §3.2): origin-form; absolute-form (its path goes upstream); "*" for OPTIONS.
   // CONNECT (authority-form) opens a tunnel the proxy does not offer: 405.
@@ -124,6 +111,23 @@ export function parseRequestHead(s: string, end: number, limits: RequestLimits, 
   if (minor === 1 && conn.upgrade) for (let i = 0; i < fields.count; i++) if (fields.kind[i] === Kind.Upgrade) upgrade = true;
 
   return { method, target, path, originForm, minor, lineStart, lineNext, fields, host, framing, keepAlive, upgrade };
+}
+
+/** Framing (RFC 9112 §6.1-6.3): anything two parsers could read two ways is refused (at the field section, `lineNext`). */
+function requestFraming(s: string, fields: Fields, minor: number, lineNext: number): Framing | ParseError {
+  const te = transferCodings(s, fields);
+  const cl = contentLength(s, fields, false);
+  if (te.present) {
+    if (minor === 0) return refuse(400, "Transfer-Encoding in an HTTP/1.0 request", lineNext);
+    if (cl !== undefined) return refuse(400, "both Content-Length and Transfer-Encoding", lineNext);
+    if (!te.ok) return refuse(400, "Transfer-Encoding other than a final chunked", lineNext);
+    if (te.codings > 1) return refuse(501, "transfer coding other than chunked", lineNext);
+    return { body: "chunked", contentLength: -1 };
+  }
+  if (cl === undefined) return { body: "none", contentLength: 0 };
+  if (cl === -2) return refuse(400, "several or different Content-Length values", lineNext);
+  if (cl < 0) return refuse(400, "invalid Content-Length", lineNext);
+  return cl > 0 ? { body: "length", contentLength: cl } : { body: "none", contentLength: 0 };
 }
 
 const ABSOLUTE = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/;
