@@ -2,7 +2,7 @@
 import { join } from "./bytes.ts";
 import type { Duplex } from "./types.ts";
 
-/** Why reading from a source is paused; it is read again when no reason is left. */
+// Why reading from a source is paused (bits; it is read again when none is left):
 /** The sink is full (or not open yet): what is queued must go first. */
 export const PAUSE_BACKPRESSURE = 1;
 /** HTTP: pipelined requests wait their turn; one head's worth is kept, then the client is not read. */
