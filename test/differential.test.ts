@@ -5,7 +5,8 @@ import { describe, expect, test } from "bun:test";
 import { Buffer } from "node:buffer";
 import { bytesToLatin1, scanHead } from "../src/engine/chars.ts";
 import { ChunkedScanner } from "../src/engine/chunked.ts";
-import { isRefusal, parseRequestHead } from "../src/engine/request-head.ts";
+import { isParseError } from "../src/engine/parse-error.ts";
+import { parseRequestHead } from "../src/engine/request-head.ts";
 import { type Case, cases, type Expect } from "./corpus/requests.ts";
 
 const HARNESS = `${import.meta.dir}/corpus/llhttp-harness.cjs`;
@@ -78,7 +79,7 @@ function runOurs(raw: Uint8Array, step = raw.length): Outcome {
         scanned = 0;
         if (scan.end > MAX_HEAD_BYTES) return done(431, "head too large");
         const h = parseRequestHead(bytesToLatin1(buf, 0, scan.end), scan.end, LIMITS, NO_PROTECTED);
-        if (isRefusal(h)) return done(h.status as Expect, h.reason);
+        if (isParseError(h)) return done(h.status as Expect, h.reason);
         head = h;
         current = { method: h.method, target: h.target, headers: h.fields.count, body: 0 };
         advance(scan.end);
@@ -89,7 +90,7 @@ function runOurs(raw: Uint8Array, step = raw.length): Outcome {
         } else finishMessage();
       } else if (chunks) {
         const end = chunks.feed(buf, 0, buf.length);
-        if (end < 0) return done(400, `invalid chunked body: ${chunks.error}`);
+        if (end < 0) return done(400, `invalid chunked body: ${chunks.error!.reason}`);
         for (let i = 0; i < end; i++) chunkedBytes.push(buf[i]!);
         advance(end);
         if (!chunks.done) break;

@@ -1,10 +1,13 @@
 // One client connection and the upstream connection it uses: keep-alive, pipelining in order, bodies by their framing, Upgrade tunnels, backpressure, timeouts.
+import { concat } from "./bytes.ts";
 import { bytesToLatin1, scanHead } from "./chars.ts";
 import { ChunkedScanner } from "./chunked.ts";
 import { classify, type Fields, Kind, newFields } from "./fields.ts";
 import { Leg, type LegOwner } from "./upstream-pool.ts";
 import { localStat, observeDuration, Stat } from "./stats.ts";
-import { isRefusal, parseRequestHead, type RequestHead } from "./request-head.ts";
+import { isParseError } from "./parse-error.ts";
+import { PAUSE_PIPELINE, Pipe } from "./pipe.ts";
+import { parseRequestHead, type RequestHead } from "./request-head.ts";
 import { parseResponseHead, type ResponseHead } from "./response-head.ts";
 import { clientResponseHead, plainResponse, upstreamRequestHead } from "./rewrite.ts";
 import type { Duplex, Env, Route } from "./types.ts";
@@ -41,10 +44,6 @@ const enum Timer {
 /** How long a draining, idle keep-alive connection may stay open for one last request. */
 const DRAIN_IDLE_MS = 1000;
 
-/** Why reading from a socket is paused; reading resumes when no reason is left. */
-const PAUSE_BACKPRESSURE = 1;
-const PAUSE_PIPELINE = 2;
-
 /** Response heads may be larger than request heads (cookies); still bounded. */
 const MAX_RESPONSE_HEAD = 64 * 1024;
 
@@ -64,14 +63,13 @@ export class ProxyConn implements LegOwner {
   /** The upstream request head, kept until the first response byte for one retry on a stale connection. */
   private reqHead: Uint8Array | undefined;
 
-  private up: Duplex | undefined;
+  /** Client to upstream: the sink is the upstream connection in use, undefined while none is open. */
+  private readonly c2u: Pipe;
+  /** Upstream to client: the source is the upstream connection in use. */
+  private readonly u2c: Pipe;
   private leg: Leg | undefined;
   private upConnecting = false;
   private upReused = false;
-  private upQueue: Uint8Array[] = [];
-  private upPaused = 0;
-  private clientQueue: Uint8Array[] = [];
-  private clientPaused = 0;
 
   private rbuf: Uint8Array | undefined;
   private rscanned = 0;
@@ -116,6 +114,13 @@ export class ProxyConn implements LegOwner {
     private readonly env: Env,
   ) {
     this.since = env.now();
+    this.c2u = new Pipe(client, undefined);
+    this.u2c = new Pipe(undefined, client);
+  }
+
+  /** The upstream connection in use, once open. */
+  private get up(): Duplex | undefined {
+    return this.c2u.sink;
   }
 
   // ---------------------------------------------------------------- client side
@@ -139,11 +144,7 @@ export class ProxyConn implements LegOwner {
       this.buf = data;
       this.pos = 0;
     } else {
-      const rest = this.buf.subarray(this.pos);
-      const merged = new Uint8Array(rest.length + data.length);
-      merged.set(rest, 0);
-      merged.set(data, rest.length);
-      this.buf = merged;
+      this.buf = concat(this.buf.subarray(this.pos), data);
       this.scanned -= this.pos;
       this.pos = 0;
     }
@@ -153,22 +154,10 @@ export class ProxyConn implements LegOwner {
   }
 
   onClientDrain(): void {
-    const q = this.clientQueue;
-    while (q.length > 0) {
-      const chunk = q[0]!;
-      const n = this.client.write(chunk);
-      if (n < chunk.length) {
-        q[0] = chunk.subarray(n);
-        return;
-      }
-      q.shift();
-    }
-    if (this.closing) {
-      this.client.end();
-      this.finish();
-      return;
-    }
-    this.unpauseUp(PAUSE_BACKPRESSURE);
+    this.u2c.flush(); // the upstream is read again once the client took everything
+    if (this.u2c.queue.length > 0 || !this.closing) return;
+    this.client.end();
+    this.finish();
   }
 
   /**
@@ -239,7 +228,7 @@ export class ProxyConn implements LegOwner {
         if (!this.forwardRequestBody(buf)) return;
       } else if (this.phase === Phase.Wait) {
         // Pipelined requests wait their turn; keep at most one head's worth, then stop reading.
-        if (buf.length - this.pos > this.env.limits.maxHeaderBytes) this.pauseClient(PAUSE_PIPELINE);
+        if (buf.length - this.pos > this.env.limits.maxHeaderBytes) this.c2u.pause(PAUSE_PIPELINE);
         if (this.pos > 0) this.keepRest();
         return;
       } else {
@@ -278,7 +267,7 @@ export class ProxyConn implements LegOwner {
     if (end - start > limits.maxHeaderBytes) return this.refuse(431, `request head larger than ${limits.maxHeaderBytes} bytes`);
     const s = bytesToLatin1(buf, start, end);
     const head = parseRequestHead(s, end - start, limits, this.route.stamp.protectedNames, (this.reqFields ??= newFields()));
-    if (isRefusal(head)) return this.refuse(head.status, head.reason);
+    if (isParseError(head)) return this.refuse(head.status, head.reason);
     this.pos = end;
     return this.startRequest(s, head);
   }
@@ -334,7 +323,7 @@ export class ProxyConn implements LegOwner {
     if (this.reqChunks) {
       end = this.reqChunks.feed(buf, this.pos, buf.length);
       if (end < 0) {
-        const reason = `invalid chunked request body: ${this.reqChunks.error}`;
+        const reason = `invalid chunked request body: ${this.reqChunks.error!.reason}`;
         if (!this.resStarted) return this.refuse(400, reason);
         this.destroy();
         return false;
@@ -379,7 +368,7 @@ export class ProxyConn implements LegOwner {
     if (pooled) {
       pooled.owner = this;
       this.leg = pooled;
-      this.up = pooled.sock;
+      this.attachUp(pooled.sock);
       this.upReused = true;
       return;
     }
@@ -397,10 +386,9 @@ export class ProxyConn implements LegOwner {
       return;
     }
     this.upConnecting = false;
-    this.up = sock;
-    if (this.upPaused) sock.pause();
-    if (this.proxyHeader) this.upQueue.unshift(this.proxyHeader());
-    this.flushUp();
+    this.attachUp(sock);
+    if (this.proxyHeader) this.c2u.unshift(this.proxyHeader());
+    this.c2u.flush();
     if (this.reqDone && this.res === undefined) this.setTimer(Timer.Response);
     else if (this.phase === Phase.Body) this.setTimer(Timer.Body);
   }
@@ -454,13 +442,7 @@ export class ProxyConn implements LegOwner {
 
   /** Accumulate and parse a response head; returns the bytes after it, or undefined when waiting or failed. */
   private readResponseHead(chunk: Uint8Array): Uint8Array | undefined {
-    let buf: Uint8Array;
-    if (this.rbuf === undefined) buf = chunk;
-    else {
-      buf = new Uint8Array(this.rbuf.length + chunk.length);
-      buf.set(this.rbuf, 0);
-      buf.set(chunk, this.rbuf.length);
-    }
+    const buf = this.rbuf === undefined ? chunk : concat(this.rbuf, chunk);
     const scan = scanHead(buf, this.rscanned, buf.length);
     if (scan.kind === "bare-lf") return this.badGateway("upstream sent an invalid response (bare LF)");
     if (scan.kind === "more") {
@@ -474,7 +456,7 @@ export class ProxyConn implements LegOwner {
     const req = this.req!;
     const s = bytesToLatin1(buf, 0, scan.end);
     const head = parseResponseHead(s, scan.end, req.method, 1000, (this.resFields ??= newFields()));
-    if (typeof head === "string") return this.badGateway(`upstream sent an invalid response (${head})`);
+    if (isParseError(head)) return this.badGateway(`upstream sent an invalid response (${head.reason})`);
     const rest = buf.subarray(scan.end);
     if (head.status < 200 && head.status !== 101) {
       // Interim (100 Continue, 103 Early Hints): forwarded to HTTP/1.1 clients, then the real one follows.
@@ -490,7 +472,7 @@ export class ProxyConn implements LegOwner {
       this.logExchange(101, undefined);
       this.phase = Phase.Tunnel;
       this.setTimer(Timer.Tunnel);
-      this.unpauseClient(PAUSE_PIPELINE);
+      this.c2u.resume(PAUSE_PIPELINE);
       this.pump(); // bytes the client sent after its upgrade request
       return rest;
     }
@@ -559,7 +541,7 @@ export class ProxyConn implements LegOwner {
     }
     this.phase = Phase.Head;
     this.setTimer(this.draining ? Timer.Drain : Timer.Idle);
-    this.unpauseClient(PAUSE_PIPELINE);
+    this.c2u.resume(PAUSE_PIPELINE);
     if ((this.draining || this.clientEnded) && (this.buf === undefined || this.pos === this.buf.length)) {
       this.closeClient();
       return;
@@ -569,7 +551,7 @@ export class ProxyConn implements LegOwner {
   }
 
   upDrain(): void {
-    this.flushUp();
+    this.c2u.flush();
   }
 
   /**
@@ -580,42 +562,31 @@ export class ProxyConn implements LegOwner {
     const leg = this.leg;
     const pool = this.route.pool;
     const idle =
-      leg !== undefined && this.up !== undefined && !this.upConnecting && this.req === undefined && this.phase !== Phase.Tunnel && this.upQueue.length === 0 && this.upPending.length === 0;
+      leg !== undefined && this.up !== undefined && !this.upConnecting && this.req === undefined && this.phase !== Phase.Tunnel && this.c2u.empty;
     if (!idle || !pool) {
       this.closeUp();
       return;
     }
     this.leg = undefined;
-    this.up = undefined;
-    if (this.upPaused) leg.sock?.resume();
-    this.upPaused = 0;
+    this.c2u.sink = undefined;
+    this.u2c.releaseSource();
     pool.give(leg, this.env.now());
   }
 
-  private flushUp(): void {
-    const up = this.up;
-    if (!up) return;
-    const q = this.upQueue;
-    while (q.length > 0) {
-      const chunk = q[0]!;
-      const n = up.write(chunk);
-      if (n < chunk.length) {
-        q[0] = chunk.subarray(n);
-        this.pauseClient(PAUSE_BACKPRESSURE);
-        return;
-      }
-      q.shift();
-    }
-    this.unpauseClient(PAUSE_BACKPRESSURE);
+  /** An upstream connection is open for this client connection (dialed, or taken from the pool). */
+  private attachUp(sock: Duplex | undefined): void {
+    this.c2u.sink = sock;
+    this.u2c.setSource(sock);
   }
 
   /** The upstream connection closed or could not be made (called by its Leg, once). */
   upClosed(_leg: Leg, error?: string): void {
     const wasConnecting = this.upConnecting;
     this.upConnecting = false;
-    this.up = undefined;
+    this.c2u.sink = undefined;
+    this.u2c.source = undefined; // its pause reasons stay: they apply to the next one
     this.leg = undefined;
-    this.upQueue.length = 0;
+    this.c2u.dropQueued();
     if (this.phase === Phase.Closed) return;
     if (this.phase === Phase.Tunnel) {
       this.closeClient();
@@ -659,7 +630,7 @@ export class ProxyConn implements LegOwner {
   private upstreamBroken(message = `upstream ${this.route.upstreamText} broke the response framing`): void {
     this.closeUp();
     if (!this.resFlushed) {
-      this.clientPending.length = 0;
+      this.u2c.held.length = 0;
       this.refuse(502, message);
       return;
     }
@@ -675,8 +646,6 @@ export class ProxyConn implements LegOwner {
    * request before, 2 after, as HAProxy).
    */
   private corked = 0;
-  private upPending: Uint8Array[] = [];
-  private clientPending: Uint8Array[] = [];
 
   private cork(): void {
     this.corked++;
@@ -688,90 +657,47 @@ export class ProxyConn implements LegOwner {
   }
 
   private flushPending(): void {
-    if (this.upPending.length > 0) for (const b of gather(this.upPending)) this.sendUpNow(b);
-    if (this.clientPending.length > 0) for (const b of gather(this.clientPending)) this.sendClientNow(b);
+    if (this.c2u.held.length > 0) this.c2u.release();
+    if (this.u2c.held.length > 0) {
+      if (this.res !== undefined) this.resFlushed = true;
+      this.u2c.release();
+    }
   }
 
   private sendUp(data: Uint8Array): void {
-    if (this.corked > 0 && this.up !== undefined && this.upQueue.length === 0) this.upPending.push(data);
-    else this.sendUpNow(data);
+    if (this.corked > 0 && this.c2u.sink !== undefined && this.c2u.queue.length === 0) this.c2u.hold(data);
+    else this.c2u.push(data);
   }
 
   private sendClient(data: Uint8Array): void {
     const st = this.route.stats;
     st[Stat.BytesOut] = st[Stat.BytesOut]! + data.length;
-    if (this.corked > 0 && this.clientQueue.length === 0) this.clientPending.push(data);
-    else this.sendClientNow(data);
-  }
-
-  private sendUpNow(data: Uint8Array): void {
-    if (this.up === undefined || this.upQueue.length > 0) {
-      // No copy: a buffer handed to the engine is never reused by the runtime nor changed by the engine.
-      this.upQueue.push(data);
-      this.pauseClient(PAUSE_BACKPRESSURE);
-      return;
+    if (this.corked > 0 && this.u2c.queue.length === 0) this.u2c.hold(data);
+    else {
+      if (this.res !== undefined) this.resFlushed = true;
+      this.u2c.push(data);
     }
-    const n = this.up.write(data);
-    if (n < data.length) {
-      this.upQueue.push(data.subarray(n));
-      this.pauseClient(PAUSE_BACKPRESSURE);
-    }
-  }
-
-  private sendClientNow(data: Uint8Array): void {
-    if (this.res !== undefined) this.resFlushed = true;
-    if (this.clientQueue.length > 0) {
-      this.clientQueue.push(data);
-      return;
-    }
-    const n = this.client.write(data);
-    if (n < data.length) {
-      this.clientQueue.push(data.subarray(n));
-      this.pauseUp(PAUSE_BACKPRESSURE);
-    }
-  }
-
-  private pauseClient(reason: number): void {
-    if (this.clientPaused === 0) this.client.pause();
-    this.clientPaused |= reason;
-  }
-
-  private unpauseClient(reason: number): void {
-    if (this.clientPaused === 0) return;
-    this.clientPaused &= ~reason;
-    if (this.clientPaused === 0 && this.phase !== Phase.Closed) this.client.resume();
-  }
-
-  private pauseUp(reason: number): void {
-    if (this.upPaused === 0) this.up?.pause();
-    this.upPaused |= reason;
-  }
-
-  private unpauseUp(reason: number): void {
-    if (this.upPaused === 0) return;
-    this.upPaused &= ~reason;
-    if (this.upPaused === 0) this.up?.resume();
   }
 
   // ---------------------------------------------------------------- closing, timers, logging
 
   private closeUp(): void {
-    this.upPending.length = 0;
     const leg = this.leg;
     this.leg = undefined;
-    this.up = undefined;
+    this.c2u.sink = undefined;
+    this.c2u.drop();
     this.upConnecting = false;
-    this.upQueue.length = 0;
-    this.upPaused = 0;
+    this.u2c.source = undefined;
+    this.u2c.paused = 0;
     leg?.kill(); // its close, reported from inside terminate(), is not news
   }
 
   /** Close the client once what is queued for it has gone. */
   private closeClient(): void {
     if (this.phase === Phase.Closed) return;
-    if (this.clientPending.length > 0) this.flushPending();
+    if (this.u2c.held.length > 0) this.flushPending();
     this.releaseUp();
-    if (this.clientQueue.length > 0) {
+    if (this.u2c.queue.length > 0) {
       this.closing = true;
       this.timer = Timer.Body;
       this.since = this.env.now();
@@ -787,8 +713,8 @@ export class ProxyConn implements LegOwner {
     this.phase = Phase.Closed;
     this.timer = Timer.None;
     this.releaseUp();
-    this.clientQueue.length = 0;
-    this.clientPending.length = 0;
+    this.u2c.drop();
+    this.c2u.source = undefined; // a closed client is never resumed
     this.buf = undefined;
     this.env.closed?.(this);
   }
@@ -873,19 +799,4 @@ export class ProxyConn implements LegOwner {
   get state(): string {
     return ["head", "body", "wait", "tunnel", "closed"][this.phase]!;
   }
-}
-
-/** Small buffers joined into one write (emptying the list); large ones are not worth a copy and go as they are. */
-function gather(list: Uint8Array[]): Uint8Array[] {
-  let total = 0;
-  for (const b of list) total += b.length;
-  if (list.length === 1 || total > 65536) return list.splice(0);
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const b of list) {
-    out.set(b, at);
-    at += b.length;
-  }
-  list.length = 0;
-  return [out];
 }

@@ -1,5 +1,6 @@
 // Field lines of a message head (RFC 9110 §5, RFC 9112 §5): parsed in place, each one classified by what the proxy must do with it.
 import { equalsLower, FIELD_CHAR, TCHAR } from "./chars.ts";
+import { type ParseError, parseError } from "./parse-error.ts";
 
 /** What a field means to the proxy. */
 export const enum Kind {
@@ -93,41 +94,37 @@ function interestingLengths(protectedNames: ReadonlySet<string>): Uint8Array {
   return l;
 }
 
-export interface FieldError {
-  reason: string;
-  offset: number;
-}
-
 /**
  * Parse field lines from `p` to the empty line that ends the head (the caller found it: `end` is just
  * after it). Every line ends in CRLF (a lone LF was refused by scanHead). Refuses: obs-fold,
- * whitespace before the colon, an empty name, a non-token name, a control byte or lone CR in a value.
+ * whitespace before the colon, an empty name, a non-token name, a control byte or lone CR in a value
+ * (400), more than `maxFields` fields (431).
  */
-export function parseFields(s: string, p: number, end: number, maxFields: number, protectedNames: ReadonlySet<string>, into?: Fields): Fields | FieldError {
+export function parseFields(s: string, p: number, end: number, maxFields: number, protectedNames: ReadonlySet<string>, into?: Fields): Fields | ParseError {
   const f: Fields = into ?? newFields();
   f.count = 0;
   const lengths = interestingLengths(protectedNames);
   const last = end - 2; // offset of the final empty line's CR
   while (p < last) {
     const c0 = s.charCodeAt(p);
-    if (c0 === 0x20 || c0 === 0x09) return { reason: "obs-fold or whitespace at the start of a field line", offset: p };
+    if (c0 === 0x20 || c0 === 0x09) return parseError(400, "obs-fold or whitespace at the start of a field line", p);
     let q = p;
     let underscore = false;
     for (let c = c0; TCHAR[c]; c = s.charCodeAt(++q)) if (c === 0x5f) underscore = true;
     const cq = s.charCodeAt(q);
     if (cq !== 0x3a /* : */) {
-      if (cq === 0x20 || cq === 0x09) return { reason: "whitespace between a field name and its colon", offset: q };
-      return { reason: q === p ? "field line without a name" : "invalid character in a field name", offset: q };
+      if (cq === 0x20 || cq === 0x09) return parseError(400, "whitespace between a field name and its colon", q);
+      return parseError(400, q === p ? "field line without a name" : "invalid character in a field name", q);
     }
-    if (q === p) return { reason: "empty field name", offset: q };
-    if (f.count === maxFields) return { reason: `more than ${maxFields} fields`, offset: p };
+    if (q === p) return parseError(400, "empty field name", q);
+    if (f.count === maxFields) return parseError(431, `more than ${maxFields} fields`, p);
     let v = q + 1;
     while (s.charCodeAt(v) === 0x20 || s.charCodeAt(v) === 0x09) v++;
     let e = v;
     let c = s.charCodeAt(e);
     while (FIELD_CHAR[c]) c = s.charCodeAt(++e);
     // The line must end here with CRLF: anything else is a control byte (NUL, lone CR, DEL…).
-    if (c !== 0x0d || s.charCodeAt(e + 1) !== 0x0a) return { reason: "control character in a field value", offset: e };
+    if (c !== 0x0d || s.charCodeAt(e + 1) !== 0x0a) return parseError(400, "control character in a field value", e);
     let ve = e;
     while (ve > v && (s.charCodeAt(ve - 1) === 0x20 || s.charCodeAt(ve - 1) === 0x09)) ve--;
     const i = f.count++;

@@ -1,14 +1,7 @@
 // Strict request head parser (RFC 9112 §3, §6; RFC 9110 §7.2): one pass over the head, framing decided once, refusals as values.
 import { TARGET_CHAR, TCHAR } from "./chars.ts";
 import { connectionOptions, contentLength, dropNamed, type Fields, type Framing, Kind, parseFields, transferCodings } from "./fields.ts";
-
-/** A request the proxy will not forward: answered with `status` and the connection closed. */
-export interface Refusal {
-  status: number;
-  reason: string;
-  /** Offset of the byte that was refused, from the start of the head. */
-  offset: number;
-}
+import { isParseError, type ParseError, parseError as refuse } from "./parse-error.ts";
 
 export interface RequestLimits {
   maxHeaders: number;
@@ -40,15 +33,12 @@ export interface RequestHead {
 
 const HTTP_SLASH = "HTTP/";
 
-export function isRefusal(x: RequestHead | Refusal): x is Refusal {
-  return (x as Refusal).status !== undefined;
-}
-
 /**
- * Parse the head in `s` (latin1, one char per byte) that ends at `end` (just past CRLF CRLF).
+ * Parse the head in `s` (latin1, one char per byte) that ends at `end` (just past CRLF CRLF). A request
+ * the proxy will not forward is a ParseError: answered with its status, and the connection closed.
  * `protectedNames`: lower-case names only the proxy may set for this tenant.
  */
-export function parseRequestHead(s: string, end: number, limits: RequestLimits, protectedNames: ReadonlySet<string>, into?: Fields): RequestHead | Refusal {
+export function parseRequestHead(s: string, end: number, limits: RequestLimits, protectedNames: ReadonlySet<string>, into?: Fields): RequestHead | ParseError {
   let p = 0;
   while (s.charCodeAt(p) === 0x0d && s.charCodeAt(p + 1) === 0x0a) p += 2; // RFC 9112 §2.2: empty lines before the request line
   const lineStart = p;
@@ -76,7 +66,7 @@ export function parseRequestHead(s: string, end: number, limits: RequestLimits, 
   const lineNext = p + 10;
 
   const fields = parseFields(s, lineNext, end, limits.maxHeaders, protectedNames, into);
-  if ("reason" in fields) return refuse(fields.reason.startsWith("more than") ? 431 : 400, fields.reason, fields.offset);
+  if (isParseError(fields)) return fields;
 
   // Host: exactly one on HTTP/1.1, at most one on 1.0, and a valid uri-host[:port] (RFC 9112 §3.2).
   let host = -1;
@@ -88,21 +78,8 @@ export function parseRequestHead(s: string, end: number, limits: RequestLimits, 
   if (host < 0 && minor === 1) return refuse(400, "no Host field in an HTTP/1.1 request", lineNext);
   if (host >= 0 && !validHost(s, fields.vs[host]!, fields.ve[host]!)) return refuse(400, "invalid Host field value", fields.vs[host]!);
 
-  // Framing (RFC 9112 §6.1-6.3): anything two parsers could read two ways is refused.
-  const te = transferCodings(s, fields);
-  const cl = contentLength(s, fields, false);
-  let framing: Framing = { body: "none", contentLength: 0 };
-  if (te.present) {
-    if (minor === 0) return refuse(400, "Transfer-Encoding in an HTTP/1.0 request", lineNext);
-    if (cl !== undefined) return refuse(400, "both Content-Length and Transfer-Encoding", lineNext);
-    if (!te.ok) return refuse(400, "Transfer-Encoding other than a final chunked", lineNext);
-    if (te.codings > 1) return refuse(501, "transfer coding other than chunked", lineNext);
-    framing = { body: "chunked", contentLength: -1 };
-  } else if (cl !== undefined) {
-    if (cl === -2) return refuse(400, "several or different Content-Length values", lineNext);
-    if (cl < 0) return refuse(400, "invalid Content-Length", lineNext);
-    if (cl > 0) framing = { body: "length", contentLength: cl };
-  }
+  const framing = requestFraming(s, fields, minor, lineNext);
+  if (isParseError(framing)) return framing;
 
   // Target forms (RFC 9112 §3.2): origin-form; absolute-form (its path goes upstream); "*" for OPTIONS.
   // CONNECT (authority-form) opens a tunnel the proxy does not offer: 405.
@@ -136,8 +113,21 @@ export function parseRequestHead(s: string, end: number, limits: RequestLimits, 
   return { method, target, path, originForm, minor, lineStart, lineNext, fields, host, framing, keepAlive, upgrade };
 }
 
-function refuse(status: number, reason: string, offset: number): Refusal {
-  return { status, reason, offset };
+/** Framing (RFC 9112 §6.1-6.3): anything two parsers could read two ways is refused (at the field section, `lineNext`). */
+function requestFraming(s: string, fields: Fields, minor: number, lineNext: number): Framing | ParseError {
+  const te = transferCodings(s, fields);
+  const cl = contentLength(s, fields, false);
+  if (te.present) {
+    if (minor === 0) return refuse(400, "Transfer-Encoding in an HTTP/1.0 request", lineNext);
+    if (cl !== undefined) return refuse(400, "both Content-Length and Transfer-Encoding", lineNext);
+    if (!te.ok) return refuse(400, "Transfer-Encoding other than a final chunked", lineNext);
+    if (te.codings > 1) return refuse(501, "transfer coding other than chunked", lineNext);
+    return { body: "chunked", contentLength: -1 };
+  }
+  if (cl === undefined) return { body: "none", contentLength: 0 };
+  if (cl === -2) return refuse(400, "several or different Content-Length values", lineNext);
+  if (cl < 0) return refuse(400, "invalid Content-Length", lineNext);
+  return cl > 0 ? { body: "length", contentLength: cl } : { body: "none", contentLength: 0 };
 }
 
 const ABSOLUTE = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/;

@@ -1,5 +1,6 @@
 // Response head parser and framing (RFC 9112 §4, §6.3): what the upstream sends is checked as strictly as what the tenant sends.
 import { connectionOptions, contentLength, dropNamed, type Fields, type Framing, parseFields, transferCodings } from "./fields.ts";
+import { isParseError, type ParseError, parseError } from "./parse-error.ts";
 
 export interface ResponseHead {
   status: number;
@@ -16,33 +17,39 @@ export interface ResponseHead {
 
 const NO_PROTECTED: ReadonlySet<string> = new Set();
 
-/** `method` and `upgrade` of the request being answered decide the body (HEAD, 1xx, 204, 304, 101). */
-export function parseResponseHead(s: string, end: number, method: string, maxHeaders: number, into?: Fields): ResponseHead | string {
+/** What the upstream sent is refused with 502: the client is answered by the proxy, or sees the cut. */
+const bad = (reason: string, offset: number): ParseError => parseError(502, reason, offset);
+
+/**
+ * `method` of the request being answered decides the body (HEAD, 1xx, 204, 304, 101). A head that
+ * cannot be forwarded is a ParseError with status 502.
+ */
+export function parseResponseHead(s: string, end: number, method: string, maxHeaders: number, into?: Fields): ResponseHead | ParseError {
   // HTTP/1.x SP 3DIGIT SP reason CRLF; the reason may be empty (and its space is tolerated missing).
-  if (!s.startsWith("HTTP/1.", 0)) return "invalid status line";
+  if (!s.startsWith("HTTP/1.", 0)) return bad("invalid status line", 0);
   const minor = s.charCodeAt(7) - 0x30;
-  if (minor !== 0 && minor !== 1) return "unsupported HTTP version in the status line";
-  if (s.charCodeAt(8) !== 0x20) return "invalid status line";
+  if (minor !== 0 && minor !== 1) return bad("unsupported HTTP version in the status line", 7);
+  if (s.charCodeAt(8) !== 0x20) return bad("invalid status line", 8);
   let status = 0;
   for (let i = 9; i < 12; i++) {
     const d = s.charCodeAt(i) - 0x30;
-    if (d < 0 || d > 9) return "invalid status code";
+    if (d < 0 || d > 9) return bad("invalid status code", i);
     status = status * 10 + d;
   }
-  if (status < 100) return "invalid status code";
+  if (status < 100) return bad("invalid status code", 9);
   let p = 12;
   const c = s.charCodeAt(p);
   if (c === 0x20) {
     p++;
     for (let ch = s.charCodeAt(p); ch !== 0x0d; ch = s.charCodeAt(++p)) {
-      if ((ch < 0x20 && ch !== 0x09) || ch === 0x7f) return "control character in the reason phrase";
+      if ((ch < 0x20 && ch !== 0x09) || ch === 0x7f) return bad("control character in the reason phrase", p);
     }
-  } else if (c !== 0x0d) return "invalid status line";
-  if (s.charCodeAt(p + 1) !== 0x0a) return "invalid status line";
+  } else if (c !== 0x0d) return bad("invalid status line", p);
+  if (s.charCodeAt(p + 1) !== 0x0a) return bad("invalid status line", p + 1);
   const lineNext = p + 2;
 
   const fields = parseFields(s, lineNext, end, maxHeaders, NO_PROTECTED, into);
-  if ("reason" in fields) return fields.reason;
+  if (isParseError(fields)) return bad(fields.reason, fields.offset);
   const conn = connectionOptions(s, fields);
   dropNamed(s, fields, conn.named);
 
@@ -56,11 +63,11 @@ export function parseResponseHead(s: string, end: number, method: string, maxHea
   } else if (te.present) {
     // A final chunked frames the body; codings without chunked run to the close (RFC 9112 §6.3 rule 4);
     // chunked twice or not last is a framing no two parsers agree on.
-    if (te.hasChunked && !te.ok) return "invalid Transfer-Encoding";
+    if (te.hasChunked && !te.ok) return bad("invalid Transfer-Encoding", lineNext);
     framing = te.chunked ? { body: "chunked", contentLength: -1 } : { body: "close", contentLength: -1 };
     dropLength = cl !== undefined;
   } else if (cl !== undefined) {
-    if (cl < 0) return "invalid or several Content-Length values";
+    if (cl < 0) return bad("invalid or several Content-Length values", lineNext);
     framing = cl === 0 ? { body: "none", contentLength: 0 } : { body: "length", contentLength: cl };
   } else {
     framing = { body: "close", contentLength: -1 };

@@ -168,7 +168,7 @@ describe("records", () => {
     expect(buf.length).toBe(hs.length * 6);
     expect(sniOf(buf)).toEqual({ kind: "found", name: "x.example" });
     // Over the buffering bound before completing: refused, not waited for.
-    expect(sniOf(buf, 3000)).toEqual({ kind: "invalid", reason: "no complete ClientHello in the first 3000 bytes" });
+    expect(sniOf(buf, 3000)).toEqual({ kind: "invalid", status: 400, reason: "no complete ClientHello in the first 3000 bytes", offset: 3000 });
     expect(sniOf(buf.subarray(0, 2999), 3000)).toEqual({ kind: "more" });
   });
 
@@ -179,7 +179,7 @@ describe("records", () => {
   test("a ClientHello larger than the bound is refused as soon as its header arrives", () => {
     const big = withSni(sniExt([[0, ascii("x.example")]]), [{ type: 0x1234, data: new Uint8Array(20000) }]);
     const buf = build(big, {}, [16000]);
-    expect(sniOf(buf.subarray(0, 9))).toEqual({ kind: "invalid", reason: `ClientHello of ${buf.length - 14} bytes cannot fit in 16384` });
+    expect(sniOf(buf.subarray(0, 9))).toEqual({ kind: "invalid", status: 400, reason: `ClientHello of ${buf.length - 14} bytes cannot fit in 16384`, offset: 6 });
     expect(sniOf(buf, 32768)).toEqual({ kind: "found", name: "x.example" });
   });
 
@@ -404,4 +404,19 @@ describe.skipIf(!Bun.which("openssl") || !Bun.which("curl"))("live capture", () 
       expect({ label: f.label, r: sniOf(got) }).toEqual({ label: f.label, r: f.expect });
     }
   }, 60_000);
+});
+
+describe("sniOf: a refusal names the byte it refused, in the buffer it was given", () => {
+  test("inside the ClientHello, in one record and across records", () => {
+    const old = { ...CURL13, version: 0x0200 };
+    expect(sniOf(build(old))).toEqual({ kind: "invalid", status: 400, reason: "ClientHello version 0x0200 is not TLS (0x03..)", offset: 9 });
+    // Handshake bytes 0-1 in the first record, the rest after a second record header: message byte 0 is handshake byte 4.
+    expect(sniOf(build(old, {}, [2]))).toMatchObject({ kind: "invalid", offset: 5 + 2 + 5 + 2 });
+  });
+
+  test("record headers", () => {
+    expect(sniOf(hex("170301000501"))).toMatchObject({ offset: 0 });
+    expect(sniOf(hex("160201000501"))).toMatchObject({ offset: 1 });
+    expect(sniOf(hex("1603010000"))).toMatchObject({ reason: "empty handshake record at byte 0", offset: 3 });
+  });
 });

@@ -1,6 +1,10 @@
 // TCP mode: one client connection and its own upstream connection, bytes carried both ways untouched, with half-close, backpressure and timeouts.
+import { Pipe } from "./pipe.ts";
 import { Stat } from "./stats.ts";
 import type { Duplex, Env, Route, UpstreamAddress, UpstreamEvents } from "./types.ts";
+
+/** Client bytes held while the upstream connection opens; beyond this the client is paused. */
+const MAX_EARLY = 64 * 1024;
 
 /*
  * Half-close on a Bun socket (Bun 1.4.4, allowHalfOpen on both Bun.listen and Bun.connect, measured on loopback):
@@ -13,121 +17,6 @@ import type { Duplex, Env, Route, UpstreamAddress, UpstreamEvents } from "./type
  *   reported after the call returns).
  * So FIN goes out with Duplex.shutdown(), and a `close` after our FIN is the peer's FIN, not an error.
  */
-
-/** Client bytes held while the upstream connection opens; beyond this the client is paused. */
-const MAX_EARLY = 64 * 1024;
-/** Queued chunks up to this total leave in one write (the PROXY header and the first client bytes). */
-const GATHER_MAX = 64 * 1024;
-
-const enum Flow {
-  /** Bytes go from source to sink. */
-  Open,
-  /** The source sent FIN (or is gone): what is queued still goes, then FIN to the sink. */
-  Ending,
-  /** FIN passed on to the sink. */
-  Done,
-  /** The sink is gone: nothing more can be delivered. */
-  Dead,
-}
-
-/** One direction of the connection: bytes from a source socket to a sink socket, with the sink's backpressure. */
-class Pipe {
-  flow = Flow.Open;
-  queue: Uint8Array[] = [];
-  queued = 0;
-  /** Reading from the source is paused because of this pipe. */
-  private paused = false;
-  constructor(
-    public source: Duplex | undefined,
-    public sink: Duplex | undefined,
-  ) {}
-
-  /** Send or queue `data`; false when it was dropped (the sink is gone). */
-  push(data: Uint8Array): boolean {
-    if (this.flow !== Flow.Open) return false;
-    if (this.sink !== undefined && this.queue.length === 0) {
-      const n = this.sink.write(data);
-      if (n >= data.length) return true;
-      data = data.subarray(Math.max(0, n)); // -1: closed under us; its close event follows
-    }
-    // No copy: a buffer handed to the engine is never reused by the runtime nor changed by the engine.
-    this.queue.push(data);
-    this.queued += data.length;
-    if (this.sink !== undefined || this.queued > MAX_EARLY) this.pauseSource();
-    return true;
-  }
-
-  /** Put bytes before everything queued (only before the sink is set). */
-  unshift(data: Uint8Array): void {
-    this.queue.unshift(data);
-    this.queued += data.length;
-  }
-
-  /** Write what is queued (the sink drained or just opened); FIN follows when the source has ended. */
-  flush(): void {
-    const sink = this.sink;
-    if (sink === undefined) return;
-    const q = this.queue;
-    if (q.length > 1 && this.queued <= GATHER_MAX) q.splice(0, q.length, join(q, this.queued));
-    while (q.length > 0) {
-      const chunk = q[0]!;
-      const n = sink.write(chunk);
-      if (n < chunk.length) {
-        const taken = Math.max(0, n);
-        q[0] = chunk.subarray(taken);
-        this.queued -= taken;
-        this.pauseSource();
-        return;
-      }
-      q.shift();
-      this.queued -= chunk.length;
-    }
-    if (this.flow === Flow.Ending) {
-      this.flow = Flow.Done;
-      if (sink.shutdown) sink.shutdown();
-      else sink.end(); // a Duplex without half-close: FIN and close
-      return;
-    }
-    this.resumeSource();
-  }
-
-  /** The source sent FIN, or its socket is gone: nothing more will come from it. */
-  end(): void {
-    if (this.flow !== Flow.Open) return;
-    this.flow = Flow.Ending;
-    if (this.queue.length === 0) this.flush(); // else the sink's drain (or open) flushes, then FIN
-  }
-
-  /** The sink's socket is gone: what is queued is lost, and the source is not read any more. */
-  kill(): void {
-    this.sink = undefined;
-    this.drop();
-    if (this.flow === Flow.Done) return;
-    this.flow = Flow.Dead;
-    this.pauseSource();
-  }
-
-  drop(): void {
-    this.queue.length = 0;
-    this.queued = 0;
-  }
-
-  get over(): boolean {
-    return this.flow === Flow.Done || this.flow === Flow.Dead;
-  }
-
-  private pauseSource(): void {
-    if (this.paused) return;
-    this.paused = true;
-    this.source?.pause();
-  }
-
-  private resumeSource(): void {
-    if (!this.paused) return;
-    this.paused = false;
-    this.source?.resume();
-  }
-}
 
 /** The route's upstream with halfOpen set, made once per address object (the dialer caches TLS options by it). */
 const halfOpen = new WeakMap<UpstreamAddress, UpstreamAddress>();
@@ -172,7 +61,7 @@ export class TcpConn {
     afterHandshake = false,
   ) {
     this.since = env.now();
-    this.c2u = new Pipe(client, undefined);
+    this.c2u = new Pipe(client, undefined, MAX_EARLY);
     this.u2c = new Pipe(undefined, client);
     // TCP mode has no request to wait for: the upstream connection is made at once.
     const events: UpstreamEvents = {
@@ -364,14 +253,4 @@ export class TcpConn {
   get state(): "connecting" | "open" | "closed" {
     return this.finished ? "closed" : this.connecting ? "connecting" : "open";
   }
-}
-
-function join(list: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const b of list) {
-    out.set(b, at);
-    at += b.length;
-  }
-  return out;
 }

@@ -3,9 +3,8 @@
 import { ProxyConn } from "../engine/conn.ts";
 import { HostClaimError, HostRouter } from "../engine/host-router.ts";
 import type { Stamp } from "../engine/rewrite.ts";
-import { sniOf } from "../engine/sni.ts";
+import { SniConn } from "../engine/sni-conn.ts";
 import { Stat, W_INGRESS_UNROUTED } from "../engine/stats.ts";
-import { TcpConn } from "../engine/tcp.ts";
 import type { Duplex, Env, Route } from "../engine/types.ts";
 import { UpstreamPool } from "../engine/upstream-pool.ts";
 import type { ClientSink, ListenerHooks, Peer } from "../runtime/index.ts";
@@ -56,9 +55,6 @@ function retire(e: Entry): void {
   if (e.http) e.http.upstream.nsFd = -1;
   if (e.tls) e.tls.upstream.nsFd = -1;
 }
-
-/** The SNI of a ClientHello may arrive in pieces: at most this much is buffered before giving up. */
-const MAX_HELLO_BYTES = 16 * 1024;
 
 export class Ingress {
   private readonly router = new HostRouter<Entry>();
@@ -202,90 +198,5 @@ export class Ingress {
   /** For SniConn: a refused TLS connection is counted and logged (rate-limited). */
   refusedTls(why: string): void {
     this.unroutedCount(`TLS connection closed: ${why}`);
-  }
-}
-
-/**
- * An sni:// connection: reads the ClientHello (bounded, within request_timeout), picks the tenant by its
- * server name, then becomes a TCP-mode pipe to the tenant's TLS service with the hello bytes first. The
- * TLS session is between the client and the tenant: nsproxy never sees plaintext or holds a key.
- */
-class SniConn implements Conn, ClientSink {
-  owner: unknown;
-  private buf: Uint8Array | undefined;
-  private inner: TcpConn | undefined;
-  private readonly since: number;
-  private done = false;
-
-  constructor(
-    private readonly client: Duplex,
-    private readonly ingress: Ingress,
-    private readonly env: Env,
-  ) {
-    this.since = env.now();
-  }
-
-  onClientData(data: Uint8Array): void {
-    if (this.inner) return this.inner.onClientData(data);
-    if (this.done) return;
-    if (this.buf === undefined) this.buf = data;
-    else {
-      const merged = new Uint8Array(this.buf.length + data.length);
-      merged.set(this.buf, 0);
-      merged.set(data, this.buf.length);
-      this.buf = merged;
-    }
-    const r = sniOf(this.buf, MAX_HELLO_BYTES);
-    if (r.kind === "more") return;
-    if (r.kind !== "found") return this.refuse(r.kind === "none" ? "the ClientHello names no server (SNI)" : `not a TLS ClientHello: ${r.reason}`);
-    const route = this.ingress.routeTls(r.name);
-    if (typeof route === "string") return this.refuse(route);
-    const inner = new TcpConn(this.client, route, this.env, this.buf);
-    this.buf = undefined;
-    // The pipe's end is this connection's end.
-    inner.owner = { release: () => this.finish() };
-    this.inner = inner;
-  }
-
-  private refuse(why: string): void {
-    this.ingress.refusedTls(why);
-    this.destroy();
-  }
-
-  onClientDrain(): void {
-    this.inner?.onClientDrain();
-  }
-
-  onClientEnd(): void {
-    if (this.inner) return this.inner.onClientEnd();
-    this.destroy(); // the hello can never be complete
-  }
-
-  onClientClose(): void {
-    if (this.inner) return this.inner.onClientClose();
-    this.finish();
-  }
-
-  sweep(now: number): void {
-    if (this.inner) return this.inner.sweep(now);
-    if (!this.done && now - this.since >= this.env.limits.requestTimeoutMs) this.refuse("no complete ClientHello within request_timeout");
-  }
-
-  drain(): void {
-    if (this.inner) this.inner.drain();
-    else this.destroy();
-  }
-
-  destroy(): void {
-    if (this.inner) return this.inner.destroy();
-    if (this.done) return;
-    this.client.terminate();
-    this.finish();
-  }
-
-  private finish(): void {
-    if (this.done) return;
-    this.done = true;
-    this.ingress.release(this);
   }
 }
