@@ -2,8 +2,9 @@
 import type { TenantState } from "../admin/types.ts";
 import type { IngressListen, TenantSpec } from "../config/types.ts";
 import { logger } from "../log.ts";
-import { CertificatePairs, MaterialError } from "../tls/pairs.ts";
+import { CertificatePairs, type Material, MaterialError } from "../tls/pairs.ts";
 import { IngressChain } from "./ingress-chain.ts";
+import { OpenLimit } from "./open-limit.ts";
 import type { AttachFailure, Namespaces, Workers } from "./seams.ts";
 import { type ApplyResult, sameSpec, type Tenant } from "./tenant.ts";
 import { ThreadCheck } from "./thread-check.ts";
@@ -50,6 +51,7 @@ export class Reconciler {
   private readonly namespaces: Namespaces;
   private readonly ingress: IngressChain;
   private readonly threads: ThreadCheck;
+  private readonly openLimit = new OpenLimit(MAX_OPEN_NAMESPACES);
 
   constructor(private readonly options: ReconcilerOptions) {
     this.workers = options.workers;
@@ -123,30 +125,6 @@ export class Reconciler {
     await this.workers.detach(t.spec.name, graceMs);
   }
 
-  private openNamespaces = 0;
-  /** Attaches waiting for a slot, first in first out (a head index: shift() is O(n) with 10,000 waiting). */
-  private waitingForSlot: (() => void)[] = [];
-  private waitingHead = 0;
-
-  private async takeSlot(): Promise<void> {
-    if (this.openNamespaces < MAX_OPEN_NAMESPACES) {
-      this.openNamespaces++;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waitingForSlot.push(resolve));
-  }
-
-  private giveSlot(): void {
-    const next = this.waitingForSlot[this.waitingHead];
-    if (next) this.waitingHead++;
-    if (this.waitingHead === this.waitingForSlot.length) {
-      this.waitingForSlot = [];
-      this.waitingHead = 0;
-    }
-    if (next) next();
-    else this.openNamespaces--;
-  }
-
   /**
    * Open the namespace (here, on the main thread, before any worker's setns), attach, record the
    * outcome. `only`: worker `only` was replaced and this attach is for it alone.
@@ -155,12 +133,12 @@ export class Reconciler {
     const generation = t.generation;
     t.attempts++;
     this.threads.begin();
-    await this.takeSlot();
+    await this.openLimit.take();
     let outcome: { failure?: AttachFailure; identity?: string; fd: number };
     try {
       outcome = await this.listen(t, only);
     } finally {
-      this.giveSlot();
+      this.openLimit.give();
       this.threads.end();
     }
     const { failure, identity } = outcome;
@@ -175,36 +153,32 @@ export class Reconciler {
     if (current) this.record(t, failure, identity);
   }
 
-  /** The workers' part of an attach. `fd` is the namespace kept open for ingress (-1: none), else it is closed here. */
+  /** The workers' part of an attach. `fd`: the namespace kept open for ingress (-1: none; any other is closed here). */
   private async listen(t: Tenant, only?: number): Promise<{ failure?: AttachFailure; identity?: string; fd: number }> {
     const generation = t.generation;
-    let failure: AttachFailure | undefined;
-    let fd = -1;
-    let identity: string | undefined;
+    // Files first: an unusable certificate fails this tenant before its namespace is even opened.
+    let material: Material | undefined;
     try {
-      // Files first: an unusable certificate fails this tenant before its namespace is even opened.
-      let material;
-      try {
-        material = this.pairs.materialFor(t);
-      } catch (err) {
-        return { failure: failureOf(err, err instanceof MaterialError), fd: -1 };
-      }
-      try {
-        ({ fd, identity } = this.namespaces.open(t.spec.netns));
-      } catch (err) {
-        return { failure: failureOf(err, true), fd: -1 };
-      }
-      failure = only === undefined ? await this.workers.attach(t.spec, fd, material) : await this.workers.reattach(only, t.spec, fd, material);
-      if (!failure && t.spec.ingress && only === undefined && t.generation === generation) {
-        const kept = fd;
-        fd = -1;
-        return { identity, fd: kept };
-      }
-      return { failure, identity, fd: -1 };
+      material = this.pairs.materialFor(t);
+    } catch (err) {
+      return { failure: failureOf(err, err instanceof MaterialError), fd: -1 };
+    }
+    let opened: { fd: number; identity: string };
+    try {
+      opened = this.namespaces.open(t.spec.netns);
+    } catch (err) {
+      return { failure: failureOf(err, true), fd: -1 };
+    }
+    const { fd, identity } = opened;
+    let keep = false;
+    try {
+      const failure = only === undefined ? await this.workers.attach(t.spec, fd, material) : await this.workers.reattach(only, t.spec, fd, material);
+      keep = !failure && t.spec.ingress !== undefined && only === undefined && t.generation === generation;
+      return { failure, identity, fd: keep ? fd : -1 };
     } catch (err) {
       return { failure: failureOf(err, false), fd: -1 };
     } finally {
-      if (fd >= 0) this.namespaces.close(fd);
+      if (!keep) this.namespaces.close(fd);
     }
   }
 
