@@ -49,8 +49,8 @@ const MUTATIONS: Mutation[] = [
   {
     name: "replaced-worker-not-reattached",
     breaks: "a replaced worker gets its tenants again",
-    file: "src/daemon.ts",
-    edits: [["this.pool.onReplaced = (index) => void this.reattachWorker(index);", "this.pool.onReplaced = () => {};"]],
+    file: "src/control/reconciler.ts",
+    edits: [["this.workers.onReplaced = (index) => void this.reattachWorker(index);", "this.workers.onReplaced = () => {};"]],
     tests: ["test/worker-replace.test.ts"],
     only: "hard exit",
   },
@@ -67,10 +67,10 @@ const MUTATIONS: Mutation[] = [
   {
     name: "config-tenant-409",
     breaks: "a tenant declared in the config file or by a flag cannot be changed or removed through the admin API (409)",
-    file: "src/supervisor.ts",
+    file: "src/control/admin-control.ts",
     edits: [
       ["    if (explicit) {\n", "    if (explicit && false) {\n"],
-      ["    if (explicit) throw new AdminError(409,", "    if (explicit && false) throw new AdminError(409,"],
+      ['    if (explicit) throw new ControlError("conflict",', '    if (explicit && false) throw new ControlError("conflict",'],
     ],
     tests: ["test/live.test.ts"],
     only: "409",
@@ -180,7 +180,7 @@ const MUTATIONS: Mutation[] = [
   {
     name: "ingress-host-claimed-twice",
     breaks: "an ingress host belongs to one tenant: a second claim is refused naming the owner",
-    file: "src/supervisor.ts",
+    file: "src/control/desired.ts",
     edits: [["    if (taken) return `ingress host ${taken} already belongs to tenant '${o.name}'`;", "    if (taken && false) return `ingress host ${taken} already belongs to tenant '${o.name}'`;"]],
     tests: ["test/ingress.test.ts"],
     only: "claimed twice",

@@ -2,7 +2,8 @@
 import { afterEach, beforeEach, describe, expect, spyOn, test } from "bun:test";
 import { logger } from "../log.ts";
 import { createAdminApp, MAX_BODY_BYTES } from "./server.ts";
-import { AdminError, type DaemonControl, type ErrorBody, type PutResult, type ReloadResult, type StatusView, type TenantView } from "./types.ts";
+import { ControlError } from "../control/errors.ts";
+import { type DaemonControl, type ErrorBody, type PutResult, type ReloadResult, type StatusView, type TenantView } from "./types.ts";
 
 const tenant = (name: string, extra: Partial<TenantView> = {}): TenantView => ({
   name,
@@ -164,9 +165,9 @@ describe("admin app: errors", () => {
     expect(fake.calls).toEqual([]);
   });
 
-  test("the daemon's AdminError 400 keeps its field", async () => {
+  test("the daemon's invalid request is a 400 that keeps its field", async () => {
     fake.control.putTenant = async () => {
-      throw new AdminError(400, "listen address \"localhost:80\" is not HOST:PORT", "listen");
+      throw new ControlError("invalid", "listen address \"localhost:80\" is not HOST:PORT", "listen");
     };
     await expectJson(await put("/v1/tenants/acme", '{"netns":"acme","listen":"localhost:80"}'), 400, {
       error: 'listen address "localhost:80" is not HOST:PORT',
@@ -174,12 +175,12 @@ describe("admin app: errors", () => {
     });
   });
 
-  test("the daemon's AdminError 409 and a reload's 400", async () => {
+  test("the daemon's conflict is a 409, a rejected reload a 400", async () => {
     fake.control.deleteTenant = async () => {
-      throw new AdminError(409, "tenant 'globex' comes from the config file; edit it there");
+      throw new ControlError("conflict", "tenant 'globex' comes from the config file; edit it there");
     };
     fake.control.reload = async () => {
-      throw new AdminError(400, "tenants.acme.upstrem: unknown key", "tenants.acme.upstrem");
+      throw new ControlError("rejected", "tenants.acme.upstrem: unknown key", "tenants.acme.upstrem");
     };
     await expectJson(await app.request("/v1/tenants/globex", { method: "DELETE" }), 409, { error: "tenant 'globex' comes from the config file; edit it there" });
     await expectJson(await app.request("/v1/reload", { method: "POST" }), 400, { error: "tenants.acme.upstrem: unknown key", field: "tenants.acme.upstrem" });

@@ -5,6 +5,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { badTenantName, isValidTenantName } from "../config/values.ts";
 import { logger } from "../log.ts";
 import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from "../metrics/exposition.ts";
+import { ControlError, type ControlErrorKind } from "../control/errors.ts";
 import { AdminError, type DaemonControl, type ErrorBody, type TenantView } from "./types.ts";
 
 /** Body of a successful DELETE /v1/tenants/NAME. */
@@ -43,6 +44,9 @@ function parseObject(text: string): Record<string, unknown> {
   }
   return value as Record<string, unknown>;
 }
+
+/** The HTTP status of each kind of refusal the daemon gives. */
+const STATUS_OF: Record<ControlErrorKind, 400 | 409> = { invalid: 400, conflict: 409, rejected: 400 };
 
 // Byte order, not locale order: the listing must not change with the daemon's environment.
 const byName = (a: TenantView, b: TenantView) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
@@ -108,6 +112,7 @@ export function createAdminApp(control: DaemonControl): Hono {
 
   app.onError((err, c) => {
     if (err instanceof AdminError) return json(c, errorBody(err.message, err.field), err.status);
+    if (err instanceof ControlError) return json(c, errorBody(err.message, err.field), STATUS_OF[err.kind]);
     // Unexpected: the client gets the message only; the log gets the rest (the stack with --verbose).
     const message = err.message || "internal error";
     logger.error(`admin: ${c.req.method} ${c.req.path} failed:`, err);

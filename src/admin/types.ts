@@ -1,5 +1,6 @@
 // The admin interface's contract: JSON shapes of /v1 and what the daemon must provide to serve them.
 import type { StoredSettings } from "../config/settings.ts";
+import type { TenantStats as MetricsTenantStats } from "../metrics/rates.ts";
 
 export type TenantState = "serving" | "waiting" | "failed";
 
@@ -65,19 +66,8 @@ export interface StatsView {
   tenants: TenantStats[];
 }
 
-export interface TenantStats {
-  name: string;
-  state: TenantState;
-  requests_total: number;
-  errors_total: number;
-  bytes_in_total: number;
-  bytes_out_total: number;
-  open_connections: number;
-  /** Over the supervisor's last one-second sample (0 until two samples exist). */
-  requests_per_second: number;
-  errors_per_second: number;
-  bytes_per_second: number;
-}
+/** One tenant's row of GET /v1/stats (the metrics compute it). */
+export type TenantStats = MetricsTenantStats<TenantState>;
 
 export interface PutResult {
   result: "created" | "replaced" | "unchanged";
@@ -101,7 +91,7 @@ export interface ErrorBody {
   field?: string;
 }
 
-/** An error the admin app maps to its status code and ErrorBody. */
+/** An error of the admin app's own (a bad path or body), with its status code; the daemon's refusals are ControlErrors. */
 export class AdminError extends Error {
   constructor(
     readonly status: 400 | 404 | 409 | 500,
@@ -117,11 +107,11 @@ export class AdminError extends Error {
 export interface DaemonControl {
   status(): StatusView;
   tenants(): TenantView[];
-  /** Validate, store in the tenants directory, apply. Throws AdminError 400 (invalid, with field) or 409 (not a tenants-dir tenant). */
+  /** Validate, store in the tenants directory, apply. Throws ControlError "invalid" (with field) or "conflict" (not a tenants-dir tenant, a host taken). */
   putTenant(name: string, input: unknown): Promise<PutResult>;
-  /** Remove from the tenants directory and detach. False when there is no such tenant. Throws AdminError 409 for config/flag/discovered tenants. */
+  /** Remove from the tenants directory and detach. False when there is no such tenant. Throws ControlError "conflict" for config/flag/discovered tenants. */
   deleteTenant(name: string): Promise<boolean>;
-  /** Same as SIGHUP. Throws AdminError 400 when the new configuration is invalid (the old one keeps running). */
+  /** Same as SIGHUP. Throws ControlError "rejected" when the new configuration is invalid (the old one keeps running). */
   reload(): Promise<ReloadResult>;
   /** Prometheus text exposition of every counter (GET /metrics); absent in fakes that do not serve it. */
   metrics?(): string;

@@ -2,7 +2,7 @@
 import { defineCommand } from "citty";
 import { loadLayered, summarize } from "../config/load.ts";
 import { ConfigError } from "../errors.ts";
-import { readStoredTenants } from "../supervisor.ts";
+import { readStoredTenants } from "../control/desired.ts";
 import { configureLogger, logger } from "../log.ts";
 import { closeFd, NativeError, openNetns } from "../netns/native.ts";
 import type { TenantSpec } from "../config/types.ts";

@@ -3,11 +3,10 @@ import { defineCommand } from "citty";
 import { serveAdmin } from "../admin/socket.ts";
 import { createAdminApp } from "../admin/server.ts";
 import { loadLayered } from "../config/load.ts";
-import { Daemon } from "../daemon.ts";
+import { Daemon } from "../control/daemon.ts";
 import { configureLogger, logger } from "../log.ts";
 import { runtime } from "../runtime/index.ts";
 import { ensureWindowSafeRuntime } from "../runtime/window-safe.ts";
-import { Supervisor } from "../supervisor.ts";
 import { VERSION } from "../version.ts";
 import { createMetricsApp } from "../metrics/http.ts";
 import { adminArgs, configArgs, flagOverrides, rejectUnknownFlags, runtimeArgs } from "./args.ts";
@@ -27,15 +26,14 @@ export default defineCommand({
     if (process.getuid?.() !== 0) logger.warn("not running as root: entering other network namespaces will likely fail (EPERM)");
 
     const t0 = performance.now();
-    const daemon = new Daemon(config);
-    const supervisor = new Supervisor(daemon, loadOptions, loaded);
+    const daemon = new Daemon(config, loadOptions, loaded);
     // The admin socket first: a second daemon on the same socket must stop before it binds anything.
-    const admin = await serveAdmin(config.adminSocket, createAdminApp(supervisor));
+    const admin = await serveAdmin(config.adminSocket, createAdminApp(daemon.admin));
     // The metrics listener next, in the host namespace (this thread never enters another): /readyz
     // says 503 until the start-up attach pass is done.
     if (config.metrics.listen) {
       const { host, port, text } = config.metrics.listen;
-      const app = createMetricsApp({ metrics: () => supervisor.metrics(), ready: () => daemon.ready });
+      const app = createMetricsApp({ metrics: () => daemon.admin.metrics(), ready: () => daemon.ready });
       try {
         // Served until exit: while shutting down, /readyz answers 503.
         runtime.serveHttp({ hostname: host, port }, (req) => app.fetch(req));
@@ -55,7 +53,7 @@ export default defineCommand({
       stopping = true;
       daemon.ready = false;
       logger.info(`${signal}: no longer accepting; waiting up to ${config.shutdownGraceMs / 1000} s for requests in flight`);
-      supervisor.stopFollowing();
+      daemon.stopFollowing();
       Promise.all([admin.stop(), daemon.stop()]).then(
         () => {
           logger.info("stopped");
@@ -73,7 +71,7 @@ export default defineCommand({
     process.on("SIGINT", () => stop("SIGINT"));
     process.on("SIGHUP", () => {
       logger.info("SIGHUP: reloading");
-      supervisor.reload().catch(() => {}); // reload logs its own outcome, and keeps the old config on error
+      daemon.admin.reload().catch(() => {}); // reload logs its own outcome, and keeps the old config on error
     });
 
     logger.info(`nsproxy ${VERSION}: pid ${process.pid}, ${config.workers} worker(s), admin socket ${config.adminSocket}, tenants dir ${config.tenantsDir}`);
@@ -83,7 +81,7 @@ export default defineCommand({
     // Test hook (ignored by the release binary): hold the attach pass back, so /readyz can be seen at 503.
     const hold = Number(process.env.NSPROXY_COMPILED === "1" ? 0 : (process.env.NSPROXY_TEST_HOLD_ATTACH_MS ?? 0));
     if (hold > 0) await new Promise((resolve) => setTimeout(resolve, hold));
-    await supervisor.start();
+    await daemon.attachAll();
     // After the attach pass: bound before it, configured hosts would answer 404 "unknown" for a moment.
     if (config.ingressListen.length > 0) {
       // The ingress listeners are the host's own addresses: one that cannot be bound is the operator's to fix now.
@@ -96,11 +94,11 @@ export default defineCommand({
       logger.info(`ingress on ${config.ingressListen.map((l) => (l.kind === "sni" ? l.text : `http://${l.text.replace(/^http:\/\//, "")}`)).join(", ")} (host namespace)`);
     }
     daemon.ready = true;
-    const c = daemon.counts();
+    const c = daemon.reconciler.counts();
     logger.info(`attached ${c.serving}/${c.total} tenants on ${config.workers} workers in ${Math.round(performance.now() - t0)} ms; ${c.total - c.serving} failed`);
     warnIfOutOfDescriptors(daemon, config.workers);
     if (c.total === 0) logger.info(`waiting for tenants: nsproxy tenant add NAME --netns REF --admin-socket ${config.adminSocket}`);
-    supervisor.follow();
+    daemon.follow();
     // Serve until a signal: the workers, the admin socket and the timers keep the process alive.
     await new Promise<never>(() => {});
   },
@@ -111,7 +109,7 @@ function warnIfOutOfDescriptors(daemon: Daemon, workers: number): void {
   const limit = daemon.fdLimit;
   let listeners = 0;
   let wanted = 0;
-  for (const t of daemon.tenants.values()) {
+  for (const t of daemon.reconciler.tenants.values()) {
     listeners += t.spec.listen.length * daemon.pool.workersOf(t.spec.name);
     wanted += t.spec.listen.length;
   }

@@ -1,6 +1,5 @@
 // Per-tenant totals and their rates between two samples a second apart: what `nsproxy top` and `status` show.
 import { LOCAL_REASONS, Stat } from "../engine/stats.ts";
-import type { TenantStats } from "../admin/types.ts";
 import { type Snapshot, totals } from "./snapshot.ts";
 
 interface Totals {
@@ -18,6 +17,21 @@ export function tenantTotals(c: Float64Array): Totals & { bytesIn: number; bytes
   const bytesIn = c[Stat.BytesIn]!;
   const bytesOut = c[Stat.BytesOut]!;
   return { requests: upstream + local, errors: c[Stat.Resp5xx]! + local, bytes: bytesIn + bytesOut, bytesIn, bytesOut };
+}
+
+/** One tenant's totals and last-second rates (GET /v1/stats); `State` is the caller's label for the tenant's state. */
+export interface TenantStats<State extends string = string> {
+  name: string;
+  state: State;
+  requests_total: number;
+  errors_total: number;
+  bytes_in_total: number;
+  bytes_out_total: number;
+  open_connections: number;
+  /** Over the main thread's last one-second sample (0 until two samples exist). */
+  requests_per_second: number;
+  errors_per_second: number;
+  bytes_per_second: number;
 }
 
 export class Rates {
@@ -51,7 +65,7 @@ export class Rates {
     return this.allRate.requests;
   }
 
-  view(s: Snapshot, state: (name: string) => TenantStats["state"]): TenantStats[] {
+  view<State extends string>(s: Snapshot, state: (name: string) => State): TenantStats<State>[] {
     return s.tenants.map((t) => {
       const tot = tenantTotals(t.counters);
       const r = this.rates.get(t.name) ?? { requests: 0, errors: 0, bytes: 0 };
@@ -72,7 +86,7 @@ export class Rates {
 }
 
 /** A tenant with no counters yet (waiting or failed: it gets a slot when it first attaches). */
-export function idleTenantStats(name: string, state: TenantStats["state"]): TenantStats {
+export function idleTenantStats<State extends string>(name: string, state: State): TenantStats<State> {
   return {
     name,
     state,

@@ -1,4 +1,4 @@
-// One reading of every counter: the workers' shared metric buffers summed per tenant, plus the supervisor's own figures.
+// One reading of every counter: the workers' shared metric buffers summed per tenant, plus the main thread's own figures.
 import { readdirSync } from "node:fs";
 import { DURATION_BUCKETS, Stat, W_FD_REFUSED, W_HIST, W_HIST_COUNT, W_HIST_SUM, W_INGRESS_UNROUTED, W_LOOP_DELAY } from "../engine/stats.ts";
 

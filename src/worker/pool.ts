@@ -1,4 +1,4 @@
-// Supervisor side of the pinned workers: start them, send each tenant to every worker, replace a stranded or dead one.
+// The main thread's side of the pinned workers: start them, send each tenant to its workers, replace a stranded or dead one.
 import type { AttachMaterial } from "./tenant-group.ts";
 import type { IngressTenant } from "./ingress.ts";
 import type { IngressListen, TenantSpec } from "../config/types.ts";
@@ -7,13 +7,9 @@ import { logger } from "../log.ts";
 import { threadGone } from "../netns/threads.ts";
 import { runtime } from "../runtime/index.ts";
 import { SLOTS_PER_CHUNK, Stat, WORKER_HEADER } from "../engine/stats.ts";
-import type { FromWorker, ToWorker, WorkerOptions } from "./protocol.ts";
+import type { AttachFailure, FromWorker, ToWorker, WorkerOptions } from "./protocol.ts";
 
-export interface AttachFailure {
-  message: string;
-  code: string;
-  listen?: string;
-}
+export type { AttachFailure };
 
 interface Pending {
   resolve: (failure: AttachFailure | undefined) => void;
@@ -132,10 +128,15 @@ class PinnedWorker {
 export class WorkerPool {
   private workers: PinnedWorker[] = [];
   private generation = 0;
-  /** Called after a worker was replaced, with the fresh one: the supervisor attaches its tenants again. */
+  /** Called after a worker was replaced, with the fresh one: the reconciler attaches its tenants again. */
   onReplaced: (index: number) => void = () => {};
   /** Stranded workers whose thread has not ended yet: one of them is still inside a tenant namespace. */
-  readonly lingering = new Set<PinnedWorker>();
+  private readonly lingering = new Set<PinnedWorker>();
+  /** How many stranded workers have not ended yet (while any has, a thread is known to be in a tenant namespace). */
+  get stranded(): number {
+    return this.lingering.size;
+  }
+
   /** Called when the last lingering worker has ended (the thread check may run again). */
   onLingerEnd: () => void = () => {};
   /** Workers replaced since start (metrics). */
@@ -301,14 +302,28 @@ export class WorkerPool {
   }
 
   /**
-   * Listen for `spec` in its workers (or only in worker `only`, when that one was replaced). All or
-   * nothing: if any worker fails, the tenant is detached from the others and the first failure is returned.
+   * One tenant's whole attach step: listen for `spec` inside the namespace open at `nsFd`, in the workers
+   * it is placed on (placing it first). All or nothing: if any worker fails, the tenant is detached from
+   * the others and the first failure is returned. A spec with no listeners leaves the workers it was in.
    */
-  async attach(spec: TenantSpec, nsFd: number, only?: number, material?: AttachMaterial): Promise<AttachFailure | undefined> {
-    if (only !== undefined && !this.placedOn(spec.name, only)) return undefined;
-    const targets = (only === undefined ? this.place(spec.name) : [only]).map((i) => this.workers[i]!);
+  async attach(spec: TenantSpec, nsFd: number, material?: AttachMaterial): Promise<AttachFailure | undefined> {
+    if (spec.listen.length === 0) {
+      if (this.placement.has(spec.name)) await this.detach(spec.name, this.options.replaceGraceMs);
+      return undefined;
+    }
+    return this.listenIn(this.place(spec.name), spec, nsFd, material);
+  }
+
+  /** Worker `index` was replaced: listen for `spec` there again, if it is placed there (else nothing to do). */
+  async reattach(index: number, spec: TenantSpec, nsFd: number, material?: AttachMaterial): Promise<AttachFailure | undefined> {
+    if (spec.listen.length === 0 || !this.placedOn(spec.name, index)) return undefined;
+    return this.listenIn([index], spec, nsFd, material);
+  }
+
+  private async listenIn(indexes: number[], spec: TenantSpec, nsFd: number, material?: AttachMaterial): Promise<AttachFailure | undefined> {
     const slot = this.slotOf(spec.name);
     this.ensureChunk(slot);
+    const targets = indexes.map((i) => this.workers[i]!);
     const results = await Promise.all(targets.map((w) => w.request((id) => ({ type: "attach", id, spec, nsFd, slot, ...(material ? { material } : {}) }))));
     const failure = results.find((r) => r !== undefined);
     if (failure) await this.detach(spec.name, 0);

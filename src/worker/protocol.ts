@@ -1,4 +1,4 @@
-// Messages between the supervisor (main thread) and the pinned workers that hold the listeners.
+// Messages between the main thread and the pinned workers that hold the listeners.
 import type { EngineSettings, IngressListen, TenantSpec } from "../config/types.ts";
 import type { WorkerFaults } from "../faults.ts";
 import type { AttachMaterial } from "./tenant-group.ts";
@@ -17,7 +17,7 @@ export interface WorkerOptions {
   engine: EngineSettings;
   /** Counters shared by every worker (see shared-counts.ts). */
   counts: SharedArrayBuffer;
-  /** This worker's own figures (engine/stats.ts W_*, WORKER_HEADER doubles), read by the supervisor. */
+  /** This worker's own figures (engine/stats.ts W_*, WORKER_HEADER doubles), read by the main thread. */
   stats: SharedArrayBuffer;
   /** Its tenant counters so far: chunk k holds slots k*SLOTS_PER_CHUNK.., Stat.COUNT doubles each. */
   statsChunks: SharedArrayBuffer[];
@@ -27,7 +27,7 @@ export type ToWorker =
   | { type: "init"; options: WorkerOptions }
   /**
    * Listen on every address of `spec` inside the namespace open at `nsFd` (an fd of this process);
-   * `material`: what the supervisor read from files (the https:// listeners' pair, an upstream CA).
+   * `material`: what the main thread read from files (the https:// listeners' pair, an upstream CA).
    */
   | { type: "attach"; id: number; spec: TenantSpec; nsFd: number; slot: number; material?: AttachMaterial }
   /** Stop accepting for tenant `name`; close its connections after `graceMs`. */
@@ -45,8 +45,15 @@ export type ToWorker =
   /** Several of the above in order: one message instead of one per tenant (start-up sends thousands). */
   | { type: "batch"; messages: ToWorker[] };
 
+/** Why an attach (or an ingress listen) did not happen: the message, an errno-like code, the listener at fault. */
+export interface AttachFailure {
+  message: string;
+  code: string;
+  listen?: string;
+}
+
 export type FromWorker =
-  /** Started; `tid` is its thread's id (the supervisor knows when that thread is really gone). */
+  /** Started; `tid` is its thread's id (the main thread knows when that thread is really gone). */
   | { type: "ready"; tid: number }
   | { type: "done"; id: number }
   | { type: "failed"; id: number; message: string; code: string; listen?: string }
@@ -57,7 +64,7 @@ export type FromWorker =
   | { type: "fatal"; message: string }
   /** After "fatal": its exchanges are done; terminate it. */
   | { type: "drained" }
-  /** A line for the supervisor's log (workers rate-limit what a tenant can cause). */
+  /** A line for the main thread's log (workers rate-limit what a tenant can cause). */
   | { type: "log"; level: "warn" | "info" | "debug"; message: string }
   /** The answers a batch produced at once, in order. */
   | { type: "batch"; messages: FromWorker[] };

@@ -13,7 +13,7 @@ import type { SharedCounts } from "./shared-counts.ts";
 /** Upstream addresses by origin (and TLS settings): most tenants share a few upstreams, so they share the objects too. */
 const upstreams = new Map<string, Route["upstream"]>();
 
-/** What the supervisor read from files for this attach: the listener's pair, an upstream CA. */
+/** What the main thread read from files for this attach: the listener's pair, an upstream CA. */
 export interface AttachMaterial {
   tls?: ListenTls;
   upstreamCa?: string;
@@ -59,7 +59,7 @@ export function routeOf(spec: TenantSpec, stats: Float64Array, pool?: UpstreamPo
 const OVER_CAP = plainResponse(503, "nsproxy: too many connections for this tenant");
 
 export interface GroupOwner {
-  /** Rate-limited warnings go to the supervisor's log. */
+  /** Rate-limited warnings go to the main thread's log. */
   warn(kind: string, message: string): void;
 }
 

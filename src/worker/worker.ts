@@ -33,7 +33,7 @@ const STRANDED_GRACE_MS = 2000;
 let collected: FromWorker[] | undefined;
 const post = (msg: FromWorker) => (collected ? collected.push(msg) : self.postMessage(msg));
 
-/** --verbose: rate-limited debug lines are sent to the supervisor too. */
+/** --verbose: rate-limited debug lines are sent to the main thread too. */
 let debugOn = false;
 
 /** Warnings a tenant can cause at any rate are logged at most once per 10 s per kind. */
@@ -127,7 +127,7 @@ function dialInside(nsFd: number, host: string, port: number, events: UpstreamEv
 /**
  * This thread could not return home: it is in a tenant's namespace for good, and must create nothing
  * more there (a dial would connect from that namespace). It stops accepting, refuses to dial, lets the
- * exchanges in flight finish on the connections they have; the supervisor starts another, and ends
+ * exchanges in flight finish on the connections they have; the main thread starts another, and ends
  * this one when it says it is drained.
  */
 function strand(message: string): void {
@@ -136,7 +136,7 @@ function strand(message: string): void {
   tenants.clear();
   const done = Promise.all([...all.map((g) => retire(g, STRANDED_GRACE_MS)), ingress?.stop(STRANDED_GRACE_MS)]);
   post({ type: "fatal", message });
-  // Ended by the supervisor, not by process.exit here: a thread that ends itself first starts one more
+  // Ended by the main thread, not by process.exit here: a thread that ends itself first starts one more
   // (JavaScriptCore's "Signal Sender"), which would be born in the tenant's namespace (seen).
   void done.then(() => post({ type: "drained" }));
 }
@@ -148,7 +148,7 @@ const SWEEP_MS = 250;
 /** NSPROXY_METRICS_OFF=1 (for the bench's on/off comparison): counters go to a private array nobody reads. */
 const metricsOff = process.env.NSPROXY_METRICS_OFF === "1";
 
-/** Tenant counters, chunk by chunk as the supervisor sends them (slot k*SLOTS_PER_CHUNK.. in chunk k). */
+/** Tenant counters, chunk by chunk as the main thread sends them (slot k*SLOTS_PER_CHUNK.. in chunk k). */
 const statsChunks: SharedArrayBuffer[] = [];
 
 /** A tenant slot's counters in this worker's metrics. */
@@ -162,7 +162,7 @@ function tenantStats(slot: number): Float64Array {
 function sweep(): void {
   const last = coarseNow;
   const now = (coarseNow = performance.now());
-  // How late this tick ran: the event loop's delay, as the supervisor reports it per worker.
+  // How late this tick ran: the event loop's delay, as the main thread reports it per worker.
   if (env.workerStats) env.workerStats[W_LOOP_DELAY] = Math.max(0, now - last - SWEEP_MS) / 1000;
   for (const g of tenants.values()) {
     for (const c of g.conns) c.sweep(now);

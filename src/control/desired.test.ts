@@ -1,0 +1,63 @@
+// Unit tests of the rules that keep wanted tenants apart, and of which source wins a name.
+import { describe, expect, test } from "bun:test";
+import type { Loaded } from "../config/load.ts";
+import type { TenantSpec } from "../config/types.ts";
+import { clashOf, DesiredTenants } from "./desired.ts";
+
+function spec(name: string, extra: Partial<TenantSpec> = {}): TenantSpec {
+  return {
+    name,
+    netns: `/run/netns/${name}`,
+    listen: [{ host: "127.0.0.1", port: 8080, text: "127.0.0.1:8080" }],
+    upstream: { origin: "http://127.0.0.1:9000", prefix: "", text: "http://127.0.0.1:9000" },
+    tenantHeader: "X-Nsproxy-Tenant",
+    headers: {},
+    upstreamTimeoutMs: 30_000,
+    maxConnections: 1000,
+    ...extra,
+  };
+}
+
+describe("clashOf", () => {
+  test("one address in one namespace is one tenant's: the request is at fault on listen", () => {
+    const other = spec("acme");
+    const mine = spec("globex", { netns: "/run/netns/acme" });
+    expect(clashOf(mine, [other])).toEqual({ field: "listen", message: "tenant 'acme' already listens on 127.0.0.1:8080 in /run/netns/acme" });
+  });
+
+  test("the same address in another namespace, or another port, is no clash; nor is a tenant with itself", () => {
+    expect(clashOf(spec("globex"), [spec("acme")])).toBeUndefined();
+    const port = spec("globex", { netns: "/run/netns/acme", listen: [{ host: "127.0.0.1", port: 8081, text: "127.0.0.1:8081" }] });
+    expect(clashOf(port, [spec("acme")])).toBeUndefined();
+    expect(clashOf(spec("acme"), [spec("acme")])).toBeUndefined();
+  });
+
+  test("an IPv6 address spelt two ways is one address", () => {
+    const v6 = (name: string, host: string) => spec(name, { netns: "/run/netns/x", listen: [{ host, port: 80, text: `[${host}]:80` }] });
+    expect(clashOf(v6("b", "0:0:0:0:0:0:0:1"), [v6("a", "::1")])?.field).toBe("listen");
+  });
+
+  test("an ingress host another tenant holds is a conflict on ingress_hosts, checked after the listeners", () => {
+    const ingress = (hosts: string[]) => ({ hosts });
+    const owner = spec("acme", { ingress: ingress(["a.example", "b.example"]) });
+    expect(clashOf(spec("globex", { ingress: ingress(["b.example"]) }), [owner])).toEqual({ field: "ingress_hosts", message: "ingress host b.example already belongs to tenant 'acme'" });
+    const both = spec("globex", { netns: "/run/netns/acme", ingress: ingress(["a.example"]) });
+    expect(clashOf(both, [owner])?.field).toBe("listen");
+    expect(clashOf(spec("globex", { ingress: ingress(["c.example"]) }), [owner])).toBeUndefined();
+  });
+});
+
+describe("DesiredTenants.all", () => {
+  test("a name is the config's first, then the tenants directory's, then discovery's", () => {
+    const declared = spec("acme", { source: "config" });
+    const loaded = { config: { tenants: [declared], discover: [] }, defaults: {} } as unknown as Loaded;
+    const d = new DesiredTenants(loaded);
+    d.stored.set("acme", spec("acme", { source: "tenants-dir" }));
+    d.stored.set("globex", spec("globex", { source: "tenants-dir" }));
+    d.discovered.set("globex", spec("globex", { source: "discover" }));
+    d.discovered.set("initech", spec("initech", { source: "discover" }));
+    expect(d.all().map((s) => `${s.name}:${s.source}`)).toEqual(["acme:config", "globex:tenants-dir", "initech:discover"]);
+    expect(d.explicit("acme")).toBe(declared);
+    expect(d.explicit("globex")).toBeUndefined();
+  });
+});

@@ -1,0 +1,154 @@
+// Where the wanted tenants come from — config and flags, the tenants directory, discovery — and the rules that keep them apart.
+import { Invalid } from "../config/layer.ts";
+import { canonicalHost } from "../config/listeners.ts";
+import { type Loaded, resolveTenant } from "../config/load.ts";
+import type { TenantSpec } from "../config/types.ts";
+import { discover } from "../discover.ts";
+import { logger } from "../log.ts";
+import { readTenantsDir } from "../store/tenants-dir.ts";
+
+export interface Skipped {
+  file: string;
+  error: string;
+}
+
+/** Where an invalid value is, as the admin API and the skip messages name it. */
+export function fieldOf(e: Invalid): string {
+  return Array.isArray(e.at) ? e.at.join(".") : e.at;
+}
+
+/** Two tenants may not listen on one address in one namespace (SO_REUSEPORT would split the traffic). */
+function listenerClash(spec: TenantSpec, others: Iterable<TenantSpec>): string | undefined {
+  for (const o of others) {
+    if (o.name === spec.name || o.netns !== spec.netns) continue;
+    const taken = spec.listen.find((l) => o.listen.some((m) => m.port === l.port && canonicalHost(m.host) === canonicalHost(l.host)));
+    if (taken) return `tenant '${o.name}' already listens on ${taken.text} in ${spec.netns}`;
+  }
+  return undefined;
+}
+
+/** Two tenants may not claim one ingress host: the one declared first keeps it. */
+function ingressClash(spec: TenantSpec, others: Iterable<TenantSpec>): string | undefined {
+  const mine = spec.ingress?.hosts;
+  if (!mine?.length) return undefined;
+  for (const o of others) {
+    if (o.name === spec.name || !o.ingress) continue;
+    const taken = mine.find((h) => o.ingress!.hosts.includes(h));
+    if (taken) return `ingress host ${taken} already belongs to tenant '${o.name}'`;
+  }
+  return undefined;
+}
+
+/**
+ * What keeps `spec` from joining `others`, if anything: a listen address taken in its namespace (the
+ * request is wrong: "listen"), or an ingress host another tenant holds (a clash with that tenant's
+ * state: "ingress_hosts"). The tenants directory and the admin API both apply these, in this order.
+ */
+export function clashOf(spec: TenantSpec, others: TenantSpec[]): { field: "listen" | "ingress_hosts"; message: string } | undefined {
+  const listen = listenerClash(spec, others);
+  if (listen) return { field: "listen", message: listen };
+  const host = ingressClash(spec, others);
+  if (host) return { field: "ingress_hosts", message: host };
+  return undefined;
+}
+
+/** Read the tenants directory against `loaded`'s defaults; files that are bad or clash are skipped, each with its reason. */
+export function readStoredTenants(loaded: Loaded): { stored: Map<string, TenantSpec>; skipped: Skipped[] } {
+  const { tenants, skipped } = readTenantsDir(loaded.config.tenantsDir);
+  const stored = new Map<string, TenantSpec>();
+  const explicit = new Map(loaded.config.tenants.map((t) => [t.name, t]));
+  for (const t of tenants) {
+    const taken = explicit.get(t.name);
+    if (taken) {
+      skipped.push({ file: t.file, error: `tenant '${t.name}' is also declared ${taken.source === "flag" ? "by --netns" : "in the config file"}, which wins` });
+      continue;
+    }
+    try {
+      const spec = resolveTenant(t.tenant, loaded.defaults, "tenants-dir");
+      const clash = clashOf(spec, [...explicit.values(), ...stored.values()]);
+      if (clash) skipped.push({ file: t.file, error: clash.message });
+      else stored.set(t.name, spec);
+    } catch (e) {
+      if (!(e instanceof Invalid)) throw e;
+      skipped.push({ file: t.file, error: `${fieldOf(e)}: ${e.message}` });
+    }
+  }
+  return { stored, skipped };
+}
+
+/** The three sources of tenants, held resolved against the current defaults. */
+export class DesiredTenants {
+  /** Tenants of the tenants directory. */
+  readonly stored = new Map<string, TenantSpec>();
+  discovered = new Map<string, TenantSpec>();
+  private readonly reportedSkips = new Set<string>();
+
+  constructor(public loaded: Loaded) {}
+
+  get config() {
+    return this.loaded.config;
+  }
+
+  /** Every tenant that should be live now. Precedence on a name: config and flags, then the tenants directory, then discovery. */
+  all(): TenantSpec[] {
+    const out = new Map<string, TenantSpec>(this.config.tenants.map((t) => [t.name, t]));
+    for (const [name, t] of this.stored) if (!out.has(name)) out.set(name, t);
+    for (const [name, t] of this.discovered) if (!out.has(name)) out.set(name, t);
+    return [...out.values()];
+  }
+
+  /** The config (or flag) declaration of `name`, if it has one: such a tenant is changed there only. */
+  explicit(name: string): TenantSpec | undefined {
+    return this.config.tenants.find((t) => t.name === name);
+  }
+
+  /** Read the tenants directory and discover again against `loaded` (at start, on reload). Skipped files are logged and returned. */
+  load(loaded: Loaded): Skipped[] {
+    const { stored, skipped } = readStoredTenants(loaded);
+    for (const s of skipped) logger.error(`tenants dir: skipping ${s.file}: ${s.error}`);
+    this.loaded = loaded;
+    this.stored.clear();
+    for (const [name, spec] of stored) this.stored.set(name, spec);
+    this.discovered = new Map(); // the defaults may have changed: resolve every discovered tenant again
+    this.scanDiscovery();
+    return skipped;
+  }
+
+  /** Scan the discover directories; true when the set of discovered tenants changed. */
+  scanDiscovery(): boolean {
+    if (this.config.discover.length === 0 && this.discovered.size === 0) return false;
+    let found: ReturnType<typeof discover>;
+    try {
+      found = discover(this.config.discover, (path, why) => this.reportOnce(path, () => logger.warn(`discover: skipping ${path}: ${why}`)));
+    } catch (err) {
+      // Keep what was found before: a directory we cannot read now is not an empty one.
+      const message = (err as Error).message;
+      this.reportOnce(message, () => logger.warn(`discover: cannot read a discover directory (${message}); keeping the ${this.discovered.size} tenants found before`));
+      return false;
+    }
+    const next = new Map<string, TenantSpec>();
+    for (const d of found.values()) {
+      // Keep the spec of a file seen before: resolving 10,000 of them on every pass was the cost of a pass.
+      const known = this.discovered.get(d.name);
+      if (known && known.netns === d.netns) {
+        next.set(d.name, known);
+        continue;
+      }
+      try {
+        next.set(d.name, resolveTenant({ name: d.name, netns: d.netns, layer: { headers: new Map(), at: {} } }, this.loaded.defaults, "discover"));
+      } catch (e) {
+        if (!(e instanceof Invalid)) throw e;
+        this.reportOnce(d.netns, () => logger.error(`discover: cannot serve ${d.netns}: ${e.message}`));
+      }
+    }
+    const changed = next.size !== this.discovered.size || [...next].some(([n, s]) => this.discovered.get(n) !== s);
+    this.discovered = next;
+    return changed;
+  }
+
+  private reportOnce(key: string, report: () => void): void {
+    if (this.reportedSkips.has(key)) return;
+    this.reportedSkips.add(key);
+    report();
+  }
+}

@@ -1,0 +1,66 @@
+// Following the host: a poll once a second, sooner on a file-system event, runs discovery then the namespace check.
+import { type FSWatcher, watch } from "node:fs";
+import { dirname } from "node:path";
+import { logger } from "../log.ts";
+import type { DesiredTenants } from "./desired.ts";
+import type { Reconciler } from "./reconciler.ts";
+
+/** How often namespaces and discovery directories are looked at when no file-system event says so sooner. */
+const POLL_MS = 1000;
+/** Grace for the connections of a tenant whose discovered file went away. */
+const UNDISCOVERED_GRACE_MS = 1000;
+
+export class Follower {
+  private watchers: FSWatcher[] = [];
+  private timer?: ReturnType<typeof setInterval>;
+  private ticking = false;
+  private again = false;
+
+  constructor(
+    private readonly desired: DesiredTenants,
+    private readonly reconciler: Reconciler,
+  ) {}
+
+  /** Poll, and react sooner to file-system events in the directories that hold namespace files. */
+  start(): void {
+    this.timer = setInterval(() => void this.tick(), POLL_MS);
+    const dirs = new Set<string>(["/run/netns", ...this.desired.config.discover.map((d) => d.dir)]);
+    for (const t of this.reconciler.tenants.values()) if (!t.spec.netns.startsWith("/proc/")) dirs.add(dirname(t.spec.netns));
+    for (const dir of dirs) {
+      try {
+        this.watchers.push(watch(dir, () => void this.tick()));
+      } catch {
+        // Missing or not watchable (procfs): the poll covers it.
+      }
+    }
+  }
+
+  /** One pass: discovery, then namespace identity. Never two at once; an event during a pass runs one more. */
+  async tick(): Promise<void> {
+    if (this.ticking) {
+      this.again = true;
+      return;
+    }
+    this.ticking = true;
+    try {
+      do {
+        this.again = false;
+        if (this.desired.scanDiscovery()) {
+          const r = await this.reconciler.apply(this.desired.all(), UNDISCOVERED_GRACE_MS);
+          if (r.added.length || r.removed.length) logger.info(`discover: +${r.added.length} -${r.removed.length} tenants (${this.reconciler.tenants.size} in all)`);
+        }
+        await this.reconciler.followNamespaces();
+      } while (this.again);
+    } catch (err) {
+      logger.error(`following namespaces: ${(err as Error).message}`);
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    for (const w of this.watchers) w.close();
+    this.watchers = [];
+  }
+}
