@@ -78,7 +78,7 @@ export interface Route {
   /** As the operator wrote it, for error messages. */
   upstreamText: string;
   upstreamTimeoutMs: number;
-  /** This tenant's counters in this worker (Stat offsets; see stats.ts), read by the supervisor at scrape. */
+  /** This tenant's counters in this worker (Stat offsets; see stats.ts), read by the main thread at scrape. */
   stats: Float64Array;
   /** Idle upstream connections of this tenant in this worker, for its next client connections. */
   pool?: UpstreamPool;

@@ -11,11 +11,11 @@ import type { ClientSink, ListenerHooks, Peer } from "../runtime/index.ts";
 import type { SharedCounts } from "./shared-counts.ts";
 import { type Conn, drainAll, type GroupOwner, reserveConnectionFds } from "./tenant-group.ts";
 
-/** What the supervisor tells every worker about one tenant's ingress (see protocol.ts). */
+/** What the main thread tells every worker about one tenant's ingress (see protocol.ts). */
 export interface IngressTenant {
   name: string;
   netns: string;
-  /** Normalized patterns this tenant owns (claims were checked by the supervisor). */
+  /** Normalized patterns this tenant owns (claims were checked by the main thread). */
   hosts: string[];
   backend?: { host: string; port: number; text: string };
   tlsBackend?: { host: string; port: number; text: string };
@@ -47,7 +47,7 @@ type Refusal = { status: number; reason: string };
 /**
  * An entry replaced or dropped: its idle backend connections close, and its routes can dial no more. A
  * request in flight still holds the old route (a stale pooled connection is retried once): after this
- * message the supervisor may close the old namespace fd, and the number could come back for another
+ * message the main thread may close the old namespace fd, and the number could come back for another
  * tenant's namespace. A route with nsFd -1 fails its dial with a reason instead.
  */
 function retire(e: Entry): void {
@@ -109,7 +109,7 @@ export class Ingress {
       this.router.claim(t.name, t.hosts, entry);
     } catch (err) {
       if (!(err instanceof HostClaimError)) throw err;
-      // The supervisor allows one owner per host over the whole desired set, so a clash here is a host
+      // The main thread allows one owner per host over the whole desired set, so a clash here is a host
       // moving between two tenants in one reload, whose updates arrive one after the other: the newer
       // claim wins, and the other tenant's own update (already on its way) claims what it keeps.
       this.router.release(err.owner);
