@@ -5,7 +5,7 @@ import { makeStamp } from "../src/engine/rewrite.ts";
 import { Stat } from "../src/engine/stats.ts";
 import { TcpConn } from "../src/engine/tcp.ts";
 import type { Duplex, Env, Route } from "../src/engine/types.ts";
-import { dial } from "../src/runtime/bun-net.ts";
+import { dial } from "../src/runtime/bun/net.ts";
 
 const MB = 1024 * 1024;
 const SIZE = Number(process.env.NSPROXY_TEST_TCP_MB ?? 100) * MB;

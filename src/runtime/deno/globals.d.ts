@@ -1,4 +1,4 @@
-// The few Deno APIs src/runtime/deno*.ts use, declared by hand: Deno's own lib (deno types) redeclares the web
+// The few Deno APIs src/runtime/deno/ uses, declared by hand: Deno's own lib (deno types) redeclares the web
 // globals Bun's types already declare, so it cannot be loaded beside them. Checked against Deno 2.9.6.
 
 declare namespace Deno {
