@@ -72,6 +72,9 @@ declare namespace Deno {
   type ForeignLibraryInterface = Record<string, ForeignFunction>;
   function dlopen(path: string, symbols: ForeignLibraryInterface): { symbols: Record<string, (...args: unknown[]) => unknown>; close(): void };
 
+  /** deno test: register a case; `ignore` skips it (reported as ignored). */
+  function test(t: { name: string; fn: () => void | Promise<void>; ignore?: boolean }): void;
+
   namespace errors {
     class BadResource extends Error {}
     class Interrupted extends Error {}
