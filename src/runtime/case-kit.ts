@@ -124,8 +124,11 @@ export async function writeAll(sock: Duplex, seen: Seen, data: Uint8Array, progr
     progress.written += n;
     if (n === piece.length) continue;
     progress.short++;
-    const woke = await Promise.race([drained.then(() => "drain"), seen.next("close").then(() => "close")]);
-    if (woke === "close") throw new Error(`closed while writing (${progress.written} of ${data.length} bytes written)`);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stuck = new Promise<string>((resolve) => (timer = setTimeout(() => resolve("stuck"), 10_000)));
+    const woke = await Promise.race([drained.then(() => "drain"), seen.next("close").then(() => "close"), stuck]);
+    clearTimeout(timer);
+    if (woke !== "drain") throw new Error(`${woke === "close" ? "closed" : "no drain for 10 s"} while writing (${progress.written} of ${data.length} bytes written)`);
   }
   return progress;
 }

@@ -75,28 +75,34 @@ export function netCases(test: TestFn, rt: Runtime): void {
     }
   });
 
-  test("write() takes what it can and the rest goes after drain; a paused reader is handed nothing; buffers are never reused", async () => {
-    const total = 32 * 1024 * 1024;
-    const srv = await listen(rt, { serve: (a) => a.sock.pause() });
-    try {
-      const c = await dialed(rt, local(srv.port));
-      const progress: Progress = { written: 0, short: 0 };
-      const writing = writeAll(c.sock!, c.seen, pattern(total), progress);
-      await until("a short write", () => progress.short > 0);
-      await sleep(300);
-      const a = srv.accepted[0]!;
-      assert.equal(a.seen.length, 0, "a paused socket delivered data");
-      assert.ok(progress.written < total, "every byte was taken while the reader was paused");
-      a.sock.resume();
-      await writing;
-      await until("every byte", () => a.seen.length >= total, 30_000);
-      // The chunks were kept as delivered: a buffer the runtime reused would have changed under them.
-      assert.ok(sameBytes(join(a.seen.chunks), pattern(total)), "the bytes that arrived differ from those sent");
-      assert.ok(c.seen.count("drain") >= progress.short, "a short write was not followed by drain");
-    } finally {
-      srv.listener.stop(true);
-    }
-  });
+  // Both directions: the engine writes requests to dialed upstreams and answers to accepted clients.
+  for (const writer of ["dialer", "accepted"] as const) {
+    test(`write() on the ${writer} side takes what it can and the rest goes after drain; a paused reader is handed nothing; buffers are never reused`, async () => {
+      const total = 32 * 1024 * 1024;
+      const srv = await listen(rt, { serve: (a) => void (writer === "dialer" && a.sock.pause()) });
+      try {
+        const c = await dialed(rt, local(srv.port));
+        if (writer === "accepted") c.sock!.pause();
+        await until("the accept", () => srv.accepted.length === 1);
+        const a = srv.accepted[0]!;
+        const [from, to] = writer === "dialer" ? [c, a] : [a, c];
+        const progress: Progress = { written: 0, short: 0 };
+        const writing = writeAll(from.sock!, from.seen, pattern(total), progress);
+        await until("a short write", () => progress.short > 0);
+        await sleep(300);
+        assert.equal(to.seen.length, 0, "a paused socket delivered data");
+        assert.ok(progress.written < total, "every byte was taken while the reader was paused");
+        to.sock!.resume();
+        await writing;
+        await until("every byte", () => to.seen.length >= total, 30_000);
+        // The chunks were kept as delivered: a buffer the runtime reused would have changed under them.
+        assert.ok(sameBytes(join(to.seen.chunks), pattern(total)), "the bytes that arrived differ from those sent");
+        assert.ok(from.seen.count("drain") >= progress.short, "a short write was not followed by drain");
+      } finally {
+        srv.listener.stop(true);
+      }
+    });
+  }
 
   test("pause() holds data until resume(), and resume() delivers nothing from inside the call", async () => {
     const srv = await listen(rt);

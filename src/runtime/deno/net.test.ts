@@ -22,6 +22,8 @@ if (typeof Deno !== "undefined") {
         stdout: "pipe",
         stderr: "pipe",
         env: { ...process.env, NO_COLOR: "1" },
+        // Killed before this test's own timeout, so a hung case never outlives the run.
+        timeout: 110_000,
       });
       const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
       if (code !== 0) console.error(out, err);
