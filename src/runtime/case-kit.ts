@@ -4,8 +4,8 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
-import type { ClientSink, Duplex, Peer, UpstreamAddress, UpstreamEvents } from "../engine/types.ts";
-import type { Runtime } from "./types.ts";
+import type { ClientSink, Duplex, ListenTls, Peer, UpstreamAddress, UpstreamEvents } from "../engine/types.ts";
+import type { Listener, Runtime } from "./types.ts";
 
 /** How a case file registers its cases: bun:test's `test`, or Deno.test. `skip`: why the case cannot run here. */
 export type TestFn = (name: string, fn: () => Promise<void>, skip?: string) => void;
@@ -162,10 +162,54 @@ export function tempDir(): string {
 
 /** A self-signed certificate for 127.0.0.1 (openssl), or undefined when openssl is missing. */
 export function selfSigned(dir: string): { cert: string; key: string } | undefined {
+  // CA:FALSE: rustls (Deno) refuses a CA certificate presented as the server's own.
+  const args = ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"];
+  const ext = ["-addext", "subjectAltName=IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:FALSE"];
   try {
-    execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", `${dir}/key.pem`, "-out", `${dir}/cert.pem`, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:FALSE"], { stdio: "pipe" });
+    execFileSync("openssl", [...args, ...ext, "-keyout", `${dir}/key.pem`, "-out", `${dir}/cert.pem`], { stdio: "pipe" });
   } catch {
     return undefined;
   }
   return { cert: readFileSync(`${dir}/cert.pem`, "utf8"), key: readFileSync(`${dir}/key.pem`, "utf8") };
+}
+
+export interface Server {
+  port: number;
+  accepted: Accepted[];
+  listener: Listener;
+}
+
+export interface ServeOptions {
+  port?: number;
+  tls?: ListenTls;
+  /** Runs inside accept(), before the sink is returned: what the sink does besides recording. */
+  serve?: (a: Accepted) => Partial<ClientSink> | void;
+  /** Refuse every connection: this closes the socket inside accept(), which then returns undefined. */
+  refuse?: (sock: Duplex) => void;
+}
+
+/** A listener on 127.0.0.1 whose accepted connections are recorded (and served as `opts` says). */
+export async function listen(rt: Runtime, opts: ServeOptions = {}): Promise<Server> {
+  const port = opts.port ?? (await freePort());
+  const accepted: Accepted[] = [];
+  const listener = rt.listenTcp(
+    "127.0.0.1",
+    port,
+    {
+      accept(sock, peer) {
+        const a: Accepted = { sock, peer, seen: new Seen() };
+        accepted.push(a);
+        if (opts.refuse) return void opts.refuse(sock);
+        return sinkOf(a.seen, opts.serve?.(a) ?? {});
+      },
+    },
+    opts.tls,
+  );
+  return { port, accepted, listener };
+}
+
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

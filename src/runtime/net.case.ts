@@ -1,61 +1,10 @@
 // What every runtime adapter promises the engine, as cases run against each (bun/net.test.ts, deno/net.test.ts):
-// listen and dial, backpressure, pause, half-close, close order, refusals, TLS, adopted fds. Loopback only.
+// listen and dial, backpressure, pause, half-close, close order, refusals, adopted fds; TLS in tls.case.ts. Loopback only.
 import { strict as assert } from "node:assert";
-import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import type { ClientSink, Duplex, ListenTls } from "../engine/types.ts";
-import { type Accepted, bytes, dialed, freePort, join, pattern, type Progress, Seen, selfSigned, send, sinkOf, sleep, type TestFn, tempDir, until, writeAll } from "./case-kit.ts";
-import type { Listener, Runtime } from "./types.ts";
-
-interface Server {
-  port: number;
-  accepted: Accepted[];
-  listener: Listener;
-}
-
-interface ServeOptions {
-  port?: number;
-  tls?: ListenTls;
-  /** Runs inside accept(), before the sink is returned: what the sink does besides recording. */
-  serve?: (a: Accepted) => Partial<ClientSink> | void;
-  /** Refuse every connection: this closes the socket inside accept(), which then returns undefined. */
-  refuse?: (sock: Duplex) => void;
-}
-
-/** A listener on 127.0.0.1 whose accepted connections are recorded (and served as `opts` says). */
-async function listen(rt: Runtime, opts: ServeOptions = {}): Promise<Server> {
-  const port = opts.port ?? (await freePort());
-  const accepted: Accepted[] = [];
-  const listener = rt.listenTcp(
-    "127.0.0.1",
-    port,
-    {
-      accept(sock, peer) {
-        const a: Accepted = { sock, peer, seen: new Seen() };
-        accepted.push(a);
-        if (opts.refuse) return void opts.refuse(sock);
-        return sinkOf(a.seen, opts.serve?.(a) ?? {});
-      },
-    },
-    opts.tls,
-  );
-  return { port, accepted, listener };
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-const OPENSSL = (() => {
-  try {
-    execFileSync("openssl", ["version"], { stdio: "pipe" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+import { type Accepted, bytes, dialed, freePort, join, listen, pattern, type Progress, sameBytes, type Server, send, sleep, type TestFn, tempDir, until, writeAll } from "./case-kit.ts";
+import { tlsCases } from "./tls.case.ts";
+import type { Runtime } from "./types.ts";
 
 export function netCases(test: TestFn, rt: Runtime): void {
   const local = (port: number, more: object = {}) => ({ host: "127.0.0.1", port, ...more });
@@ -284,66 +233,7 @@ export function netCases(test: TestFn, rt: Runtime): void {
     assert.equal(existsSync(path), false, "stop() left the socket file");
   });
 
-  const noTls = OPENSSL ? undefined : "openssl is not installed (it makes the test certificate)";
-
-  test(
-    "https:// listener: the handshake comes before the data, the peer says tls, a dial trusting the certificate (ca) gets through",
-    async () => {
-      const tls = selfSigned(tempDir())!;
-      const srv = await listen(rt, { tls, serve: (a) => ({ onClientData: () => void a.sock.write(bytes("pong")) }) });
-      try {
-        const c = await dialed(rt, local(srv.port, { tls: true, ca: tls.cert }));
-        assert.ok(c.sock, `dial failed: ${c.seen.error}`);
-        await send(c, "ping");
-        await until("the answer", () => c.seen.text() === "pong");
-        const a = srv.accepted[0]!;
-        assert.equal(a.peer.tls, true);
-        assert.deepEqual(a.seen.events.slice(0, 2), ["handshake", "data"]);
-        // Deno exposes no negotiated version: "" is the documented answer there.
-        if (rt.name === "bun") assert.match(rt.tlsVersionOf(a.sock), /^TLSv1\.[23]$/);
-        else assert.equal(rt.tlsVersionOf(a.sock), "");
-      } finally {
-        srv.listener.stop(true);
-      }
-    },
-    noTls,
-  );
-
-  test(
-    "a dial that does not trust the certificate closes with a TLS reason; upstream_insecure (insecure) gets through",
-    async () => {
-      const tls = selfSigned(tempDir())!;
-      const srv = await listen(rt, { tls, serve: (a) => ({ onClientData: () => void a.sock.write(bytes("pong")) }) });
-      try {
-        const refused = await dialed(rt, local(srv.port, { tls: true }));
-        await until("the close", () => refused.seen.count("close") > 0);
-        assert.match(refused.seen.error ?? "", /^TLS: ./);
-        const c = await dialed(rt, local(srv.port, { tls: true, insecure: true }));
-        assert.ok(c.sock, `insecure dial failed: ${c.seen.error}`);
-        await send(c, "ping");
-        await until("the answer", () => c.seen.text() === "pong");
-      } finally {
-        srv.listener.stop(true);
-      }
-    },
-    noTls,
-  );
-
-  test(
-    "a client that does not speak TLS to an https:// listener is onHandshakeFailed, then close, and no data",
-    async () => {
-      const srv = await listen(rt, { tls: selfSigned(tempDir())! });
-      try {
-        const c = await dialed(rt, local(srv.port));
-        await send(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-        await until("the server's close", () => srv.accepted[0]?.seen.count("close") === 1);
-        assert.deepEqual(srv.accepted[0]!.seen.events, ["handshake-failed", "close"]);
-      } finally {
-        srv.listener.stop(true);
-      }
-    },
-    noTls,
-  );
+  tlsCases(test, rt);
 
   test(
     "dialFd adopts a socket that libnetns connected (the ingress path)",
