@@ -91,7 +91,7 @@ class End {
   }
 }
 
-/** A proxy as the worker runs it: a listener whose sockets feed TcpConns (as bun-net's clientHandlers do), the real dial, a 250 ms sweep. */
+/** A proxy as the worker runs it: a listener whose sockets feed TcpConns (as the Bun adapter's clientHandlers do), the real dial, a 250 ms sweep. */
 function startProxy(upstreamPort: number) {
   const conns: TcpConn[] = [];
   const closed: TcpConn[] = [];
