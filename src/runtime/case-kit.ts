@@ -1,7 +1,7 @@
 // Helpers of the shared runtime cases (net.case.ts): record what one end of a connection saw, wait for it, write
 // with backpressure. Only node: modules and the engine's types, so the cases run unchanged under Bun and Deno.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import type { ClientSink, Duplex, ListenTls, Peer, UpstreamAddress, UpstreamEvents } from "../engine/types.ts";
@@ -160,17 +160,20 @@ export function tempDir(): string {
   return mkdtempSync(`${tmpdir()}/nsproxy-runtime-case-`);
 }
 
-/** A self-signed certificate for 127.0.0.1 (openssl), or undefined when openssl is missing. */
-export function selfSigned(dir: string): { cert: string; key: string } | undefined {
+/** A self-signed certificate for 127.0.0.1 (openssl, in a directory removed at once), or undefined without openssl. */
+export function selfSigned(): { cert: string; key: string } | undefined {
+  const dir = tempDir();
   // CA:FALSE: rustls (Deno) refuses a CA certificate presented as the server's own.
   const args = ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"];
   const ext = ["-addext", "subjectAltName=IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:FALSE"];
   try {
     execFileSync("openssl", [...args, ...ext, "-keyout", `${dir}/key.pem`, "-out", `${dir}/cert.pem`], { stdio: "pipe" });
+    return { cert: readFileSync(`${dir}/cert.pem`, "utf8"), key: readFileSync(`${dir}/key.pem`, "utf8") };
   } catch {
     return undefined;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
-  return { cert: readFileSync(`${dir}/cert.pem`, "utf8"), key: readFileSync(`${dir}/key.pem`, "utf8") };
 }
 
 export interface Server {

@@ -1,7 +1,8 @@
 // What every runtime adapter promises the engine, as cases run against each (bun/net.test.ts, deno/net.test.ts):
 // listen and dial, backpressure, pause, half-close, close order, refusals, adopted fds; TLS in tls.case.ts. Loopback only.
 import { strict as assert } from "node:assert";
-import { existsSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { type Accepted, bytes, dialed, freePort, join, listen, pattern, type Progress, sameBytes, type Server, send, sleep, type TestFn, tempDir, until, writeAll } from "./case-kit.ts";
 import { tlsCases } from "./tls.case.ts";
 import type { Runtime } from "./types.ts";
@@ -213,24 +214,29 @@ export function netCases(test: TestFn, rt: Runtime): void {
   test("a failed connect is a close with the reason: refused, or a unix socket that is missing", async () => {
     const refused = await dialed(rt, local(await freePort()));
     assert.deepEqual([refused.sock, refused.seen.error], [undefined, "connection refused"]);
-    const missing = await dialed(rt, { unix: `${tempDir()}/missing.sock` });
+    const missing = await dialed(rt, { unix: `${tmpdir()}/nsproxy-runtime-case-${process.pid}-missing.sock` });
     assert.deepEqual([missing.sock, missing.seen.error], [undefined, "cannot connect (socket missing or unreachable)"]);
   });
 
   test("serveHttp on a unix socket answers fetchUnix and dial({ unix }); stop() removes the socket", async () => {
-    const path = `${tempDir()}/admin.sock`;
-    const server = rt.serveHttp({ unix: path }, (req) => new Response(`ok ${new URL(req.url).pathname}`));
+    const dir = tempDir();
+    const path = `${dir}/admin.sock`;
     try {
-      const res = await rt.fetchUnix(path, "http://localhost/a");
-      assert.equal(await res.text(), "ok /a");
-      const c = await dialed(rt, { unix: path });
-      await send(c, "GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-      await until("the answer", () => c.seen.count("close") > 0);
-      assert.match(c.seen.text(), /^HTTP\/1\.1 200 [^]*ok \/b$/);
+      const server = rt.serveHttp({ unix: path }, (req) => new Response(`ok ${new URL(req.url).pathname}`));
+      try {
+        const res = await rt.fetchUnix(path, "http://localhost/a");
+        assert.equal(await res.text(), "ok /a");
+        const c = await dialed(rt, { unix: path });
+        await send(c, "GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        await until("the answer", () => c.seen.count("close") > 0);
+        assert.match(c.seen.text(), /^HTTP\/1\.1 200 [^]*ok \/b$/);
+      } finally {
+        await server.stop(true);
+      }
+      assert.equal(existsSync(path), false, "stop() left the socket file");
     } finally {
-      await server.stop(true);
+      rmSync(dir, { recursive: true, force: true });
     }
-    assert.equal(existsSync(path), false, "stop() left the socket file");
   });
 
   tlsCases(test, rt);

@@ -1,7 +1,7 @@
 // The shared runtime cases of https:// listeners and TLS dialers (see net.case.ts, which registers them too).
 import { strict as assert } from "node:assert";
 import { execFileSync } from "node:child_process";
-import { type Accepted, bytes, dialed, listen, selfSigned, send, type TestFn, tempDir, until } from "./case-kit.ts";
+import { type Accepted, bytes, dialed, listen, selfSigned, send, type TestFn, until } from "./case-kit.ts";
 import type { Runtime } from "./types.ts";
 
 const OPENSSL = (() => {
@@ -22,7 +22,7 @@ export function tlsCases(test: TestFn, rt: Runtime): void {
   test(
     "https:// listener: the handshake comes before the data, the peer says tls, a dial trusting the certificate (ca) gets through",
     async () => {
-      const tls = selfSigned(tempDir())!;
+      const tls = selfSigned()!;
       const srv = await listen(rt, { tls, serve: pong });
       try {
         const c = await dialed(rt, local(srv.port, { tls: true, ca: tls.cert }));
@@ -45,7 +45,7 @@ export function tlsCases(test: TestFn, rt: Runtime): void {
   test(
     "a dial that does not trust the certificate closes with a TLS reason; upstream_insecure (insecure) gets through",
     async () => {
-      const tls = selfSigned(tempDir())!;
+      const tls = selfSigned()!;
       const srv = await listen(rt, { tls, serve: pong });
       try {
         const refused = await dialed(rt, local(srv.port, { tls: true }));
@@ -65,7 +65,7 @@ export function tlsCases(test: TestFn, rt: Runtime): void {
   test(
     "a client that does not speak TLS to an https:// listener is onHandshakeFailed, then close, and no data",
     async () => {
-      const srv = await listen(rt, { tls: selfSigned(tempDir())! });
+      const srv = await listen(rt, { tls: selfSigned()! });
       try {
         const c = await dialed(rt, local(srv.port));
         await send(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
