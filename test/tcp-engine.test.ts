@@ -5,7 +5,7 @@ import { makeStamp } from "../src/engine/rewrite.ts";
 import { Stat } from "../src/engine/stats.ts";
 import { TcpConn } from "../src/engine/tcp.ts";
 import type { Duplex, Env, Route } from "../src/engine/types.ts";
-import { dial } from "../src/runtime/bun-net.ts";
+import { dial } from "../src/runtime/bun/net.ts";
 
 const MB = 1024 * 1024;
 const SIZE = Number(process.env.NSPROXY_TEST_TCP_MB ?? 100) * MB;
@@ -91,7 +91,7 @@ class End {
   }
 }
 
-/** A proxy as the worker runs it: a listener whose sockets feed TcpConns (as bun-net's clientHandlers do), the real dial, a 250 ms sweep. */
+/** A proxy as the worker runs it: a listener whose sockets feed TcpConns (as the Bun adapter's clientHandlers do), the real dial, a 250 ms sweep. */
 function startProxy(upstreamPort: number) {
   const conns: TcpConn[] = [];
   const closed: TcpConn[] = [];

@@ -2,7 +2,7 @@
 import { concat } from "./bytes.ts";
 import { sniOf } from "./sni.ts";
 import { TcpConn } from "./tcp.ts";
-import type { Duplex, Env, Route } from "./types.ts";
+import type { ClientSink, Duplex, Env, Route } from "./types.ts";
 
 /** The SNI of a ClientHello may arrive in pieces: at most this much is buffered before giving up. */
 export const MAX_HELLO_BYTES = 16 * 1024;
@@ -21,7 +21,7 @@ export interface SniRoutes {
  * Once routed, the connection is a TcpConn with the hello bytes first. The TLS session is between the
  * client and the tenant: nsproxy never sees plaintext or holds a key.
  */
-export class SniConn {
+export class SniConn implements ClientSink {
   /** Whoever accepted this connection (the runtime's bookkeeping); the engine never looks at it. */
   owner: unknown;
   /** The hello so far (the bytes received, joined). */

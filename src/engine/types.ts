@@ -56,6 +56,44 @@ export interface UpstreamEvents {
 /** Makes upstream connections (in the worker's own namespace: the host's network). */
 export type Dial = (to: UpstreamAddress, events: UpstreamEvents) => void;
 
+// ---------------------------------------------------------------- listeners: what a runtime's accepted sockets report to
+// The runtime adapters (src/runtime/bun/, src/runtime/deno/) implement this side; the worker and the engine's
+// connections are the sinks. Both adapters pass the shared cases in src/runtime/net.case.ts.
+
+/** What a listener's accepted sockets report to; the worker decides whether to serve each one. */
+export interface ClientSink {
+  onClientData(data: Uint8Array): void;
+  onClientDrain(): void;
+  /** The client sent FIN (half-close): its requests so far are still answered. */
+  onClientEnd(): void;
+  onClientClose(): void;
+  /** TLS listeners: the handshake failed (the close follows). Counted, never logged per attempt. */
+  onHandshakeFailed?(): void;
+  /** TLS listeners: the handshake is done (the TLS version is known from now on). */
+  onHandshake?(): void;
+}
+
+/** Who is on each end of an accepted connection, as seen inside the tenant's namespace. */
+export interface Peer {
+  remoteAddress: string;
+  remotePort: number;
+  localAddress: string;
+  localPort: number;
+  /** Accepted by an https:// listener (the handshake follows). */
+  tls: boolean;
+}
+
+export interface ListenerHooks {
+  /** A connection was accepted: return its sink, or undefined after closing it (refused). */
+  accept(sock: Duplex, peer: Peer): ClientSink | undefined;
+}
+
+/** A certificate and key (PEM text) for an https:// listener. */
+export interface ListenTls {
+  cert: string;
+  key: string;
+}
+
 /** One request, for the access log. */
 export interface Exchange {
   /** Present for the ingress direction (host client to a tenant's service); absent for egress. */

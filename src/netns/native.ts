@@ -1,5 +1,5 @@
 // Typed wrappers over libnetns.c, where a negative return becomes a NativeError. The runtime opens the library
-// (src/runtime/ffi-bun.ts, ffi-deno.ts); only integers and NUL-terminated strings cross the boundary.
+// (src/runtime/bun/ffi.ts, deno/ffi.ts); only integers and NUL-terminated strings cross the boundary.
 import { constants } from "node:os";
 import { runtime } from "../runtime/index.ts";
 import { strerror } from "./errno-text.ts";

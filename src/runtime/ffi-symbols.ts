@@ -1,4 +1,4 @@
-// libnetns.so's symbols, written once in a runtime-neutral form; ffi-bun.ts and ffi-deno.ts translate it to their dlopen.
+// libnetns.so's symbols, written once in a runtime-neutral form; bun/ffi.ts and deno/ffi.ts translate it to their dlopen.
 // Only integers and NUL-terminated byte strings ("buffer": a Uint8Array) cross the boundary.
 
 export const NETNS_SYMBOLS = {

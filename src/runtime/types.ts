@@ -1,10 +1,9 @@
-// The small interface nsproxy needs from a JavaScript runtime; bun.ts and deno.ts implement it, index.ts picks one.
-import type { Dial, Duplex, UpstreamEvents } from "../engine/types.ts";
-import type { ListenerHooks, ListenTls } from "./bun-net.ts";
+// The small interface nsproxy needs from a JavaScript runtime; bun/runtime.ts and deno/runtime.ts implement it, index.ts picks one.
+import type { Dial, Duplex, ListenerHooks, ListenTls, UpstreamEvents } from "../engine/types.ts";
 import type { NetnsSymbols } from "./ffi-symbols.ts";
 
-// The data path's types are declared beside Bun's listener, where they were first written; both runtimes use them.
-export type { ClientSink, ListenerHooks, ListenTls, Peer } from "./bun-net.ts";
+// The listener contract is the engine's (engine/types.ts); named here too because Runtime.listenTcp takes it.
+export type { ClientSink, ListenerHooks, ListenTls, Peer } from "../engine/types.ts";
 
 /** A tenant listener: stop(false) stops accepting; stop(true) also closes the connections it accepted. */
 export interface Listener {

@@ -10,7 +10,7 @@
 // make marking and JIT compilation run on the thread that asks, so no such thread is created at all.
 //
 // They must be in the environment before the runtime initialises, hence the exec (same PID). The settings are
-// the runtime's (src/runtime/bun.ts); Deno needs none (src/runtime/deno.ts), so it is never re-executed.
+// the runtime's (src/runtime/bun/runtime.ts); Deno needs none (src/runtime/deno/runtime.ts), so it is never re-executed.
 import { logger } from "../log.ts";
 import { execWithEnv } from "../netns/native.ts";
 import { runtime } from "./index.ts";

@@ -5,9 +5,8 @@ import { HostClaimError, HostRouter } from "../engine/host-router.ts";
 import type { Stamp } from "../engine/rewrite.ts";
 import { SniConn } from "../engine/sni-conn.ts";
 import { Stat, W_INGRESS_UNROUTED } from "../engine/stats.ts";
-import type { Duplex, Env, Route } from "../engine/types.ts";
+import type { ClientSink, Duplex, Env, ListenerHooks, Peer, Route } from "../engine/types.ts";
 import { UpstreamPool } from "../engine/upstream-pool.ts";
-import type { ClientSink, ListenerHooks, Peer } from "../runtime/index.ts";
 import type { SharedCounts } from "./shared-counts.ts";
 import { type Conn, drainAll, type GroupOwner, reserveConnectionFds } from "./tenant-group.ts";
 

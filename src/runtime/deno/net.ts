@@ -1,10 +1,9 @@
 // Deno's side of the data path: a tenant listener (Deno.listen / listenTls, made inside the window) and the upstream dialer (Deno.connect, made at home).
 import { readFileSync } from "node:fs";
-import type { Dial, Duplex, UpstreamAddress, UpstreamEvents } from "../engine/types.ts";
-import type { ClientSink, ListenerHooks, ListenTls, Peer } from "./bun-net.ts";
-import { DenoSocket, reason, type SocketEvents } from "./deno-socket.ts";
+import type { ClientSink, Dial, Duplex, ListenerHooks, ListenTls, Peer, UpstreamAddress, UpstreamEvents } from "../../engine/types.ts";
+import { DenoSocket, reason, type SocketEvents } from "./socket.ts";
 import { NodeSocket } from "./node-socket.ts";
-import type { Listener } from "./types.ts";
+import type { Listener } from "../types.ts";
 
 /** --unstable-net is on: its APIs exist (listenDatagram is one). */
 const UNSTABLE_NET = typeof (Deno as unknown as { listenDatagram?: unknown }).listenDatagram === "function";

@@ -1,7 +1,7 @@
 // A node:net / node:tls socket (under Deno) as the engine's Duplex: for what Deno's own API cannot do (adopt an fd, skip certificate checks).
 import type { Socket } from "node:net";
-import type { Duplex, UpstreamEvents } from "../engine/types.ts";
-import { reason } from "./deno-socket.ts";
+import type { Duplex, UpstreamEvents } from "../../engine/types.ts";
+import { reason } from "./socket.ts";
 
 /**
  * write() takes the whole chunk unless node's buffer is over its high-water mark (then nothing, and

@@ -2,8 +2,8 @@
 import { dlopen, FFIType } from "bun:ffi";
 // The library is built by build.ts (or test/preload.ts) and embedded into the compiled binary. For a release
 // target build.ts resolves this import to that target's architecture's copy (dist/libnetns-arm64.so, …).
-import embeddedLib from "../../dist/libnetns.so" with { type: "file" };
-import { NETNS_SYMBOLS, type NetnsSymbols } from "./ffi-symbols.ts";
+import embeddedLib from "../../../dist/libnetns.so" with { type: "file" };
+import { NETNS_SYMBOLS, type NetnsSymbols } from "../ffi-symbols.ts";
 
 const TYPES = { buffer: FFIType.ptr, i32: FFIType.i32, i64: FFIType.i64_fast } as const;
 

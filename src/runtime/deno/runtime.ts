@@ -1,9 +1,9 @@
 // The Runtime for Deno 2 (run with -A --unstable-net): Deno.listen/connect, Deno.dlopen, Deno.serve, a unix-socket HttpClient, module workers.
 import { existsSync } from "node:fs";
 import { constants } from "node:os";
-import { dial, dialFd, listenTcp, tlsVersionOf } from "./deno-net.ts";
-import { loadNetns } from "./ffi-deno.ts";
-import type { HttpServer, Runtime, ServeAt } from "./types.ts";
+import { dial, dialFd, listenTcp, tlsVersionOf } from "./net.ts";
+import { loadNetns } from "./ffi.ts";
+import type { HttpServer, Runtime, ServeAt } from "../types.ts";
 
 function serveHttp(at: ServeAt, fetch: (req: Request) => Response | Promise<Response>): HttpServer {
   const abort = new AbortController();

@@ -1,5 +1,5 @@
 // A Deno connection (Deno.Conn, TCP, unix or TLS) as the engine's Duplex: a read loop with backpressure, a bounded write queue.
-import type { Duplex } from "../engine/types.ts";
+import type { Duplex } from "../../engine/types.ts";
 
 /** Bytes asked of each read. A fresh copy of what arrived is handed over, so the buffer is reused. */
 const READ_SIZE = 32 * 1024;

@@ -2,9 +2,9 @@
 // dist/libnetns.so, built by `npm run build` (bun build.ts) or by the test preload.
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { NETNS_SYMBOLS, type NetnsSymbols } from "./ffi-symbols.ts";
+import { NETNS_SYMBOLS, type NetnsSymbols } from "../ffi-symbols.ts";
 
-const DIST_LIB = fileURLToPath(new URL("../../dist/libnetns.so", import.meta.url));
+const DIST_LIB = fileURLToPath(new URL("../../../dist/libnetns.so", import.meta.url));
 
 export function loadNetns(path?: string): NetnsSymbols {
   const lib = path || DIST_LIB;

@@ -1,41 +1,7 @@
 // Bun's side of the data path: a tenant listener (Bun.listen, made inside the window) and the upstream dialer (Bun.connect, made at home).
 import type { Socket, SocketHandler, TCPSocketListener } from "bun";
 import { rootCertificates } from "node:tls";
-import type { Dial, Duplex, UpstreamEvents } from "../engine/types.ts";
-
-/** What a listener's accepted sockets report to; the worker decides whether to serve each one. */
-export interface ClientSink {
-  onClientData(data: Uint8Array): void;
-  onClientDrain(): void;
-  /** The client sent FIN (half-close): its requests so far are still answered. */
-  onClientEnd(): void;
-  onClientClose(): void;
-  /** TLS listeners: the handshake failed (the close follows). Counted, never logged per attempt. */
-  onHandshakeFailed?(): void;
-  /** TLS listeners: the handshake is done (the TLS version is known from now on). */
-  onHandshake?(): void;
-}
-
-/** Who is on each end of an accepted connection, as seen inside the tenant's namespace. */
-export interface Peer {
-  remoteAddress: string;
-  remotePort: number;
-  localAddress: string;
-  localPort: number;
-  /** Accepted by an https:// listener (the handshake follows). */
-  tls: boolean;
-}
-
-export interface ListenerHooks {
-  /** A connection was accepted: return its sink, or undefined after closing it (refused). */
-  accept(sock: Duplex, peer: Peer): ClientSink | undefined;
-}
-
-/** A certificate and key (PEM text) for an https:// listener. */
-export interface ListenTls {
-  cert: string;
-  key: string;
-}
+import type { ClientSink, Dial, Duplex, ListenerHooks, ListenTls, Peer, UpstreamEvents } from "../../engine/types.ts";
 
 type ClientSocket = Socket<ClientSink | ListenerHooks>;
 

@@ -1,4 +1,4 @@
-// The few Deno APIs src/runtime/deno*.ts use, declared by hand: Deno's own lib (deno types) redeclares the web
+// The few Deno APIs src/runtime/deno/ uses, declared by hand: Deno's own lib (deno types) redeclares the web
 // globals Bun's types already declare, so it cannot be loaded beside them. Checked against Deno 2.9.6.
 
 declare namespace Deno {
@@ -71,6 +71,9 @@ declare namespace Deno {
   }
   type ForeignLibraryInterface = Record<string, ForeignFunction>;
   function dlopen(path: string, symbols: ForeignLibraryInterface): { symbols: Record<string, (...args: unknown[]) => unknown>; close(): void };
+
+  /** deno test: register a case; `ignore` skips it (reported as ignored). */
+  function test(t: { name: string; fn: () => void | Promise<void>; ignore?: boolean }): void;
 
   namespace errors {
     class BadResource extends Error {}

@@ -1,7 +1,7 @@
-// The Runtime for Bun: Bun.listen/connect (bun-net.ts), bun:ffi (ffi-bun.ts), Bun.serve, fetch's `unix` option, Bun's Worker.
-import { dial, dialFd, listenTcp, tlsVersionOf } from "./bun-net.ts";
-import { loadNetns } from "./ffi-bun.ts";
-import type { HttpServer, Runtime, ServeAt } from "./types.ts";
+// The Runtime for Bun: Bun.listen/connect (net.ts), bun:ffi (ffi.ts), Bun.serve, fetch's `unix` option, Bun's Worker.
+import { dial, dialFd, listenTcp, tlsVersionOf } from "./net.ts";
+import { loadNetns } from "./ffi.ts";
+import type { HttpServer, Runtime, ServeAt } from "../types.ts";
 
 function serveHttp(at: ServeAt, fetch: (req: Request) => Response | Promise<Response>): HttpServer {
   const server = Bun.serve({
@@ -24,7 +24,7 @@ export const runtime: Runtime = {
   serveHttp,
   fetchUnix: (socketPath, url, init) => fetch(url, { ...init, unix: socketPath }),
   startWorker: (url) => new Worker(url),
-  // JavaScriptCore starts its GC marker and JIT threads lazily, from whichever thread needs them first (see window-safe.ts).
+  // JavaScriptCore starts its GC marker and JIT threads lazily, from whichever thread needs them first (see ../window-safe.ts).
   windowSafeEnv: {
     BUN_JSC_numberOfGCMarkers: "1",
     BUN_JSC_useConcurrentJIT: "0",
