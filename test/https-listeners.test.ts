@@ -130,7 +130,10 @@ describe.skipIf(Boolean(skipReason) || !haveOpenssl)("https:// listeners", () =>
       "--tls-cert", `${certs}/{tenant}.crt`, "--tls-key", `${certs}/{tenant}.key`, "-n", good, "-n", bad, "--admin-socket", `${admin}/admin.sock`,
     ]);
     try {
+      // The bad tenant fails before its namespace is opened, so its line can come before the good tenant is
+      // listening: the end of the attach pass is what says both outcomes are in.
       await d.waitFor(`${certs}/${bad}.crt`);
+      await d.waitFor("attached 1/2");
       expect((await httpsIn(good, "https://127.0.0.1:8443/", ca.cert)).status).toBe(200);
       const list = await tenantsJson(admin);
       const b = list.find((t) => t.name === bad)!;
