@@ -1,4 +1,5 @@
 // A Deno connection (Deno.Conn, TCP, unix or TLS) as the engine's Duplex: a read loop with backpressure, a bounded write queue.
+import { join } from "../../engine/bytes.ts";
 import type { Duplex } from "../../engine/types.ts";
 
 /** Bytes asked of each read. A fresh copy of what arrived is handed over, so the buffer is reused. */
@@ -230,14 +231,4 @@ export function reason(err: unknown): string {
     default:
       return e?.code ?? e?.message ?? String(err);
   }
-}
-
-function join(list: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const b of list) {
-    out.set(b, at);
-    at += b.length;
-  }
-  return out;
 }
