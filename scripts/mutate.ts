@@ -214,6 +214,13 @@ const MUTATIONS: Mutation[] = [
     edits: [["    if (bytes > MAX_STATIC_HEADER_BYTES) {", "    if (bytes > MAX_STATIC_HEADER_BYTES && false) {"]],
     tests: ["src/config/protected-headers.test.ts"],
   },
+  {
+    name: "pipelined-response-counted-twice",
+    breaks: "each response is counted once: N pipelined requests on one connection are N in /metrics and the stats",
+    file: "src/engine/conn.ts",
+    edits: [['    this.logExchange(head.status, head.framing.body === "length"', '    if (more) this.count(Stat.Resp2xx);\n    this.logExchange(head.status, head.framing.body === "length"']],
+    tests: ["test/pipelined-counts.test.ts"],
+  },
 ];
 
 const ROOT = join(import.meta.dir, "..");
