@@ -221,6 +221,14 @@ const MUTATIONS: Mutation[] = [
     edits: [['    this.logExchange(head.status, head.framing.body === "length"', '    if (more) this.count(Stat.Resp2xx);\n    this.logExchange(head.status, head.framing.body === "length"']],
     tests: ["test/pipelined-counts.test.ts"],
   },
+  {
+    name: "ingress-connect-return-unchecked",
+    breaks: "a failed return home after an ingress connect (nsx_connect_in) is noticed and the worker replaced",
+    file: "src/worker/worker.ts",
+    edits: [["  if (fd === STRANDED) {", "  if (fd === STRANDED && false) {"]],
+    tests: ["test/worker-replace.test.ts"],
+    only: "ingress connect",
+  },
 ];
 
 const ROOT = join(import.meta.dir, "..");
