@@ -229,6 +229,13 @@ const MUTATIONS: Mutation[] = [
     tests: ["test/worker-replace.test.ts"],
     only: "ingress connect",
   },
+  {
+    name: "static-header-dashed-twin-kept",
+    breaks: "a client's X-Plan never rides beside a static X_Plan (one variable to a CGI/WSGI upstream)",
+    file: "src/engine/rewrite.ts",
+    edits: [['    if (lower.includes("_")) list.push(lower.replaceAll("_", "-"));\n', ""]],
+    tests: ["src/engine/rewrite.test.ts", "test/protected-headers.test.ts"],
+  },
 ];
 
 const ROOT = join(import.meta.dir, "..");
