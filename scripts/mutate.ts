@@ -185,6 +185,57 @@ const MUTATIONS: Mutation[] = [
     tests: ["test/ingress.test.ts"],
     only: "claimed twice",
   },
+  {
+    name: "ingress-keepalive-first-route",
+    breaks: "ingress routes each request of a keep-alive connection by its own Host, not the first request's tenant",
+    file: "src/engine/conn.ts",
+    edits: [["    const r = this.router!(host);\n", "    const r = this.requests > 0 ? this.route : this.router!(host);\n"]],
+    tests: ["test/ingress.test.ts"],
+    only: "keep-alive connection",
+  },
+  {
+    name: "static-header-lookalike-accepted",
+    breaks: "a static header or tenant_header may not be a managed field's look-alike (X_Forwarded_For, Content_Length)",
+    file: "src/config/values.ts",
+    edits: [["  const why = managedWhy(key);", "  const why = managedWhy(name.toLowerCase());"]],
+    tests: ["src/config/protected-headers.test.ts"],
+  },
+  {
+    name: "stamp-lookalike-static-header",
+    breaks: "a static header that reads as the tenant header (X_Nsproxy_Tenant) is refused: no second stamp",
+    file: "src/config/schema.ts",
+    edits: [["    const key = headerKey(name);", "    const key = name.toLowerCase();"]],
+    tests: ["src/config/protected-headers.test.ts", "test/protected-headers.test.ts"],
+  },
+  {
+    name: "static-headers-uncapped",
+    breaks: "one tenant's static headers total at most 8 kB",
+    file: "src/config/load.ts",
+    edits: [["    if (bytes > MAX_STATIC_HEADER_BYTES) {", "    if (bytes > MAX_STATIC_HEADER_BYTES && false) {"]],
+    tests: ["src/config/protected-headers.test.ts"],
+  },
+  {
+    name: "pipelined-response-counted-twice",
+    breaks: "each response is counted once: N pipelined requests on one connection are N in /metrics and the stats",
+    file: "src/engine/conn.ts",
+    edits: [['    this.logExchange(head.status, head.framing.body === "length"', '    if (more) this.count(Stat.Resp2xx);\n    this.logExchange(head.status, head.framing.body === "length"']],
+    tests: ["test/pipelined-counts.test.ts"],
+  },
+  {
+    name: "ingress-connect-return-unchecked",
+    breaks: "a failed return home after an ingress connect (nsx_connect_in) is noticed and the worker replaced",
+    file: "src/worker/worker.ts",
+    edits: [["  if (fd === STRANDED) {", "  if (fd === STRANDED && false) {"]],
+    tests: ["test/worker-replace.test.ts"],
+    only: "ingress connect",
+  },
+  {
+    name: "static-header-dashed-twin-kept",
+    breaks: "a client's X-Plan never rides beside a static X_Plan (one variable to a CGI/WSGI upstream)",
+    file: "src/engine/rewrite.ts",
+    edits: [['    if (lower.includes("_")) list.push(lower.replaceAll("_", "-"));\n', ""]],
+    tests: ["src/engine/rewrite.test.ts", "test/protected-headers.test.ts"],
+  },
 ];
 
 const ROOT = join(import.meta.dir, "..");

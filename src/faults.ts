@@ -2,6 +2,8 @@
 //
 //   NSPROXY_FAULT_STRAND_TENANT=NAME[@W]  returning home after listening for tenant NAME fails in the kernel (libnetns's
 //                                          switch makes that setns fail with EINVAL): the worker is stranded
+//   NSPROXY_FAULT_STRAND_INGRESS=NAME[@W] the first ingress connect into tenant NAME's namespace cannot return home
+//                                          (the same libnetns switch, in nsx_connect_in): the worker is stranded
 //   NSPROXY_FAULT_WORKER_THROW=NAME[@W]   after listening for NAME, the worker throws an error that nothing catches
 //   NSPROXY_FAULT_WORKER_EXIT=NAME[@W]    after listening for NAME, before answering, the worker thread exits at once
 //   NSPROXY_FAULT_TENANT_WRITE=POINT       the process is killed (SIGKILL) while storing a tenants-directory file:
@@ -17,6 +19,8 @@ const enabled = !process.env.NSPROXY_COMPILED;
 export interface WorkerFaults {
   /** Tenant whose attach leaves the worker unable to return to its own namespace. */
   strand?: string;
+  /** Tenant whose first ingress connect leaves the worker unable to return to its own namespace. */
+  strandIngress?: string;
   /** Tenant after whose attach the worker throws an uncaught error. */
   throwAfter?: string;
   /** Tenant whose attach ends the worker thread (process.exit inside it) before it answers. */
@@ -40,10 +44,11 @@ function forWorker(name: string, index: number): string | undefined {
 export function workerFaults(index: number): WorkerFaults | undefined {
   const f: WorkerFaults = {
     strand: forWorker("NSPROXY_FAULT_STRAND_TENANT", index),
+    strandIngress: forWorker("NSPROXY_FAULT_STRAND_INGRESS", index),
     throwAfter: forWorker("NSPROXY_FAULT_WORKER_THROW", index),
     exitAfter: forWorker("NSPROXY_FAULT_WORKER_EXIT", index),
   };
-  return f.strand || f.throwAfter || f.exitAfter ? f : undefined;
+  return f.strand || f.strandIngress || f.throwAfter || f.exitAfter ? f : undefined;
 }
 
 export type WritePoint = "torn" | "before-rename" | "after-rename";
@@ -56,7 +61,7 @@ export function tenantWriteFault(): WritePoint | undefined {
 
 /** Every switch that is set, for one warning at start: a fault armed by mistake must not go unnoticed. */
 export function armedFaults(): string[] {
-  return ["NSPROXY_FAULT_STRAND_TENANT", "NSPROXY_FAULT_WORKER_THROW", "NSPROXY_FAULT_WORKER_EXIT", "NSPROXY_FAULT_TENANT_WRITE"].flatMap((k) => {
+  return ["NSPROXY_FAULT_STRAND_TENANT", "NSPROXY_FAULT_STRAND_INGRESS", "NSPROXY_FAULT_WORKER_THROW", "NSPROXY_FAULT_WORKER_EXIT", "NSPROXY_FAULT_TENANT_WRITE"].flatMap((k) => {
     const v = read(k);
     return v ? [`${k}=${v}`] : [];
   });

@@ -6,6 +6,7 @@ import type { Subprocess } from "bun";
 import { type Ca, haveOpenssl, makeCa, makeLeaf, subjectOf } from "./helpers/certs.ts";
 import { daemonDir, runNsproxy, startNsproxy, type Running } from "./helpers/daemon.ts";
 import { addNetns, cleanupNetns, delNetns, skipReason, uniquePrefix } from "./helpers/netns.ts";
+import { onOneConnection } from "./helpers/one-connection.ts";
 import { freePort } from "./helpers/ports.ts";
 import { until } from "./helpers/wait.ts";
 
@@ -92,6 +93,21 @@ describe.skipIf(Boolean(skipReason))("ingress", () => {
     expect(unknown.body).toContain("no tenant serves host c.example");
     // The access log says the direction.
     await d.waitFor(/access ingress tenant=a GET "\/x" 200/);
+  });
+
+  test("each request of a keep-alive connection goes to the tenant its own Host names (one after another, and pipelined)", async () => {
+    const req = (host: string, i: number) => `GET /k${i} HTTP/1.1\r\nHost: ${host}\r\n\r\n`;
+    const hosts = ["a.example", "b.example", "a.example", "api.a.example", "b.example"];
+    const expected = ["tenant-a", "tenant-b", "tenant-a", "tenant-a", "tenant-b"];
+    for (const pipelined of [false, true]) {
+      const rs = await onOneConnection(port, hosts.map(req), { pipelined });
+      expect(rs.map((r) => r.status)).toEqual(hosts.map(() => 200));
+      expect(rs.map((r) => JSON.parse(r.body).tenant)).toEqual(expected);
+      expect(rs.map((r) => new URL(JSON.parse(r.body).url).pathname)).toEqual(hosts.map((_, i) => `/k${i}`));
+    }
+    // An unknown Host in the middle is refused alone; what came before it was answered by its own tenant.
+    const mixed = await onOneConnection(port, [req("b.example", 0), req("c.example", 1)]);
+    expect([JSON.parse(mixed[0]!.body).tenant, mixed[1]!.status]).toEqual(["tenant-b", 404]);
   });
 
   test("a forged X-Forwarded-For from the host-side client is replaced", async () => {

@@ -32,7 +32,7 @@ export interface StaticHeader {
 
 /** The settings a tenant may take from any layer (one per tenant entry of settings.ts); undefined means "not set here". */
 export type Layer = LayerValues & {
-  /** Keyed by lower-case name: header names compare case-insensitively. */
+  /** Keyed by headerKey (values.ts): X-Plan, x-plan and X_Plan are one header to an upstream, so one entry here. */
   headers: Map<string, StaticHeader>;
   at: Partial<Record<LayerField, At>>;
 };

@@ -23,6 +23,7 @@ import { type FlagConfig, readFlags, type FlagOverrides } from "./flags.ts";
 import type { DaemonConfig, EngineSettings, MetricsSettings, TenantSpec } from "./types.ts";
 import { checkIngressHosts, checkListeners } from "./listeners.ts";
 import { normalizePattern } from "../engine/host-router.ts";
+import { headerKey, MAX_STATIC_HEADER_BYTES } from "./values.ts";
 
 export type { FlagOverrides } from "./flags.ts";
 export { summarize } from "./summary.ts";
@@ -81,7 +82,13 @@ export function loadLayered(opts: { file?: string; flags?: FlagOverrides; source
  * daemon's defaults. Throws Invalid (key path inside the tenant's table) when listen or upstream is missing.
  */
 export function resolveTenant(t: FileTenant, defaults: Layer, source: TenantSpec["source"]): TenantSpec {
-  return { ...finish(t.name, t.netns, mergeLayers([defaults, t.layer]), []), source };
+  try {
+    return { ...finish(t.name, t.netns, mergeLayers([defaults, t.layer]), []), source };
+  } catch (e) {
+    // As checkTenantTable does: a key path inside the tenant's own table, the field an admin request names.
+    if (e instanceof Invalid && Array.isArray(e.at) && e.at[0] === "tenants" && e.at[1] === t.name) throw new Invalid(e.message, e.at.slice(2));
+    throw e;
+  }
 }
 
 function readSource(file: string): string {
@@ -167,17 +174,7 @@ function finish(name: string, netns: string, l: Layer, where: string[] | { ref: 
   if (!l.listen && !ingressOnly) throw missing("listen", "--listen", "127.0.0.1:8080");
   if (!l.upstream && !ingressOnly) throw missing("upstream", "--upstream", "http://127.0.0.1:9000");
   const defaulted = tenantDefaults(l);
-  const tenantHeader = defaulted.tenantHeader;
-  const clash = l.headers.get(tenantHeader.toLowerCase());
-  if (clash) {
-    throw new Invalid(
-      `tenant '${name}': static header '${clash.name}' has the same name as the tenant header '${tenantHeader}', ` +
-        "which carries the tenant name; remove the static header or choose another tenant_header",
-      clash.at,
-    );
-  }
-  const headers: Record<string, string> = {};
-  for (const h of l.headers.values()) headers[h.name] = h.value;
+  const headers = staticHeaders(name, l, defaulted.tenantHeader);
   const spec: TenantSpec = {
     name,
     netns,
@@ -235,6 +232,36 @@ function finish(name: string, netns: string, l: Layer, where: string[] | { ref: 
   if (l.upstreamCa !== undefined && scheme === "https") spec.upstreamCa = l.upstreamCa;
   if (l.upstreamInsecure === true && scheme === "https") spec.upstreamInsecure = true;
   return spec;
+}
+
+/**
+ * The tenant's static headers once [defaults] and its own table are merged: none may be the tenant header or a
+ * look-alike of it (a second stamp the upstream might read), and together they stay within MAX_STATIC_HEADER_BYTES.
+ */
+function staticHeaders(name: string, l: Layer, tenantHeader: string): Record<string, string> {
+  const clash = l.headers.get(headerKey(tenantHeader));
+  if (clash) {
+    const same = clash.name.toLowerCase() === tenantHeader.toLowerCase() ? "has the same name as" : 'is a look-alike ("_" read as "-") of';
+    throw new Invalid(
+      `tenant '${name}': static header '${clash.name}' ${same} the tenant header '${tenantHeader}', ` +
+        "which carries the tenant name; remove the static header or choose another tenant_header",
+      clash.at,
+    );
+  }
+  const headers: Record<string, string> = {};
+  let bytes = 0;
+  for (const h of l.headers.values()) {
+    // Latin-1 only (values.ts): one byte per character.
+    bytes += h.name.length + h.value.length + 4;
+    if (bytes > MAX_STATIC_HEADER_BYTES) {
+      throw new Invalid(
+        `tenant '${name}': static headers up to '${h.name}' come to ${bytes} bytes, more than the ${MAX_STATIC_HEADER_BYTES} allowed per tenant (they go on every request)`,
+        h.at,
+      );
+    }
+    headers[h.name] = h.value;
+  }
+  return headers;
 }
 
 /** Every tenant setting that has a built-in value: the layer's, else that value. */

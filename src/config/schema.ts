@@ -3,7 +3,7 @@ import { at, emptyLayer, Invalid, type Layer } from "./layer.ts";
 import { typeName } from "./kinds.ts";
 import { DAEMON_KEYS, DAEMON_SETTINGS, type DaemonSettings, TENANT_SETTINGS } from "./settings.ts";
 import { suggest } from "./suggest.ts";
-import { badTenantName, checkHeaderName, isValidHeaderValue, isValidTenantName, netnsPath, parseDiscover } from "./values.ts";
+import { badTenantName, checkHeaderName, headerKey, isValidHeaderValue, isValidTenantName, netnsPath, parseDiscover } from "./values.ts";
 import type { DiscoverSpec } from "./types.ts";
 
 export type { DaemonSettings } from "./settings.ts";
@@ -109,10 +109,10 @@ function readHeaders(v: unknown, layer: Layer, path: string[]): void {
     if (!isValidHeaderValue(value)) {
       throw new Invalid(`header ${name} value ${JSON.stringify(value)} has a control character or non-Latin-1 text`, where);
     }
-    const lower = name.toLowerCase();
-    const twin = layer.headers.get(lower);
-    if (twin) throw new Invalid(`header '${name}' is set twice (also as '${twin.name}'); header names ignore case`, where);
-    layer.headers.set(lower, { name, value, at: where });
+    const key = headerKey(name);
+    const twin = layer.headers.get(key);
+    if (twin) throw new Invalid(`header '${name}' is set twice (also as '${twin.name}'); header names ignore case, and an upstream reads "_" as "-"`, where);
+    layer.headers.set(key, { name, value, at: where });
   }
 }
 

@@ -217,22 +217,54 @@ export function badTenantName(name: string, context: string): string {
   );
 }
 
-// Hop-by-hop headers (RFC 9110 section 7.6.1) are stripped by proxies and framing headers are computed per message,
-// so configuring either would be silently lost or corrupt the request.
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade"]);
+// Fields only the proxy may set, compared as a header key (below). Hop-by-hop fields (RFC 9110 section 7.6.1) are
+// stripped on the way and framing is computed per message, so a static one would be lost or corrupt the request;
+// the rest the proxy writes itself, and a second copy beside its own is one the upstream may believe.
+const MANAGED = new Map<string, string>([
+  ["host", "the client's own Host is forwarded and the upstream routes on it; a second one is a request smuggled past it"],
+  ["content-length", "it frames the message and is computed per request"],
+  ["transfer-encoding", "it frames the message and is computed per request"],
+  ["connection", "it is hop-by-hop: the proxy sets it per connection"],
+  ["keep-alive", "it is hop-by-hop: the proxy sets it per connection"],
+  ["te", "it is hop-by-hop: the proxy sets it per connection"],
+  ["trailer", "it is hop-by-hop: the proxy sets it per connection"],
+  ["upgrade", "it is hop-by-hop: the proxy sets it per connection"],
+  ["forwarded", "the proxy sets forwarding fields from the connection itself"],
+]);
+const MANAGED_PREFIXES: [prefix: string, why: string][] = [
+  ["proxy-", "Proxy-* fields are hop-by-hop: the proxy strips them"],
+  ["x-forwarded-", "the proxy sets X-Forwarded-* from the connection itself"],
+];
+/** Bytes of one tenant's static header lines ("Name: value\r\n" each): they go on every request, inside the upstream's own head limit. */
+export const MAX_STATIC_HEADER_BYTES = 8192;
 
 /**
- * Checks a header name set in the config. The tenant header also may not be Host: the upstream routes on Host, and a
- * tenant name in it would break that.
+ * A header name as an upstream may read it: any case, and "_" as "-" (CGI and WSGI turn both X-A and X_A into
+ * HTTP_X_A, so the second is a look-alike of the first). Two names with one key are one header to such an upstream.
+ */
+export function headerKey(name: string): string {
+  return name.toLowerCase().replaceAll("_", "-");
+}
+
+/** Why the proxy keeps a header key to itself, or undefined when a tenant may set it. */
+function managedWhy(key: string): string | undefined {
+  return MANAGED.get(key) ?? MANAGED_PREFIXES.find(([p]) => key.startsWith(p))?.[1];
+}
+
+/**
+ * Checks a header name set in the config or an admin request: a token, and neither a field the proxy manages
+ * (Host, framing, hop-by-hop, Forwarded, X-Forwarded-*) nor a look-alike of one. Whether a static header collides with
+ * the tenant header is checked once both are known (config/load.ts).
  */
 export function checkHeaderName(name: string, role: "tenant_header" | "static header"): string {
   if (!isValidHeaderName(name)) {
     throw new Error(`${role} ${JSON.stringify(name)} is not a valid header name (letters, digits and !#$%&'*+-.^_\`|~), like "X-Nsproxy-Tenant"`);
   }
-  const lower = name.toLowerCase();
-  const reserved = HOP_BY_HOP.has(lower) || lower.startsWith("proxy-") || lower === "content-length";
-  if (reserved || (role === "tenant_header" && lower === "host")) {
-    throw new Error(`${role} ${JSON.stringify(name)} is a header the proxy manages itself; choose another name, like "X-Nsproxy-Tenant"`);
+  const key = headerKey(name);
+  const why = managedWhy(key);
+  if (why !== undefined) {
+    const alike = key !== name.toLowerCase() ? ` (an upstream reads "_" as "-": it is ${JSON.stringify(key)})` : "";
+    throw new Error(`${role} ${JSON.stringify(name)}${alike} is a header the proxy manages itself: ${why}; choose another name, like ${role === "tenant_header" ? '"X-Nsproxy-Tenant"' : '"X-Plan"'}`);
   }
   return name;
 }

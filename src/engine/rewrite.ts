@@ -19,11 +19,15 @@ const namesByContent = new Map<string, ReadonlySet<string>>();
 
 export function makeStamp(tenantHeader: string, tenant: string, headers: Record<string, string>, prefix: string, proto = "http"): Stamp {
   let text = "";
-  const list = [tenantHeader.toLowerCase()];
-  for (const [k, v] of Object.entries(headers)) {
-    text += `${k}: ${v}\r\n`;
-    list.push(k.toLowerCase());
+  // A name with "_" is protected in its dashed spelling too: classify() only reads "_" as "-" one way, and a
+  // client's X-Plan beside a static X_Plan is one variable to a CGI/WSGI upstream.
+  const list: string[] = [];
+  for (const k of [tenantHeader, ...Object.keys(headers)]) {
+    const lower = k.toLowerCase();
+    list.push(lower);
+    if (lower.includes("_")) list.push(lower.replaceAll("_", "-"));
   }
+  for (const [k, v] of Object.entries(headers)) text += `${k}: ${v}\r\n`;
   text += `${tenantHeader}: ${tenant}\r\nX-Forwarded-Proto: ${proto}\r\n`;
   const key = list.sort().join("\n");
   let names = namesByContent.get(key);

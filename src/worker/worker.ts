@@ -26,6 +26,8 @@ const tenants = new Map<string, TenantGroup>();
 /** The ingress direction (host listeners routing into tenants' namespaces), made at init. */
 let ingress: Ingress | undefined;
 let stranded = false;
+/** Test fault (NSPROXY_FAULT_STRAND_INGRESS): the namespace fd whose next ingress connect cannot return home. */
+let strandIngressFd = -1;
 /** How long a stranded worker's exchanges in flight may go on before its thread ends. */
 const STRANDED_GRACE_MS = 2000;
 
@@ -96,6 +98,10 @@ function dialInside(nsFd: number, host: string, port: number, events: UpstreamEv
     // A route of a replaced or removed ingress entry (see ingress.ts retire()): its fd may name another namespace now.
     queueMicrotask(() => events.onClose("the tenant's namespace changed while the request was in flight"));
     return;
+  }
+  if (nsFd === strandIngressFd) {
+    strandIngressFd = -1;
+    failNextEnter(homeFd);
   }
   const fd = connectInsideRaw(nsFd, homeFd, host, port);
   if (fd === STRANDED) {
@@ -238,6 +244,7 @@ async function handle(msg: ToWorker): Promise<void> {
       return;
     }
     case "ingress-set":
+      if (msg.tenant.name === faults.strandIngress) strandIngressFd = msg.tenant.nsFd;
       ingress!.set(msg.tenant);
       post({ type: "done", id: msg.id });
       return;
