@@ -183,6 +183,23 @@ describe("apply", () => {
     expect(rec.counts()).toEqual({ total: 2, serving: 1, waiting: 1, failed: 0 });
   });
 
+  test("two paths that turn out to name one namespace: the first attached keeps the address, the later fails naming it, and serves once it is gone", async () => {
+    // Accepted while /proc/42/ns/net was not there; now both paths are the namespace 1:10.
+    ns.files.set("/run/netns/b", "1:10");
+    ns.files.set("/proc/42/ns/net", "1:10");
+    await rec.apply([spec("b"), spec("alias", { netns: "/proc/42/ns/net", listen: [{ host: "0.0.0.0", port: 8080, text: "0.0.0.0:8080" }] })]);
+    const states = [stateOf("alias"), stateOf("b")].sort();
+    expect(states).toEqual(["failed", "serving"]);
+    const [loser, winner] = stateOf("alias") === "failed" ? ["alias", "b"] : ["b", "alias"];
+    expect(rec.tenants.get(loser)!.error).toMatch(new RegExp(`^tenant '${winner}' already listens on .* in this namespace \\(.* is the namespace .* names\\); .* is refused \\[EADDRINUSE\\]$`));
+    for (const w of workers.listening) expect([...w.keys()]).toEqual([winner]);
+    // Another port in the same namespace is no clash; the winner removed, the loser serves at its retry.
+    await rec.apply([spec(loser, rec.tenants.get(loser)!.spec), spec("c", { netns: "/run/netns/b", listen: [{ host: "127.0.0.1", port: 9, text: "127.0.0.1:9" }] })]);
+    expect(stateOf("c")).toBe("serving");
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(stateOf(loser)).toBe("serving");
+  });
+
   test("replaces only a changed spec; the same spec again touches nothing", async () => {
     ns.files.set("/run/netns/acme", "1:10");
     ns.files.set("/run/netns/globex", "1:11");

@@ -3,6 +3,7 @@ import type { TenantState } from "../admin/types.ts";
 import type { IngressListen, TenantSpec } from "../config/types.ts";
 import { logger } from "../log.ts";
 import { CertificatePairs, type Material, MaterialError } from "../tls/pairs.ts";
+import { ListenClaims } from "./claims.ts";
 import { IngressChain } from "./ingress-chain.ts";
 import { OpenLimit } from "./open-limit.ts";
 import type { AttachFailure, Namespaces, Workers } from "./seams.ts";
@@ -52,6 +53,7 @@ export class Reconciler {
   private readonly ingress: IngressChain;
   private readonly threads: ThreadCheck;
   private readonly openLimit = new OpenLimit(MAX_OPEN_NAMESPACES);
+  private readonly claims = new ListenClaims();
 
   constructor(private readonly options: ReconcilerOptions) {
     this.workers = options.workers;
@@ -75,12 +77,16 @@ export class Reconciler {
     let addrs = 0;
     for (const s of desired) addrs += s.listen.length;
     this.workers.plan(addrs, this.options.fdLimit);
-    const work: Promise<void>[] = [];
+    const removals: Promise<void>[] = [];
     for (const [name, t] of this.tenants) {
       if (want.has(name)) continue;
       result.removed.push(name);
-      work.push(this.remove(t, removeGraceMs));
+      removals.push(this.remove(t, removeGraceMs));
     }
+    // Every worker has closed the removed listeners before a newcomer probes its addresses: one taking
+    // over a removed tenant's address must not find it still held (workers run in parallel).
+    if (removals.length) await Promise.all(removals);
+    const work: Promise<void>[] = [];
     for (const spec of desired) {
       const t = this.tenants.get(spec.name);
       if (!t) {
@@ -119,6 +125,7 @@ export class Reconciler {
 
   private async remove(t: Tenant, graceMs: number): Promise<void> {
     this.bump(t);
+    this.claims.release(t.spec.name);
     this.pairs.release(t);
     this.tenants.delete(t.spec.name);
     if (t.ingressChain || t.spec.ingress) void this.ingress.remove(t);
@@ -170,6 +177,11 @@ export class Reconciler {
       return { failure: failureOf(err, true), fd: -1 };
     }
     const { fd, identity } = opened;
+    const refused = this.claims.claim(t.spec, identity);
+    if (refused) {
+      this.namespaces.close(fd);
+      return { failure: { message: refused, code: "EADDRINUSE" }, fd: -1 };
+    }
     let keep = false;
     try {
       const failure = only === undefined ? await this.workers.attach(t.spec, fd, material) : await this.workers.reattach(only, t.spec, fd, material);
@@ -193,6 +205,7 @@ export class Reconciler {
       return;
     }
     this.attachFailures++;
+    this.claims.release(t.spec.name);
     const previous = t.error;
     t.state = stateFor(failure);
     t.error = `${failure.message} [${failure.code}]`;
@@ -224,6 +237,7 @@ export class Reconciler {
         if (now === t.identity || now === null) continue;
         logger.warn(`tenant ${t.spec.name}: namespace ${t.spec.netns} ${now ? "was replaced" : "is gone"}; closing its listeners`);
         this.bump(t);
+        this.claims.release(t.spec.name);
         if (t.spec.ingress) void this.ingress.update(t, -1, `namespace ${t.spec.netns} ${now ? "was replaced" : "is gone"}`);
         t.state = "waiting";
         t.error = `namespace ${t.spec.netns} ${now ? "replaced" : "gone"}`;
