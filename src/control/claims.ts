@@ -1,5 +1,5 @@
 // Who listens where, by namespace identity: the check at attach that two tenants never share an address in one namespace.
-import { hostsOverlap } from "../config/listeners.ts";
+import { hostsOverlap } from "../config/overlap.ts";
 import type { TenantSpec } from "../config/types.ts";
 
 /**

@@ -1,6 +1,6 @@
 // Where the wanted tenants come from — config and flags, the tenants directory, discovery — and the rules that keep them apart.
 import { Invalid } from "../config/layer.ts";
-import { hostsOverlap, sameHost } from "../config/listeners.ts";
+import { hostsOverlap, sameHost } from "../config/overlap.ts";
 import { type Loaded, resolveTenant } from "../config/load.ts";
 import type { ListenAddr, TenantSpec } from "../config/types.ts";
 import { discover } from "../discover.ts";

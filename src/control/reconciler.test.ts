@@ -41,6 +41,9 @@ class FakeNamespaces implements Namespaces {
   strayThreads() {
     return [];
   }
+  socketOwner(inodes: number[]) {
+    return inodes.includes(777) ? { pid: 4242, comm: "nsproxy" } : undefined;
+  }
 }
 
 type Step = (spec: TenantSpec) => Promise<AttachFailure | undefined> | AttachFailure | undefined;

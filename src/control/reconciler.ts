@@ -184,7 +184,8 @@ export class Reconciler {
     }
     let keep = false;
     try {
-      const failure = only === undefined ? await this.workers.attach(t.spec, fd, material) : await this.workers.reattach(only, t.spec, fd, material);
+      const answer = only === undefined ? await this.workers.attach(t.spec, fd, material) : await this.workers.reattach(only, t.spec, fd, material);
+      const failure = answer?.holders ? this.takenBy(answer, t.spec.netns, answer.holders) : answer;
       keep = !failure && t.spec.ingress !== undefined && only === undefined && t.generation === generation;
       return { failure, identity, fd: keep ? fd : -1 };
     } catch (err) {
@@ -192,6 +193,18 @@ export class Reconciler {
     } finally {
       if (!keep) this.namespaces.close(fd);
     }
+  }
+
+  /**
+   * A tenant's address held by a socket that is not this tenant's (another nsproxy, any process): the
+   * failure names the namespace and, when /proc shows it, the process. Never shared: SO_REUSEPORT
+   * would have the kernel split the tenant's connections with it.
+   */
+  private takenBy(failure: AttachFailure, netns: string, holders: number[]): AttachFailure {
+    const owner = this.namespaces.socketOwner(holders);
+    const who = !owner ? "; its process could not be found" : owner.pid === process.pid ? `: this nsproxy (pid ${owner.pid}) still holds it` : `: pid ${owner.pid} (${owner.comm})`;
+    const message = failure.message.replace(" in this namespace ", ` in ${netns} `);
+    return { message: `${message}${who}; not shared`, code: failure.code, ...(failure.listen ? { listen: failure.listen } : {}) };
   }
 
   /** An attach's outcome: serving, or waiting/failed with a retry after a backoff. */
