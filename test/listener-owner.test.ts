@@ -114,14 +114,14 @@ describe.skipIf(Boolean(skipReason))("one listener owner per address", () => {
     try {
       await d1.waitFor("attached 1/1");
       d2 = startNsproxy([...base, "-n", `second=${ns}`, ...p2.flags]);
-      await d2.waitFor("second");
+      await d2.waitFor(/attached|second/);
       let second = (await p2.admin.tenants())[0];
       for (let i = 0; i < 100 && second?.state !== "failed"; i++) {
         await Bun.sleep(50);
         second = (await p2.admin.tenants())[0];
       }
       expect(second?.state).toBe("failed");
-      expect(second?.error).toContain(`listen 127.0.0.1:8080: address already in use in /run/netns/${ns} by a listener that is not this tenant's: pid ${d1.proc.pid} (`);
+      expect(second?.error).toContain(`listen 127.0.0.1:8080: Address already in use in /run/netns/${ns}, by a listener that is not this tenant's: pid ${d1.proc.pid} (`);
       expect(second?.error).toEndWith("; not shared [EADDRINUSE]");
       expect(d2.stderr()).toContain(`pid ${d1.proc.pid}`);
       // `tenant ls` shows the same.

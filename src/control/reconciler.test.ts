@@ -203,6 +203,20 @@ describe("apply", () => {
     expect(stateOf(loser)).toBe("serving");
   });
 
+  test("an address a stranger holds fails the tenant naming the namespace and the holder's pid (never shared)", async () => {
+    ns.files.set("/run/netns/acme", "1:10");
+    ns.files.set("/run/netns/globex", "1:11");
+    const taken = "listen 127.0.0.1:8080: Address already in use in this namespace, by a listener that is not this tenant's";
+    workers.step = (s) => (s.name === "acme" ? { message: taken, code: "EADDRINUSE", listen: "127.0.0.1:8080", holders: [777] } : undefined);
+    await rec.apply([spec("acme"), spec("globex")]);
+    expect(stateOf("acme")).toBe("failed");
+    expect(rec.tenants.get("acme")!.error).toBe("listen 127.0.0.1:8080: Address already in use in /run/netns/acme, by a listener that is not this tenant's: pid 4242 (nsproxy); not shared [EADDRINUSE]");
+    expect(stateOf("globex")).toBe("serving");
+    workers.step = () => ({ message: taken, code: "EADDRINUSE", holders: [1] });
+    await rec.apply([spec("acme", { headers: { a: "b" } }), spec("globex")]);
+    expect(rec.tenants.get("acme")!.error).toEndWith("by a listener that is not this tenant's; its process could not be found; not shared [EADDRINUSE]");
+  });
+
   test("replaces only a changed spec; the same spec again touches nothing", async () => {
     ns.files.set("/run/netns/acme", "1:10");
     ns.files.set("/run/netns/globex", "1:11");

@@ -203,7 +203,7 @@ export class Reconciler {
   private takenBy(failure: AttachFailure, netns: string, holders: number[]): AttachFailure {
     const owner = this.namespaces.socketOwner(holders);
     const who = !owner ? "; its process could not be found" : owner.pid === process.pid ? `: this nsproxy (pid ${owner.pid}) still holds it` : `: pid ${owner.pid} (${owner.comm})`;
-    const message = failure.message.replace(" in this namespace ", ` in ${netns} `);
+    const message = failure.message.replace(" in this namespace,", ` in ${netns},`);
     return { message: `${message}${who}; not shared`, code: failure.code, ...(failure.listen ? { listen: failure.listen } : {}) };
   }
 

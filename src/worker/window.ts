@@ -77,7 +77,7 @@ export function listenInside<L>(nsFd: number, homeFd: number, addr: ListenAddr, 
   if (server) return server;
   if (taken === -EADDRINUSE) {
     const holders = tables.flatMap((fd) => (fd >= 0 ? listenersOn(readAndCloseFd(fd, TABLE_MAX), addr.host, addr.port) : []));
-    throw new ListenError(addr.text, "EADDRINUSE", `listen ${addr.text}: address already in use in this namespace by a listener that is not this tenant's`, holders);
+    throw new ListenError(addr.text, "EADDRINUSE", `listen ${addr.text}: Address already in use in this namespace, by a listener that is not this tenant's`, holders);
   }
   if (probe < 0) {
     throw new ListenError(addr.text, errnoName(-probe), `listen ${addr.text}: ${errorText(-probe)}`);
