@@ -114,6 +114,8 @@ export class TenantGroup implements ListenerHooks {
   readonly name: string;
   /** Its listen addresses (the spec's own array): a re-attach knows which addresses its old listeners hold. */
   readonly addresses: readonly ListenAddr[];
+  /** dev:ino of the namespace its listeners are in (set by the attach). */
+  namespace = "";
   readonly maxConnections: number;
   readonly tcp: boolean;
   readonly proxyProtocol: boolean;

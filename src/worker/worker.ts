@@ -3,7 +3,7 @@ import { hostsOverlap } from "../config/overlap.ts";
 import type { ListenAddr, TenantSpec } from "../config/types.ts";
 import type { Env, UpstreamEvents } from "../engine/types.ts";
 import type { WorkerFaults } from "../faults.ts";
-import { connectInsideRaw, errnoName, errorText, failNextEnter, openOwnNetns, socketErrorRaw, STRANDED } from "../netns/native.ts";
+import { connectInsideRaw, errnoName, errorText, failNextEnter, netnsIdentity, openOwnNetns, socketErrorRaw, STRANDED } from "../netns/native.ts";
 import { ownThreadId } from "../netns/threads.ts";
 import { type AccessSink, stdoutAccessLog } from "../proxy/access-log.ts";
 import { dial, dialFd, listenTcp } from "../runtime/index.ts";
@@ -68,7 +68,9 @@ function attach(spec: TenantSpec, nsFd: number, slot: number, material: AttachMa
   try {
     // Replacing: the old listeners close right after, so the namespace gets tcp_migrate_req (see window.ts).
     const old = tenants.get(spec.name);
-    const own: ListenAddr[] = old ? [...old.addresses] : [];
+    // Its old listeners count as its own only in the same namespace (a tenant moved to another one probes there).
+    group.namespace = netnsIdentity(nsFd, spec.netns);
+    const own: ListenAddr[] = old && old.namespace === group.namespace ? [...old.addresses] : [];
     for (const addr of spec.listen) {
       if (addr.tls && !tls) throw new ListenError(addr.text, "ETLS", `listen ${addr.text}: no certificate was given for this https:// listener`);
       const listen = addr.tls ? (host: string, port: number) => listenTcp(host, port, group.tlsHooks, tls) : (host: string, port: number) => listenTcp(host, port, group);
