@@ -341,6 +341,50 @@ int nsx_probe_bind(const char *addr, int port) {
   return rc < 0 ? (int)rc : 0;
 }
 
+/* Is addr:port free of every other socket in the calling thread's current namespace? socket + bind
+ * with SO_REUSEADDR but WITHOUT SO_REUSEPORT, then close: the kernel refuses the bind (EADDRINUSE)
+ * when any socket listens on an address that overlaps this one (the same address, the wildcard of its
+ * family, or [::] without IPV6_ONLY for IPv4), whoever owns it: SO_REUSEPORT is how two listeners
+ * share, so a probe without it sees what nsproxy's own listeners would silently share with. A TIME_WAIT
+ * connection does not count (SO_REUSEADDR). IPv6 as the runtimes listen: dual-stack (IPV6_V6ONLY 0),
+ * so [::] is refused when an IPv4 listener holds the port. Returns 0 or -errno. */
+int nsx_probe_alone(const char *addr, int port) {
+  union nsx_sockaddr sa;
+  int family;
+
+  int len = fill_sockaddr(addr, port, &sa, &family);
+  if (len < 0) return len;
+  int fd = (int)sys3(__NR_socket, family, NSX_SOCK_STREAM | O_CLOEXEC, 0);
+  if (fd < 0) return fd;
+  int one = 1, zero = 0;
+  long rc = sys5(__NR_setsockopt, fd, SOL_SOCKET, SO_REUSEADDR, (long)&one, sizeof one);
+  if (rc == 0 && family == NSX_AF_INET6) rc = sys5(__NR_setsockopt, fd, IPPROTO_IPV6, IPV6_V6ONLY, (long)&zero, sizeof zero);
+  if (rc == 0) rc = sys3(__NR_bind, fd, &sa, len);
+  sys_close(fd);
+  return rc < 0 ? (int)rc : 0;
+}
+
+/* Open the calling thread's current namespace's TCP socket table (which 0: /proc/thread-self/net/tcp,
+ * 1: tcp6) and return the fd, or -errno. A proc net file holds on to the namespace it was opened in:
+ * read it later, from home, with nsx_read, and it still lists the tenant namespace's sockets. Fixed
+ * paths: nothing else can be opened this way inside the window. */
+int nsx_open_net_table(int which) {
+  if (which != 0 && which != 1) return -EINVAL;
+  return sys_open(which ? "/proc/thread-self/net/tcp6" : "/proc/thread-self/net/tcp", O_RDONLY | O_CLOEXEC);
+}
+
+/* read(2) until len bytes or end of file: the number read, or -errno. */
+int nsx_read(int fd, unsigned char *buf, int len) {
+  int got = 0;
+  while (got < len) {
+    long n = sys3(__NR_read, fd, buf + got, len - got);
+    if (n < 0 && n != -EINTR) return (int)n;
+    if (n == 0) break;
+    if (n > 0) got += (int)n;
+  }
+  return got;
+}
+
 /* Ingress: in the network namespace behind nsfd, a non-blocking socket and connect(addr:port), then
  * back to homefd, all in C: no JavaScript ever runs inside the namespace. The socket belongs to the
  * tenant's namespace for its whole life. Returns the fd (connected, or with the connect in progress),

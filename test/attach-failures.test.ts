@@ -44,7 +44,10 @@ describe.skipIf(Boolean(skipReason))("attach failures", () => {
     const daemon = await d;
     try {
       await daemon.waitFor("attached 1/2 tenants");
-      expect(daemon.stderr()).toContain(`tenant ${taken} (netns /run/netns/${taken}): listen 127.0.0.1:8097: Address already in use [EADDRINUSE]`);
+      // Refused before binding (never shared through SO_REUSEPORT), naming the squatter's process.
+      expect(daemon.stderr()).toContain(
+        `tenant ${taken} (netns /run/netns/${taken}): listen 127.0.0.1:8097: Address already in use in /run/netns/${taken}, by a listener that is not this tenant's: pid ${squatter.pid} (`,
+      );
       expect((await curlIn(taken, "http://127.0.0.1:8097/")).body).toBe("squatter");
       expect((await curlIn(ok, "http://127.0.0.1:8097/")).status).toBe(200);
     } finally {

@@ -86,7 +86,7 @@ describe.skipIf(Boolean(skipReason))("live tenants", () => {
     }
   }, 30_000);
 
-  test("two tenants on one address in one namespace are refused (400, field listen), IPv6 spellings included", async () => {
+  test("two tenants on one address in one namespace are refused (409, field listen), IPv6 spellings included", async () => {
     const p = place();
     const ns = addNetns(`${prefix}clash`);
     const d = startNsproxy(["run", "-l", "[::1]:8126", "-u", "http://127.0.0.1:9", "--no-access-log", ...p.flags]);
@@ -94,7 +94,7 @@ describe.skipIf(Boolean(skipReason))("live tenants", () => {
       await d.waitFor("waiting for tenants");
       expect((await p.admin.putTenant("first", { netns: `/run/netns/${ns}` })).tenant.state).toBe("serving");
       const clash = await p.admin.putTenant("second", { netns: `/run/netns/${ns}`, listen: "[0:0::1]:8126" }).catch((e) => e);
-      expect([clash.status, clash.field]).toEqual([400, "listen"]);
+      expect([clash.status, clash.field]).toEqual([409, "listen"]);
       expect(clash.message).toContain("tenant 'first' already listens on");
       expect((await p.admin.tenants()).map((t) => t.name)).toEqual(["first"]);
     } finally {

@@ -1,36 +1,36 @@
-// Refuses two listeners on one address in one namespace: with SO_REUSEPORT both binds would succeed and the kernel
-// would split connections between the tenants instead of failing.
+// Refuses two listeners on overlapping addresses in one namespace (however it is named): with SO_REUSEPORT both binds
+// would succeed and the kernel would split connections between the tenants instead of failing.
 import { type At, Invalid } from "./layer.ts";
+import { hostsOverlap, sameHost } from "./overlap.ts";
 import type { TenantSpec } from "./types.ts";
 
-/** `whereOf` says where a tenant's listen addresses were configured, for the error's file:line or flag. */
-export function checkListeners(tenants: TenantSpec[], whereOf: (tenant: string) => At): void {
-  const seen = new Map<string, { tenant: string; text: string }>();
+export { canonicalHost } from "./overlap.ts";
+
+/**
+ * `whereOf` says where a tenant's listen addresses were configured, for the error's file:line or flag.
+ * `namespaceOf` names the namespace a path is (its nsfs dev:ino when it can be told now): two paths of
+ * one namespace are one namespace.
+ */
+export function checkListeners(tenants: TenantSpec[], whereOf: (tenant: string) => At, namespaceOf: (path: string) => string = (p) => p): void {
+  const seen = new Map<string, { tenant: string; netns: string; host: string; text: string }[]>();
   for (const t of tenants) {
+    const ns = namespaceOf(t.netns);
     for (const l of t.listen) {
-      const id = `${t.netns}\0${canonicalHost(l.host)}\0${l.port}`;
-      const first = seen.get(id);
+      const key = `${ns}\0${l.port}`;
+      const bucket = seen.get(key) ?? [];
+      const first = bucket.find((b) => (b.tenant === t.name ? sameHost(b.host, l.host) : hostsOverlap(b.host, l.host)));
       if (!first) {
-        seen.set(id, { tenant: t.name, text: l.text });
+        bucket.push({ tenant: t.name, netns: t.netns, host: l.host, text: l.text });
+        seen.set(key, bucket);
         continue;
       }
       const what =
         first.tenant === t.name
           ? `tenant '${t.name}' lists ${l.text} twice`
-          : `tenants '${first.tenant}' and '${t.name}' both listen on ${l.text}`;
-      throw new Invalid(`${what} in ${t.netns}; each address may be used once per namespace`, whereOf(t.name));
+          : `tenants '${first.tenant}' and '${t.name}' both listen on ${l.text}${sameHost(first.host, l.host) ? "" : ` (${first.text} covers it)`}`;
+      const where = first.netns === t.netns ? t.netns : `${t.netns}, the namespace '${first.tenant}' names ${first.netns}`;
+      throw new Invalid(`${what} in ${where}; each address may be used once per namespace`, whereOf(t.name));
     }
-  }
-}
-
-/** "::1" and "0:0:0:0:0:0:0:1" are one address; URL's parser already knows the canonical IPv6 form. */
-export function canonicalHost(host: string): string {
-  if (!host.includes(":")) return host;
-  try {
-    return new URL(`http://[${host}]/`).hostname;
-  } catch {
-    // Zone ids ("fe80::1%eth0") are not URL syntax; compare those as written.
-    return host.toLowerCase();
   }
 }
 

@@ -167,6 +167,11 @@ listen = ["[::1]:80", "127.0.0.1:8080"]
     expect(load(`${ACME}\n[tenants.beta]\nnetns = "beta"\nupstream = "http://x:1"\nlisten = "127.0.0.1:8080"\n`).tenants).toHaveLength(2);
     expect(fail(ACME.replace('"127.0.0.1:8080"', '["[::1]:1", "[0:0::1]:1"]')).message).toContain("tenant 'acme' lists [0:0::1]:1 twice");
     expect(fail(undefined, { netns: ["a=/run/netns/n", "b=n"], listen: ["127.0.0.1:1"], upstream: "http://x:1" }).where).toBe("--netns");
+    // A wildcard covers the addresses of its family (and [::] covers IPv4: nsproxy listens dual-stack).
+    const wild = (a: string, b: string) => fail(`${ACME.replace('"127.0.0.1:8080"', `"${a}"`)}\n[tenants.beta]\nnetns = "acme"\nupstream = "http://x:1"\nlisten = "${b}"\n`);
+    expect(wild("0.0.0.0:8300", "127.0.0.1:8300").message).toContain("tenants.beta.listen: tenants 'acme' and 'beta' both listen on 127.0.0.1:8300 (0.0.0.0:8300 covers it) in /run/netns/acme");
+    expect(wild("[::]:8300", "127.0.0.1:8300").message).toContain("([::]:8300 covers it)");
+    expect(load(`${ACME.replace('"127.0.0.1:8080"', '"0.0.0.0:8300"')}\n[tenants.beta]\nnetns = "acme"\nupstream = "http://x:1"\nlisten = "[::1]:8300"\n`).tenants).toHaveLength(2);
   });
 
   test("missing upstream or listen", () => {

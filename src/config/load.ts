@@ -22,6 +22,7 @@ import { DEFAULT_ADMIN_SOCKET, DEFAULT_TENANTS_DIR, type TenantDefaults, TENANT_
 import { type FlagConfig, readFlags, type FlagOverrides } from "./flags.ts";
 import type { DaemonConfig, EngineSettings, MetricsSettings, TenantSpec } from "./types.ts";
 import { checkIngressHosts, checkListeners } from "./listeners.ts";
+import { namespaceKeys } from "../netns/identity.ts";
 import { normalizePattern } from "../engine/host-router.ts";
 import { headerKey, MAX_STATIC_HEADER_BYTES } from "./values.ts";
 
@@ -140,7 +141,7 @@ function build(file: FileConfig | undefined, flagValues: FlagOverrides, fileName
     ...flags.tenants.map((t) => ({ ...finish(t.name, t.netns, defaults, { ref: t.ref }), source: "flag" as const })),
   ];
   tenants.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  checkListeners(tenants, (name) => (fromFile.has(name) ? ["tenants", name, "listen"] : "--netns"));
+  checkListeners(tenants, (name) => (fromFile.has(name) ? ["tenants", name, "listen"] : "--netns"), namespaceKeys());
   checkIngressHosts(tenants, (name) => (fromFile.has(name) ? ["tenants", name, "ingress_hosts"] : "--ingress-host"));
 
   const daemon = { ...file?.daemon, ...definedOnly(flags.daemon) };

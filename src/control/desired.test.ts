@@ -19,7 +19,7 @@ function spec(name: string, extra: Partial<TenantSpec> = {}): TenantSpec {
 }
 
 describe("clashOf", () => {
-  test("one address in one namespace is one tenant's: the request is at fault on listen", () => {
+  test("one address in one namespace is one tenant's: a conflict on listen naming the owner", () => {
     const other = spec("acme");
     const mine = spec("globex", { netns: "/run/netns/acme" });
     expect(clashOf(mine, [other])).toEqual({ field: "listen", message: "tenant 'acme' already listens on 127.0.0.1:8080 in /run/netns/acme" });
@@ -35,6 +35,49 @@ describe("clashOf", () => {
   test("an IPv6 address spelt two ways is one address", () => {
     const v6 = (name: string, host: string) => spec(name, { netns: "/run/netns/x", listen: [{ host, port: 80, text: `[${host}]:80` }] });
     expect(clashOf(v6("b", "0:0:0:0:0:0:0:1"), [v6("a", "::1")])?.field).toBe("listen");
+  });
+
+  test("two paths of one namespace are one namespace: the clash is by what the kernel sees, not by the path string", () => {
+    // /run/netns/B, /var/run/netns/B and /proc/42/ns/net of a process inside B: one nsfs inode.
+    const table: Record<string, string> = { "/run/netns/B": "4:4026532400", "/var/run/netns/B": "4:4026532400", "/proc/42/ns/net": "4:4026532400", "/run/netns/C": "4:4026532500" };
+    const namespaceOf = (p: string) => table[p] ?? `path:${p}`;
+    const b = spec("b", { netns: "/run/netns/B" });
+    for (const alias of ["/var/run/netns/B", "/proc/42/ns/net"]) {
+      expect(clashOf(spec("alias", { netns: alias }), [b], namespaceOf)).toEqual({
+        field: "listen",
+        message: `tenant 'b' already listens on 127.0.0.1:8080 in /run/netns/B (the namespace ${alias} names too)`,
+      });
+    }
+    expect(clashOf(spec("c", { netns: "/run/netns/C" }), [b], namespaceOf)).toBeUndefined();
+    // Not there yet: only the same path clashes (the reconciler checks again when both are attached).
+    expect(clashOf(spec("later", { netns: "/run/netns/D" }), [spec("d", { netns: "/run/netns/E" })], namespaceOf)).toBeUndefined();
+  });
+
+  test("a wildcard covers every address of its family on its port, and [::] (dual-stack, as nsproxy listens) covers IPv4 too", () => {
+    const at = (name: string, host: string, port = 8300) => spec(name, { netns: "/run/netns/x", listen: [{ host, port, text: host.includes(":") ? `[${host}]:${port}` : `${host}:${port}` }] });
+    const clash = (a: string, b: string, port?: number) => clashOf(at("w2", b, port), [at("w1", a)])?.message;
+    expect(clash("0.0.0.0", "127.0.0.1")).toBe("tenant 'w1' already listens on 0.0.0.0:8300 in /run/netns/x, which covers 127.0.0.1:8300");
+    expect(clash("127.0.0.1", "0.0.0.0")).toBe("tenant 'w1' already listens on 127.0.0.1:8300 in /run/netns/x, which covers 0.0.0.0:8300");
+    expect(clash("::", "::1")).toContain("tenant 'w1' already listens on [::]:8300");
+    expect(clash("::1", "::")).toContain("tenant 'w1'");
+    expect(clash("::", "127.0.0.1")).toContain("tenant 'w1'");
+    expect(clash("0.0.0.0", "::")).toContain("tenant 'w1'");
+    expect(clash("::ffff:127.0.0.1", "127.0.0.1")).toContain("tenant 'w1'");
+    expect(clash("::ffff:127.0.0.1", "0.0.0.0")).toContain("tenant 'w1'");
+    // Different addresses of one family, a specific IPv6 address beside 0.0.0.0, another port: no clash.
+    expect(clash("127.0.0.1", "127.0.0.2")).toBeUndefined();
+    expect(clash("0.0.0.0", "::1")).toBeUndefined();
+    expect(clash("::1", "127.0.0.1")).toBeUndefined();
+    expect(clash("0.0.0.0", "127.0.0.1", 8301)).toBeUndefined();
+  });
+
+  test("the namespace is looked at only when the addresses could clash", () => {
+    const looked: string[] = [];
+    const namespaceOf = (p: string) => (looked.push(p), p);
+    clashOf(spec("globex", { listen: [{ host: "127.0.0.1", port: 9, text: "127.0.0.1:9" }] }), [spec("acme")], namespaceOf);
+    expect(looked).toEqual([]);
+    clashOf(spec("globex"), [spec("acme")], namespaceOf);
+    expect(looked.sort()).toEqual(["/run/netns/acme", "/run/netns/globex"]);
   });
 
   test("an ingress host another tenant holds is a conflict on ingress_hosts, checked after the listeners", () => {

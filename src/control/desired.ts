@@ -1,10 +1,11 @@
 // Where the wanted tenants come from — config and flags, the tenants directory, discovery — and the rules that keep them apart.
 import { Invalid } from "../config/layer.ts";
-import { canonicalHost } from "../config/listeners.ts";
+import { hostsOverlap, sameHost } from "../config/overlap.ts";
 import { type Loaded, resolveTenant } from "../config/load.ts";
-import type { TenantSpec } from "../config/types.ts";
+import type { ListenAddr, TenantSpec } from "../config/types.ts";
 import { discover } from "../discover.ts";
 import { logger } from "../log.ts";
+import { namespaceKey, namespaceKeys } from "../netns/identity.ts";
 import { readTenantsDir } from "../store/tenants-dir.ts";
 
 export interface Skipped {
@@ -17,12 +18,29 @@ export function fieldOf(e: Invalid): string {
   return Array.isArray(e.at) ? e.at.join(".") : e.at;
 }
 
-/** Two tenants may not listen on one address in one namespace (SO_REUSEPORT would split the traffic). */
-function listenerClash(spec: TenantSpec, others: Iterable<TenantSpec>): string | undefined {
+/** What namespace a tenant's path names now (see netns/identity.ts); unit tests pass a table. */
+export type NamespaceOf = (path: string) => string;
+
+/**
+ * Two tenants may not listen on overlapping addresses (the same one, or a wildcard covering the other)
+ * in one namespace, however each names it (SO_REUSEPORT would split the traffic). The address test
+ * comes first: it is cheap, and a namespace is looked at only for a tenant that could clash.
+ */
+function listenerClash(spec: TenantSpec, others: Iterable<TenantSpec>, namespaceOf: NamespaceOf): string | undefined {
+  let mine: string | undefined;
   for (const o of others) {
-    if (o.name === spec.name || o.netns !== spec.netns) continue;
-    const taken = spec.listen.find((l) => o.listen.some((m) => m.port === l.port && canonicalHost(m.host) === canonicalHost(l.host)));
-    if (taken) return `tenant '${o.name}' already listens on ${taken.text} in ${spec.netns}`;
+    if (o.name === spec.name) continue;
+    let taken: { l: ListenAddr; m: ListenAddr } | undefined;
+    for (const l of spec.listen) {
+      const m = o.listen.find((m) => m.port === l.port && hostsOverlap(m.host, l.host));
+      if (m) taken = { l, m };
+      if (taken) break;
+    }
+    if (!taken) continue;
+    if (o.netns !== spec.netns && namespaceOf(o.netns) !== (mine ??= namespaceOf(spec.netns))) continue;
+    const covers = sameHost(taken.m.host, taken.l.host) ? "" : `, which covers ${taken.l.text}`;
+    const alias = o.netns === spec.netns ? "" : ` (the namespace ${spec.netns} names too)`;
+    return `tenant '${o.name}' already listens on ${taken.m.text} in ${o.netns}${alias}${covers}`;
   }
   return undefined;
 }
@@ -40,12 +58,12 @@ function ingressClash(spec: TenantSpec, others: Iterable<TenantSpec>): string | 
 }
 
 /**
- * What keeps `spec` from joining `others`, if anything: a listen address taken in its namespace (the
- * request is wrong: "listen"), or an ingress host another tenant holds (a clash with that tenant's
- * state: "ingress_hosts"). The tenants directory and the admin API both apply these, in this order.
+ * What keeps `spec` from joining `others`, if anything: a listen address another tenant holds in its
+ * namespace ("listen"), or an ingress host another tenant holds ("ingress_hosts"); both are conflicts
+ * with that tenant's state. The tenants directory and the admin API both apply these, in this order.
  */
-export function clashOf(spec: TenantSpec, others: TenantSpec[]): { field: "listen" | "ingress_hosts"; message: string } | undefined {
-  const listen = listenerClash(spec, others);
+export function clashOf(spec: TenantSpec, others: TenantSpec[], namespaceOf: NamespaceOf = namespaceKey): { field: "listen" | "ingress_hosts"; message: string } | undefined {
+  const listen = listenerClash(spec, others, namespaceOf);
   if (listen) return { field: "listen", message: listen };
   const host = ingressClash(spec, others);
   if (host) return { field: "ingress_hosts", message: host };
@@ -57,6 +75,7 @@ export function readStoredTenants(loaded: Loaded): { stored: Map<string, TenantS
   const { tenants, skipped } = readTenantsDir(loaded.config.tenantsDir);
   const stored = new Map<string, TenantSpec>();
   const explicit = new Map(loaded.config.tenants.map((t) => [t.name, t]));
+  const namespaceOf = namespaceKeys();
   for (const t of tenants) {
     const taken = explicit.get(t.name);
     if (taken) {
@@ -65,7 +84,7 @@ export function readStoredTenants(loaded: Loaded): { stored: Map<string, TenantS
     }
     try {
       const spec = resolveTenant(t.tenant, loaded.defaults, "tenants-dir");
-      const clash = clashOf(spec, [...explicit.values(), ...stored.values()]);
+      const clash = clashOf(spec, [...explicit.values(), ...stored.values()], namespaceOf);
       if (clash) skipped.push({ file: t.file, error: clash.message });
       else stored.set(t.name, spec);
     } catch (e) {

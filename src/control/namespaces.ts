@@ -1,6 +1,7 @@
-// The real Namespaces: libnetns for opening and identifying, stat for following, /proc for the thread check.
+// The real Namespaces: libnetns for opening and identifying, stat for following, /proc for the thread check and socket owners.
 import { statSync } from "node:fs";
 import { closeFd, netnsIdentity, openNetns } from "../netns/native.ts";
+import { socketOwner } from "../netns/socket-owner.ts";
 import { strayThreads } from "../netns/threads.ts";
 import type { Namespaces } from "./seams.ts";
 
@@ -25,5 +26,6 @@ export const kernelNamespaces: Namespaces = {
     }
   },
   close: closeFd,
+  socketOwner,
   strayThreads,
 };

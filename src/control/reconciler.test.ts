@@ -41,6 +41,9 @@ class FakeNamespaces implements Namespaces {
   strayThreads() {
     return [];
   }
+  socketOwner(inodes: number[]) {
+    return inodes.includes(777) ? { pid: 4242, comm: "nsproxy" } : undefined;
+  }
 }
 
 type Step = (spec: TenantSpec) => Promise<AttachFailure | undefined> | AttachFailure | undefined;
@@ -181,6 +184,37 @@ describe("apply", () => {
     expect(rec.tenants.get("later")!.error).toBe("open /run/netns/later: No such file or directory [ENOENT]");
     expect(workers.calls).not.toContain("attach later");
     expect(rec.counts()).toEqual({ total: 2, serving: 1, waiting: 1, failed: 0 });
+  });
+
+  test("two paths that turn out to name one namespace: the first attached keeps the address, the later fails naming it, and serves once it is gone", async () => {
+    // Accepted while /proc/42/ns/net was not there; now both paths are the namespace 1:10.
+    ns.files.set("/run/netns/b", "1:10");
+    ns.files.set("/proc/42/ns/net", "1:10");
+    await rec.apply([spec("b"), spec("alias", { netns: "/proc/42/ns/net", listen: [{ host: "0.0.0.0", port: 8080, text: "0.0.0.0:8080" }] })]);
+    const states = [stateOf("alias"), stateOf("b")].sort();
+    expect(states).toEqual(["failed", "serving"]);
+    const [loser, winner] = stateOf("alias") === "failed" ? ["alias", "b"] : ["b", "alias"];
+    expect(rec.tenants.get(loser)!.error).toMatch(new RegExp(`^tenant '${winner}' already listens on .* in this namespace \\(.* is the namespace .* names\\); .* is refused \\[EADDRINUSE\\]$`));
+    for (const w of workers.listening) expect([...w.keys()]).toEqual([winner]);
+    // Another port in the same namespace is no clash; the winner removed, the loser serves at its retry.
+    await rec.apply([spec(loser, rec.tenants.get(loser)!.spec), spec("c", { netns: "/run/netns/b", listen: [{ host: "127.0.0.1", port: 9, text: "127.0.0.1:9" }] })]);
+    expect(stateOf("c")).toBe("serving");
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(stateOf(loser)).toBe("serving");
+  });
+
+  test("an address a stranger holds fails the tenant naming the namespace and the holder's pid (never shared)", async () => {
+    ns.files.set("/run/netns/acme", "1:10");
+    ns.files.set("/run/netns/globex", "1:11");
+    const taken = "listen 127.0.0.1:8080: Address already in use in this namespace, by a listener that is not this tenant's";
+    workers.step = (s) => (s.name === "acme" ? { message: taken, code: "EADDRINUSE", listen: "127.0.0.1:8080", holders: [777] } : undefined);
+    await rec.apply([spec("acme"), spec("globex")]);
+    expect(stateOf("acme")).toBe("failed");
+    expect(rec.tenants.get("acme")!.error).toBe("listen 127.0.0.1:8080: Address already in use in /run/netns/acme, by a listener that is not this tenant's: pid 4242 (nsproxy); not shared [EADDRINUSE]");
+    expect(stateOf("globex")).toBe("serving");
+    workers.step = () => ({ message: taken, code: "EADDRINUSE", holders: [1] });
+    await rec.apply([spec("acme", { headers: { a: "b" } }), spec("globex")]);
+    expect(rec.tenants.get("acme")!.error).toEndWith("by a listener that is not this tenant's; its process could not be found; not shared [EADDRINUSE]");
   });
 
   test("replaces only a changed spec; the same spec again touches nothing", async () => {

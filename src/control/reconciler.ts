@@ -3,6 +3,7 @@ import type { TenantState } from "../admin/types.ts";
 import type { IngressListen, TenantSpec } from "../config/types.ts";
 import { logger } from "../log.ts";
 import { CertificatePairs, type Material, MaterialError } from "../tls/pairs.ts";
+import { ListenClaims } from "./claims.ts";
 import { IngressChain } from "./ingress-chain.ts";
 import { OpenLimit } from "./open-limit.ts";
 import type { AttachFailure, Namespaces, Workers } from "./seams.ts";
@@ -52,6 +53,7 @@ export class Reconciler {
   private readonly ingress: IngressChain;
   private readonly threads: ThreadCheck;
   private readonly openLimit = new OpenLimit(MAX_OPEN_NAMESPACES);
+  private readonly claims = new ListenClaims();
 
   constructor(private readonly options: ReconcilerOptions) {
     this.workers = options.workers;
@@ -75,12 +77,16 @@ export class Reconciler {
     let addrs = 0;
     for (const s of desired) addrs += s.listen.length;
     this.workers.plan(addrs, this.options.fdLimit);
-    const work: Promise<void>[] = [];
+    const removals: Promise<void>[] = [];
     for (const [name, t] of this.tenants) {
       if (want.has(name)) continue;
       result.removed.push(name);
-      work.push(this.remove(t, removeGraceMs));
+      removals.push(this.remove(t, removeGraceMs));
     }
+    // Every worker has closed the removed listeners before a newcomer probes its addresses: one taking
+    // over a removed tenant's address must not find it still held (workers run in parallel).
+    if (removals.length) await Promise.all(removals);
+    const work: Promise<void>[] = [];
     for (const spec of desired) {
       const t = this.tenants.get(spec.name);
       if (!t) {
@@ -119,6 +125,7 @@ export class Reconciler {
 
   private async remove(t: Tenant, graceMs: number): Promise<void> {
     this.bump(t);
+    this.claims.release(t.spec.name);
     this.pairs.release(t);
     this.tenants.delete(t.spec.name);
     if (t.ingressChain || t.spec.ingress) void this.ingress.remove(t);
@@ -170,9 +177,15 @@ export class Reconciler {
       return { failure: failureOf(err, true), fd: -1 };
     }
     const { fd, identity } = opened;
+    const refused = this.claims.claim(t.spec, identity);
+    if (refused) {
+      this.namespaces.close(fd);
+      return { failure: { message: refused, code: "EADDRINUSE" }, fd: -1 };
+    }
     let keep = false;
     try {
-      const failure = only === undefined ? await this.workers.attach(t.spec, fd, material) : await this.workers.reattach(only, t.spec, fd, material);
+      const answer = only === undefined ? await this.workers.attach(t.spec, fd, material) : await this.workers.reattach(only, t.spec, fd, material);
+      const failure = answer?.holders ? this.takenBy(answer, t.spec.netns, answer.holders) : answer;
       keep = !failure && t.spec.ingress !== undefined && only === undefined && t.generation === generation;
       return { failure, identity, fd: keep ? fd : -1 };
     } catch (err) {
@@ -180,6 +193,18 @@ export class Reconciler {
     } finally {
       if (!keep) this.namespaces.close(fd);
     }
+  }
+
+  /**
+   * A tenant's address held by a socket that is not this tenant's (another nsproxy, any process): the
+   * failure names the namespace and, when /proc shows it, the process. Never shared: SO_REUSEPORT
+   * would have the kernel split the tenant's connections with it.
+   */
+  private takenBy(failure: AttachFailure, netns: string, holders: number[]): AttachFailure {
+    const owner = this.namespaces.socketOwner(holders);
+    const who = !owner ? "; its process could not be found" : owner.pid === process.pid ? `: this nsproxy (pid ${owner.pid}) still holds it` : `: pid ${owner.pid} (${owner.comm})`;
+    const message = failure.message.replace(" in this namespace,", ` in ${netns},`);
+    return { message: `${message}${who}; not shared`, code: failure.code, ...(failure.listen ? { listen: failure.listen } : {}) };
   }
 
   /** An attach's outcome: serving, or waiting/failed with a retry after a backoff. */
@@ -193,6 +218,7 @@ export class Reconciler {
       return;
     }
     this.attachFailures++;
+    this.claims.release(t.spec.name);
     const previous = t.error;
     t.state = stateFor(failure);
     t.error = `${failure.message} [${failure.code}]`;
@@ -224,6 +250,7 @@ export class Reconciler {
         if (now === t.identity || now === null) continue;
         logger.warn(`tenant ${t.spec.name}: namespace ${t.spec.netns} ${now ? "was replaced" : "is gone"}; closing its listeners`);
         this.bump(t);
+        this.claims.release(t.spec.name);
         if (t.spec.ingress) void this.ingress.update(t, -1, `namespace ${t.spec.netns} ${now ? "was replaced" : "is gone"}`);
         t.state = "waiting";
         t.error = `namespace ${t.spec.netns} ${now ? "replaced" : "gone"}`;

@@ -41,6 +41,8 @@ export interface Namespaces {
   /** dev:ino of the namespace now at `path`; undefined when the path is gone; null when it cannot be told now. */
   identityAt(path: string): string | undefined | null;
   close(fd: number): void;
+  /** The process holding one of the sockets `inodes` (a tenant's address taken by a stranger), if it can be found now. */
+  socketOwner(inodes: number[]): { pid: number; comm: string } | undefined;
   /** Threads of this process whose namespace is not the process's own. */
   strayThreads(): { tid: string; netns: string }[];
 }

@@ -91,6 +91,27 @@ export function probeBindRaw(host: string, port: number): number {
   return lib.nsx_probe_bind(cstr(host), port);
 }
 
+/**
+ * socket+bind WITHOUT SO_REUSEPORT in the current namespace, closed at once: 0 when no socket (ours or
+ * anyone's) listens on an address overlapping host:port, else -errno (EADDRINUSE). Syscalls only (window-safe).
+ */
+export function probeAloneRaw(host: string, port: number): number {
+  return lib.nsx_probe_alone(cstr(host), port);
+}
+
+/** Open the current namespace's TCP table (tcp6 when `v6`): an fd that keeps listing that namespace's sockets when read from home. -errno on failure. Window-safe. */
+export function openNetTableRaw(v6: boolean): number {
+  return lib.nsx_open_net_table(v6 ? 1 : 0);
+}
+
+/** Read a whole (small) file from an fd opened in C, then close it; "" when it cannot be read. At most `max` bytes. */
+export function readAndCloseFd(fd: number, max: number): string {
+  const buf = new Uint8Array(max);
+  const n = lib.nsx_read(fd, buf, max);
+  lib.nsx_close(fd);
+  return n > 0 ? new TextDecoder().decode(buf.subarray(0, n)) : "";
+}
+
 /** Replace this process with `path argv…`, after setting `env` in its environment. Returns only on failure. */
 export function execWithEnv(path: string, argv: string[], env: Record<string, string>): never {
   const pack = (items: string[]) => utf8.encode(items.map((s) => `${s}\0`).join(""));

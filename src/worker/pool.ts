@@ -66,7 +66,7 @@ class PinnedWorker {
         else if (msg.type === "drained") this.worker.terminate();
         else if (msg.type === "batch") msg.messages.forEach(receive);
         else if (msg.type === "log") logger[msg.level](`worker ${this.index}: ${msg.message}`);
-        else this.settle(msg.id, msg.type === "failed" ? { message: msg.message, code: msg.code, listen: msg.listen } : undefined);
+        else this.settle(msg.id, msg.type === "failed" ? { message: msg.message, code: msg.code, listen: msg.listen, ...(msg.holders ? { holders: msg.holders } : {}) } : undefined);
       };
       this.worker.addEventListener("message", (ev: MessageEvent<FromWorker>) => receive(ev.data));
     });
@@ -317,15 +317,25 @@ export class WorkerPool {
   /** Worker `index` was replaced: listen for `spec` there again, if it is placed there (else nothing to do). */
   async reattach(index: number, spec: TenantSpec, nsFd: number, material?: AttachMaterial): Promise<AttachFailure | undefined> {
     if (spec.listen.length === 0 || !this.placedOn(spec.name, index)) return undefined;
-    return this.listenIn([index], spec, nsFd, material);
+    // Alone there, its addresses were free for anyone while the worker was gone: probe them again.
+    return this.listenIn([index], spec, nsFd, material, this.workersOf(spec.name) === 1);
   }
 
-  private async listenIn(indexes: number[], spec: TenantSpec, nsFd: number, material?: AttachMaterial): Promise<AttachFailure | undefined> {
+  /**
+   * Listen in workers `indexes`: the first one alone, with `exclusive` (every address must be free of
+   * sockets that are not this tenant's, see window.ts), then the others beside it. One round trip more
+   * per attach, so that no worker ever mistakes another worker's listener for a stranger's.
+   */
+  private async listenIn(indexes: number[], spec: TenantSpec, nsFd: number, material?: AttachMaterial, exclusive = true): Promise<AttachFailure | undefined> {
     const slot = this.slotOf(spec.name);
     this.ensureChunk(slot);
-    const targets = indexes.map((i) => this.workers[i]!);
-    const results = await Promise.all(targets.map((w) => w.request((id) => ({ type: "attach", id, spec, nsFd, slot, ...(material ? { material } : {}) }))));
-    const failure = results.find((r) => r !== undefined);
+    const send = (i: number, alone: boolean) => this.workers[i]!.request((id) => ({ type: "attach", id, spec, nsFd, slot, exclusive: alone, ...(material ? { material } : {}) }));
+    const [first, ...rest] = indexes;
+    let failure = exclusive ? await send(first!, true) : undefined;
+    if (!failure) {
+      const results = await Promise.all((exclusive ? rest : indexes).map((i) => send(i, false)));
+      failure = results.find((r) => r !== undefined);
+    }
     if (failure) await this.detach(spec.name, 0);
     return failure;
   }

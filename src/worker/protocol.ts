@@ -28,8 +28,11 @@ export type ToWorker =
   /**
    * Listen on every address of `spec` inside the namespace open at `nsFd` (an fd of this process);
    * `material`: what the main thread read from files (the https:// listeners' pair, an upstream CA).
+   * `exclusive`: no other worker listens for this tenant, so an address held by any socket but the
+   * tenant's own old listeners is refused rather than shared (see window.ts). False where this daemon's
+   * other workers hold it — and the seam for a deliberate handover from another generation, not built.
    */
-  | { type: "attach"; id: number; spec: TenantSpec; nsFd: number; slot: number; material?: AttachMaterial }
+  | { type: "attach"; id: number; spec: TenantSpec; nsFd: number; slot: number; material?: AttachMaterial; exclusive?: boolean }
   /** Stop accepting for tenant `name`; close its connections after `graceMs`. */
   | { type: "detach"; id: number; name: string; graceMs: number }
   /** Stop every listener; answer when in-flight requests are done or `graceMs` has passed. */
@@ -50,13 +53,15 @@ export interface AttachFailure {
   message: string;
   code: string;
   listen?: string;
+  /** The address is another socket's: inodes of the sockets listening there (the main thread finds their process). */
+  holders?: number[];
 }
 
 export type FromWorker =
   /** Started; `tid` is its thread's id (the main thread knows when that thread is really gone). */
   | { type: "ready"; tid: number }
   | { type: "done"; id: number }
-  | { type: "failed"; id: number; message: string; code: string; listen?: string }
+  | { type: "failed"; id: number; message: string; code: string; listen?: string; holders?: number[] }
   /**
    * The worker could not return to its own namespace: it must never be used again. It has stopped
    * accepting and dialing, and lets its exchanges in flight finish for a moment.

@@ -1,5 +1,5 @@
 // One tenant in one worker: its listeners, its open connections, and the limits checked when a connection is accepted.
-import type { TenantSpec } from "../config/types.ts";
+import type { ListenAddr, TenantSpec } from "../config/types.ts";
 import { ProxyConn } from "../engine/conn.ts";
 import { makeStamp, plainResponse } from "../engine/rewrite.ts";
 import { Stat, W_FD_REFUSED } from "../engine/stats.ts";
@@ -112,6 +112,10 @@ export class TenantGroup implements ListenerHooks {
   readonly tlsHooks: ListenerHooks;
   /** What is kept of the spec (a worker holds thousands of groups: not the whole spec). */
   readonly name: string;
+  /** Its listen addresses (the spec's own array): a re-attach knows which addresses its old listeners hold. */
+  readonly addresses: readonly ListenAddr[];
+  /** dev:ino of the namespace its listeners are in (set by the attach). */
+  namespace = "";
   readonly maxConnections: number;
   readonly tcp: boolean;
   readonly proxyProtocol: boolean;
@@ -137,6 +141,7 @@ export class TenantGroup implements ListenerHooks {
     this.routeTls = spec.listen.some((l) => l.tls) ? routeOf(spec, stats, pool, material.upstreamCa, "https") : undefined;
     this.tlsHooks = { accept: (sock, peer) => this.accept(sock, peer) };
     this.name = spec.name;
+    this.addresses = spec.listen;
     this.maxConnections = spec.maxConnections;
   }
 

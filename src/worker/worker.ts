@@ -1,8 +1,9 @@
 // Pinned worker: one OS thread for its whole life, holding every tenant's listeners and running the proxy engine on them.
-import type { TenantSpec } from "../config/types.ts";
+import { hostsOverlap } from "../config/overlap.ts";
+import type { ListenAddr, TenantSpec } from "../config/types.ts";
 import type { Env, UpstreamEvents } from "../engine/types.ts";
 import type { WorkerFaults } from "../faults.ts";
-import { connectInsideRaw, errnoName, errorText, failNextEnter, openOwnNetns, socketErrorRaw, STRANDED } from "../netns/native.ts";
+import { connectInsideRaw, errnoName, errorText, failNextEnter, netnsIdentity, openOwnNetns, socketErrorRaw, STRANDED } from "../netns/native.ts";
 import { ownThreadId } from "../netns/threads.ts";
 import { type AccessSink, stdoutAccessLog } from "../proxy/access-log.ts";
 import { dial, dialFd, listenTcp } from "../runtime/index.ts";
@@ -56,18 +57,28 @@ const owner = {
   },
 };
 
-function attach(spec: TenantSpec, nsFd: number, slot: number, material: AttachMaterial = {}): void {
+/**
+ * Listen for `spec` in its namespace. `exclusive`: no other worker of this daemon listens for it, so
+ * each address must be free of every socket but this tenant's own (its old listeners when replaced,
+ * and its earlier addresses of this attach, which may overlap: 0.0.0.0 and 127.0.0.1) before binding.
+ */
+function attach(spec: TenantSpec, nsFd: number, slot: number, material: AttachMaterial = {}, exclusive = false): void {
   // Test fault: the kernel refuses this attach's return home, so the check in listenInside is what runs.
   if (spec.name === faults.strand) failNextEnter(homeFd);
   const group = new TenantGroup(spec, tenantStats(slot), slot, counts, env, owner, material);
   const tls = material.tls;
   try {
     // Replacing: the old listeners close right after, so the namespace gets tcp_migrate_req (see window.ts).
-    const replacing = tenants.has(spec.name);
+    const old = tenants.get(spec.name);
+    // Its old listeners count as its own only in the same namespace (a tenant moved to another one probes there).
+    group.namespace = netnsIdentity(nsFd, spec.netns);
+    const own: ListenAddr[] = old && old.namespace === group.namespace ? [...old.addresses] : [];
     for (const addr of spec.listen) {
       if (addr.tls && !tls) throw new ListenError(addr.text, "ETLS", `listen ${addr.text}: no certificate was given for this https:// listener`);
       const listen = addr.tls ? (host: string, port: number) => listenTcp(host, port, group.tlsHooks, tls) : (host: string, port: number) => listenTcp(host, port, group);
-      group.listeners.push(listenInside(nsFd, homeFd, addr, listen, replacing));
+      const alone = exclusive && !own.some((o) => o.port === addr.port && hostsOverlap(o.host, addr.host));
+      group.listeners.push(listenInside(nsFd, homeFd, addr, listen, old !== undefined, alone));
+      own.push(addr);
     }
   } catch (err) {
     for (const l of group.listeners) l.stop(true);
@@ -257,12 +268,13 @@ async function handle(msg: ToWorker): Promise<void> {
       return;
     case "attach":
       try {
-        attach(msg.spec, msg.nsFd, msg.slot, msg.material);
+        attach(msg.spec, msg.nsFd, msg.slot, msg.material, msg.exclusive);
         post({ type: "done", id: msg.id });
       } catch (err) {
         if (err instanceof StrandedError) return strand(err.message);
         const e = err as Error & { code?: string };
-        post({ type: "failed", id: msg.id, message: e.message, code: e.code ?? "ERROR", listen: err instanceof ListenError ? err.listen : undefined });
+        const listenErr = err instanceof ListenError ? err : undefined;
+        post({ type: "failed", id: msg.id, message: e.message, code: e.code ?? "ERROR", listen: listenErr?.listen, ...(listenErr?.holders ? { holders: listenErr.holders } : {}) });
       }
       return;
     case "detach": {
