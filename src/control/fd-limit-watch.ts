@@ -1,0 +1,48 @@
+// The descriptor limit as it is now: re-read twice a second (an operator's prlimit, a limits change) and stated to the workers' budget.
+import { logger } from "../log.ts";
+import { openDescriptors } from "../metrics/snapshot.ts";
+import { descriptorLimit } from "../netns/limits.ts";
+import type { SharedCounts } from "../worker/shared-counts.ts";
+
+export const WATCH_MS = 500;
+/** At most one line per this long: a limit that flaps is told as it stands when the quiet ends. */
+const LOG_EVERY_MS = 10_000;
+
+export class FdLimitWatch {
+  private timer: ReturnType<typeof setInterval> | undefined;
+  /** The limit the last line told (or the one at start). */
+  private told: number;
+  private toldAt = 0;
+
+  constructor(
+    private readonly counts: SharedCounts,
+    private readonly read: () => number = descriptorLimit,
+    private readonly log: (line: string) => void = (line) => logger.warn(line),
+  ) {
+    this.told = counts.fdLimit;
+  }
+
+  start(): void {
+    this.timer ??= setInterval(() => this.tick(Date.now()), WATCH_MS);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Read the limit (one small /proc read: cheap), state it to the workers, and say so when it changed. */
+  tick(now: number): void {
+    const limit = Math.min(this.read(), 0x7fffffff);
+    this.counts.setFdLimit(limit);
+    if (limit === this.told || now - this.toldAt < LOG_EVERY_MS) return;
+    const was = this.told;
+    this.told = limit;
+    this.toldAt = now;
+    const over = this.counts.excess > 0;
+    this.log(
+      `descriptor limit (RLIMIT_NOFILE) changed from ${was} to ${limit}, ${openDescriptors()} open: connections may now hold ${Math.max(0, this.counts.budget)}` +
+        (over ? "; idle connections over it are closed (ingress first) and new ones refused until the use fits" : ""),
+    );
+  }
+}
