@@ -176,15 +176,17 @@ function sweep(): void {
 /**
  * The descriptor limit was lowered below what is open (an operator's prlimit): accept() fails with EMFILE
  * and Bun's listener retries at once, a busy loop. Idle connections (no exchange in progress) close, ingress
- * first, until the use fits the budget again; exchanges in flight finish. Connections close synchronously,
- * so every worker sees the shared count fall as it goes and none closes more than needed.
+ * first, until the use fits the budget with an eighth of it free, so that other clients can connect again;
+ * exchanges in flight finish. Connections close synchronously, so every worker sees the shared count fall
+ * as it goes and none closes more than needed.
  */
 function shed(): void {
+  const headroom = Math.floor(Math.max(0, counts.budget) / 8);
   let n = 0;
   const sets = [ingress?.conns ?? new Set<Conn>(), ...[...tenants.values()].map((g) => g.conns)];
   for (const set of sets) {
     for (const c of set) {
-      if (counts.excess <= 0) break;
+      if (counts.excess <= -headroom) break;
       if (!c.idle) continue;
       c.destroy();
       n++;
