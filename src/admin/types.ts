@@ -46,8 +46,11 @@ export interface StatusView {
   tenants_dir: string;
   admin_socket: string;
   tenants: { total: number; serving: number; waiting: number; failed: number };
-  /** All tenants together: requests/s over the last second, connections open now, descriptors. */
-  totals?: { requests_per_second: number; open_connections: number; descriptors_open: number; descriptors_limit: number };
+  /**
+   * All tenants together: requests/s over the last second, client connections open now (both directions;
+   * ingress_connections of them on ingress listeners, routed or not), descriptors.
+   */
+  totals?: { requests_per_second: number; open_connections: number; ingress_connections?: number; descriptors_open: number; descriptors_limit: number };
 }
 
 /**

@@ -56,6 +56,7 @@ max_connections = 7
       headers: { "x-env": "dev", "X-Keep": "1" },
       upstreamTimeoutMs: 5000,
       maxConnections: 7,
+      ingressMaxConnections: 1000,
     });
     expect(zeta).toMatchObject({ netns: "/proc/42/ns/net", upstream: { origin: "http://127.0.0.1:9000" }, headers: { "X-Env": "prod", "X-Keep": "1" }, maxConnections: 50 });
   });

@@ -207,6 +207,11 @@ export const TENANT_SETTINGS = [
     doc: { example: '"127.0.0.1:3000"', comment: "ingress: the tenant's HTTP service inside its namespace" },
   }),
   setting({
+    key: "ingress_max_connections", flag: "ingress-max-connections", field: "ingressMaxConnections", kind: integer(1, 1_000_000, 1000), scope: "tenant", default: 1000,
+    help: "Ingress: connections routed to this tenant at once across all workers; more are refused (default 1000)", hint: "N",
+    doc: { example: "1000", comment: "ingress: connections routed to this tenant at once; more get 503 (sni://: closed)" },
+  }),
+  setting({
     key: "ingress_tls_backend", flag: "ingress-tls-backend", field: "ingressTlsBackend", kind: text(parseBackend, 'a string, like "127.0.0.1:3000"'), scope: "tenant",
     help: "Ingress: the tenant's TLS service inside its namespace (for sni:// listeners)", hint: "ADDR",
     doc: { example: '"127.0.0.1:443"', comment: "ingress: its TLS service, for sni:// listeners" },

@@ -56,9 +56,10 @@ export class AdminControl implements DaemonControl {
       tenants: this.reconciler.counts(),
       totals: {
         requests_per_second: Math.round(this.daemon.rates.requestsPerSecond * 10) / 10,
-        open_connections: this.daemon.sharedCounts.openTotal(this.daemon.pool.tenantSlots().values()),
+        open_connections: this.daemon.sharedCounts.openTotal(this.daemon.pool.tenantSlots().values()) + this.daemon.sharedCounts.ingressConnections(),
+        ingress_connections: this.daemon.sharedCounts.ingressConnections(),
         descriptors_open: openDescriptors(),
-        descriptors_limit: this.daemon.fdLimit,
+        descriptors_limit: this.daemon.sharedCounts.fdLimit,
       },
     };
   }

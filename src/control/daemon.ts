@@ -10,6 +10,7 @@ import { descriptorLimit } from "../netns/limits.ts";
 import { WorkerPool } from "../worker/pool.ts";
 import { SharedCounts, sharedCountsBuffer } from "../worker/shared-counts.ts";
 import { AdminControl, type LoadOptions } from "./admin-control.ts";
+import { FdLimitWatch } from "./fd-limit-watch.ts";
 import { DesiredTenants } from "./desired.ts";
 import { Follower } from "./follower.ts";
 import { kernelNamespaces } from "./namespaces.ts";
@@ -17,11 +18,12 @@ import { Reconciler } from "./reconciler.ts";
 
 export class Daemon {
   readonly startedAt = Date.now();
-  /** RLIMIT_NOFILE in force (Bun raises the soft limit to the hard one at start). */
+  /** RLIMIT_NOFILE at start (Bun raises the soft limit to the hard one); the shared counts follow it as it changes. */
   readonly fdLimit = descriptorLimit();
   /** Counters every worker shares: descriptors, and open connections per tenant slot. */
   private readonly countsBuffer = sharedCountsBuffer(this.fdLimit);
   readonly sharedCounts = new SharedCounts(this.countsBuffer);
+  private readonly fdWatch = new FdLimitWatch(this.sharedCounts);
   readonly pool: WorkerPool;
   readonly desired: DesiredTenants;
   readonly reconciler: Reconciler;
@@ -56,6 +58,8 @@ export class Daemon {
     });
     this.desired = new DesiredTenants(loaded);
     this.follower = new Follower(this.desired, this.reconciler);
+    // With ingress listeners, each direction keeps to its share of the descriptor budget (see shared-counts.ts).
+    this.sharedCounts.splitBudget(config.ingressListen.length > 0);
     this.admin = new AdminControl(this, loadOptions);
     const armed = armedFaults();
     if (armed.length) logger.warn(`fault injection armed (for tests; the release binary ignores it): ${armed.join(", ")}`);
@@ -81,6 +85,7 @@ export class Daemon {
   /** Follow namespaces and discovery, and sample the rates, until stop. */
   follow(): void {
     this.follower.start();
+    this.fdWatch.start();
     const sample = () => this.rates.sample(takeSnapshot(this.metricSources(), false), Date.now());
     sample();
     this.sampler = setInterval(sample, 1000);
@@ -88,6 +93,7 @@ export class Daemon {
 
   stopFollowing(): void {
     this.follower.stop();
+    this.fdWatch.stop();
     if (this.sampler) clearInterval(this.sampler);
   }
 
@@ -99,10 +105,13 @@ export class Daemon {
       slotCounters: (slot) => this.pool.slotCounters(slot),
       tenantSlots: this.pool.tenantSlots(),
       openConnections: (slot) => this.sharedCounts.open(slot),
+      ingressConnections: (slot) => this.sharedCounts.open(slot, "ingress"),
       states: { serving: c.serving, waiting: c.waiting, failed: c.failed },
       attachFailures: this.reconciler.attachFailures,
       workerReplacements: this.pool.replacements,
-      descriptorsLimit: this.fdLimit,
+      descriptorsLimit: this.sharedCounts.fdLimit,
+      ingressOpen: this.sharedCounts.ingressConnections(),
+      shares: { egress: this.sharedCounts.shareOf("egress"), ingress: this.sharedCounts.shareOf("ingress") },
       tenantLimit: this.config.metrics.tenantLimit,
     };
   }

@@ -14,6 +14,7 @@ function spec(name: string, extra: Partial<TenantSpec> = {}): TenantSpec {
     headers: {},
     upstreamTimeoutMs: 30_000,
     maxConnections: 1000,
+    ingressMaxConnections: 1000,
     ...extra,
   };
 }

@@ -799,4 +799,9 @@ export class ProxyConn implements LegOwner {
   get state(): string {
     return ["head", "body", "wait", "tunnel", "closed"][this.phase]!;
   }
+
+  /** Waiting for a request head with nothing of it received: closing now loses no exchange. */
+  get idle(): boolean {
+    return this.phase === Phase.Head && (this.buf === undefined || this.pos === this.buf.length);
+  }
 }

@@ -96,6 +96,11 @@ export class SniConn implements ClientSink {
     this.routes.release(this);
   }
 
+  /** Not routed yet (no complete ClientHello): closing it loses no exchange. */
+  get idle(): boolean {
+    return !this.inner && !this.done;
+  }
+
   /** For tests and diagnostics. */
   get state(): "hello" | "connecting" | "open" | "closed" {
     if (this.inner) return this.inner.state;

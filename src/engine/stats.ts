@@ -20,6 +20,8 @@ export const enum Stat {
   UpstreamTimeouts,
   /** TLS handshakes that failed on an https:// listener (a tenant can cause millions: counted, not logged). */
   TlsHandshakeFailures,
+  /** Ingress connections refused because the tenant had ingress_max_connections open (503, or closed for sni://). */
+  IngressRefusedCap,
   /** Responses nsproxy wrote itself, one counter per reason (see LOCAL_REASONS). */
   Local,
   COUNT = Local + 11,
@@ -62,6 +64,10 @@ export const W_HIST_SUM = W_HIST + DURATION_BUCKETS.length + 1;
 export const W_HIST_COUNT = W_HIST_SUM + 1;
 /** Ingress requests and TLS connections no tenant took (unknown Host or server name, no SNI). */
 export const W_INGRESS_UNROUTED = W_HIST_COUNT + 1;
+/** Ingress connections refused at the descriptor budget (also counted in W_FD_REFUSED). */
+export const W_INGRESS_FD_REFUSED = W_INGRESS_UNROUTED + 1;
+/** Connections closed because the descriptor limit was lowered below what was open. */
+export const W_SHED = W_INGRESS_FD_REFUSED + 1;
 export const WORKER_HEADER = 32;
 
 /** Tenant counters live in chunks of this many slots, one SharedArrayBuffer each, made as tenants arrive. */

@@ -14,6 +14,7 @@ const TENANT_COUNTERS: [name: string, help: string, stat: Stat][] = [
   ["nsproxy_tenant_bytes_out_total", "Bytes sent to the tenant's clients.", Stat.BytesOut],
   ["nsproxy_tenant_connections_total", "Client connections accepted.", Stat.ConnAccepted],
   ["nsproxy_tenant_connections_refused_total", "Client connections refused because the tenant had max_connections open.", Stat.ConnRefusedCap],
+  ["nsproxy_tenant_ingress_connections_refused_total", "Ingress connections refused because the tenant had ingress_max_connections open.", Stat.IngressRefusedCap],
   ["nsproxy_tenant_upstream_connect_failures_total", "Upstream connections that could not be made (refused, unreachable, TLS, connect timeout).", Stat.UpstreamConnectFailures],
   ["nsproxy_tenant_tls_handshake_failures_total", "TLS handshakes that failed on the tenant's https:// listeners.", Stat.TlsHandshakeFailures],
   ["nsproxy_tenant_upstream_timeouts_total", "Upstream response heads that did not arrive within upstream_timeout.", Stat.UpstreamTimeouts],
@@ -50,6 +51,8 @@ export function exposition(s: Snapshot): string {
   }
   family("nsproxy_tenant_current_connections", "gauge", "Client connections open now.");
   for (const t of rows) out.push(`nsproxy_tenant_current_connections{${tenantLabel(t.name)}} ${t.open}`);
+  family("nsproxy_tenant_ingress_current_connections", "gauge", "Ingress connections routed to the tenant open now.");
+  for (const t of rows) out.push(`nsproxy_tenant_ingress_current_connections{${tenantLabel(t.name)}} ${t.ingressOpen}`);
 
   family("nsproxy_metrics_tenant_series_aggregated", "gauge", `1 when there are more tenants than metrics_tenant_limit and per-tenant series are summed into tenant="${ALL_TENANTS}".`);
   out.push(`nsproxy_metrics_tenant_series_aggregated ${aggregated ? 1 : 0}`);
@@ -68,6 +71,14 @@ export function exposition(s: Snapshot): string {
   out.push(`nsproxy_descriptors_limit ${num(s.descriptorsLimit)}`);
   family("nsproxy_connections_refused_descriptors_total", "counter", "Client connections refused because the descriptor budget was spent.");
   out.push(`nsproxy_connections_refused_descriptors_total ${s.refusedAtDescriptorLimit}`);
+  family("nsproxy_descriptors_share", "gauge", "The most descriptors each direction's connections may hold (the budget split when ingress is on).");
+  for (const dir of ["egress", "ingress"] as const) out.push(`nsproxy_descriptors_share{direction="${dir}"} ${num(s.shares[dir])}`);
+  family("nsproxy_ingress_connections_refused_descriptors_total", "counter", "Ingress connections refused because ingress's share of the descriptor budget was spent.");
+  out.push(`nsproxy_ingress_connections_refused_descriptors_total ${s.ingressRefusedAtDescriptorLimit}`);
+  family("nsproxy_connections_shed_total", "counter", "Idle connections closed because the descriptor limit was lowered below what was open.");
+  out.push(`nsproxy_connections_shed_total ${s.shed}`);
+  family("nsproxy_ingress_current_connections", "gauge", "Ingress client connections open now, routed to a tenant or not yet.");
+  out.push(`nsproxy_ingress_current_connections ${s.ingressOpen}`);
   family("nsproxy_ingress_unrouted_total", "counter", "Ingress requests (404) and TLS connections (closed) that no tenant's ingress_hosts matched.");
   out.push(`nsproxy_ingress_unrouted_total ${s.ingressUnrouted}`);
   family("nsproxy_worker_event_loop_delay_seconds", "gauge", "How late each worker's last timer tick ran.");

@@ -27,7 +27,9 @@ export interface TenantStats<State extends string = string> {
   errors_total: number;
   bytes_in_total: number;
   bytes_out_total: number;
+  /** Client connections open now: egress, and ingress connections routed to the tenant (ingress_connections of them). */
   open_connections: number;
+  ingress_connections?: number;
   /** Over the main thread's last one-second sample (0 until two samples exist). */
   requests_per_second: number;
   errors_per_second: number;
@@ -76,7 +78,8 @@ export class Rates {
         errors_total: tot.errors,
         bytes_in_total: tot.bytesIn,
         bytes_out_total: tot.bytesOut,
-        open_connections: t.open,
+        open_connections: t.open + t.ingressOpen,
+        ingress_connections: t.ingressOpen,
         requests_per_second: round(r.requests),
         errors_per_second: round(r.errors),
         bytes_per_second: round(r.bytes),
@@ -95,6 +98,7 @@ export function idleTenantStats<State extends string>(name: string, state: State
     bytes_in_total: 0,
     bytes_out_total: 0,
     open_connections: 0,
+    ingress_connections: 0,
     requests_per_second: 0,
     errors_per_second: 0,
     bytes_per_second: 0,

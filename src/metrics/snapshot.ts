@@ -1,13 +1,14 @@
 // One reading of every counter: the workers' shared metric buffers summed per tenant, plus the main thread's own figures.
 import { readdirSync } from "node:fs";
-import { DURATION_BUCKETS, Stat, W_FD_REFUSED, W_HIST, W_HIST_COUNT, W_HIST_SUM, W_INGRESS_UNROUTED, W_LOOP_DELAY } from "../engine/stats.ts";
+import { DURATION_BUCKETS, Stat, W_FD_REFUSED, W_HIST, W_HIST_COUNT, W_HIST_SUM, W_INGRESS_FD_REFUSED, W_INGRESS_UNROUTED, W_LOOP_DELAY, W_SHED } from "../engine/stats.ts";
 
 export interface TenantFigures {
   name: string;
   /** Stat.COUNT counters summed over the workers. */
   counters: Float64Array;
-  /** Connections open now (all workers). */
+  /** Connections open now (all workers): egress, and ingress connections routed to the tenant. */
   open: number;
+  ingressOpen: number;
 }
 
 export interface Snapshot {
@@ -18,6 +19,12 @@ export interface Snapshot {
   descriptorsOpen: number;
   descriptorsLimit: number;
   refusedAtDescriptorLimit: number;
+  /** Ingress connections refused at ingress's share of the descriptor budget (also in refusedAtDescriptorLimit). */
+  ingressRefusedAtDescriptorLimit: number;
+  ingressOpen: number;
+  shares: { egress: number; ingress: number };
+  /** Idle connections closed because the descriptor limit was lowered below what was open. */
+  shed: number;
   /** Ingress requests and TLS connections no tenant took. */
   ingressUnrouted: number;
   /** Event-loop delay of each worker's last sweep, seconds. */
@@ -35,6 +42,11 @@ export interface MetricSources {
   slotCounters(slot: number): { view: Float64Array; base: number }[];
   tenantSlots: ReadonlyMap<string, number>;
   openConnections(slot: number): number;
+  ingressConnections?(slot: number): number;
+  /** Ingress client connections open, routed or not. */
+  ingressOpen?: number;
+  /** The most connections of each direction may hold (descriptors). */
+  shares?: { egress: number; ingress: number };
   states: { serving: number; waiting: number; failed: number };
   attachFailures: number;
   workerReplacements: number;
@@ -58,7 +70,7 @@ export function takeSnapshot(src: MetricSources, descriptors = true): Snapshot {
   for (const [name, slot] of src.tenantSlots) {
     const counters = new Float64Array(Stat.COUNT);
     for (const { view, base } of src.slotCounters(slot)) for (let k = 0; k < Stat.COUNT; k++) counters[k] = counters[k]! + view[base + k]!;
-    tenants.push({ name, counters, open: src.openConnections(slot) });
+    tenants.push({ name, counters, open: src.openConnections(slot), ingressOpen: src.ingressConnections?.(slot) ?? 0 });
   }
   tenants.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const buckets = new Array<number>(DURATION_BUCKETS.length + 1).fill(0);
@@ -66,7 +78,11 @@ export function takeSnapshot(src: MetricSources, descriptors = true): Snapshot {
   let count = 0;
   let refused = 0;
   let unrouted = 0;
+  let ingressRefused = 0;
+  let shed = 0;
   for (const v of views) {
+    ingressRefused += v[W_INGRESS_FD_REFUSED]!;
+    shed += v[W_SHED]!;
     unrouted += v[W_INGRESS_UNROUTED]!;
     for (let i = 0; i < buckets.length; i++) buckets[i]! += v[W_HIST + i]!;
     sum += v[W_HIST_SUM]!;
@@ -81,6 +97,10 @@ export function takeSnapshot(src: MetricSources, descriptors = true): Snapshot {
     descriptorsOpen: descriptors ? openDescriptors() : Number.NaN,
     descriptorsLimit: src.descriptorsLimit,
     refusedAtDescriptorLimit: refused,
+    ingressRefusedAtDescriptorLimit: ingressRefused,
+    shed,
+    ingressOpen: src.ingressOpen ?? 0,
+    shares: src.shares ?? { egress: Number.NaN, ingress: Number.NaN },
     ingressUnrouted: unrouted,
     loopDelay: views.map((v) => v[W_LOOP_DELAY]!),
     histogram: { buckets, sum, count },
@@ -89,12 +109,14 @@ export function takeSnapshot(src: MetricSources, descriptors = true): Snapshot {
 }
 
 /** All tenants' counters summed: the totals of status --json and of aggregated series. */
-export function totals(s: Snapshot): { counters: Float64Array; open: number } {
+export function totals(s: Snapshot): { counters: Float64Array; open: number; ingressOpen: number } {
   const counters = new Float64Array(Stat.COUNT);
   let open = 0;
+  let ingressOpen = 0;
   for (const t of s.tenants) {
     for (let k = 0; k < Stat.COUNT; k++) counters[k] = counters[k]! + t.counters[k]!;
     open += t.open;
+    ingressOpen += t.ingressOpen;
   }
-  return { counters, open };
+  return { counters, open, ingressOpen };
 }

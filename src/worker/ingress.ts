@@ -3,7 +3,7 @@
 import { ProxyConn } from "../engine/conn.ts";
 import { HostClaimError, HostRouter } from "../engine/host-router.ts";
 import type { Stamp } from "../engine/rewrite.ts";
-import { SniConn } from "../engine/sni-conn.ts";
+import { SniConn, type SniRoutes } from "../engine/sni-conn.ts";
 import { Stat, W_INGRESS_UNROUTED } from "../engine/stats.ts";
 import type { ClientSink, Duplex, Env, ListenerHooks, Peer, Route } from "../engine/types.ts";
 import { UpstreamPool } from "../engine/upstream-pool.ts";
@@ -25,6 +25,8 @@ export interface IngressTenant {
   /** Its counters' slot (the same as its egress counters). */
   slot: number;
   upstreamTimeoutMs: number;
+  /** ingress_max_connections: connections routed to this tenant at once, all workers together. */
+  maxConnections: number;
 }
 
 /**
@@ -36,12 +38,18 @@ const INGRESS_STAMP: Stamp = { text: "X-Forwarded-Proto: http\r\n", protectedNam
 
 interface Entry {
   name: string;
+  slot: number;
+  max: number;
+  stats: Float64Array;
   http?: Route;
   tls?: Route;
   down?: string;
 }
 
 type Refusal = { status: number; reason: string };
+
+/** How a refusal at a tenant's ingress_max_connections ends (the SNI path tells it from "no such tenant" by it). */
+const CAP_REACHED = " reached";
 
 /**
  * An entry replaced or dropped: its idle backend connections close, and its routes can dial no more. A
@@ -59,6 +67,8 @@ export class Ingress {
   private readonly router = new HostRouter<Entry>();
   private readonly entries = new Map<string, Entry>();
   readonly conns = new Set<Conn>();
+  /** The tenant slot each routed connection is counted against. */
+  private readonly held = new Map<Conn, { slot: number }>();
   listeners: { stop(closeActive?: boolean): void }[] = [];
   /** Counters of requests no tenant took (404s): nobody's, so a private array; the worker header counts them. */
   private readonly unrouted: Route;
@@ -79,7 +89,7 @@ export class Ingress {
     const old = this.entries.get(t.name);
     if (old) retire(old);
     const stats = this.statsOf(t.slot);
-    const entry: Entry = { name: t.name, ...(t.down ? { down: t.down } : {}) };
+    const entry: Entry = { name: t.name, slot: t.slot, max: t.maxConnections, stats, ...(t.down ? { down: t.down } : {}) };
     const at = (b: { text: string }) => `tenant ${t.name} backend ${b.text} (netns ${t.netns})`;
     if (t.nsFd >= 0 && t.backend) {
       entry.http = {
@@ -89,7 +99,7 @@ export class Ingress {
         upstreamText: at(t.backend),
         upstreamTimeoutMs: t.upstreamTimeoutMs,
         stats,
-        pool: new UpstreamPool({ take: () => this.counts.reserveFds(1), give: () => this.counts.releaseFds(1) }),
+        pool: new UpstreamPool({ take: () => this.counts.reserveFds(1, "ingress"), give: () => this.counts.releaseFds(1, "ingress") }),
         direction: "ingress",
       };
     }
@@ -133,6 +143,11 @@ export class Ingress {
 
   /** A request's route by its Host: exact name, then the longest wildcard; port and case ignored. */
   readonly routeHttp = (host: string): Route | Refusal => {
+    const e = this.entryHttp(host);
+    return "status" in e ? e : e.http!;
+  };
+
+  private entryHttp(host: string): Entry | Refusal {
     const hit = host ? this.router.route(host) : undefined;
     if (!hit) {
       this.unroutedCount(`no tenant for Host ${JSON.stringify(host)}`);
@@ -141,27 +156,66 @@ export class Ingress {
     const e = hit.value;
     if (e.down) return { status: 503, reason: `tenant ${e.name}: ${e.down}` };
     if (!e.http) return { status: 404, reason: `tenant ${e.name} has no ingress_backend for HTTP` };
-    return e.http;
-  };
+    return e;
+  }
 
   /** A TLS connection's route by SNI; a string says why it is closed. */
   routeTls(name: string): Route | string {
+    const e = this.entryTls(name);
+    return typeof e === "string" ? e : e.tls!;
+  }
+
+  private entryTls(name: string): Entry | string {
     const hit = this.router.route(name);
     if (!hit) return `no tenant for server name ${JSON.stringify(name)}`;
     const e = hit.value;
     if (e.down) return `tenant ${e.name}: ${e.down}`;
-    return e.tls ?? `tenant ${e.name} has no ingress_tls_backend`;
+    return e.tls ? e : `tenant ${e.name} has no ingress_tls_backend`;
+  }
+
+  /**
+   * The connection is counted against the tenant it is routed to (ingress_max_connections), from its first
+   * request or its ClientHello until it closes; a keep-alive connection that asks for another tenant moves
+   * to that tenant's count. A refusal names the cap; the connection keeps its old count until it closes.
+   */
+  private admit(conn: Conn, e: Entry): string | undefined {
+    const held = this.held.get(conn);
+    if (held?.slot === e.slot) return undefined;
+    if (!this.counts.enter(e.slot, e.max, "ingress")) {
+      e.stats[Stat.IngressRefusedCap] = e.stats[Stat.IngressRefusedCap]! + 1;
+      const why = `tenant ${e.name}: ingress_max_connections (${e.max})${CAP_REACHED}`;
+      this.owner.warn(`icap:${e.name}`, `${why}; refusing new ingress connections for it`);
+      return why;
+    }
+    if (held) this.counts.leave(held.slot, "ingress");
+    this.held.set(conn, { slot: e.slot });
+    return undefined;
+  }
+
+  private routeFor(conn: Conn, host: string): Route | Refusal {
+    const e = this.entryHttp(host);
+    if ("status" in e) return e;
+    const refused = this.admit(conn, e);
+    return refused ? { status: 503, reason: refused } : e.http!;
+  }
+
+  private routeTlsFor(conn: Conn, name: string): Route | string {
+    const e = this.entryTls(name);
+    if (typeof e === "string") return e;
+    return this.admit(conn, e) ?? e.tls!;
   }
 
   /** Descriptors for the client and its backend connection come from the process budget, as on egress. */
   private reserve(sock: Duplex): boolean {
-    return reserveConnectionFds(sock, this.counts, this.env, this.owner);
+    if (!reserveConnectionFds(sock, this.counts, this.env, this.owner, "ingress")) return false;
+    this.counts.ingressConnections(1);
+    return true;
   }
 
   private acceptHttp(sock: Duplex, peer: Peer): ClientSink | undefined {
     if (!this.reserve(sock)) return undefined;
     const conn = new ProxyConn(sock, this.unrouted, peer.remoteAddress, this.env);
-    conn.router = this.routeHttp;
+    conn.router = (host) => this.routeFor(conn, host);
     conn.owner = this;
     this.conns.add(conn);
     return conn;
@@ -169,7 +223,18 @@ export class Ingress {
 
   private acceptSni(sock: Duplex): ClientSink | undefined {
     if (!this.reserve(sock)) return undefined;
-    const conn = new SniConn(sock, this, this.env);
+    // A connection refused at its tenant's cap was routed: it is counted there, not as unrouted.
+    let capped = false;
+    const routes: SniRoutes = {
+      routeTls: (name) => {
+        const r = this.routeTlsFor(conn, name);
+        capped = typeof r === "string" && this.held.get(conn) === undefined && r.endsWith(CAP_REACHED);
+        return r;
+      },
+      refusedTls: (why) => (capped ? undefined : this.refusedTls(why)),
+      release: (c) => this.release(c),
+    };
+    const conn = new SniConn(sock, routes, this.env);
     conn.owner = this;
     this.conns.add(conn);
     return conn;
@@ -178,7 +243,13 @@ export class Ingress {
   /** A connection finished (called once per connection, through env.closed or SniConn). */
   release(conn: Conn): void {
     if (!this.conns.delete(conn)) return;
-    this.counts.releaseFds(2);
+    this.counts.releaseFds(2, "ingress");
+    this.counts.ingressConnections(-1);
+    const held = this.held.get(conn);
+    if (held) {
+      this.held.delete(conn);
+      this.counts.leave(held.slot, "ingress");
+    }
   }
 
   sweep(now: number): void {

@@ -364,6 +364,7 @@ export class WorkerPool {
       ...(down ? { down } : {}),
       slot,
       upstreamTimeoutMs: spec.upstreamTimeoutMs,
+      maxConnections: spec.ingressMaxConnections,
     };
     const targets = only === undefined ? this.workers : [this.workers[only]!];
     await Promise.all(targets.map((w) => w.request((id) => ({ type: "ingress-set", id, tenant }))));

@@ -2,13 +2,13 @@
 import type { ListenAddr, TenantSpec } from "../config/types.ts";
 import { ProxyConn } from "../engine/conn.ts";
 import { makeStamp, plainResponse } from "../engine/rewrite.ts";
-import { Stat, W_FD_REFUSED } from "../engine/stats.ts";
+import { Stat, W_FD_REFUSED, W_INGRESS_FD_REFUSED } from "../engine/stats.ts";
 import { UpstreamPool } from "../engine/upstream-pool.ts";
 import type { ClientSink, Duplex, Env, ListenerHooks, ListenTls, Peer, Route } from "../engine/types.ts";
 import { tlsVersionOf } from "../runtime/index.ts";
 import { proxyV2Header } from "../engine/proxy-v2.ts";
 import { TcpConn } from "../engine/tcp.ts";
-import type { SharedCounts } from "./shared-counts.ts";
+import type { Direction, SharedCounts } from "./shared-counts.ts";
 
 /** Upstream addresses by origin (and TLS settings): most tenants share a few upstreams, so they share the objects too. */
 const upstreams = new Map<string, Route["upstream"]>();
@@ -65,21 +65,27 @@ export interface GroupOwner {
 
 /**
  * Every client connection may need an upstream one: two descriptors, taken from the process-wide budget
- * before the kernel runs out, so accept() never fails with EMFILE (which spins the event loop). False:
- * the connection was closed, counted and (at most every 10 s) logged.
+ * (and its direction's share of it) before the kernel runs out, so accept() never fails with EMFILE (which
+ * spins the event loop). False: the connection was closed, counted and (at most every 10 s) logged.
  */
-export function reserveConnectionFds(sock: Duplex, counts: SharedCounts, env: Env, owner: GroupOwner): boolean {
-  if (counts.reserveFds(2)) return true;
+export function reserveConnectionFds(sock: Duplex, counts: SharedCounts, env: Env, owner: GroupOwner, dir: Direction = "egress"): boolean {
+  if (counts.reserveFds(2, dir)) return true;
   sock.terminate();
   const w = env.workerStats;
   if (w) w[W_FD_REFUSED] = w[W_FD_REFUSED]! + 1;
-  owner.warn("fds", `descriptor limit reached (${counts.fdLimit}): refusing new connections until some close`);
+  if (w && dir === "ingress") w[W_INGRESS_FD_REFUSED] = w[W_INGRESS_FD_REFUSED]! + 1;
+  owner.warn(
+    `fds:${dir}`,
+    `descriptor limit reached (${counts.fdLimit}): ${dir} holds ${dir === "ingress" ? counts.ingressFds : counts.fdsInUse - counts.ingressFds} of its share ${counts.shareOf(dir)}; refusing new ${dir} connections until some close`,
+  );
   return false;
 }
 
 /** A client connection as the worker holds it: HTTP (ProxyConn) or TCP mode (TcpConn). */
 export interface Conn {
   owner: unknown;
+  /** No exchange in progress (waiting for a request or a ClientHello); undefined: never shed (TCP mode). */
+  readonly idle?: boolean;
   sweep(now: number): void;
   drain(): void;
   destroy(): void;

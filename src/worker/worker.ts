@@ -9,7 +9,7 @@ import { type AccessSink, stdoutAccessLog } from "../proxy/access-log.ts";
 import { dial, dialFd, listenTcp } from "../runtime/index.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 import { SharedCounts } from "./shared-counts.ts";
-import { SLOTS_PER_CHUNK, Stat, W_LOOP_DELAY, WORKER_HEADER } from "../engine/stats.ts";
+import { SLOTS_PER_CHUNK, Stat, W_LOOP_DELAY, W_SHED, WORKER_HEADER } from "../engine/stats.ts";
 import { type AttachMaterial, type Conn, TenantGroup } from "./tenant-group.ts";
 import { Ingress } from "./ingress.ts";
 import { ListenError, listenInside, StrandedError } from "./window.ts";
@@ -187,6 +187,31 @@ function sweep(): void {
   }
   for (const g of retiring) for (const c of g.conns) c.sweep(now);
   ingress?.sweep(now);
+  if (counts.excess > 0) shed();
+}
+
+/**
+ * The descriptor limit was lowered below what is open (an operator's prlimit): accept() fails with EMFILE
+ * and Bun's listener retries at once, a busy loop. Idle connections (no exchange in progress) close, ingress
+ * first, until the use fits the budget with an eighth of it free, so that other clients can connect again;
+ * exchanges in flight finish. Connections close synchronously, so every worker sees the shared count fall
+ * as it goes and none closes more than needed.
+ */
+function shed(): void {
+  const headroom = Math.floor(Math.max(0, counts.budget) / 8);
+  let n = 0;
+  const sets = [ingress?.conns ?? new Set<Conn>(), ...[...tenants.values()].map((g) => g.conns)];
+  for (const set of sets) {
+    for (const c of set) {
+      if (counts.excess <= -headroom) break;
+      if (!c.idle) continue;
+      c.destroy();
+      n++;
+    }
+  }
+  const w = env.workerStats;
+  // Counted, not logged: the main thread's one line about the new limit says it.
+  if (w) w[W_SHED] = w[W_SHED]! + n;
 }
 const retiring = new Set<TenantGroup>();
 
