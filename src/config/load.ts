@@ -98,8 +98,7 @@ function readSource(file: string): string {
     return readBounded(file, MAX_CONFIG_BYTES).toString("utf8");
   } catch (e) {
     if (!(e instanceof FileRefused)) throw e;
-    const code = (e.cause as NodeJS.ErrnoException | undefined)?.code;
-    throw new ConfigError(`cannot read config file: ${e.reason}${code ? ` (${code})` : ""}`, file);
+    throw new ConfigError(`cannot read config file: ${e.reason}${e.code ? ` (${e.code})` : ""}`, file);
   }
 }
 

@@ -13,11 +13,15 @@ export class FileRefused extends Error {
     readonly file: string,
     readonly kind: RefusalKind,
     readonly reason: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; code?: string },
   ) {
     super(`${file}: ${reason}`, options);
     this.name = "FileRefused";
+    this.code = options?.code ?? (options?.cause as NodeJS.ErrnoException | undefined)?.code;
   }
+
+  /** The errno name when there is one (ENOENT; EISDIR for a directory, found by fstat rather than by a failed call). */
+  readonly code: string | undefined;
 }
 
 /** What a file is, for a message: "a FIFO", "a character device"… */
@@ -60,7 +64,7 @@ export function openRegular(file: string): { fd: number; size: number } {
   }
   try {
     const st = fstatSync(fd);
-    if (!st.isFile()) throw new FileRefused(file, "not-regular", st.isDirectory() ? "is a directory" : `${fileType(st)}, not a regular file`);
+    if (!st.isFile()) throw new FileRefused(file, "not-regular", st.isDirectory() ? "is a directory" : `${fileType(st)}, not a regular file`, st.isDirectory() ? { code: "EISDIR" } : undefined);
     return { fd, size: st.size };
   } catch (e) {
     closeSync(fd);

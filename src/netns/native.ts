@@ -63,8 +63,7 @@ export function openNetns(path: string): number {
     fd = openRegular(path).fd;
   } catch (e) {
     if (!(e instanceof FileRefused)) throw e;
-    const code = (e.cause as NodeJS.ErrnoException | undefined)?.code;
-    const errno = code ? (constants.errno as Record<string, number>)[code] : undefined;
+    const errno = e.code ? (constants.errno as Record<string, number>)[e.code] : undefined;
     if (errno !== undefined) throw new NativeError(errno, "open namespace", path);
     throw new NotANamespaceFile(path, e.reason);
   }
