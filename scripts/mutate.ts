@@ -308,6 +308,30 @@ const MUTATIONS: Mutation[] = [
     tests: ["test/ingress-budget.test.ts"],
     only: "prlimit",
   },
+  {
+    name: "file-type-unchecked",
+    breaks: "files read from watched places (tenants dir, config, certificates) and namespace paths must be regular files",
+    file: "src/fs/read-bounded.ts",
+    edits: [["    if (!st.isFile()) throw new FileRefused(", "    if (!st.isFile() && false) throw new FileRefused("]],
+    tests: ["test/hostile-files.test.ts"],
+    only: "tenants dir are skipped",
+  },
+  {
+    name: "toml-depth-unbounded",
+    breaks: "a TOML key nested thousands deep is refused before a parser builds it",
+    file: "src/config/toml-bounds.ts",
+    edits: [["base + ++parts > MAX_KEY_DEPTH", "base + ++parts > MAX_KEY_DEPTH * 1e6"]],
+    tests: ["test/hostile-files.test.ts"],
+    only: "tenants dir are skipped",
+  },
+  {
+    name: "log-unescaped",
+    breaks: "a name from outside (a discovered file name) cannot start a line of its own in the text log",
+    file: "src/log.ts",
+    edits: [["${message(obj, escapeControl).join", "${message(obj, (t) => t).join"]],
+    tests: ["test/hostile-files.test.ts"],
+    only: "newline",
+  },
 ];
 
 const ROOT = join(import.meta.dir, "..");

@@ -108,7 +108,8 @@ export async function run(rawArgs: string[]): Promise<number> {
   } catch (err) {
     const verbose = rawArgs.includes("--verbose") || rawArgs.includes("-v");
     if (err instanceof NsproxyError) {
-      logger.error(verbose ? err : err.message);
+      // The error itself carries its detail lines (a TOML excerpt); its stack is shown with --verbose only.
+      logger.error(err);
       return err.exitCode;
     }
     // citty's own errors (unknown command, …) are usage errors.

@@ -16,11 +16,14 @@ export class NsproxyError extends Error {
 export class ConfigError extends NsproxyError {
   readonly where: string | undefined;
   readonly key: string | undefined;
-  constructor(message: string, where?: string, key?: string) {
+  /** Lines shown under the message (the TOML parser's excerpt of the file, with a caret); the log escapes each. */
+  readonly detail: string[] | undefined;
+  constructor(message: string, where?: string, key?: string, detail?: string[]) {
     const prefix = [where, key].filter(Boolean).join(": ");
     super(prefix ? `${prefix}: ${message}` : message, { exitCode: EXIT.usage });
     this.name = "ConfigError";
     this.where = where;
     this.key = key;
+    this.detail = detail;
   }
 }

@@ -269,7 +269,7 @@ describe("bad configuration files exit 2 and name file:LINE and the key", () => 
     for (const command of ["check", "run"]) {
       const r = await runNsproxy([command, "--config", path]);
       expect(r.code).toBe(2);
-      expect(r.stderr).toContain(`${path}: cannot read config file: no such file or directory (ENOENT)`);
+      expect(r.stderr).toContain(`${path}: cannot read config file: no such file (ENOENT)`);
     }
   });
 

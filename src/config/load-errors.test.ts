@@ -229,12 +229,12 @@ listen = ["[::1]:80", "127.0.0.1:8080"]
       }
     })();
     expect(e).toBeInstanceOf(ConfigError);
-    expect(e?.message).toBe("/nonexistent/nsproxy.toml: cannot read config file: no such file or directory (ENOENT)");
+    expect(e?.message).toBe("/nonexistent/nsproxy.toml: cannot read config file: no such file (ENOENT)");
   });
 
-  test("a key of 30,000 dotted parts is refused at its line, naming its first unknown part", () => {
+  test("a key of 30,000 dotted parts is refused at its line before any parser builds it", () => {
     const e = fail(`[daemon]\nworkers = 2\n\n${Array.from({ length: 30_000 }, () => "a").join(".")} = 1\n`);
     expect(e.where).toBe("file.toml:4");
-    expect(e.message).toStartWith("file.toml:4: daemon.a: unknown key 'a' in [daemon]; expected one of workers,");
+    expect(e.message).toStartWith("file.toml:4: a key nested deeper than 16 levels");
   });
 });

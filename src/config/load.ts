@@ -11,10 +11,11 @@
 //   4. values set in a [tenants.NAME] table, for that tenant only
 // Static headers merge name by name (case-insensitively): a tenant's headers override [defaults]' headers.
 // Tenants named by --netns REF join the file's tenants and take the merged defaults (levels 1-3).
-import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { parse, TomlError } from "smol-toml";
 import { ConfigError } from "../errors.ts";
+import { FileRefused, readBounded } from "../fs/read-bounded.ts";
+import { checkTomlBounds } from "./toml-bounds.ts";
 import { type At, dotted, emptyLayer, Invalid, type Layer, mergeLayers } from "./layer.ts";
 import { locateKey } from "./locate.ts";
 import { type DaemonSettings, type FileConfig, type FileTenant, readDocument } from "./schema.ts";
@@ -92,25 +93,33 @@ export function resolveTenant(t: FileTenant, defaults: Layer, source: TenantSpec
   }
 }
 
+/**
+ * The config file may hold every tenant (10,000 of them with ingress hosts is ~1.3 MB): 8 MB leaves room, and keeps a
+ * path that names /dev/zero or a huge file from eating memory.
+ */
+export const MAX_CONFIG_BYTES = 8 << 20;
+/** Keys plus array elements in the config file: ~10 per tenant at 10,000 tenants, many times over. */
+export const MAX_CONFIG_ITEMS = 500_000;
+
 function readSource(file: string): string {
   try {
-    return readFileSync(file, "utf8");
+    return readBounded(file, MAX_CONFIG_BYTES).toString("utf8");
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    // "ENOENT: no such file or directory, open 'x'" → "no such file or directory (ENOENT)"
-    const reason = (err.message ?? String(e)).replace(/^[A-Z]+: /, "").split(", ")[0];
-    throw new ConfigError(`cannot read config file: ${reason}${err.code ? ` (${err.code})` : ""}`, file);
+    if (!(e instanceof FileRefused)) throw e;
+    throw new ConfigError(`cannot read config file: ${e.reason}${e.code ? ` (${e.code})` : ""}`, file);
   }
 }
 
 function parseToml(source: string, label: string): FileConfig {
+  const bound = checkTomlBounds(source, MAX_CONFIG_ITEMS);
+  if (bound) throw new ConfigError(bound.message, `${label}:${bound.line}`);
   let doc: Record<string, unknown>;
   try {
     doc = parse(source);
   } catch (e) {
     if (!(e instanceof TomlError)) throw e;
     const what = e.message.replace(/^Invalid TOML document: /, "").split("\n")[0];
-    throw new ConfigError(`invalid TOML: ${what} (column ${e.column})\n\n${e.codeblock}`, `${label}:${e.line}`);
+    throw new ConfigError(`invalid TOML: ${what} (column ${e.column})`, `${label}:${e.line}`, undefined, ["", ...e.codeblock.split("\n")]);
   }
   return readDocument(doc);
 }

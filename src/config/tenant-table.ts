@@ -4,6 +4,7 @@ import { ConfigError } from "../errors.ts";
 import { Invalid } from "./layer.ts";
 import { locateKey } from "./locate.ts";
 import { type FileTenant, readTenant, TENANT_KEYS } from "./schema.ts";
+import { checkTomlBounds } from "./toml-bounds.ts";
 
 /** The keys a tenant table may have, in the order a stored file lists them. */
 const ORDER = TENANT_KEYS;
@@ -36,8 +37,13 @@ export function tenantTableToToml(name: string, table: Record<string, unknown>):
   return `# nsproxy tenant '${name}', written by nsproxy; same keys as a [tenants.${name}] table\n${stringify(normalizeTenantTable(table))}\n`;
 }
 
+/** Keys plus array elements in one tenant's file: a tenant has a dozen settings, and maybe hundreds of headers or hosts. */
+export const MAX_TENANT_FILE_ITEMS = 10_000;
+
 /** Parse and check a tenants-dir file. Throws ConfigError naming "file:line" and the key. */
 export function parseTenantFile(file: string, name: string, source: string): { tenant: FileTenant; table: Record<string, unknown> } {
+  const bound = checkTomlBounds(source, MAX_TENANT_FILE_ITEMS);
+  if (bound) throw new ConfigError(bound.message, `${file}:${bound.line}`);
   let table: Record<string, unknown>;
   try {
     table = parse(source);

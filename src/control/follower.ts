@@ -24,6 +24,9 @@ export class Follower {
   /** Poll, and react sooner to file-system events in the directories that hold namespace files. */
   start(): void {
     this.timer = setInterval(() => void this.tick(), POLL_MS);
+    // Deno's watcher thread opens what is created in a watched directory: a FIFO dropped there blocks it for good,
+    // and the process then cannot exit. The poll alone follows the host there.
+    if ("Deno" in globalThis) return;
     const dirs = new Set<string>(["/run/netns", ...this.desired.config.discover.map((d) => d.dir)]);
     for (const t of this.reconciler.tenants.values()) if (!t.spec.netns.startsWith("/proc/")) dirs.add(dirname(t.spec.netns));
     for (const dir of dirs) {

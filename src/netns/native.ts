@@ -1,6 +1,8 @@
 // Typed wrappers over libnetns.c, where a negative return becomes a NativeError. The runtime opens the library
 // (src/runtime/bun/ffi.ts, deno/ffi.ts); only integers and NUL-terminated strings cross the boundary.
+import { closeSync } from "node:fs";
 import { constants } from "node:os";
+import { FileRefused, openRegular } from "../fs/read-bounded.ts";
 import { runtime } from "../runtime/index.ts";
 import { strerror } from "./errno-text.ts";
 
@@ -49,9 +51,35 @@ function check(rc: number, syscall: string, target: string): number {
   return rc;
 }
 
-/** Open a namespace file and verify it is a network namespace; returns an O_CLOEXEC fd. */
+/**
+ * Open a namespace file and verify it is a network namespace; returns an O_CLOEXEC fd. The path is opened
+ * non-blocking and checked to be a regular file (as namespace files are) first: a FIFO there would block the main
+ * thread in open() until a writer came. libnetns then opens that very file again through /proc/self/fd, so nothing
+ * swapped in at the path between the two opens is looked at.
+ */
 export function openNetns(path: string): number {
-  return check(lib.nsx_open(cstr(path)), "open namespace", path);
+  let fd: number;
+  try {
+    fd = openRegular(path).fd;
+  } catch (e) {
+    if (!(e instanceof FileRefused)) throw e;
+    const errno = e.code ? (constants.errno as Record<string, number>)[e.code] : undefined;
+    if (errno !== undefined) throw new NativeError(errno, "open namespace", path);
+    throw new NotANamespaceFile(path, e.reason);
+  }
+  try {
+    return check(lib.nsx_open(cstr(`/proc/self/fd/${fd}`)), "open namespace", path);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A namespace path that names something other than a file (a FIFO, a device, a directory): never opened by libnetns. */
+export class NotANamespaceFile extends NativeError {
+  constructor(path: string, reason: string) {
+    super(ENOTNETNS, "open namespace", path);
+    this.message = `open namespace ${path}: ${reason}`;
+  }
 }
 
 /** The calling thread's current network namespace, as an fd. */

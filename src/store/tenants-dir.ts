@@ -8,18 +8,17 @@ import {
   mkdirSync,
   openSync,
   readdirSync,
-  readFileSync,
   renameSync,
   unlinkSync,
   writeFileSync,
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
-import { parse } from "smol-toml";
 import { normalizeTenantTable, parseTenantFile, tenantTableToToml } from "../config/tenant-table.ts";
 import type { FileTenant } from "../config/schema.ts";
 import { badTenantName, isValidTenantName } from "../config/values.ts";
 import { NsproxyError } from "../errors.ts";
+import { FileRefused, readBounded } from "../fs/read-bounded.ts";
 import { crashHere, tenantWriteFault } from "../faults.ts";
 
 export interface StoredTenant {
@@ -37,6 +36,8 @@ export interface TenantsDirContents {
 }
 
 const SUFFIX = ".toml";
+/** One tenant's file is a few hundred bytes; a larger one is a mistake or an attack, refused before it is read. */
+export const MAX_TENANT_FILE_BYTES = 1 << 20;
 
 /** The file that holds tenant `name`. The name is checked: it becomes a path component. */
 export function tenantFilePath(dir: string, name: string): string {
@@ -69,9 +70,10 @@ export function readTenantsDir(dir: string): TenantsDirContents {
     const name = file.slice(file.lastIndexOf("/") + 1, -SUFFIX.length);
     let source: string;
     try {
-      source = readFileSync(file, "utf8");
+      source = readBounded(file, MAX_TENANT_FILE_BYTES).toString("utf8");
     } catch (e) {
-      out.skipped.push({ file, error: `${file}: cannot read: ${message(e)}` });
+      if (!(e instanceof FileRefused)) throw e;
+      out.skipped.push({ file, error: `${file}: cannot read: ${e.reason}` });
       continue;
     }
     try {
@@ -91,7 +93,7 @@ export function readTenantsDir(dir: string): TenantsDirContents {
 export function writeTenantFile(dir: string, name: string, table: Record<string, unknown>): { file: string; changed: boolean } {
   const file = tenantFilePath(dir, name);
   const wanted = normalizeTenantTable(table);
-  if (sameValue(readExisting(file), wanted)) return { file, changed: false };
+  if (sameValue(readExisting(file, name), wanted)) return { file, changed: false };
   const text = tenantTableToToml(name, wanted);
   const tmp = join(dir, `.${name}${SUFFIX}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`);
   // Tests kill the process at each step below (src/faults.ts); the release binary never does.
@@ -142,9 +144,9 @@ export function removeTenantFile(dir: string, name: string): boolean {
  * The existing file's normalized table, or undefined when it is absent, unreadable or not TOML: any of those gets
  * rewritten, and a real problem with the path shows up as the write's error.
  */
-function readExisting(file: string): Record<string, unknown> | undefined {
+function readExisting(file: string, name: string): Record<string, unknown> | undefined {
   try {
-    return normalizeTenantTable(parse(readFileSync(file, "utf8")));
+    return parseTenantFile(file, name, readBounded(file, MAX_TENANT_FILE_BYTES).toString("utf8")).table;
   } catch {
     return undefined;
   }

@@ -134,7 +134,7 @@ describe.skipIf(!haveOpenssl)("certificate and key files", () => {
       [f("nope.crt"), "missing", "no such file"],
       [f("text.crt/x.crt"), "missing", "no such file (a parent is not a directory)"],
       [f("a-directory.crt"), "unreadable", "is a directory"],
-      [f("fifo.crt"), "unreadable", "not a regular file"], // and open() did not wait for a writer
+      [f("fifo.crt"), "unreadable", "a FIFO, not a regular file"], // and open() did not wait for a writer
       [f("huge.crt"), "too-large", `larger than ${MAX_FILE_BYTES} bytes, not a certificate or key file`],
     ];
     for (const [file, kind, reason] of cases) {

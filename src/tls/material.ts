@@ -1,7 +1,7 @@
 // Certificate and key files for https:// listeners and upstream CAs: read, checked and described for operators.
 import { createPrivateKey, createPublicKey, type KeyObject, X509Certificate } from "node:crypto";
-import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { EXIT, NsproxyError } from "../errors.ts";
+import { FileRefused, readBounded } from "../fs/read-bounded.ts";
 
 export interface KeyPair {
   certFile: string;
@@ -132,53 +132,14 @@ export function keyMatches(cert: X509Certificate, key: KeyObject): boolean {
 }
 
 function readPemFile(setting: TlsSetting, file: string): string {
-  let fd: number;
   try {
-    // O_NONBLOCK: a FIFO at the path must not hang the caller in open() until some writer appears.
-    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+    return readBounded(file, MAX_FILE_BYTES).toString("latin1");
   } catch (e) {
-    throw fileError(setting, file, e);
+    if (!(e instanceof FileRefused)) throw e;
+    const reason = e.kind === "too-large" ? `larger than ${MAX_FILE_BYTES} bytes, not a certificate or key file` : e.reason;
+    const kind: TlsFileKind = e.kind === "missing" ? "missing" : e.kind === "too-large" ? "too-large" : "unreadable";
+    throw new TlsFileError(setting, file, kind, `${setting} ${file}: ${reason}`, e.cause ?? e);
   }
-  try {
-    const st = fstatSync(fd);
-    if (st.isDirectory()) throw new TlsFileError(setting, file, "unreadable", `${setting} ${file}: is a directory`);
-    if (!st.isFile()) throw new TlsFileError(setting, file, "unreadable", `${setting} ${file}: not a regular file`);
-    if (st.size > MAX_FILE_BYTES) throw tooLarge(setting, file);
-    // Read to the end rather than trusting st.size: the file may be growing under a writer.
-    const buf = Buffer.alloc(Math.min(st.size, MAX_FILE_BYTES) + 1);
-    let got = 0;
-    let n: number;
-    do {
-      n = readSync(fd, buf, got, buf.length - got, null);
-      got += n;
-    } while (n > 0 && got < buf.length);
-    if (got > MAX_FILE_BYTES) throw tooLarge(setting, file);
-    if (got === buf.length) throw new TlsFileError(setting, file, "unreadable", `${setting} ${file}: changed while being read`);
-    return buf.toString("latin1", 0, got);
-  } catch (e) {
-    throw e instanceof TlsFileError ? e : fileError(setting, file, e);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function tooLarge(setting: TlsSetting, file: string): TlsFileError {
-  return new TlsFileError(setting, file, "too-large", `${setting} ${file}: larger than ${MAX_FILE_BYTES} bytes, not a certificate or key file`);
-}
-
-const ERRNO_REASONS: Record<string, [TlsFileKind, string]> = {
-  ENOENT: ["missing", "no such file"],
-  ENOTDIR: ["missing", "no such file (a parent is not a directory)"],
-  EACCES: ["unreadable", "permission denied"],
-  EPERM: ["unreadable", "permission denied"],
-  EISDIR: ["unreadable", "is a directory"],
-  ELOOP: ["unreadable", "too many levels of symbolic links"],
-};
-
-function fileError(setting: TlsSetting, file: string, e: unknown): TlsFileError {
-  const code = (e as NodeJS.ErrnoException).code ?? "";
-  const [kind, reason] = ERRNO_REASONS[code] ?? ["unreadable", code || (e as Error).message];
-  return new TlsFileError(setting, file, kind, `${setting} ${file}: ${reason}`, e);
 }
 
 function pemBlocks(text: string): PemBlock[] {
