@@ -5,7 +5,8 @@
  * runtime itself runs on). Only Linux UAPI headers are included. The one symbol taken from the
  * process is `environ`, weakly, for nsx_exec.
  *
- * No state (but for one test-only fault switch, nsx_fault_fail_enter), no printing, no exiting.
+ * No state (but for one test-only fault switch, nsx_fault_fail_enter, and the syscall filter, which
+ * is constant), no printing, no exiting.
  * Every function takes integers and NUL-terminated strings and returns a non-negative value on
  * success or -errno on failure (the kernel returns -errno itself: there is no errno variable here).
  * Every descriptor is O_CLOEXEC. Error text is the caller's business (src/netns/errno-text.ts).
@@ -18,11 +19,15 @@
 #include <asm/statfs.h>
 #include <asm/unistd.h>
 #include <linux/fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
 #include <linux/in.h>
 #include <linux/in6.h>
 #include <linux/magic.h>
 #include <linux/nsfs.h>
+#include <linux/prctl.h>
 #include <linux/sched.h>
+#include <linux/seccomp.h>
 #include <asm/socket.h>
 
 #if !defined(__x86_64__) && !defined(__aarch64__)
@@ -445,6 +450,204 @@ int nsx_so_error(int fd) {
   int len = sizeof err;
   long rc = sys5(__NR_getsockopt, fd, SOL_SOCKET, SO_ERROR, (long)&err, (long)&len);
   return rc < 0 ? (int)rc : err;
+}
+
+/* ---- The syscall filter ----
+ *
+ * nsproxy holds CAP_SYS_ADMIN for one reason: setns into tenant network namespaces. That capability
+ * also lets a process mount, load BPF, trace, create namespaces and more; a memory-safety bug in the
+ * runtime or TLS library would inherit all of it. This filter refuses, for every thread, the calls
+ * nsproxy never makes that the capabilities it holds would otherwise allow (a deny list: the runtimes'
+ * own needs change from release to release, a list of what is forbidden does not). Refused calls
+ * fail with EPERM, as a missing capability would; nothing is killed but a foreign architecture.
+ *
+ * Each check is a self-contained block that ends in a return or falls through to the next with the
+ * syscall number still in the accumulator, so the program needs no jump offsets computed by hand. */
+
+/* Unified syscall numbers (the same on every architecture since Linux 5.1) newer than some headers. */
+#ifndef __NR_open_tree_attr
+#define __NR_open_tree_attr 467
+#endif
+
+#if defined(__x86_64__)
+#define NSX_AUDIT_ARCH AUDIT_ARCH_X86_64
+#else
+#define NSX_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+/* Every flag that makes a new namespace. CLONE_NEWTIME (0x80) only for unshare: in clone's flags that
+ * bit is part of the exit signal (CSIGNAL), which fork and thread creation set. */
+#define NSX_CLONE_NEW (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET)
+#define NSX_UNSHARE_NEW (NSX_CLONE_NEW | 0x80 /* CLONE_NEWTIME */)
+
+/* The low 32 bits of argument i (little-endian: checked at the top). Every argument checked below is
+ * an int or is truncated to 32 bits by the kernel (clone's and unshare's flags). */
+#define NSX_ARG_LO(i) (__builtin_offsetof(struct seccomp_data, args) + 8 * (i))
+#define NSX_LD(off) BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (off))
+#define NSX_RET(v) BPF_STMT(BPF_RET | BPF_K, (v))
+#define NSX_ERRNO(e) NSX_RET(SECCOMP_RET_ERRNO | ((e) & SECCOMP_RET_DATA))
+/* Two instructions: syscall nr fails with EPERM; any other falls through to the next check. */
+#define NSX_DENY(nr) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1), NSX_ERRNO(EPERM)
+
+static const struct sock_filter nsx_filter[] = {
+    /* The same number means another call on another ABI: anything but this library's own
+     * architecture (i386 through int 0x80 on x86-64, say) is an attack, never nsproxy. */
+    NSX_LD(__builtin_offsetof(struct seccomp_data, arch)),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NSX_AUDIT_ARCH, 1, 0),
+    NSX_RET(SECCOMP_RET_KILL_PROCESS),
+    NSX_LD(__builtin_offsetof(struct seccomp_data, nr)),
+#if defined(__x86_64__)
+    /* x32 calls carry the x86-64 arch with bit 30 set in the number: the same reasoning. */
+    BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000 /* __X32_SYSCALL_BIT */, 0, 1),
+    NSX_RET(SECCOMP_RET_KILL_PROCESS),
+#endif
+
+    /* clone: threads (runtime threads, a replaced worker) and fork pass; a new namespace does not. */
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 0, 4),
+    NSX_LD(NSX_ARG_LO(0)),
+    BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, NSX_CLONE_NEW, 0, 1),
+    NSX_ERRNO(EPERM),
+    NSX_RET(SECCOMP_RET_ALLOW),
+    /* clone3 passes its flags in memory a filter cannot read: "not implemented", and glibc (>= 2.34,
+     * pthread_create and posix_spawn) falls back to clone, which is checked above. musl uses clone. */
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone3, 0, 1),
+    NSX_ERRNO(ENOSYS),
+    /* unshare of a namespace: a new user namespace is the usual first step of a kernel exploit, and
+     * nsproxy never leaves the namespaces it starts in but through setns. Other unshare flags pass. */
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_unshare, 0, 4),
+    NSX_LD(NSX_ARG_LO(0)),
+    BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, NSX_UNSHARE_NEW, 0, 1),
+    NSX_ERRNO(EPERM),
+    NSX_RET(SECCOMP_RET_ALLOW),
+    /* setns: network namespaces only (libnetns always says CLONE_NEWNET); joining a tenant's mount,
+     * user or PID namespace would be a way into its container. EINVAL, what the kernel itself answers
+     * for a type that does not match the fd (libnetns's strand fault relies on exactly that). */
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_setns, 0, 4),
+    NSX_LD(NSX_ARG_LO(1)),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, CLONE_NEWNET, 1, 0),
+    NSX_ERRNO(EINVAL),
+    NSX_RET(SECCOMP_RET_ALLOW),
+    /* personality: only the query (0xffffffff) and the default (PER_LINUX); another persona (no ASLR,
+     * READ_IMPLIES_EXEC) only weakens the process. What systemd's LockPersonality= allows. */
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_personality, 0, 5),
+    NSX_LD(NSX_ARG_LO(0)),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0xffffffff, 2, 0),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0),
+    NSX_ERRNO(EPERM),
+    NSX_RET(SECCOMP_RET_ALLOW),
+
+    /* Mounts (CAP_SYS_ADMIN): a mount over a tenant's or the host's files, or a remount read-write. */
+    NSX_DENY(__NR_mount),
+    NSX_DENY(__NR_umount2),
+    NSX_DENY(__NR_pivot_root),
+    NSX_DENY(__NR_move_mount),
+    NSX_DENY(__NR_fsopen),
+    NSX_DENY(__NR_fsconfig),
+    NSX_DENY(__NR_fsmount),
+    NSX_DENY(__NR_fspick),
+    NSX_DENY(__NR_open_tree),
+    NSX_DENY(__NR_open_tree_attr),
+    NSX_DENY(__NR_mount_setattr),
+    /* Replacing the kernel (CAP_SYS_BOOT). */
+    NSX_DENY(__NR_kexec_load),
+    NSX_DENY(__NR_kexec_file_load),
+    /* Loading code into the kernel (CAP_SYS_MODULE). */
+    NSX_DENY(__NR_init_module),
+    NSX_DENY(__NR_finit_module),
+    NSX_DENY(__NR_delete_module),
+    /* BPF programs run in the kernel (CAP_SYS_ADMIN / CAP_BPF); a large attack surface of its own. */
+    NSX_DENY(__NR_bpf),
+    /* Reading or writing another process's memory or descriptors (CAP_SYS_PTRACE, or a same-uid peer). */
+    NSX_DENY(__NR_ptrace),
+    NSX_DENY(__NR_process_vm_readv),
+    NSX_DENY(__NR_process_vm_writev),
+    NSX_DENY(__NR_pidfd_getfd),
+    NSX_DENY(__NR_process_madvise),
+    NSX_DENY(__NR_kcmp),
+    /* Swap, reboot (CAP_SYS_ADMIN, CAP_SYS_BOOT). */
+    NSX_DENY(__NR_swapon),
+    NSX_DENY(__NR_swapoff),
+    NSX_DENY(__NR_reboot),
+    /* The host's hostname: nsproxy stays in the host's UTS namespace (CAP_SYS_ADMIN). */
+    NSX_DENY(__NR_sethostname),
+    NSX_DENY(__NR_setdomainname),
+    /* Kernel keyrings: other services' secrets, and a history of kernel bugs. */
+    NSX_DENY(__NR_keyctl),
+    NSX_DENY(__NR_add_key),
+    NSX_DENY(__NR_request_key),
+    /* Performance counters: kernel addresses and side channels (CAP_PERFMON / CAP_SYS_ADMIN). */
+    NSX_DENY(__NR_perf_event_open),
+    /* Opening any file by handle, bypassing paths and mounts (CAP_DAC_READ_SEARCH: the "shocker"
+     * container escape); and the call that makes handles. */
+    NSX_DENY(__NR_open_by_handle_at),
+    NSX_DENY(__NR_name_to_handle_at),
+    /* Watching every file access of the host (CAP_SYS_ADMIN). */
+    NSX_DENY(__NR_fanotify_init),
+    /* Process accounting to a file of the caller's choice (CAP_SYS_PACCT). */
+    NSX_DENY(__NR_acct),
+    /* The host's clock (CAP_SYS_TIME): TLS certificate validity and every log's time depend on it. */
+    NSX_DENY(__NR_settimeofday),
+    NSX_DENY(__NR_clock_settime),
+    NSX_DENY(__NR_clock_adjtime),
+    NSX_DENY(__NR_adjtimex),
+    /* Disk quotas (CAP_SYS_ADMIN). */
+    NSX_DENY(__NR_quotactl),
+    NSX_DENY(__NR_quotactl_fd),
+    /* Kernel profiling buffers (CAP_SYS_ADMIN); gone from recent kernels, refused on older ones. */
+    NSX_DENY(__NR_lookup_dcookie),
+    /* Page-fault handling in user space: the classic way to widen a kernel race. */
+    NSX_DENY(__NR_userfaultfd),
+    /* The kernel log (CAP_SYSLOG / CAP_SYS_ADMIN): kernel addresses. */
+    NSX_DENY(__NR_syslog),
+    /* Hanging up the terminal of other sessions (CAP_SYS_TTY_CONFIG). */
+    NSX_DENY(__NR_vhangup),
+#if defined(__x86_64__)
+    /* I/O ports (CAP_SYS_RAWIO): direct hardware access. x86 only. */
+    NSX_DENY(__NR_iopl),
+    NSX_DENY(__NR_ioperm),
+    /* Loading an old a.out library: an old exploit path; x86 only. */
+    NSX_DENY(__NR_uselib),
+#endif
+    NSX_RET(SECCOMP_RET_ALLOW),
+};
+
+/* Install the filter on every thread of the process at once (TSYNC), and on every thread created
+ * after: call it once from the main thread. Needs CAP_SYS_ADMIN or no_new_privs: without the
+ * capability, no_new_privs is set first (it only stops an execve from gaining privileges, and nsproxy
+ * executes nothing after start). Returns 0 or -errno: -EINVAL on a kernel without seccomp filters,
+ * -ESRCH when a thread could not be synchronised (one with a filter of its own: never nsproxy's). */
+int nsx_seccomp_install(void) {
+  struct sock_fprog prog = {sizeof nsx_filter / sizeof nsx_filter[0], (struct sock_filter *)nsx_filter};
+  long rc = sys3(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog);
+  if (rc == -EACCES) {
+    rc = sys5(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    if (rc == 0) rc = sys3(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog);
+  }
+  if (rc > 0) return -ESRCH; /* TSYNC names the thread that refused by returning its id */
+  return (int)rc;
+}
+
+/* Test only (NSPROXY_FAULT_SECCOMP_PROBE, src/faults.ts): make, for real, a call the filter refuses,
+ * chosen so that it is harmless if the filter is missing. Returns the call's result, 0 or -errno:
+ *   0  unshare(CLONE_NEWNET): EPERM filtered; unfiltered the thread gets a new namespace and is put
+ *      back at once into the one it was in
+ *   1  mount of a tmpfs on a path that does not exist: EPERM filtered, ENOENT unfiltered
+ *   2  clone(CLONE_NEWNET | CLONE_THREAD) without CLONE_SIGHAND: EPERM filtered, EINVAL unfiltered
+ *      (the kernel refuses that combination before creating anything)
+ *   3  clone3 with no arguments: ENOSYS filtered, EFAULT or EINVAL unfiltered */
+int nsx_seccomp_probe(int which) {
+  if (which == 0) {
+    int home = nsx_open_self();
+    if (home < 0) return home;
+    long rc = sys1(__NR_unshare, CLONE_NEWNET);
+    if (rc == 0 && sys2(__NR_setns, home, CLONE_NEWNET) < 0) rc = NSX_ESTRANDED;
+    sys_close(home);
+    return (int)rc;
+  }
+  if (which == 1) return (int)sys5(__NR_mount, (long)"none", (long)"/nonexistent/nsproxy-seccomp-probe", (long)"tmpfs", 0, 0);
+  if (which == 2) return (int)sys5(__NR_clone, CLONE_NEWNET | CLONE_THREAD, 0, 0, 0, 0);
+  if (which == 3) return (int)sys2(__NR_clone3, 0, 0);
+  return -EINVAL;
 }
 
 /* The process's environment, from whichever C library loaded us (glibc and musl both define it).

@@ -332,6 +332,30 @@ const MUTATIONS: Mutation[] = [
     tests: ["test/hostile-files.test.ts"],
     only: "newline",
   },
+  {
+    name: "seccomp-not-installed",
+    breaks: "the syscall filter is installed at start: unshare, mount and clone of a namespace fail with EPERM inside the daemon",
+    file: "src/netns/seccomp.ts",
+    edits: [["  const rc = installSyscallFilterRaw();", "  const rc = 0;"]],
+    tests: ["test/seccomp.test.ts"],
+    only: "every thread is filtered",
+  },
+  {
+    name: "seccomp-one-thread-only",
+    breaks: "the filter covers every thread the runtime already has (TSYNC), not only the one that installs it",
+    file: "libnetns.c",
+    edits: [["long rc = sys3(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog);", "long rc = sys3(__NR_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);"]],
+    tests: ["test/seccomp.test.ts"],
+    only: "every thread is filtered",
+  },
+  {
+    name: "seccomp-clone-namespace-allowed",
+    breaks: "clone with a namespace flag is refused while clone of a thread passes",
+    file: "libnetns.c",
+    edits: [["BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, NSX_CLONE_NEW, 0, 1),", "BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0, 0, 1),"]],
+    tests: ["test/seccomp.test.ts"],
+    only: "every thread is filtered",
+  },
 ];
 
 const ROOT = join(import.meta.dir, "..");

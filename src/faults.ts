@@ -9,6 +9,8 @@
 //   NSPROXY_FAULT_TENANT_WRITE=POINT       the process is killed (SIGKILL) while storing a tenants-directory file:
 //                                          torn (half the bytes written), before-rename (temp file complete and synced),
 //                                          after-rename (before the directory's fsync)
+//   NSPROXY_FAULT_SECCOMP_PROBE=1          once the syscall filter is installed, the main thread makes calls it refuses
+//                                          (unshare, mount, clone of a namespace, clone3) and logs each result
 //
 // @W arms worker W only (0-based), else every worker. Only the workers started first are armed, so their
 // replacements succeed and the recovery itself can be watched.
@@ -59,9 +61,14 @@ export function tenantWriteFault(): WritePoint | undefined {
   return v === "torn" || v === "before-rename" || v === "after-rename" ? v : undefined;
 }
 
+/** Make the calls the syscall filter refuses once it is installed, and log what the kernel said. */
+export function seccompProbeFault(): boolean {
+  return read("NSPROXY_FAULT_SECCOMP_PROBE") === "1";
+}
+
 /** Every switch that is set, for one warning at start: a fault armed by mistake must not go unnoticed. */
 export function armedFaults(): string[] {
-  return ["NSPROXY_FAULT_STRAND_TENANT", "NSPROXY_FAULT_STRAND_INGRESS", "NSPROXY_FAULT_WORKER_THROW", "NSPROXY_FAULT_WORKER_EXIT", "NSPROXY_FAULT_TENANT_WRITE"].flatMap((k) => {
+  return ["NSPROXY_FAULT_STRAND_TENANT", "NSPROXY_FAULT_STRAND_INGRESS", "NSPROXY_FAULT_WORKER_THROW", "NSPROXY_FAULT_WORKER_EXIT", "NSPROXY_FAULT_TENANT_WRITE", "NSPROXY_FAULT_SECCOMP_PROBE"].flatMap((k) => {
     const v = read(k);
     return v ? [`${k}=${v}`] : [];
   });

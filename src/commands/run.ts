@@ -5,6 +5,7 @@ import { createAdminApp } from "../admin/server.ts";
 import { loadLayered } from "../config/load.ts";
 import { Daemon } from "../control/daemon.ts";
 import { configureLogger, logger } from "../log.ts";
+import { installSyscallFilter } from "../netns/seccomp.ts";
 import { runtime } from "../runtime/index.ts";
 import { ensureWindowSafeRuntime } from "../runtime/window-safe.ts";
 import { VERSION } from "../version.ts";
@@ -24,6 +25,9 @@ export default defineCommand({
     const { config } = loaded;
     configureLogger({ format: config.logFormat, verbose: Boolean(parsed.verbose) });
     if (process.getuid?.() !== 0) logger.warn("not running as root: entering other network namespaces will likely fail (EPERM)");
+    // As early as the config allows: before the admin socket, the workers and any tenant's bytes; every thread
+    // the runtime has is covered now (TSYNC), and every one it starts later inherits it.
+    installSyscallFilter(config.seccomp);
 
     const t0 = performance.now();
     const daemon = new Daemon(config, loadOptions, loaded);

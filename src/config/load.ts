@@ -2,7 +2,7 @@
 //
 // Precedence, lowest first:
 //   1. built-in defaults (tenant_header "X-Nsproxy-Tenant", upstream_timeout 30 s, max_connections 1000,
-//      shutdown_grace 10 s, workers = number of CPUs, log_format "text", access_log true, DEFAULT_ENGINE,
+//      shutdown_grace 10 s, workers = number of CPUs, log_format "text", access_log true, seccomp true, DEFAULT_ENGINE,
 //      no metrics listener, and metrics_tenant_limit DEFAULT_METRICS_TENANT_LIMIT)
 //   2. the file's [defaults] table (and [daemon] for daemon settings)
 //   3. command-line flags: --listen, --upstream, --tenant-header, --upstream-timeout, --max-connections, --workers,
@@ -34,6 +34,7 @@ const BUILT_IN = {
   shutdownGraceMs: 10_000,
   logFormat: "text",
   accessLog: true,
+  seccomp: true,
 } as const;
 
 /** The engine's limits and timeouts when neither [daemon] nor a flag sets them. */
@@ -160,6 +161,7 @@ function build(file: FileConfig | undefined, flagValues: FlagOverrides, fileName
     shutdownGraceMs: daemon.shutdownGraceMs ?? BUILT_IN.shutdownGraceMs,
     logFormat: daemon.logFormat ?? BUILT_IN.logFormat,
     accessLog: daemon.accessLog ?? BUILT_IN.accessLog,
+    seccomp: daemon.seccomp ?? BUILT_IN.seccomp,
     tenantsDir: daemon.tenantsDir ?? DEFAULT_TENANTS_DIR,
     adminSocket: daemon.adminSocket ?? DEFAULT_ADMIN_SOCKET,
     discover: [...(file?.discover ?? []), ...flags.discover],

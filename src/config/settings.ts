@@ -74,6 +74,11 @@ export const DAEMON_SETTINGS = [
     doc: { example: "true" },
   }),
   setting({
+    key: "seccomp", flag: "seccomp", field: "seccomp", kind: boolean(), scope: "daemon",
+    help: "Refuse the syscalls nsproxy never needs (mount, bpf, ptrace, new namespaces…) on every thread (default on; --no-seccomp turns it off)",
+    doc: { example: "true", comment: "the syscall filter; false only to rule it out when something breaks" },
+  }),
+  setting({
     key: "tenants_dir", flag: "tenants-dir", field: "tenantsDir", kind: absolutePath(), scope: "daemon",
     help: "Directory of runtime-provisioned tenants, one NAME.toml each (default /etc/nsproxy/tenants.d)", hint: "DIR",
     doc: { example: '"/etc/nsproxy/tenants.d"' },

@@ -114,6 +114,8 @@ export interface DaemonConfig {
   shutdownGraceMs: number;
   logFormat: "text" | "json";
   accessLog: boolean;
+  /** Install the syscall filter (libnetns.c) at start. */
+  seccomp: boolean;
   /** One file per runtime-provisioned tenant. */
   tenantsDir: string;
   /** Unix socket of the admin interface. */

@@ -24,7 +24,7 @@ export interface LoadOptions {
 }
 
 /** Settings read once at start: a reload warns that they changed and keeps them. */
-const START_ONLY = ["workers", "tenantsDir", "adminSocket", "logFormat", "accessLog"] as const;
+const START_ONLY = ["workers", "tenantsDir", "adminSocket", "logFormat", "accessLog", "seccomp"] as const;
 
 export class AdminControl implements DaemonControl {
   constructor(
@@ -160,7 +160,7 @@ export class AdminControl implements DaemonControl {
     // Settings read at start stay as they are; tenants, defaults and discovery follow the new file.
     loaded = {
       ...loaded,
-      config: { ...loaded.config, workers: keep.workers, tenantsDir: keep.tenantsDir, adminSocket: keep.adminSocket, logFormat: keep.logFormat, accessLog: keep.accessLog },
+      config: { ...loaded.config, workers: keep.workers, tenantsDir: keep.tenantsDir, adminSocket: keep.adminSocket, logFormat: keep.logFormat, accessLog: keep.accessLog, seccomp: keep.seccomp },
     };
     const skipped = this.desired.load(loaded);
     // Certificates changed on disk since the last look are read now, as a rotation would.

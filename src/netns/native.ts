@@ -156,6 +156,16 @@ export function migrateReqOnRaw(): number {
   return lib.nsx_migrate_req_on();
 }
 
+/** The syscall filter (libnetns.c) on every thread, now and later: 0 or -errno. Once, from the main thread. */
+export function installSyscallFilterRaw(): number {
+  return lib.nsx_seccomp_install();
+}
+
+/** Test only: make one call the filter refuses (0 unshare, 1 mount, 2 clone of a namespace, 3 clone3): 0 or -errno. */
+export function syscallFilterProbeRaw(which: number): number {
+  return lib.nsx_seccomp_probe(which);
+}
+
 /** nsx_connect_in's answer when the thread could not return to its own namespace. */
 export const STRANDED = -4000;
 

@@ -14,6 +14,8 @@ export const NETNS_SYMBOLS = {
   nsx_open_net_table: { args: ["i32"], returns: "i32" },
   nsx_read: { args: ["i32", "buffer", "i32"], returns: "i32" },
   nsx_migrate_req_on: { args: [], returns: "i32" },
+  nsx_seccomp_install: { args: [], returns: "i32" },
+  nsx_seccomp_probe: { args: ["i32"], returns: "i32" },
   nsx_connect_in: { args: ["i32", "i32", "buffer", "i32"], returns: "i32" },
   nsx_so_error: { args: ["i32"], returns: "i32" },
   nsx_exec: { args: ["buffer", "buffer", "i32", "buffer", "i32"], returns: "i32" },
