@@ -4,7 +4,8 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { daemonDir, runNsproxy, SOURCE_CLI } from "./helpers/daemon.ts";
+import { daemonDir, runNsproxy, SOURCE_CLI, startNsproxy } from "./helpers/daemon.ts";
+import { addNetns, addNetnsMany, cleanupNetns, skipReason, uniquePrefix } from "./helpers/netns.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "nsproxy-messages-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -130,5 +131,43 @@ describe.skipIf(!isRoot)("the admin socket's directory", () => {
     const message = said(r.stderr);
     expect(message).toContain(`cannot create the admin socket ${path}: ${join(closed, "sub")} is not writable by this user (uid 65534) (EACCES); run as root or pass --admin-socket in a directory it can write`);
     expect(message).not.toMatch(/EACCES: permission denied/);
+  });
+});
+
+describe.skipIf(Boolean(skipReason))("a listen address on a down interface (a new ip netns namespace has lo down)", () => {
+  const prefix = uniquePrefix("lodown");
+  afterAll(() => cleanupNetns(prefix));
+
+  test("check and tenant ls warn about that tenant only, with the command that fixes it; once lo is up the warning is gone", async () => {
+    const up = addNetns(`${prefix}up`);
+    const down = `${prefix}down`;
+    addNetnsMany([down]); // as `ip netns add` leaves it: lo down
+    const base = ["-l", "127.0.0.1:8080", "-u", "http://127.0.0.1:9", "-n", up, "-n", down];
+    const fix = `ip -n ${down} link set lo up`;
+    const warning = `listen 127.0.0.1:8080: no route to it inside /run/netns/${down} (ENETUNREACH): its interface is down, so every client there fails to connect; a new ip netns namespace has lo down: ${fix}`;
+
+    const c = await runNsproxy(["check", ...base, "--tenants-dir", join(dir, "no-tenants.d")]);
+    expect(c.code).toBe(0);
+    expect(said(c.stderr).trim()).toBe(`tenant ${down}: ${warning}`);
+    expect(c.stdout).toContain("configuration ok; 2/2 namespaces open now");
+
+    const run = daemonDir();
+    const admin = join(run, "admin.sock");
+    const d = startNsproxy(["run", ...base, "--admin-socket", admin, "--tenants-dir", join(run, "tenants.d"), "-w", "1"]);
+    try {
+      await d.waitFor("attached 2/2");
+      const ls = async () => JSON.parse((await runNsproxy(["tenant", "ls", "--json", "--admin-socket", admin])).stdout) as { name: string; state: string; warning?: string }[];
+      const before = await ls();
+      expect(before.map((t) => [t.name, t.state, t.warning])).toEqual([
+        [down, "serving", warning],
+        [up, "serving", undefined],
+      ].sort((a, b) => String(a[0]).localeCompare(String(b[0]))) as never);
+      const table = await runNsproxy(["tenant", "ls", "--admin-socket", admin]);
+      expect(table.stdout).toContain(`warning: ${warning}`);
+      expect(Bun.spawnSync(["ip", "-n", down, "link", "set", "lo", "up"]).exitCode).toBe(0);
+      expect((await ls()).filter((t) => t.warning)).toEqual([]);
+    } finally {
+      await d.stop("SIGKILL");
+    }
   });
 });
