@@ -322,7 +322,7 @@ const MUTATIONS: Mutation[] = [
     file: "src/admin/socket.ts",
     edits: [["    throw explainFsError(err, path);\n", "    throw err;\n"]],
     tests: ["test/cli-messages.test.ts"],
-    only: "cannot write it",
+    only: "cannot write it|CAP_DAC_OVERRIDE",
   },
   {
     name: "ingress-404-reason-error",

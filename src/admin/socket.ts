@@ -63,7 +63,8 @@ function prepareDirectory(dir: string): void {
 function explainFsError(err: unknown, path: string): unknown {
   const e = err as NodeJS.ErrnoException;
   if (err instanceof NsproxyError || typeof e?.code !== "string") return err;
-  const dir = dirname(path);
+  // mkdir names the directory it could not make: the one that refused is its parent.
+  const dir = e.syscall === "mkdir" && e.path ? dirname(e.path) : dirname(path);
   const root = process.getuid?.() === 0;
   const instead = ownDirectory() === path ? "" : ` (like --admin-socket ${ownDirectory()})`;
   let why: string;
