@@ -94,7 +94,7 @@ const subCommandsOf = (cmd: CommandDef) => cmd.subCommands as Record<string, Com
  * needs one and has none: the usage error to print, with the nearest command. Words are read as citty reads
  * them: the first word that is not a flag picks the subcommand.
  */
-export async function commandError(rawArgs: string[]): Promise<string | undefined> {
+async function commandError(rawArgs: string[]): Promise<string | undefined> {
   let cmd: CommandDef = main;
   const path: string[] = [];
   let rest = rawArgs;
