@@ -443,6 +443,29 @@ int nsx_connect_in(int nsfd, int homefd, const char *addr, int port) {
   return fd;
 }
 
+/* Can a client inside the namespace behind nsfd reach addr:port at all? A UDP socket's connect there is a
+ * route lookup and sends nothing: ENETUNREACH when the address's interface is down (a fresh `ip netns add`
+ * namespace has lo down, yet 127.0.0.1 binds and listens), 0 when a client would get through to the
+ * listener. setns, socket, connect, close, setns back to homefd, all in C. Returns 0, -errno, or
+ * NSX_ESTRANDED. */
+#define NSX_SOCK_DGRAM 2
+int nsx_route_in(int nsfd, int homefd, const char *addr, int port) {
+  union nsx_sockaddr sa;
+  int family;
+
+  int len = fill_sockaddr(addr, port, &sa, &family);
+  if (len < 0) return len;
+  long rc = sys2(__NR_setns, nsfd, CLONE_NEWNET);
+  if (rc < 0) return (int)rc;
+  /* ---- inside the namespace ---- */
+  int fd = (int)sys3(__NR_socket, family, NSX_SOCK_DGRAM | O_CLOEXEC, 0);
+  rc = fd < 0 ? fd : sys3(__NR_connect, fd, &sa, len);
+  if (fd >= 0) sys_close(fd);
+  if (sys2(__NR_setns, homefd, CLONE_NEWNET) < 0) return NSX_ESTRANDED;
+  /* ---- home ---- */
+  return rc < 0 ? (int)rc : 0;
+}
+
 /* The pending error of a socket (SO_ERROR): 0, or the errno of a failed non-blocking connect. Negative:
  * getsockopt itself failed. */
 int nsx_so_error(int fd) {

@@ -1,6 +1,8 @@
 // The nsproxy command line: the root command and main(); each subcommand lives in src/commands/ and loads lazily.
-import { type CommandDef, defineCommand, renderUsage, runCommand } from "citty";
+import { type CommandDef, defineCommand, runCommand } from "citty";
+import { suggest } from "./config/suggest.ts";
 import { EXIT, NsproxyError } from "./errors.ts";
+import { renderExample, renderHelp, type HelpStyle, stdoutStyle, wrap } from "./help.ts";
 import { logger } from "./log.ts";
 import { VERSION } from "./version.ts";
 
@@ -79,10 +81,41 @@ async function resolve(rawArgs: string[]): Promise<[CommandDef, CommandDef | und
   return [cmd, parent, path.join(" ") || "nsproxy"];
 }
 
-async function usage(rawArgs: string[]): Promise<string> {
+async function usage(rawArgs: string[], style: HelpStyle = stdoutStyle()): Promise<string> {
   const [cmd, parent, name] = await resolve(rawArgs);
-  const examples = (EXAMPLES[name] ?? []).map((e) => `  $ ${e}`).join("\n");
-  return `${await renderUsage(cmd, parent)}\n\nExamples:\n${examples}\n\n${EXIT_CODES}\n`;
+  const examples = (EXAMPLES[name] ?? []).flatMap((e) => renderExample(e, style.width)).join("\n");
+  return `${await renderHelp(cmd, parent, style)}\n\nExamples:\n${examples}\n\n${wrap(EXIT_CODES, style.width).join("\n")}\n`;
+}
+
+const subCommandsOf = (cmd: CommandDef) => cmd.subCommands as Record<string, CommandDef | (() => Promise<CommandDef>)> | undefined;
+
+/**
+ * A word where a command is expected that names none ("nsproxy chek", "nsproxy tenant ad"), or a command that
+ * needs one and has none: the usage error to print, with the nearest command. Words are read as citty reads
+ * them: the first word that is not a flag picks the subcommand.
+ */
+async function commandError(rawArgs: string[]): Promise<string | undefined> {
+  let cmd: CommandDef = main;
+  const path: string[] = [];
+  let rest = rawArgs;
+  for (;;) {
+    const subs = subCommandsOf(cmd);
+    if (!subs) return undefined;
+    const names = Object.keys(subs);
+    const at = rest.findIndex((a) => !a.startsWith("-"));
+    const here = ["nsproxy", ...path].join(" ");
+    if (at < 0) return `${here} needs a command: ${names.join(", ")} (see ${here} --help)`;
+    const word = rest[at]!;
+    const sub = subs[word];
+    if (!sub) {
+      const near = suggest(word, names);
+      const guess = near ? `; did you mean '${[...path, near].join(" ")}'?` : "";
+      return `unknown command '${[...path, word].join(" ")}'${guess} (${here} commands: ${names.join(", ")}; see ${here} --help)`;
+    }
+    cmd = typeof sub === "function" ? await sub() : sub;
+    path.push(word);
+    rest = rest.slice(at + 1);
+  }
 }
 
 export async function run(rawArgs: string[]): Promise<number> {
@@ -95,11 +128,18 @@ export async function run(rawArgs: string[]): Promise<number> {
     return EXIT.ok;
   }
   if (rawArgs.length === 0) {
-    process.stderr.write(await usage(rawArgs));
+    process.stderr.write(await usage(rawArgs, stdoutStyle(process.env, process.stderr)));
     return EXIT.usage;
   }
   if (rawArgs[0]!.startsWith("-")) {
-    logger.error(`${rawArgs[0]}: unknown option; a command comes first (run, check, tenant, status, reload, version, top; see --help)`);
+    const near = rawArgs[0]!.startsWith("--") ? suggest(rawArgs[0]!.slice(2), ["help", "version"]) : undefined;
+    const hint = near ? `did you mean --${near}?` : `a command comes first (${Object.keys(subCommandsOf(main)!).join(", ")}; see --help)`;
+    logger.error(`${rawArgs[0]}: unknown option; ${hint}`);
+    return EXIT.usage;
+  }
+  const wrong = await commandError(rawArgs);
+  if (wrong) {
+    logger.error(wrong);
     return EXIT.usage;
   }
   try {
@@ -114,7 +154,7 @@ export async function run(rawArgs: string[]): Promise<number> {
     }
     // citty's own errors (unknown command, …) are usage errors.
     if ((err as { name?: string })?.name === "CLIError") {
-      process.stderr.write(await usage(rawArgs));
+      process.stderr.write(await usage(rawArgs, stdoutStyle(process.env, process.stderr)));
       logger.error((err as Error).message);
       return EXIT.usage;
     }

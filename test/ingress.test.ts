@@ -92,7 +92,16 @@ describe.skipIf(Boolean(skipReason))("ingress", () => {
     expect(unknown.status).toBe(404);
     expect(unknown.body).toContain("no tenant serves host c.example");
     // The access log says the direction.
-    await d.waitFor(/access ingress tenant=a GET "\/x" 200/);
+    await d.waitFor(/access ingress tenant=a GET "\/x" 200 .* host="a\.example"/);
+  });
+
+  test("an unknown Host is answered 404 Not Found, and its access-log line says what was asked for", async () => {
+    const [r10] = await onOneConnection(port, ["GET /who/10?q=1 HTTP/1.0\r\nHost: nobody.example\r\n\r\n"]);
+    expect(r10!.head).toStartWith("HTTP/1.0 404 Not Found\r\n");
+    const [r11] = await onOneConnection(port, ["DELETE /who/11 HTTP/1.1\r\nHost: nobody.example:8080\r\n\r\n"]);
+    expect(r11!.head).toStartWith("HTTP/1.1 404 Not Found\r\n");
+    await d.waitFor(/access ingress tenant=- GET "\/who\/10\?q=1" 404 \S+ [\d.]+ms host="nobody\.example"$/m);
+    await d.waitFor(/access ingress tenant=- DELETE "\/who\/11" 404 \S+ [\d.]+ms host="nobody\.example:8080"$/m);
   });
 
   test("each request of a keep-alive connection goes to the tenant its own Host names (one after another, and pipelined)", async () => {

@@ -2,7 +2,7 @@
 import { type BigIntStats, chmodSync, linkSync, lstatSync, mkdirSync, type Stats, unlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Hono } from "hono";
-import { NsproxyError } from "../errors.ts";
+import { EXIT, NsproxyError } from "../errors.ts";
 import { type HttpServer, runtime } from "../runtime/index.ts";
 
 export interface AdminServer {
@@ -16,29 +16,67 @@ const PROBE_TIMEOUT_MS = 2000;
 
 let bindCount = 0;
 
-const mode = (st: Stats) => `0${(st.mode & 0o777).toString(8)}`;
+const mode = (st: Stats) => `0${(st.mode & 0o7777).toString(8)}`;
 const code = (err: unknown) => (err as NodeJS.ErrnoException | undefined)?.code;
 
 const lstatOrNull = (path: string) => lstatSync(path, { throwIfNoEntry: false });
 
-/** Creates the socket's directory 0700, or checks that an existing one cannot be written by anyone but its owner. */
+/** A path to offer instead: a directory of its own, which serveAdmin creates 0700 (the user's runtime dir when not root). */
+function ownDirectory(): string {
+  const uid = process.getuid?.();
+  if (uid === 0 || uid === undefined) return "/run/nsproxy/admin.sock";
+  const runtimeDir = process.env.XDG_RUNTIME_DIR;
+  return runtimeDir ? join(runtimeDir, "nsproxy", "admin.sock") : `/tmp/nsproxy-${uid}/admin.sock`;
+}
+
+/**
+ * Creates the socket's directory 0700, or checks that an existing one cannot be written by anyone but its owner.
+ * Whoever can write the directory can put their own socket at the path while no daemon holds it, and answer
+ * `nsproxy tenant add` (tenant configuration, sent as root) in its place: refuse rather than serve from there.
+ */
 function prepareDirectory(dir: string): void {
   if (mkdirSync(dir, { recursive: true, mode: 0o700 }) !== undefined) {
     chmodSync(dir, 0o700); // the umask may have taken bits from mode; never added any
     return;
   }
   const st = lstatSync(dir);
-  if (!st.isDirectory()) throw new NsproxyError(`admin socket directory ${dir} is not a directory`);
-  // Whoever can write the directory can swap the socket for their own: refuse rather than serve from there.
+  if (!st.isDirectory()) throw new NsproxyError(`admin socket directory ${dir} is not a directory`, { exitCode: EXIT.usage });
+  const uid = process.getuid?.();
   if (st.mode & 0o022) {
+    // A sticky directory (/tmp) or someone else's is shared by design: taking write access from the others
+    // there breaks them and is not ours to do. A directory of our own only needs its mode fixed.
+    const shared = (st.mode & 0o1000) !== 0 || (uid !== undefined && st.uid !== uid);
+    const fix = shared
+      ? `it is shared, so give the socket a directory of its own (like --admin-socket ${ownDirectory()}; nsproxy creates it 0700)`
+      : `make it 0700 (chmod 700 ${dir}) or choose another --admin-socket`;
     throw new NsproxyError(
-      `admin socket directory ${dir} is writable by others (mode ${mode(st)}); make it 0700 (chmod 700 ${dir}) or choose another path`,
+      `admin socket directory ${dir} is writable by others (mode ${mode(st)}): any of them could put their own socket at its path and answer nsproxy's commands; ${fix}`,
+      { exitCode: EXIT.usage },
     );
   }
-  const uid = process.getuid?.();
   if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
-    throw new NsproxyError(`admin socket directory ${dir} belongs to uid ${st.uid}, not to this process (uid ${uid}) or root`);
+    throw new NsproxyError(`admin socket directory ${dir} belongs to uid ${st.uid}, not to this process (uid ${uid}) or root`, { exitCode: EXIT.usage });
   }
+}
+
+/** A file system error on the way to the socket, said as what failed and what to do; nsproxy's own errors unchanged. */
+function explainFsError(err: unknown, path: string): unknown {
+  const e = err as NodeJS.ErrnoException;
+  if (err instanceof NsproxyError || typeof e?.code !== "string") return err;
+  // mkdir names the directory it could not make: the one that refused is its parent.
+  const dir = e.syscall === "mkdir" && e.path ? dirname(e.path) : dirname(path);
+  const root = process.getuid?.() === 0;
+  const instead = ownDirectory() === path ? "" : ` (like --admin-socket ${ownDirectory()})`;
+  let why: string;
+  if (e.code === "EACCES" || e.code === "EPERM") why = `${dir} is not writable by ${root ? "root here" : `this user (uid ${process.getuid?.()})`} (${e.code})`;
+  else if (e.code === "EROFS") why = `${dir} is on a read-only file system`;
+  else {
+    // "ENOENT: no such file or directory, mkdir '/x'" → "mkdir /x: no such file or directory (ENOENT)"
+    const reason = (e.message ?? "").replace(/^[A-Z]+: /, "").split(", ")[0];
+    why = `${e.syscall ?? "open"} ${e.path ?? dir}: ${reason} (${e.code})`;
+  }
+  const fix = root || (e.code !== "EACCES" && e.code !== "EPERM") ? "pass --admin-socket in a directory it can write" : "run as root or pass --admin-socket in a directory it can write";
+  return new NsproxyError(`cannot create the admin socket ${path}: ${why}; ${fix}${instead}`, { exitCode: EXIT.usage, cause: err });
 }
 
 /** Clears the way for the socket: nothing there, or a stale socket (removed). A live one or any other file is an error. */
@@ -65,6 +103,14 @@ async function clearPath(path: string): Promise<void> {
 }
 
 export async function serveAdmin(path: string, app: Hono): Promise<AdminServer> {
+  try {
+    return await bindAdmin(path, app);
+  } catch (err) {
+    throw explainFsError(err, path);
+  }
+}
+
+async function bindAdmin(path: string, app: Hono): Promise<AdminServer> {
   prepareDirectory(dirname(path));
   await clearPath(path);
 

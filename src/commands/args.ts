@@ -2,6 +2,7 @@
 import { ConfigError } from "../errors.ts";
 import { resolve } from "node:path";
 import { type FlagOverrides, loadLayered } from "../config/load.ts";
+import { suggest } from "../config/suggest.ts";
 import { camel, DAEMON_SETTINGS, DEFAULT_ADMIN_SOCKET, DEFAULT_TENANTS_DIR, SETTINGS, type Setting, TENANT_SETTINGS } from "../config/settings.ts";
 
 interface FlagDef {
@@ -86,7 +87,7 @@ export function rejectUnknownFlags(rawArgs: string[], defs: Record<string, { typ
     }
     const flag = a.includes("=") ? a.slice(0, a.indexOf("=")) : a;
     const type = known.get(flag);
-    if (!type) throw new ConfigError(`unknown option (see --help)`, flag);
+    if (!type) throw new ConfigError(`unknown option${didYouMean(flag, known)} (see --help)`, flag);
     const canonical = canonicalName(flag, defs);
     if (!REPEATABLE.has(canonical) && seen.has(canonical)) throw new ConfigError(`given more than once; only --listen, --netns, --discover, --header, --ingress-listen and --ingress-host repeat`, flag);
     seen.add(canonical);
@@ -118,6 +119,13 @@ export function flagValue(s: Setting, args: Record<string, unknown>, rawArgs: st
   if (s.kind.flagType === "list") return list(s.flag, s.alias);
   if (s.kind.flagType === "boolean") return rawArgs.includes(`--no-${s.flag}`) ? false : rawArgs.includes(`--${s.flag}`) ? true : undefined;
   return typeof args[s.flag] === "string" ? args[s.flag] : undefined;
+}
+
+/** "; did you mean --listen?" for a long flag a typo away from one this command takes; short flags are too short to guess. */
+function didYouMean(flag: string, known: Map<string, string>): string {
+  if (!flag.startsWith("--")) return "";
+  const near = suggest(flag.slice(2), [...known.keys()].filter((k) => k.startsWith("--")).map((k) => k.slice(2)));
+  return near ? `; did you mean --${near}?` : "";
 }
 
 function canonicalName(flag: string, defs: Record<string, { alias?: string }>): string {

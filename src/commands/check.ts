@@ -5,6 +5,7 @@ import { ConfigError } from "../errors.ts";
 import { readStoredTenants } from "../control/desired.ts";
 import { configureLogger, logger } from "../log.ts";
 import { closeFd, NativeError, openNetns } from "../netns/native.ts";
+import { unreachableListens } from "../netns/reachable.ts";
 import type { TenantSpec } from "../config/types.ts";
 import { expiryWarning, loadCa, loadKeyPair } from "../tls/material.ts";
 import { adminArgs, configArgs, flagOverrides, rejectUnknownFlags, runtimeArgs } from "./args.ts";
@@ -80,7 +81,12 @@ export default defineCommand({
       } catch (err) {
         missing++;
         logger.warn(`tenant ${t.name}: ${err instanceof NativeError ? err.message : String(err)} (it will be retried at run time)`);
+        continue;
       }
+      for (const w of unreachableListens(t.netns, t.listen)) logger.warn(`tenant ${t.name}: ${w}`);
+    }
+    if (config.tenants.length + stored.size === 0 && config.discover.length === 0) {
+      process.stdout.write(`no tenants yet: run starts and waits for them (nsproxy tenant add, --discover, or a reload)\n`);
     }
     process.stdout.write(`configuration ok${config.file ? `: ${config.file}` : ""}; ${config.tenants.length + stored.size - missing}/${config.tenants.length + stored.size} namespaces open now\n`);
   },

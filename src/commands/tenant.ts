@@ -5,7 +5,8 @@ import type { TenantInput, TenantView } from "../admin/types.ts";
 import { Invalid } from "../config/layer.ts";
 import { checkTenantTable } from "../config/tenant-table.ts";
 import { TENANT_SETTINGS } from "../config/settings.ts";
-import { badTenantName, isValidTenantName } from "../config/values.ts";
+import { badTenantName, isValidTenantName, parseListen } from "../config/values.ts";
+import { unreachableListens } from "../netns/reachable.ts";
 import { ConfigError } from "../errors.ts";
 import { removeTenantFile, tenantFilePath, writeTenantFile } from "../store/tenants-dir.ts";
 import { clientArgs, collect, daemonPaths, flagValue, rejectUnknownFlags, settingArgs } from "./args.ts";
@@ -74,16 +75,29 @@ const ls = defineCommand({
   args: lsArgs,
   async run({ args, rawArgs }) {
     checkArgs(rawArgs, lsArgs, 0);
-    const tenants = await new AdminClient(daemonPaths(args).socket).tenants();
+    const tenants = withWarnings(await new AdminClient(daemonPaths(args).socket).tenants());
     if (args.json) return print(JSON.stringify(tenants, null, 2));
     if (tenants.length === 0) return print("no tenants");
     // An ingress-only tenant has no listener of its own: its hosts take that column.
     const listen = (t: TenantView) => [...t.listen, ...(t.ingress ? [`ingress:${t.ingress.hosts.join(",")}`] : [])].join(",");
     const upstream = (t: TenantView) => t.upstream || (t.ingress ? `-> ${[t.ingress.backend, t.ingress.tls_backend].filter(Boolean).join(",")} (in netns)` : "");
-    const rows = tenants.map((t) => [t.name, t.state, t.netns, listen(t), upstream(t), t.error ?? t.ingress?.down ?? t.tls?.error ?? ""]);
+    const rows = tenants.map((t) => [t.name, t.state, t.netns, listen(t), upstream(t), t.error ?? t.ingress?.down ?? t.tls?.error ?? (t.warning ? `warning: ${t.warning}` : "")]);
     for (const line of alignColumns([["NAME", "STATE", "NETNS", "LISTEN", "UPSTREAM", "ERROR"], ...rows])) print(line);
   },
 });
+
+/**
+ * A serving tenant whose listen address is on a down interface in its namespace (a new `ip netns add` has lo
+ * down) binds, and no client there connects: `warning` says so. Looked at here, when asked, by a route lookup
+ * inside the namespace; the daemon's workers never do more than create sockets there.
+ */
+function withWarnings(tenants: TenantView[]): (TenantView & { warning?: string })[] {
+  return tenants.map((t) => {
+    if (t.state !== "serving") return t;
+    const warnings = unreachableListens(t.netns, t.listen.map((l) => parseListen(l)));
+    return warnings.length ? { ...t, warning: warnings.join("; ") } : t;
+  });
+}
 
 export default defineCommand({
   meta: { name: "tenant", description: "Add, remove or list tenants of a running daemon (or its tenants directory)" },

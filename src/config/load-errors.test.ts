@@ -30,6 +30,16 @@ describe("loadConfig: errors point at file:line and key", () => {
     expect(e.exitCode).toBe(2);
   });
 
+  test("a string left open is 'unterminated string' at its line, not smol-toml's control character", () => {
+    const open = fail('[tenants.acme]\nnetns = "acme\nlisten = "127.0.0.1:8080"\n');
+    expect(open.message).toStartWith(`file.toml:2: invalid TOML: unterminated string: a quoted value must end on the line it starts (""" or \'\'\' for several lines)`);
+    expect(fail("[tenants.acme]\r\nnetns = 'acme\r\n").message).toStartWith("file.toml:2: invalid TOML: unterminated string:");
+    expect(fail('[tenants.acme]\nnetns = "acme').message).toStartWith("file.toml:2: invalid TOML: unterminated string:");
+    expect(fail('a = """abc\n').message).toStartWith('file.toml:1: invalid TOML: unterminated string: no closing """ before the end of the file');
+    // A real control character inside a closed string keeps smol-toml's word for it.
+    expect(fail('a = "ab\u0001c"\n').message).toStartWith("file.toml:1: invalid TOML: control characters are not allowed in strings");
+  });
+
   test("unknown key on line 7 with a suggestion", () => {
     const e = fail(`[defaults]
 listen = "127.0.0.1:8080"

@@ -119,10 +119,27 @@ function parseToml(source: string, label: string): FileConfig {
     doc = parse(source);
   } catch (e) {
     if (!(e instanceof TomlError)) throw e;
-    const what = e.message.replace(/^Invalid TOML document: /, "").split("\n")[0];
-    throw new ConfigError(`invalid TOML: ${what} (column ${e.column})`, `${label}:${e.line}`, undefined, ["", ...e.codeblock.split("\n")]);
+    throw new ConfigError(`invalid TOML: ${tomlWhat(e, source)} (column ${e.column})`, `${label}:${e.line}`, undefined, ["", ...e.codeblock.split("\n")]);
   }
   return readDocument(doc);
+}
+
+const UNTERMINATED = `unterminated string: a quoted value must end on the line it starts (""" or ''' for several lines)`;
+
+/**
+ * smol-toml's reason, except where it misleads: a string left open meets the end of its line, which smol-toml calls
+ * a control character in the string (the newline), or the end of the file ("unfinished string").
+ */
+export function tomlWhat(e: TomlError, source: string): string {
+  const what = e.message.replace(/^Invalid TOML document: /, "").split("\n")[0]!;
+  const line = source.split("\n")[e.line - 1] ?? "";
+  if (what === "unfinished string") {
+    const triple = line.slice(e.column - 1, e.column + 2);
+    return triple === `"""` || triple === `'''` ? `unterminated string: no closing ${triple} before the end of the file` : UNTERMINATED;
+  }
+  if (what !== "control characters are not allowed in strings") return what;
+  const at = line[e.column - 1];
+  return at === undefined || at === "\r" ? UNTERMINATED : what;
 }
 
 function toConfigError(message: string, where: At, label: string, source: string | undefined): ConfigError {

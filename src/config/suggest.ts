@@ -1,4 +1,4 @@
-// "Did you mean …?" for misspelt config keys: the closest allowed key within a small edit distance.
+// "Did you mean …?" for misspelt config keys, flags and commands: the closest allowed word within a small edit distance.
 
 /** Levenshtein distance, with the two-row table: keys are short, so this stays cheap. */
 export function editDistance(a: string, b: string): number {
@@ -16,11 +16,13 @@ export function editDistance(a: string, b: string): number {
 
 /** The closest candidate, if it is near enough to be a typo: distance at most 2, and less than half the word. */
 export function suggest(word: string, candidates: readonly string[]): string | undefined {
-  const w = word.toLowerCase().replaceAll("-", "_");
+  // access-log and access_log are the same key to a typist: compare with one separator.
+  const norm = (s: string) => s.toLowerCase().replaceAll("-", "_");
+  const w = norm(word);
   let best: string | undefined;
   let bestDist = Infinity;
   for (const c of candidates) {
-    const d = editDistance(w, c);
+    const d = editDistance(w, norm(c));
     if (d < bestDist) {
       best = c;
       bestDist = d;

@@ -60,6 +60,8 @@ export class ProxyConn implements LegOwner {
   private reqChunks: ChunkedScanner | undefined;
   private reqDone = false;
   private reqStarted = 0;
+  /** Ingress: the Host the current request asked for ("" for none); the access log names it, routed or not. */
+  private reqHost: string | undefined;
   /** The upstream request head, kept until the first response byte for one retry on a stale connection. */
   private reqHead: Uint8Array | undefined;
 
@@ -281,7 +283,13 @@ export class ProxyConn implements LegOwner {
     const f = head.fields;
     const host = head.host >= 0 ? s.slice(f.vs[head.host]!, f.ve[head.host]!) : "";
     const r = this.router!(host);
-    if ("status" in r) return this.refuse(r.status, r.reason);
+    this.reqHost = host;
+    if ("status" in r) {
+      // Refused, but parsed: the access log says what was asked for, and the answer speaks the client's version.
+      this.req = head;
+      this.reqStarted = performance.now();
+      return this.refuse(r.status, r.reason);
+    }
     if (r !== this.route) {
       if (this.leg) this.releaseUp();
       this.route = r;
@@ -782,6 +790,7 @@ export class ProxyConn implements LegOwner {
     access({
       ...(this.route.direction ? { direction: this.route.direction } : {}),
       tenant: this.route.tenant,
+      ...(this.router ? { host: this.reqHost ?? "" } : {}),
       method: req?.method ?? "-",
       path: req?.path ?? "-",
       status,

@@ -126,11 +126,13 @@ const ALLOW = "Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH\r\n";
 
 const REASONS: Record<number, string> = {
   400: "Bad Request",
+  404: "Not Found",
   405: "Method Not Allowed",
   408: "Request Timeout",
   414: "URI Too Long",
   431: "Request Header Fields Too Large",
   500: "Internal Server Error",
+  501: "Not Implemented",
   502: "Bad Gateway",
   503: "Service Unavailable",
   504: "Gateway Timeout",

@@ -99,6 +99,8 @@ export interface Exchange {
   /** Present for the ingress direction (host client to a tenant's service); absent for egress. */
   direction?: "ingress";
   tenant: string;
+  /** Ingress: the Host the client asked for, routed or not ("" when it sent none). */
+  host?: string;
   method: string;
   path: string;
   status: number;

@@ -178,6 +178,15 @@ export function connectInsideRaw(nsFd: number, homeFd: number, host: string, por
   return lib.nsx_connect_in(nsFd, homeFd, cstr(host), port);
 }
 
+/**
+ * Would a client inside the namespace open at `nsFd` find a route to host:port? A UDP connect there (C does
+ * setns, socket, connect, close, setns back to `homeFd`; nothing is sent). 0, -errno (ENETUNREACH: the
+ * address's interface is down), or STRANDED.
+ */
+export function routeInsideRaw(nsFd: number, homeFd: number, host: string, port: number): number {
+  return lib.nsx_route_in(nsFd, homeFd, cstr(host), port);
+}
+
 /** A socket's pending error (SO_ERROR): 0 or an errno. */
 export function socketErrorRaw(fd: number): number {
   return lib.nsx_so_error(fd);

@@ -36,7 +36,7 @@ export function stdoutAccessLog(format: "text" | "json"): AccessSink {
 
 function textLine(e: AccessEntry): string {
   const time = new Date().toISOString();
-  return `${time} access ${e.direction ? `${e.direction} ` : ""}tenant=${e.tenant} ${e.method} ${JSON.stringify(e.path)} ${e.status} ${e.bytes ?? "-"} ${e.ms.toFixed(1)}ms`;
+  return `${time} access ${e.direction ? `${e.direction} ` : ""}tenant=${e.tenant} ${e.method} ${JSON.stringify(e.path)} ${e.status} ${e.bytes ?? "-"} ${e.ms.toFixed(1)}ms${e.host === undefined ? "" : ` host=${e.host ? JSON.stringify(e.host) : "-"}`}`;
 }
 
 function jsonLine(e: AccessEntry): string {

@@ -18,6 +18,7 @@ export const NETNS_SYMBOLS = {
   nsx_seccomp_probe: { args: ["i32"], returns: "i32" },
   nsx_connect_in: { args: ["i32", "i32", "buffer", "i32"], returns: "i32" },
   nsx_so_error: { args: ["i32"], returns: "i32" },
+  nsx_route_in: { args: ["i32", "i32", "buffer", "i32"], returns: "i32" },
   nsx_exec: { args: ["buffer", "buffer", "i32", "buffer", "i32"], returns: "i32" },
 } as const;
 
