@@ -42,6 +42,7 @@ const EXAMPLES: Record<string, string[]> = {
     "nsproxy top --once --json | jq -r '.tenants[] | select(.errors_per_second > 1) | .name'",
   ],
   reload: ["nsproxy reload", "kill -HUP $(pidof nsproxy)   # the same, without the admin socket"],
+  upgrade: ["nsproxy upgrade", "nsproxy upgrade --binary /opt/nsproxy/nsproxy-1.4", "kill -USR2 $(pidof nsproxy)   # the same, without waiting or output"],
 };
 
 const EXIT_CODES = `Exit codes: ${EXIT.ok} success, ${EXIT.runtime} runtime failure, ${EXIT.usage} usage or configuration error.`;
@@ -58,6 +59,7 @@ const main = defineCommand({
     tenant: () => import("./commands/tenant.ts").then((m) => m.default),
     status: () => import("./commands/status.ts").then((m) => m.default),
     reload: () => import("./commands/reload.ts").then((m) => m.default),
+    upgrade: () => import("./commands/upgrade.ts").then((m) => m.default),
     version: () => import("./commands/version.ts").then((m) => m.default),
     top: () => import("./commands/top.ts").then((m) => m.default),
   },
@@ -99,7 +101,7 @@ export async function run(rawArgs: string[]): Promise<number> {
     return EXIT.usage;
   }
   if (rawArgs[0]!.startsWith("-")) {
-    logger.error(`${rawArgs[0]}: unknown option; a command comes first (run, check, tenant, status, reload, version, top; see --help)`);
+    logger.error(`${rawArgs[0]}: unknown option; a command comes first (run, check, tenant, status, reload, upgrade, version, top; see --help)`);
     return EXIT.usage;
   }
   try {
