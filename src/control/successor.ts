@@ -58,14 +58,15 @@ export async function servingBefore(adminSocket: string): Promise<Set<string>> {
 }
 
 /**
- * The tenants that served before and do not here: an upgrade that would lose them fails instead (each
- * line names the tenant and this generation's error).
+ * The tenants that served before and are wanted here but do not serve: an upgrade that would lose them
+ * fails instead (each line names the tenant and this generation's error). A tenant the new configuration
+ * no longer has is the operator's change, not a failure.
  */
 export function lostTenants(before: Set<string>, now: Map<string, { state: string; error?: string }>): string[] {
   const lost: string[] = [];
   for (const name of before) {
     const t = now.get(name);
-    if (t?.state !== "serving") lost.push(`tenant ${name}: serving in the running daemon, ${t ? `${t.state} here${t.error ? `: ${t.error}` : ""}` : "not configured here"}`);
+    if (t && t.state !== "serving") lost.push(`tenant ${name}: serving in the running daemon, ${t.state} here${t.error ? `: ${t.error}` : ""}`);
   }
   return lost;
 }
