@@ -62,6 +62,11 @@ export function createAdminApp(control: DaemonControl): Hono {
       throw err instanceof Error ? err : new Error(String(err));
     }
   });
+  // During and after an upgrade, no connection is kept: the client's next request must find whichever daemon holds the path then.
+  app.use("*", async (c, next) => {
+    await next();
+    if (control.upgrading?.()) c.header("connection", "close");
+  });
   app.use(
     "*",
     bodyLimit({ maxSize: MAX_BODY_BYTES, onError: (c) => json(c, errorBody(`body is larger than ${MAX_BODY_BYTES} bytes`), 413) }),

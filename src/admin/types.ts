@@ -128,6 +128,8 @@ export interface DaemonControl {
    * and this daemon starts draining. Throws ControlError "unavailable" (one is under way) or "failed".
    */
   upgrade?(binary?: string): Promise<UpgradeResult>;
+  /** An upgrade is under way or done (this daemon is draining): answers close their connection. */
+  upgrading?(): boolean;
   /** Prometheus text exposition of every counter (GET /metrics); absent in fakes that do not serve it. */
   metrics?(): string;
   /** Per-tenant counters and rates for `nsproxy top` (GET /v1/stats). */

@@ -47,6 +47,7 @@ async function serve(parsed: ParsedArgs<typeof args>, rawArgs: string[], pred?: 
   // successor binds beside the running daemon's and takes the path only once it serves (successor.ts).
   const pending = pred ? serveAdminBeside(config.adminSocket, createAdminApp(daemon.admin)) : undefined;
   const admin = pending ?? (await serveAdmin(config.adminSocket, createAdminApp(daemon.admin)));
+  daemon.handover.adminOwned = () => admin.owned();
   // The metrics listener next, in the host namespace (this thread never enters another): /readyz
   // says 503 until the start-up attach pass is done.
   let metrics: HttpServer | undefined;
@@ -147,6 +148,9 @@ export default command;
  * list), the running daemon agrees, then the admin socket moves here in one rename().
  */
 async function takeOver(daemon: Daemon, pred: Predecessor, pending: PendingAdminServer, before?: Set<string>): Promise<void> {
+  // Test hook (ignored by the release binary): hold the takeover back, so a write can arrive meanwhile.
+  const hold = Number(process.env.NSPROXY_COMPILED === "1" ? 0 : (process.env.NSPROXY_TEST_HOLD_HANDOVER_MS ?? 0));
+  if (hold > 0) await new Promise((resolve) => setTimeout(resolve, hold));
   const lost = lostTenants(before ?? new Set(), new Map(daemon.admin.tenants().map((t) => [t.name, t])));
   if (lost.length > 0) {
     await daemon.stop();

@@ -107,6 +107,10 @@ export class AdminControl implements DaemonControl {
     if (this.daemon.handover.busy) throw new ControlError("unavailable", "upgrade in progress, retry");
   }
 
+  upgrading(): boolean {
+    return this.daemon.handover.busy;
+  }
+
   async upgrade(binary?: string): Promise<UpgradeResult> {
     const result = await this.daemon.handover.start(binary);
     // After this answer is on its way: the successor holds the admin socket, this daemon drains.

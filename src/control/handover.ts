@@ -53,6 +53,8 @@ export class Handover {
   readonly generation = Number(process.env[HANDOVER_ENV.generation] ?? 1) || 1;
   /** When this generation took over from the previous one (ms since the epoch), if it did. */
   takenOverAt: number | undefined;
+  /** Whether the admin socket at the path is still this daemon's (set once it serves; see admin/socket.ts). */
+  adminOwned: () => boolean = () => false;
 
   constructor(
     private readonly adminSocket: string,
@@ -116,6 +118,9 @@ export class Handover {
         throw new ControlError("failed", `upgrade failed, pid ${process.pid} keeps serving: ${outcome.message}`);
       }
       child.unref();
+      // Answer once the admin socket is the successor's: a client that asks next reaches the new generation.
+      const deadline = Date.now() + 5000;
+      while (this.adminOwned() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
       logger.info(`upgrade: pid ${outcome.pid} (${outcome.version}) serves every tenant and holds the admin socket; this daemon (pid ${process.pid}) drains and exits`);
       return { old: { pid: process.pid, version: VERSION }, new: { pid: outcome.pid, version: outcome.version } };
     } catch (err) {
