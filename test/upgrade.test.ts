@@ -92,8 +92,9 @@ describe.skipIf(Boolean(skipReason) || !haveWrk || !haveOpenssl)("nsproxy upgrad
       // The tenant added at runtime: in the tenants directory, the successors' from their first attach.
       expect((await admin.putTenant("live", { netns: `/run/netns/${nsLive}`, listen: ["127.0.0.1:8160"], upstream: `http://127.0.0.1:${up.port}` })).tenant.state).toBe("serving");
 
+      // wrk's timeout is generous (10 s): this machine is shared, and a late answer is not a lost one.
       const seconds = 14;
-      const wrk = (ns: string, extra: string[]) => Bun.spawn(["ip", "netns", "exec", ns, "wrk", "-t1", "-c8", `-d${seconds}s`, ...extra], { stdout: "pipe", stderr: "pipe" });
+      const wrk = (ns: string, extra: string[]) => Bun.spawn(["ip", "netns", "exec", ns, "wrk", "-t1", "-c8", `-d${seconds}s`, "--timeout", "10s", ...extra], { stdout: "pipe", stderr: "pipe" });
       const keepAlive = wrk(nsLive, ["http://127.0.0.1:8160/"]);
       const closing = wrk(nsTls, ["-H", "Connection: close", "https://127.0.0.1:8443/"]);
       const wsRun = nsExec(nsTcp, [process.execPath, "-e", WS_CLIENT("ws://127.0.0.1:8170/", (seconds - 1) * 1000)], 40_000);
@@ -175,9 +176,14 @@ describe.skipIf(Boolean(skipReason) || !haveWrk || !haveOpenssl)("nsproxy upgrad
     const config = `${dir}/f.toml`;
     const good = `[tenants.f]\nnetns = "/run/netns/${ns}"\nlisten = "127.0.0.1:8180"\nupstream = "http://127.0.0.1:${up.port}"\n`;
     writeFileSync(config, good);
+    // A stand-in for systemd's notify socket: prints each datagram (two expected: READY=1, then the successor's MAINPID=).
+    const notifyPath = `${dir}/notify.sock`;
+    const script = `import socket,sys\ns=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\ns.bind(${JSON.stringify(notifyPath)})\ns.settimeout(60)\nfor i in range(2): sys.stdout.write(repr(s.recv(4096).decode())+"\\n"); sys.stdout.flush()`;
+    const notified = Bun.spawn(["python3", "-c", script], { stdout: "pipe", stderr: "inherit" });
+    await until("the notify socket", () => existsSync(notifyPath), 5000);
     // The successors hold back before taking over (a test hook), so that a write arrives during the handover.
     const d = startNsproxy(["run", "-c", config, "--no-access-log", "--admin-socket", socket, "--tenants-dir", `${dir}/t2.d`, "--shutdown-grace", "3s", "-w", "1"], {
-      env: { NSPROXY_TEST_HOLD_HANDOVER_MS: "1500" },
+      env: { NSPROXY_TEST_HOLD_HANDOVER_MS: "1500", NOTIFY_SOCKET: notifyPath },
     });
     const admin = new AdminClient(socket);
     seen.add(d.proc.pid);
@@ -223,7 +229,10 @@ describe.skipIf(Boolean(skipReason) || !haveWrk || !haveOpenssl)("nsproxy upgrad
       expect((await admin.tenants()).map((t) => `${t.name}:${t.state}`).sort()).toEqual(["added:serving", "f:serving"]);
       expect(readdirSync(`${dir}/t2.d`)).toEqual(["added.toml"]);
       await until("the old daemon exits", () => !alive(pid), 15_000);
+      // systemd keeps tracking the service: the first generation said READY=1, its successor MAINPID= itself.
+      expect(await new Response(notified.stdout).text()).toBe(`'READY=1\\n'\n'MAINPID=${r.new.pid}\\nREADY=1\\n'\n`);
     } finally {
+      notified.kill();
       await d.stop("SIGKILL");
       for (const p of daemonsWith(socket)) process.kill(p, "SIGKILL");
       up.stop(true);

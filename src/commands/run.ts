@@ -4,6 +4,7 @@ import { type AdminServer, type PendingAdminServer, serveAdmin, serveAdminBeside
 import { createAdminApp } from "../admin/server.ts";
 import { loadLayered } from "../config/load.ts";
 import { Daemon } from "../control/daemon.ts";
+import { sdNotify } from "../control/sd-notify.ts";
 import { lostTenants, type Predecessor, predecessor, report, servingBefore, sharedWith, socketInodes } from "../control/successor.ts";
 import { NsproxyError } from "../errors.ts";
 import { probeAloneRaw } from "../netns/native.ts";
@@ -134,6 +135,8 @@ async function serve(parsed: ParsedArgs<typeof args>, rawArgs: string[], pred?: 
   logger.info(`attached ${c.serving}/${c.total} tenants on ${config.workers} workers in ${Math.round(performance.now() - t0)} ms; ${c.total - c.serving} failed`);
   if (pred && pending) await takeOver(daemon, pred, pending, before);
   daemon.ready = true;
+  // Under systemd (Type=notify): ready; and a successor is the unit's main process from now on.
+  sdNotify(pred ? { MAINPID: process.pid, READY: 1 } : { READY: 1 });
   warnIfOutOfDescriptors(daemon, config.workers);
   if (c.total === 0) logger.info(`waiting for tenants: nsproxy tenant add NAME --netns REF --admin-socket ${config.adminSocket}`);
   daemon.follow();
