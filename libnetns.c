@@ -731,3 +731,28 @@ int nsx_exec(const char *path, const char *argv_packed, int argc, const char *en
   argv[argc] = 0;
   return (int)sys3(__NR_execve, path, argv, envp);
 }
+
+/* systemd's notify protocol: one datagram `msg` (len bytes) to the unix socket at `path` ($NOTIFY_SOCKET;
+ * a leading '@' names an abstract socket). Returns 0 or -errno. Not in a window: the main thread's. */
+#define NSX_AF_UNIX 1
+#define NSX_SOCK_DGRAM 2
+int nsx_notify(const char *path, const char *msg, int len) {
+  struct {
+    unsigned short family;
+    char path[108];
+  } sa;
+  unsigned long n = cstrlen(path);
+  if (n == 0 || n >= sizeof sa.path || len < 0) return -EINVAL;
+  sa.family = NSX_AF_UNIX;
+  for (unsigned long i = 0; i < n; i++) sa.path[i] = path[i];
+  sa.path[n] = 0;
+  if (sa.path[0] == '@') sa.path[0] = 0;
+  int fd = (int)sys3(__NR_socket, NSX_AF_UNIX, NSX_SOCK_DGRAM | O_CLOEXEC, 0);
+  if (fd < 0) return fd;
+  /* An abstract name is exactly its bytes; a path includes its NUL. connect + write: five arguments at most. */
+  long salen = (long)(sizeof sa.family + n + (path[0] == '@' ? 0 : 1));
+  long rc = sys3(__NR_connect, fd, &sa, salen);
+  if (rc == 0) rc = sys3(__NR_write, fd, msg, len);
+  sys_close(fd);
+  return rc < 0 ? (int)rc : 0;
+}

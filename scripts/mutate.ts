@@ -436,8 +436,43 @@ const MUTATIONS: Mutation[] = [
     tests: ["test/cli-messages.test.ts"],
     only: "down interface",
   },
+  {
+    name: "upgrade-old-stops-before-ready",
+    breaks: "the old generation drains only once its successor serves every tenant and holds the admin socket",
+    file: "src/control/handover.ts",
+    edits: [
+      [
+        "const outcome = await Promise.race([reported, exited, timedOut]);",
+        "const outcome = await Promise.race([reported, exited, timedOut, new Promise<HandoverReport>((r) => setTimeout(() => r({ ready: true, pid: started.pid ?? 0, version: \"?\" }), 20))]);",
+      ],
+    ],
+    tests: ["test/upgrade.test.ts"],
+    only: "5 upgrades",
+  },
+  {
+    name: "upgrade-no-migrate",
+    breaks: "a successor's attach turns tcp_migrate_req on, so the old listeners' queued connections move to it",
+    file: "src/worker/worker.ts",
+    edits: [["listenInside(nsFd, homeFd, addr, listen, migrate || old !== undefined, alone)", "listenInside(nsFd, homeFd, addr, listen, old !== undefined, alone)"]],
+    tests: ["test/upgrade.test.ts"],
+    only: "5 upgrades",
+  },
+  {
+    name: "upgrade-shares-with-anyone",
+    breaks: "only the previous generation's listeners may be shared during an upgrade; a stranger is refused",
+    file: "src/control/successor.ts",
+    edits: [["holders.length > 0 && holders.every((h) => pred.has(h))", "holders.length > 0"]],
+    tests: ["src/control/successor.test.ts"],
+  },
+  {
+    name: "upgrade-write-not-refused",
+    breaks: "a tenant write during an upgrade is refused (503) and retried, so the generation that stays applies it once",
+    file: "src/control/admin-control.ts",
+    edits: [['if (this.daemon.handover.busy) throw new ControlError("unavailable", "upgrade in progress, retry");', ""]],
+    tests: ["test/upgrade.test.ts"],
+    only: "cannot start",
+  },
 ];
-
 const ROOT = join(import.meta.dir, "..");
 const BUN = process.execPath;
 /** One test run may not take longer than this (a hung run counts as a failure to decide, and fails the script). */

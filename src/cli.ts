@@ -44,6 +44,7 @@ const EXAMPLES: Record<string, string[]> = {
     "nsproxy top --once --json | jq -r '.tenants[] | select(.errors_per_second > 1) | .name'",
   ],
   reload: ["nsproxy reload", "kill -HUP $(pidof nsproxy)   # the same, without the admin socket"],
+  upgrade: ["nsproxy upgrade", "nsproxy upgrade --binary /opt/nsproxy/nsproxy-1.4", "kill -USR2 $(pidof nsproxy)   # the same, without waiting or output"],
 };
 
 const EXIT_CODES = `Exit codes: ${EXIT.ok} success, ${EXIT.runtime} runtime failure, ${EXIT.usage} usage or configuration error.`;
@@ -60,6 +61,7 @@ const main = defineCommand({
     tenant: () => import("./commands/tenant.ts").then((m) => m.default),
     status: () => import("./commands/status.ts").then((m) => m.default),
     reload: () => import("./commands/reload.ts").then((m) => m.default),
+    upgrade: () => import("./commands/upgrade.ts").then((m) => m.default),
     version: () => import("./commands/version.ts").then((m) => m.default),
     top: () => import("./commands/top.ts").then((m) => m.default),
   },

@@ -452,7 +452,7 @@ describe("help and version", () => {
       expect(r.code).toBe(0);
       expect(r.stdout).toContain("Examples:");
       expect(r.stdout).toContain("Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.");
-      expect(r.stdout).toContain(args[0] === "run" || args[0] === "check" ? `nsproxy ${args[0]}` : "run|check|tenant|status|reload|version");
+      expect(r.stdout).toContain(args[0] === "run" || args[0] === "check" ? `nsproxy ${args[0]}` : "run|check|tenant|status|reload|upgrade|version");
     });
   }
 

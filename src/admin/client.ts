@@ -1,7 +1,7 @@
 // The admin API's client, over the daemon's unix socket (the runtime's fetchUnix: Bun's `unix` option, a Deno HttpClient).
 import { EXIT, NsproxyError } from "../errors.ts";
 import { runtime } from "../runtime/index.ts";
-import type { ErrorBody, PutResult, ReloadResult, StatsView, StatusView, TenantInput, TenantView } from "./types.ts";
+import type { ErrorBody, PutResult, ReloadResult, StatsView, StatusView, TenantInput, TenantView, UpgradeResult } from "./types.ts";
 
 /** Nothing listens on the admin socket: it is missing, or left behind by a daemon that is gone. */
 export class DaemonNotRunning extends NsproxyError {
@@ -31,6 +31,9 @@ const NOT_RUNNING = new Set(["ENOENT", "ECONNREFUSED", "FailedToOpenSocket", "Co
 
 /** A reload attaches every new tenant before it answers; a daemon that says nothing for this long is stuck. */
 const DEFAULT_TIMEOUT_MS = 60_000;
+
+/** How often a write refused during an upgrade is tried again. */
+const RETRY_MS = 100;
 
 export class AdminClient {
   constructor(
@@ -70,7 +73,29 @@ export class AdminClient {
     return this.request("POST", "/v1/reload");
   }
 
+  /** Start a successor and wait until it serves (POST /v1/upgrade); the old daemon then drains and exits. */
+  upgrade(binary?: string): Promise<UpgradeResult> {
+    return this.request("POST", "/v1/upgrade", binary === undefined ? {} : { binary });
+  }
+
+  /**
+   * A write refused with 503 ("upgrade in progress") is sent again until the upgrade is over: by then
+   * the socket is the successor's (it read the tenants directory before the refusals began) or the old
+   * daemon's again (the upgrade failed). Either way the write is applied once, by the daemon that stays.
+   */
   private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const deadline = Date.now() + this.timeoutMs;
+    for (;;) {
+      try {
+        return await this.requestOnce<T>(method, path, body);
+      } catch (e) {
+        if (!(e instanceof AdminRequestError && e.status === 503 && method !== "GET" && path !== "/v1/upgrade") || Date.now() > deadline) throw e;
+        await new Promise((r) => setTimeout(r, RETRY_MS));
+      }
+    }
+  }
+
+  private async requestOnce<T>(method: string, path: string, body?: unknown): Promise<T> {
     let res: Response;
     try {
       res = await runtime.fetchUnix(this.socketPath, `http://localhost${path}`, {

@@ -131,7 +131,7 @@ describe("admin app: errors", () => {
   });
 
   test("404 for an unknown endpoint names it and the real ones", async () => {
-    const error = "no such endpoint: GET /v2/status; see /v1/status, /v1/tenants, /v1/reload, /v1/stats, /metrics";
+    const error = "no such endpoint: GET /v2/status; see /v1/status, /v1/tenants, /v1/reload, /v1/upgrade, /v1/stats, /metrics";
     await expectJson(await app.request("/v2/status"), 404, { error });
     expect((await errorOf(await app.request("/", { method: "POST" }))).error).toStartWith("no such endpoint: POST /;");
   });
@@ -184,6 +184,25 @@ describe("admin app: errors", () => {
     };
     await expectJson(await app.request("/v1/tenants/globex", { method: "DELETE" }), 409, { error: "tenant 'globex' comes from the config file; edit it there" });
     await expectJson(await app.request("/v1/reload", { method: "POST" }), 400, { error: "tenants.acme.upstrem: unknown key", field: "tenants.acme.upstrem" });
+  });
+
+  test("an upgrade in progress is a 503 (the client retries), a failed successor a 500 with its own error", async () => {
+    fake.control.putTenant = async () => {
+      throw new ControlError("unavailable", "upgrade in progress, retry");
+    };
+    fake.control.upgrade = async () => {
+      throw new ControlError("failed", "upgrade failed, pid 4242 keeps serving: config.toml:3: unknown key");
+    };
+    await expectJson(await put("/v1/tenants/acme", "{}"), 503, { error: "upgrade in progress, retry" });
+    await expectJson(await app.request("/v1/upgrade", { method: "POST" }), 500, { error: "upgrade failed, pid 4242 keeps serving: config.toml:3: unknown key" });
+  });
+
+  test("POST /v1/upgrade passes the binary on and answers the old and new generation", async () => {
+    const result = { old: { pid: 1, version: "1.0.0" }, new: { pid: 2, version: "1.1.0" } };
+    fake.control.upgrade = async (binary) => (fake.calls.push(["upgrade", binary]), result);
+    await expectJson(await app.request("/v1/upgrade", { method: "POST", body: JSON.stringify({ binary: "/opt/nsproxy" }) }), 200, result);
+    await expectJson(await app.request("/v1/upgrade", { method: "POST", body: JSON.stringify({ binary: 3 }) }), 400, { error: "binary must be a path", field: "binary" });
+    expect(fake.calls).toEqual([["upgrade", "/opt/nsproxy"]]);
   });
 
   test.each([

@@ -16,7 +16,7 @@ export interface DeleteResult {
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
-const ENDPOINTS = "see /v1/status, /v1/tenants, /v1/reload, /v1/stats, /metrics";
+const ENDPOINTS = "see /v1/status, /v1/tenants, /v1/reload, /v1/upgrade, /v1/stats, /metrics";
 
 // Indented, with a final newline: people read these through `curl --unix-socket`.
 function json(c: Context, body: unknown, status: ContentfulStatusCode = 200, headers?: Record<string, string>): Response {
@@ -46,7 +46,7 @@ function parseObject(text: string): Record<string, unknown> {
 }
 
 /** The HTTP status of each kind of refusal the daemon gives. */
-const STATUS_OF: Record<ControlErrorKind, 400 | 409> = { invalid: 400, conflict: 409, rejected: 400 };
+const STATUS_OF: Record<ControlErrorKind, 400 | 409 | 500 | 503> = { invalid: 400, conflict: 409, rejected: 400, unavailable: 503, failed: 500 };
 
 // Byte order, not locale order: the listing must not change with the daemon's environment.
 const byName = (a: TenantView, b: TenantView) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
@@ -61,6 +61,11 @@ export function createAdminApp(control: DaemonControl): Hono {
     } catch (err) {
       throw err instanceof Error ? err : new Error(String(err));
     }
+  });
+  // During and after an upgrade, no connection is kept: the client's next request must find whichever daemon holds the path then.
+  app.use("*", async (c, next) => {
+    await next();
+    if (control.upgrading?.()) c.header("connection", "close");
   });
   app.use(
     "*",
@@ -95,6 +100,15 @@ export function createAdminApp(control: DaemonControl): Hono {
 
   app.post("/v1/reload", async (c) => json(c, await control.reload()));
   app.all("/v1/reload", notAllowed("POST"));
+
+  app.post("/v1/upgrade", async (c) => {
+    if (!control.upgrade) throw new AdminError(404, "no upgrade here");
+    const text = await c.req.text();
+    const body = text.trim() === "" ? {} : parseObject(text);
+    if (body.binary !== undefined && (typeof body.binary !== "string" || body.binary === "")) throw new AdminError(400, "binary must be a path", "binary");
+    return json(c, await control.upgrade(body.binary as string | undefined));
+  });
+  app.all("/v1/upgrade", notAllowed("POST"));
 
   app.get("/v1/stats", (c) => {
     if (!control.stats) throw new AdminError(404, "no stats here");

@@ -106,7 +106,7 @@ describe("serveAdmin", () => {
     const path = join(freshDir(), "admin.sock");
     await serve(path, "first");
     const err = await rejection(serveAdmin(path, app("second")));
-    expect(err.message).toBe(`another nsproxy is already running at ${path} (pid ${process.pid}); stop it first or choose another admin socket`);
+    expect(err.message).toBe(`another nsproxy is already running at ${path} (pid ${process.pid}); stop it first, replace it with \`nsproxy upgrade\`, or choose another admin socket`);
     expect(err.exitCode).toBe(1);
     expect(await getStatus(path)).toMatchObject({ admin_socket: "first" });
   });

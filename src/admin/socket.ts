@@ -1,5 +1,5 @@
 // Serves the admin app on a unix socket only readable by its owner (the runtime's HTTP server: Bun.serve or Deno.serve).
-import { type BigIntStats, chmodSync, linkSync, lstatSync, mkdirSync, type Stats, unlinkSync } from "node:fs";
+import { type BigIntStats, chmodSync, linkSync, lstatSync, mkdirSync, renameSync, type Stats, unlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Hono } from "hono";
 import { EXIT, NsproxyError } from "../errors.ts";
@@ -8,6 +8,8 @@ import { type HttpServer, runtime } from "../runtime/index.ts";
 export interface AdminServer {
   /** Stops serving and removes the socket file, unless another process has put its own at the path since. */
   stop(): Promise<void>;
+  /** The socket at the path is still this server's (an upgrade's successor replaces it). */
+  owned(): boolean;
   path: string;
 }
 
@@ -99,7 +101,13 @@ async function clearPath(path: string): Promise<void> {
   }
   const pid = ((await res.json().catch(() => null)) as { pid?: unknown } | null)?.pid;
   const who = typeof pid === "number" ? `another nsproxy is already running at ${path} (pid ${pid})` : `a server is already running at ${path}`;
-  throw new NsproxyError(`${who}; stop it first or choose another admin socket`);
+  throw new NsproxyError(`${who}; stop it first, replace it with \`nsproxy upgrade\`, or choose another admin socket`);
+}
+
+/** An admin server bound beside a running daemon's (an upgrade's successor): serving at a private name until publish(). */
+export interface PendingAdminServer extends AdminServer {
+  /** Move the socket over the public path in one rename(): clients reach the old daemon until then, this one after, never nothing. */
+  publish(): void;
 }
 
 export async function serveAdmin(path: string, app: Hono): Promise<AdminServer> {
@@ -113,7 +121,26 @@ export async function serveAdmin(path: string, app: Hono): Promise<AdminServer> 
 async function bindAdmin(path: string, app: Hono): Promise<AdminServer> {
   prepareDirectory(dirname(path));
   await clearPath(path);
+  const pending = bindPrivate(path, app);
+  try {
+    pending.link();
+  } catch (err) {
+    await pending.server.stop(true); // unlinks temp
+    if (lstatOrNull(pending.temp)?.isSocket()) unlinkSync(pending.temp);
+    if (code(err) === "EEXIST") throw new NsproxyError(`another process created ${path} while nsproxy was starting; is another nsproxy already running?`);
+    throw err;
+  }
+  return pending.handle();
+}
 
+/** Serve beside the daemon at `path` (which this one replaces): see PendingAdminServer. */
+export function serveAdminBeside(path: string, app: Hono): PendingAdminServer {
+  prepareDirectory(dirname(path));
+  const pending = bindPrivate(path, app);
+  return { ...pending.handle(), publish: () => pending.rename() };
+}
+
+function bindPrivate(path: string, app: Hono) {
   // Stopping the server unlinks the path it bound, whatever is there by then (Bun and Deno alike). So bind a private
   // name, make it 0600, then link it to the public path: the socket appears there already private, link() fails if
   // someone got there first (as bind would), and on stop() the runtime unlinks only the private name while we check
@@ -129,25 +156,37 @@ async function bindAdmin(path: string, app: Hono): Promise<AdminServer> {
   } finally {
     process.umask(umask);
   }
-  let ours: BigIntStats;
   try {
     chmodSync(temp, 0o600);
-    linkSync(temp, path);
-    unlinkSync(temp);
-    ours = lstatSync(path, { bigint: true }); // after the last link count change, which sets the change time
   } catch (err) {
-    await server.stop(true); // unlinks temp
-    if (lstatOrNull(temp)?.isSocket()) unlinkSync(temp);
-    if (code(err) === "EEXIST") throw new NsproxyError(`another process created ${path} while nsproxy was starting; is another nsproxy already running?`);
+    void server.stop(true);
     throw err;
   }
-
+  let ours: BigIntStats | undefined;
   let stopped: Promise<void> | undefined;
+  // tmpfs hands a freed inode number to the next file at once; the change time tells a newer socket apart.
+  const owned = () => {
+    const now = lstatSync(path, { bigint: true, throwIfNoEntry: false });
+    return ours !== undefined && now !== undefined && now.ino === ours.ino && now.dev === ours.dev && now.ctimeNs === ours.ctimeNs;
+  };
   const stop = async () => {
     await server.stop();
-    // tmpfs hands a freed inode number to the next file at once; the change time tells a newer socket apart.
-    const now = lstatSync(path, { bigint: true, throwIfNoEntry: false });
-    if (now && now.ino === ours.ino && now.dev === ours.dev && now.ctimeNs === ours.ctimeNs) unlinkSync(path);
+    if (owned()) unlinkSync(path);
   };
-  return { path, stop: () => (stopped ??= stop()) };
+  return {
+    server,
+    temp,
+    /** A new daemon: link() fails if someone got to the path first, as bind would. */
+    link() {
+      linkSync(temp, path);
+      unlinkSync(temp);
+      ours = lstatSync(path, { bigint: true }); // after the last link count change, which sets the change time
+    },
+    /** An upgrade: replace the old daemon's socket at once (it keeps serving the connections it accepted). */
+    rename() {
+      renameSync(temp, path);
+      ours = lstatSync(path, { bigint: true });
+    },
+    handle: (): AdminServer => ({ path, owned, stop: () => (stopped ??= stop()) }),
+  };
 }

@@ -1,6 +1,9 @@
 // The admin interface's contract: JSON shapes of /v1 and what the daemon must provide to serve them.
 import type { StoredSettings } from "../config/settings.ts";
 import type { TenantStats as MetricsTenantStats } from "../metrics/rates.ts";
+import type { UpgradeResult } from "../control/handover.ts";
+
+export type { UpgradeResult };
 
 export type TenantState = "serving" | "waiting" | "failed";
 
@@ -50,6 +53,10 @@ export interface StatusView {
    * All tenants together: requests/s over the last second, client connections open now (both directions;
    * ingress_connections of them on ingress listeners, routed or not), descriptors.
    */
+  /** 1 for a daemon started by hand, one more for each upgrade since; absent from daemons that predate upgrades. */
+  generation?: number;
+  /** When this generation took over from the previous one (ISO 8601), null for the first. */
+  last_upgrade?: string | null;
   totals?: { requests_per_second: number; open_connections: number; ingress_connections?: number; descriptors_open: number; descriptors_limit: number };
 }
 
@@ -116,6 +123,13 @@ export interface DaemonControl {
   deleteTenant(name: string): Promise<boolean>;
   /** Same as SIGHUP. Throws ControlError "rejected" when the new configuration is invalid (the old one keeps running). */
   reload(): Promise<ReloadResult>;
+  /**
+   * Start a successor (this program, or `binary`) that takes over every listener; resolves once it serves
+   * and this daemon starts draining. Throws ControlError "unavailable" (one is under way) or "failed".
+   */
+  upgrade?(binary?: string): Promise<UpgradeResult>;
+  /** An upgrade is under way or done (this daemon is draining): answers close their connection. */
+  upgrading?(): boolean;
   /** Prometheus text exposition of every counter (GET /metrics); absent in fakes that do not serve it. */
   metrics?(): string;
   /** Per-tenant counters and rates for `nsproxy top` (GET /v1/stats). */

@@ -1,12 +1,16 @@
 // `nsproxy run`: start the workers and the admin interface, attach every tenant, follow changes until SIGTERM/SIGINT.
-import { defineCommand } from "citty";
-import { serveAdmin } from "../admin/socket.ts";
+import { defineCommand, type ParsedArgs } from "citty";
+import { type AdminServer, type PendingAdminServer, serveAdmin, serveAdminBeside } from "../admin/socket.ts";
 import { createAdminApp } from "../admin/server.ts";
 import { loadLayered } from "../config/load.ts";
 import { Daemon } from "../control/daemon.ts";
+import { sdNotify } from "../control/sd-notify.ts";
+import { lostTenants, type Predecessor, predecessor, report, servingBefore, sharedWith, socketInodes } from "../control/successor.ts";
+import { NsproxyError } from "../errors.ts";
+import { probeAloneRaw } from "../netns/native.ts";
 import { configureLogger, logger } from "../log.ts";
 import { installSyscallFilter } from "../netns/seccomp.ts";
-import { runtime } from "../runtime/index.ts";
+import { type HttpServer, runtime } from "../runtime/index.ts";
 import { ensureWindowSafeRuntime } from "../runtime/window-safe.ts";
 import { VERSION } from "../version.ts";
 import { createMetricsApp } from "../metrics/http.ts";
@@ -14,99 +18,166 @@ import { adminArgs, configArgs, flagOverrides, rejectUnknownFlags, runtimeArgs }
 
 const args = { ...configArgs, ...adminArgs, ...runtimeArgs };
 
-export default defineCommand({
+const command = defineCommand({
   meta: { name: "run", description: "Listen inside every tenant's network namespace and proxy to the upstream; tenants may change while it runs" },
   args,
   async run({ args: parsed, rawArgs }) {
     rejectUnknownFlags(rawArgs, args);
     ensureWindowSafeRuntime();
-    const loadOptions = { file: parsed.config, flags: flagOverrides(parsed, rawArgs) };
-    const loaded = loadLayered(loadOptions);
-    const { config } = loaded;
-    configureLogger({ format: config.logFormat, verbose: Boolean(parsed.verbose) });
-    if (process.getuid?.() !== 0) logger.warn("not running as root: entering other network namespaces will likely fail (EPERM)");
-    // As early as the config allows: before the admin socket, the workers and any tenant's bytes; every thread
-    // the runtime has is covered now (TSYNC), and every one it starts later inherits it.
-    installSyscallFilter(config.seccomp);
-
-    const t0 = performance.now();
-    const daemon = new Daemon(config, loadOptions, loaded);
-    // The admin socket first: a second daemon on the same socket must stop before it binds anything.
-    const admin = await serveAdmin(config.adminSocket, createAdminApp(daemon.admin));
-    // The metrics listener next, in the host namespace (this thread never enters another): /readyz
-    // says 503 until the start-up attach pass is done.
-    if (config.metrics.listen) {
-      const { host, port, text } = config.metrics.listen;
-      const app = createMetricsApp({ metrics: () => daemon.admin.metrics(), ready: () => daemon.ready });
-      try {
-        // Served until exit: while shutting down, /readyz answers 503.
-        runtime.serveHttp({ hostname: host, port }, (req) => app.fetch(req));
-      } catch (err) {
-        logger.error(`metrics listener ${text}: ${(err as Error).message}`);
-        process.exit(1);
-      }
-      logger.info(`metrics on http://${text}/metrics (and /healthz, /readyz), host namespace only`);
+    // Started by `nsproxy upgrade`: whatever stops this start is the upgrade's error, told to the daemon that stays.
+    const pred = predecessor();
+    if (!pred) return serve(parsed, rawArgs);
+    try {
+      return await serve(parsed, rawArgs, pred);
+    } catch (err) {
+      await report(pred, { ready: false, message: (err as Error)?.message ?? String(err) });
+      throw err;
     }
-
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) {
-        logger.warn(`${signal} again: exiting now`);
-        process.exit(1);
-      }
-      stopping = true;
-      daemon.ready = false;
-      logger.info(`${signal}: no longer accepting; waiting up to ${config.shutdownGraceMs / 1000} s for requests in flight`);
-      daemon.stopFollowing();
-      Promise.all([admin.stop(), daemon.stop()]).then(
-        () => {
-          logger.info("stopped");
-          process.exit(0);
-        },
-        (err) => {
-          logger.error(`shutdown: ${err.message}`);
-          process.exit(1);
-        },
-      );
-    };
-    // A daemon serving thousands of tenants does not exit on one unexpected rejection: it says so, loudly.
-    process.on("unhandledRejection", (err) => logger.error(`unexpected error (please report): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`));
-    process.on("SIGTERM", () => stop("SIGTERM"));
-    process.on("SIGINT", () => stop("SIGINT"));
-    process.on("SIGHUP", () => {
-      logger.info("SIGHUP: reloading");
-      daemon.admin.reload().catch(() => {}); // reload logs its own outcome, and keeps the old config on error
-    });
-
-    logger.info(`nsproxy ${VERSION}: pid ${process.pid}, ${config.workers} worker(s), admin socket ${config.adminSocket}, tenants dir ${config.tenantsDir}`);
-    // Workers first: booting one needs descriptors too, and the attach pass opens namespace files (tried
-    // overlapping the two: under a tight RLIMIT_NOFILE a worker could fail to load with EMFILE).
-    await daemon.start();
-    // Test hook (ignored by the release binary): hold the attach pass back, so /readyz can be seen at 503.
-    const hold = Number(process.env.NSPROXY_COMPILED === "1" ? 0 : (process.env.NSPROXY_TEST_HOLD_ATTACH_MS ?? 0));
-    if (hold > 0) await new Promise((resolve) => setTimeout(resolve, hold));
-    await daemon.attachAll();
-    // After the attach pass: bound before it, configured hosts would answer 404 "unknown" for a moment.
-    if (config.ingressListen.length > 0) {
-      // The ingress listeners are the host's own addresses: one that cannot be bound is the operator's to fix now.
-      const failed = await daemon.listenIngress();
-      if (failed) {
-        logger.error(`ingress listener: ${failed.message}; stopping`);
-        await daemon.stop();
-        process.exit(1);
-      }
-      logger.info(`ingress on ${config.ingressListen.map((l) => (l.kind === "sni" ? l.text : `http://${l.text.replace(/^http:\/\//, "")}`)).join(", ")} (host namespace)`);
-    }
-    daemon.ready = true;
-    const c = daemon.reconciler.counts();
-    logger.info(`attached ${c.serving}/${c.total} tenants on ${config.workers} workers in ${Math.round(performance.now() - t0)} ms; ${c.total - c.serving} failed`);
-    warnIfOutOfDescriptors(daemon, config.workers);
-    if (c.total === 0) logger.info(`waiting for tenants: nsproxy tenant add NAME --netns REF --admin-socket ${config.adminSocket}`);
-    daemon.follow();
-    // Serve until a signal: the workers, the admin socket and the timers keep the process alive.
-    await new Promise<never>(() => {});
   },
 });
+
+async function serve(parsed: ParsedArgs<typeof args>, rawArgs: string[], pred?: Predecessor): Promise<never> {
+  const loadOptions = { file: parsed.config, flags: flagOverrides(parsed, rawArgs) };
+  const loaded = loadLayered(loadOptions);
+  const { config } = loaded;
+  configureLogger({ format: config.logFormat, verbose: Boolean(parsed.verbose) });
+  if (process.getuid?.() !== 0) logger.warn("not running as root: entering other network namespaces will likely fail (EPERM)");
+  // As early as the config allows: before the admin socket, the workers and any tenant's bytes; every thread
+  // the runtime has is covered now (TSYNC), and every one it starts later inherits it.
+  installSyscallFilter(config.seccomp);
+
+  const t0 = performance.now();
+  const daemon = new Daemon(config, loadOptions, loaded);
+  // The admin socket first: a second daemon on the same socket must stop before it binds anything. A
+  // successor binds beside the running daemon's and takes the path only once it serves (successor.ts).
+  const pending = pred ? serveAdminBeside(config.adminSocket, createAdminApp(daemon.admin)) : undefined;
+  const admin = pending ?? (await serveAdmin(config.adminSocket, createAdminApp(daemon.admin)));
+  daemon.handover.adminOwned = () => admin.owned();
+  // The metrics listener next, in the host namespace (this thread never enters another): /readyz
+  // says 503 until the start-up attach pass is done.
+  let metrics: HttpServer | undefined;
+  if (config.metrics.listen) {
+    const { host, port, text } = config.metrics.listen;
+    const app = createMetricsApp({ metrics: () => daemon.admin.metrics(), ready: () => daemon.ready });
+    try {
+      // SO_REUSEPORT so that an upgrade's successor binds beside this one (no gap for a scrape); anyone
+      // else there is refused, as without it (the probe binds without SO_REUSEPORT).
+      if (!pred && probeAloneRaw(host, port) < 0) throw new Error("Address already in use");
+      // Served until exit: while shutting down, /readyz answers 503.
+      metrics = runtime.serveHttp({ hostname: host, port, reusePort: true }, (req) => app.fetch(req));
+    } catch (err) {
+      await admin.stop();
+      throw new NsproxyError(`metrics listener ${text}: ${(err as Error).message}`);
+    }
+    logger.info(`metrics on http://${text}/metrics (and /healthz, /readyz), host namespace only`);
+  }
+
+  let stopping = false;
+  let handedOver = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      logger.warn(`${signal} again: exiting now`);
+      process.exit(1);
+    }
+    stopping = true;
+    daemon.ready = false;
+    logger.info(`${signal}: no longer accepting; waiting up to ${config.shutdownGraceMs / 1000} s for requests in flight`);
+    daemon.stopFollowing();
+    Promise.all([handedOver ? untilReplaced(admin).then(() => admin.stop()) : admin.stop(), daemon.stop()]).then(
+      () => {
+        logger.info("stopped");
+        process.exit(0);
+      },
+      (err) => {
+        logger.error(`shutdown: ${err.message}`);
+        process.exit(1);
+      },
+    );
+  };
+  // A daemon serving thousands of tenants does not exit on one unexpected rejection: it says so, loudly.
+  process.on("unhandledRejection", (err) => logger.error(`unexpected error (please report): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+  // Upgraded: the successor serves every tenant beside us and holds the admin socket; drain as SIGTERM does.
+  daemon.onHandedOver = (r) => {
+    handedOver = true;
+    // Scrapes go to the successor's listener from now on (the kernel sends them to the one left).
+    void metrics?.stop(false);
+    stop(`upgraded to pid ${r.new.pid} (${r.new.version})`);
+  };
+  process.on("SIGUSR2", () => {
+    logger.info("SIGUSR2: upgrading");
+    daemon.admin.upgrade().catch((err) => logger.error((err as Error).message));
+  });
+  process.on("SIGHUP", () => {
+    logger.info("SIGHUP: reloading");
+    daemon.admin.reload().catch(() => {}); // reload logs its own outcome, and keeps the old config on error
+  });
+
+  logger.info(`nsproxy ${VERSION}: pid ${process.pid}, ${config.workers} worker(s), admin socket ${config.adminSocket}, tenants dir ${config.tenantsDir}`);
+  // Workers first: booting one needs descriptors too, and the attach pass opens namespace files (tried
+  // overlapping the two: under a tight RLIMIT_NOFILE a worker could fail to load with EMFILE).
+  // A successor shares only the listeners the running daemon holds, and asks what it serves before attaching.
+  const before = pred ? await servingBefore(pred.adminSocket) : undefined;
+  if (pred) daemon.pool.handover = sharedWith(socketInodes(pred.pid));
+  await daemon.start();
+  // Test hook (ignored by the release binary): hold the attach pass back, so /readyz can be seen at 503.
+  const hold = Number(process.env.NSPROXY_COMPILED === "1" ? 0 : (process.env.NSPROXY_TEST_HOLD_ATTACH_MS ?? 0));
+  if (hold > 0) await new Promise((resolve) => setTimeout(resolve, hold));
+  await daemon.attachAll();
+  // After the attach pass: bound before it, configured hosts would answer 404 "unknown" for a moment.
+  if (config.ingressListen.length > 0) {
+    // The ingress listeners are the host's own addresses: one that cannot be bound is the operator's to fix now.
+    const failed = await daemon.listenIngress();
+    if (failed) {
+      await Promise.all([daemon.stop(), admin.stop()]);
+      throw new NsproxyError(`ingress listener: ${failed.message}; stopping`);
+    }
+    logger.info(`ingress on ${config.ingressListen.map((l) => (l.kind === "sni" ? l.text : `http://${l.text.replace(/^http:\/\//, "")}`)).join(", ")} (host namespace)`);
+  }
+  const c = daemon.reconciler.counts();
+  logger.info(`attached ${c.serving}/${c.total} tenants on ${config.workers} workers in ${Math.round(performance.now() - t0)} ms; ${c.total - c.serving} failed`);
+  if (pred && pending) await takeOver(daemon, pred, pending, before);
+  daemon.ready = true;
+  // Under systemd (Type=notify): ready; and a successor is the unit's main process from now on.
+  sdNotify(pred ? { MAINPID: process.pid, READY: 1 } : { READY: 1 });
+  warnIfOutOfDescriptors(daemon, config.workers);
+  if (c.total === 0) logger.info(`waiting for tenants: nsproxy tenant add NAME --netns REF --admin-socket ${config.adminSocket}`);
+  daemon.follow();
+  // Serve until a signal: the workers, the admin socket and the timers keep the process alive.
+  return await new Promise<never>(() => {});
+}
+
+export default command;
+
+/**
+ * A successor's last steps: every tenant that served before serves here (else the upgrade fails with the
+ * list), the running daemon agrees, then the admin socket moves here in one rename().
+ */
+async function takeOver(daemon: Daemon, pred: Predecessor, pending: PendingAdminServer, before?: Set<string>): Promise<void> {
+  // Test hook (ignored by the release binary): hold the takeover back, so a write can arrive meanwhile.
+  const hold = Number(process.env.NSPROXY_COMPILED === "1" ? 0 : (process.env.NSPROXY_TEST_HOLD_HANDOVER_MS ?? 0));
+  if (hold > 0) await new Promise((resolve) => setTimeout(resolve, hold));
+  const lost = lostTenants(before ?? new Set(), new Map(daemon.admin.tenants().map((t) => [t.name, t])));
+  if (lost.length > 0) {
+    await daemon.stop();
+    throw new NsproxyError(lost.join("; "));
+  }
+  if (!(await report(pred, { ready: true }))) {
+    await daemon.stop();
+    throw new NsproxyError(`the running daemon (pid ${pred.pid}) did not hand over (it gave up waiting, or is gone); this one stops`);
+  }
+  pending.publish();
+  daemon.pool.handover = undefined;
+  daemon.handover.takenOverAt = Date.now();
+  logger.info(`took over from pid ${pred.pid} (generation ${daemon.handover.generation}); it drains and exits`);
+}
+
+/** The old generation keeps its admin socket until the successor has moved its own over the path (a moment). */
+async function untilReplaced(admin: AdminServer, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (admin.owned() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+}
 
 /** Say what the descriptor limit allows, and warn before EMFILE does, with the way out. */
 function warnIfOutOfDescriptors(daemon: Daemon, workers: number): void {

@@ -28,6 +28,7 @@ export function describeStatus(s: StatusView): string[] {
     `tenants:      ${t.total} (${t.serving} serving, ${t.waiting} waiting, ${t.failed} failed)`,
   ];
   // Absent from daemons that predate it; a figure the daemon could not read arrives as null (JSON has no NaN).
+  if (s.last_upgrade) lines.push(`generation:   ${s.generation ?? "?"} (upgraded ${s.last_upgrade})`);
   const x = s.totals;
   const n = (v: number | null) => (typeof v === "number" && Number.isFinite(v) ? String(v) : "?");
   if (x) lines.push(`totals:       requests/s ${n(x.requests_per_second)}, open connections ${n(x.open_connections)}${x.ingress_connections ? ` (${n(x.ingress_connections)} ingress)` : ""}, descriptors ${n(x.descriptors_open)}/${n(x.descriptors_limit)}`);

@@ -1,5 +1,5 @@
 // What the admin API and SIGHUP may do to the running daemon; refusals are ControlErrors (admin/server.ts maps them to HTTP).
-import type { DaemonControl, PutResult, ReloadResult, StatsView, StatusView, TenantView } from "../admin/types.ts";
+import type { DaemonControl, PutResult, ReloadResult, StatsView, StatusView, TenantView, UpgradeResult } from "../admin/types.ts";
 import { Invalid } from "../config/layer.ts";
 import { type FlagOverrides, type Loaded, loadLayered, resolveTenant } from "../config/load.ts";
 import { checkTenantTable, normalizeTenantTable } from "../config/tenant-table.ts";
@@ -53,6 +53,8 @@ export class AdminControl implements DaemonControl {
       config: this.config.file ?? null,
       tenants_dir: this.config.tenantsDir,
       admin_socket: this.config.adminSocket,
+      generation: this.daemon.handover.generation,
+      last_upgrade: this.daemon.handover.takenOverAt === undefined ? null : new Date(this.daemon.handover.takenOverAt).toISOString(),
       tenants: this.reconciler.counts(),
       totals: {
         requests_per_second: Math.round(this.daemon.rates.requestsPerSecond * 10) / 10,
@@ -100,7 +102,24 @@ export class AdminControl implements DaemonControl {
     return (path) => seen.get(path) ?? stat(path);
   }
 
+  /** While an upgrade is under way, the successor has read the tenants directory: a write now would be lost or doubled. */
+  private notUpgrading(): void {
+    if (this.daemon.handover.busy) throw new ControlError("unavailable", "upgrade in progress, retry");
+  }
+
+  upgrading(): boolean {
+    return this.daemon.handover.busy;
+  }
+
+  async upgrade(binary?: string): Promise<UpgradeResult> {
+    const result = await this.daemon.handover.start(binary);
+    // After this answer is on its way: the successor holds the admin socket, this daemon drains.
+    setTimeout(() => this.daemon.onHandedOver(result), 0);
+    return result;
+  }
+
   async putTenant(name: string, input: unknown): Promise<PutResult> {
+    this.notUpgrading();
     const explicit = this.desired.explicit(name);
     if (explicit) {
       const where = explicit.source === "flag" ? "by --netns on the command line" : `in ${this.config.file ?? "the config file"}`;
@@ -129,6 +148,7 @@ export class AdminControl implements DaemonControl {
   }
 
   async deleteTenant(name: string): Promise<boolean> {
+    this.notUpgrading();
     const explicit = this.desired.explicit(name);
     if (explicit) throw new ControlError("conflict", `tenant '${name}' is declared ${explicit.source === "flag" ? "by --netns" : "in the config file"}; remove it there`);
     const removedFile = removeTenantFile(this.config.tenantsDir, name);
@@ -145,6 +165,7 @@ export class AdminControl implements DaemonControl {
 
   /** SIGHUP or POST /v1/reload: read everything again, apply only the difference; an invalid config changes nothing. */
   async reload(): Promise<ReloadResult> {
+    this.notUpgrading();
     let loaded: Loaded;
     try {
       loaded = loadLayered(this.loadOptions);

@@ -11,6 +11,7 @@ import { WorkerPool } from "../worker/pool.ts";
 import { SharedCounts, sharedCountsBuffer } from "../worker/shared-counts.ts";
 import { AdminControl, type LoadOptions } from "./admin-control.ts";
 import { FdLimitWatch } from "./fd-limit-watch.ts";
+import { Handover, type UpgradeResult } from "./handover.ts";
 import { DesiredTenants } from "./desired.ts";
 import { Follower } from "./follower.ts";
 import { kernelNamespaces } from "./namespaces.ts";
@@ -33,6 +34,10 @@ export class Daemon {
   readonly rates = new Rates();
   private readonly follower: Follower;
   private sampler: ReturnType<typeof setInterval> | undefined;
+  /** Upgrades: this generation's number, and the one upgrade at a time it may start. */
+  readonly handover: Handover;
+  /** Called once a successor has taken over (run.ts drains and exits). */
+  onHandedOver: (result: UpgradeResult) => void = () => {};
   /** The start-up attach pass is done and the daemon is not stopping: /readyz answers 200. */
   ready = false;
 
@@ -60,6 +65,7 @@ export class Daemon {
     this.follower = new Follower(this.desired, this.reconciler);
     // With ingress listeners, each direction keeps to its share of the descriptor budget (see shared-counts.ts).
     this.sharedCounts.splitBudget(config.ingressListen.length > 0);
+    this.handover = new Handover(config.adminSocket);
     this.admin = new AdminControl(this, loadOptions);
     const armed = armedFaults();
     if (armed.length) logger.warn(`fault injection armed (for tests; the release binary ignores it): ${armed.join(", ")}`);

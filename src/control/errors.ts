@@ -5,7 +5,11 @@ export type ControlErrorKind =
   /** The request clashes with state it may not change (a config-declared tenant, an ingress host another tenant holds). */
   | "conflict"
   /** A reload whose new configuration is invalid: the running one stays. */
-  | "rejected";
+  | "rejected"
+  /** Not now: an upgrade is in progress (a write is refused so that it is applied once, by the generation that stays). */
+  | "unavailable"
+  /** An upgrade whose successor failed: this daemon keeps serving. */
+  | "failed";
 
 export class ControlError extends Error {
   constructor(

@@ -191,3 +191,9 @@ export function routeInsideRaw(nsFd: number, homeFd: number, host: string, port:
 export function socketErrorRaw(fd: number): number {
   return lib.nsx_so_error(fd);
 }
+
+/** One datagram `message` to the unix socket at `path` (systemd's $NOTIFY_SOCKET; '@' for an abstract name). 0 or -errno. */
+export function notifyRaw(path: string, message: string): number {
+  const bytes = utf8.encode(message);
+  return lib.nsx_notify(cstr(path), bytes, bytes.length);
+}

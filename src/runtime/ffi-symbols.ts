@@ -20,6 +20,7 @@ export const NETNS_SYMBOLS = {
   nsx_so_error: { args: ["i32"], returns: "i32" },
   nsx_route_in: { args: ["i32", "i32", "buffer", "i32"], returns: "i32" },
   nsx_exec: { args: ["buffer", "buffer", "i32", "buffer", "i32"], returns: "i32" },
+  nsx_notify: { args: ["buffer", "buffer", "i32"], returns: "i32" },
 } as const;
 
 export type FfiArg = "buffer" | "i32";

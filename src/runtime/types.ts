@@ -16,7 +16,8 @@ export interface HttpServer {
   stop(force?: boolean): Promise<void>;
 }
 
-export type ServeAt = { unix: string } | { hostname: string; port: number };
+/** reusePort (TCP): SO_REUSEPORT, so that an upgrade's successor binds beside this listener. */
+export type ServeAt = { unix: string } | { hostname: string; port: number; reusePort?: boolean };
 
 export interface Runtime {
   readonly name: "bun" | "deno";

@@ -128,6 +128,11 @@ class PinnedWorker {
 export class WorkerPool {
   private workers: PinnedWorker[] = [];
   private generation = 0;
+  /**
+   * Set while this daemon takes over from the previous generation: whether sockets `holders` (inodes) are
+   * all that generation's, so an address they hold may be shared. Attaches meanwhile set tcp_migrate_req.
+   */
+  handover: ((holders: number[]) => boolean) | undefined;
   /** Called after a worker was replaced, with the fresh one: the reconciler attaches its tenants again. */
   onReplaced: (index: number) => void = () => {};
   /** Stranded workers whose thread has not ended yet: one of them is still inside a tenant namespace. */
@@ -329,9 +334,16 @@ export class WorkerPool {
   private async listenIn(indexes: number[], spec: TenantSpec, nsFd: number, material?: AttachMaterial, exclusive = true): Promise<AttachFailure | undefined> {
     const slot = this.slotOf(spec.name);
     this.ensureChunk(slot);
-    const send = (i: number, alone: boolean) => this.workers[i]!.request((id) => ({ type: "attach", id, spec, nsFd, slot, exclusive: alone, ...(material ? { material } : {}) }));
+    const migrate = this.handover !== undefined;
+    const send = (i: number, alone: boolean) =>
+      this.workers[i]!.request((id) => ({ type: "attach", id, spec, nsFd, slot, exclusive: alone, ...(migrate ? { migrate } : {}), ...(material ? { material } : {}) }));
     const [first, ...rest] = indexes;
     let failure = exclusive ? await send(first!, true) : undefined;
+    // Held only by the previous generation during an upgrade: the one deliberate sharing (it closes soon).
+    if (failure?.code === "EADDRINUSE" && failure.holders?.length && this.handover?.(failure.holders)) {
+      exclusive = false;
+      failure = undefined;
+    }
     if (!failure) {
       const results = await Promise.all((exclusive ? rest : indexes).map((i) => send(i, false)));
       failure = results.find((r) => r !== undefined);

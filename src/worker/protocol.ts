@@ -30,9 +30,10 @@ export type ToWorker =
    * `material`: what the main thread read from files (the https:// listeners' pair, an upstream CA).
    * `exclusive`: no other worker listens for this tenant, so an address held by any socket but the
    * tenant's own old listeners is refused rather than shared (see window.ts). False where this daemon's
-   * other workers hold it — and the seam for a deliberate handover from another generation, not built.
+   * other workers hold it, or where the previous generation does during an upgrade (control/successor.ts).
+   * `migrate`: listeners of another generation close soon: set tcp_migrate_req in the namespace.
    */
-  | { type: "attach"; id: number; spec: TenantSpec; nsFd: number; slot: number; material?: AttachMaterial; exclusive?: boolean }
+  | { type: "attach"; id: number; spec: TenantSpec; nsFd: number; slot: number; material?: AttachMaterial; exclusive?: boolean; migrate?: boolean }
   /** Stop accepting for tenant `name`; close its connections after `graceMs`. */
   | { type: "detach"; id: number; name: string; graceMs: number }
   /** Stop every listener; answer when in-flight requests are done or `graceMs` has passed. */

@@ -62,7 +62,7 @@ const owner = {
  * each address must be free of every socket but this tenant's own (its old listeners when replaced,
  * and its earlier addresses of this attach, which may overlap: 0.0.0.0 and 127.0.0.1) before binding.
  */
-function attach(spec: TenantSpec, nsFd: number, slot: number, material: AttachMaterial = {}, exclusive = false): void {
+function attach(spec: TenantSpec, nsFd: number, slot: number, material: AttachMaterial = {}, exclusive = false, migrate = false): void {
   // Test fault: the kernel refuses this attach's return home, so the check in listenInside is what runs.
   if (spec.name === faults.strand) failNextEnter(homeFd);
   const group = new TenantGroup(spec, tenantStats(slot), slot, counts, env, owner, material);
@@ -77,7 +77,7 @@ function attach(spec: TenantSpec, nsFd: number, slot: number, material: AttachMa
       if (addr.tls && !tls) throw new ListenError(addr.text, "ETLS", `listen ${addr.text}: no certificate was given for this https:// listener`);
       const listen = addr.tls ? (host: string, port: number) => listenTcp(host, port, group.tlsHooks, tls) : (host: string, port: number) => listenTcp(host, port, group);
       const alone = exclusive && !own.some((o) => o.port === addr.port && hostsOverlap(o.host, addr.host));
-      group.listeners.push(listenInside(nsFd, homeFd, addr, listen, old !== undefined, alone));
+      group.listeners.push(listenInside(nsFd, homeFd, addr, listen, migrate || old !== undefined, alone));
       own.push(addr);
     }
   } catch (err) {
@@ -293,7 +293,7 @@ async function handle(msg: ToWorker): Promise<void> {
       return;
     case "attach":
       try {
-        attach(msg.spec, msg.nsFd, msg.slot, msg.material, msg.exclusive);
+        attach(msg.spec, msg.nsFd, msg.slot, msg.material, msg.exclusive, msg.migrate);
         post({ type: "done", id: msg.id });
       } catch (err) {
         if (err instanceof StrandedError) return strand(err.message);

@@ -8,7 +8,7 @@ import type { HttpServer, Runtime, ServeAt } from "../types.ts";
 function serveHttp(at: ServeAt, fetch: (req: Request) => Response | Promise<Response>): HttpServer {
   const abort = new AbortController();
   const server = Deno.serve({
-    ...("unix" in at ? { path: at.unix } : { hostname: at.hostname, port: at.port }),
+    ...("unix" in at ? { path: at.unix } : { hostname: at.hostname, port: at.port, reusePort: at.reusePort === true }),
     handler: (req) => fetch(req),
     // Deno prints "Listening on …" to stdout unless told where the news goes.
     onListen: () => {},

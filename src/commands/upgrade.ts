@@ -1,0 +1,56 @@
+// `nsproxy upgrade`: the running daemon starts a successor that takes over every listener, then drains and exits.
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { defineCommand } from "citty";
+import { AdminClient } from "../admin/client.ts";
+import { EXIT, NsproxyError } from "../errors.ts";
+import { clientArgs, daemonPaths, rejectUnknownFlags } from "./args.ts";
+
+const args = {
+  binary: { type: "string", description: "The nsproxy executable to start (default: the running daemon's own path, which a package upgrade replaces)" },
+  json: { type: "boolean", description: "Print the old and new pid and version as JSON" },
+  ...clientArgs,
+} as const;
+
+/** A successor attaches every tenant before the daemon answers; then the old one drains (its grace period). */
+const ANSWER_TIMEOUT_MS = 300_000;
+
+export default defineCommand({
+  meta: { name: "upgrade", description: "Replace the running daemon with a new one (same configuration) without dropping a connection, as SIGUSR2 does" },
+  args,
+  async run({ args: parsed, rawArgs }) {
+    rejectUnknownFlags(rawArgs, args);
+    // The daemon starts it, from its own working directory: the path must not depend on ours.
+    const binary = parsed.binary ? resolve(parsed.binary) : undefined;
+    if (binary && !existsSync(binary)) throw new NsproxyError(`--binary ${binary}: no such file`, { exitCode: EXIT.usage });
+    const client = new AdminClient(daemonPaths(parsed).socket, ANSWER_TIMEOUT_MS);
+    // A failed successor comes back as the daemon's 500 with the successor's own error: exit 1, the old one serves on.
+    const r = await client.upgrade(binary);
+    if (parsed.json) print(JSON.stringify(r, null, 2));
+    else print(`upgrading: pid ${r.old.pid} (${r.old.version}) -> pid ${r.new.pid} (${r.new.version}); waiting for pid ${r.old.pid} to drain and exit`);
+    await exited(r.old.pid, ANSWER_TIMEOUT_MS);
+    if (!parsed.json) print(`upgraded: pid ${r.new.pid} (${r.new.version}) serves; pid ${r.old.pid} has exited`);
+  },
+});
+
+/** Wait for process `pid` to be gone (it drains for up to its grace period first). */
+async function exited(pid: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (alive(pid)) {
+    if (Date.now() > deadline) throw new NsproxyError(`pid ${pid} is still draining after ${timeoutMs / 1000} s; the new daemon serves meanwhile`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+function print(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
