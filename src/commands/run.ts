@@ -4,7 +4,9 @@ import { serveAdmin } from "../admin/socket.ts";
 import { createAdminApp } from "../admin/server.ts";
 import { loadLayered } from "../config/load.ts";
 import { Daemon } from "../control/daemon.ts";
+import { EXIT, NsproxyError } from "../errors.ts";
 import { configureLogger, logger } from "../log.ts";
+import { effectiveCapabilities, missingCapabilities, privilegeProblem } from "../netns/capabilities.ts";
 import { runtime } from "../runtime/index.ts";
 import { ensureWindowSafeRuntime } from "../runtime/window-safe.ts";
 import { VERSION } from "../version.ts";
@@ -23,7 +25,12 @@ export default defineCommand({
     const loaded = loadLayered(loadOptions);
     const { config } = loaded;
     configureLogger({ format: config.logFormat, verbose: Boolean(parsed.verbose) });
-    if (process.getuid?.() !== 0) logger.warn("not running as root: entering other network namespaces will likely fail (EPERM)");
+    // Before the admin socket and the workers: a daemon that can never attach a tenant stops here, tenants or not.
+    const caps = effectiveCapabilities();
+    const cannot = privilegeProblem(caps);
+    if (cannot) throw new NsproxyError(cannot, { exitCode: EXIT.usage });
+    const missing = missingCapabilities(caps);
+    if (missing) logger.warn(missing);
 
     const t0 = performance.now();
     const daemon = new Daemon(config, loadOptions, loaded);
