@@ -14,6 +14,15 @@ const AS_NOBODY = ["setpriv", "--reuid", String(NOBODY), "--regid", String(NOBOD
 const ROOT_WITHOUT = ["setpriv", "--bounding-set", "-sys_admin", "--"];
 const NOBODY_WITH = ["setpriv", "--reuid", String(NOBODY), "--regid", String(NOBODY), "--clear-groups", "--inh-caps", "+sys_admin", "--ambient-caps", "+sys_admin", "--"];
 
+/**
+ * Another user must be able to read the sources and this directory (not so in a copy under a 0700 temp
+ * directory, as scripts/mutate.ts makes): else only the cases that keep uid 0 run.
+ */
+const nobodyReads =
+  haveSetpriv && Bun.spawnSync([...AS_NOBODY, "sh", "-c", `test -r '${SOURCE_CLI.at(-1)}' && ls . >/dev/null`], { stdout: "ignore", stderr: "ignore" }).exitCode === 0;
+const asNobody = nobodyReads ? undefined : "uid 65534 cannot read the sources or the current directory here";
+if (asNobody) console.warn(`skip: the uid 65534 cases of capabilities: ${asNobody}`);
+
 /** An admin socket and tenants dir the other user may create (the test's own directories are root's, 0700). */
 function placeFor(uid: number): string[] {
   const parent = daemonDir();
@@ -32,10 +41,12 @@ describe.skipIf(Boolean(skipReason) || !haveSetpriv)("capabilities", () => {
   test("without CAP_SYS_ADMIN, run exits 2 naming it, with a tenant or none; check says the same and exits 2", async () => {
     const ns = addNetns(`${prefix}a`);
     const tenant = ["-l", "127.0.0.1:8150", "-u", "http://127.0.0.1:9", "-n", ns];
-    for (const [who, prefixArgv, uid] of [["uid 65534", AS_NOBODY, NOBODY], ["root without CAP_SYS_ADMIN", ROOT_WITHOUT, 0]] as const) {
+    const who: [string, string[], number][] = [["root without CAP_SYS_ADMIN", ROOT_WITHOUT, 0]];
+    if (nobodyReads) who.push(["uid 65534", AS_NOBODY, NOBODY]);
+    for (const [user, prefixArgv, uid] of who) {
       for (const args of [["run", ...tenant], ["run", "-l", "127.0.0.1:8150", "-u", "http://127.0.0.1:9"], ["check", ...tenant]]) {
         const r = await runNsproxy([...args, ...placeFor(uid)], { command: [...prefixArgv, ...SOURCE_CLI] });
-        const what = `${who}: nsproxy ${args.join(" ")}`;
+        const what = `${user}: nsproxy ${args.join(" ")}`;
         expect(r.code, `${what}\n${r.stderr}`).toBe(2);
         expect(r.stderr, what).toMatch(REFUSAL);
         expect(r.stderr.match(REFUSAL)![1], what).toBe(String(uid));
@@ -49,7 +60,7 @@ describe.skipIf(Boolean(skipReason) || !haveSetpriv)("capabilities", () => {
     }
   }, 90_000);
 
-  test("with CAP_SYS_ADMIN alone (uid 65534, ambient): run serves, and one warning names what else is missing", async () => {
+  test.skipIf(Boolean(asNobody))("with CAP_SYS_ADMIN alone (uid 65534, ambient): run serves, and one warning names what else is missing", async () => {
     const upstream = startUpstream();
     const ns = addNetns(`${prefix}b`);
     const d = startNsproxy(["run", "-w", "1", "-l", "127.0.0.1:8151", "-u", `http://127.0.0.1:${upstream.port}`, "-n", ns, ...placeFor(NOBODY)], {
