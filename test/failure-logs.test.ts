@@ -17,9 +17,14 @@ function place(): string[] {
   return ["--admin-socket", `${dir}/admin/admin.sock`, "--tenants-dir", `${dir}/tenants.d`];
 }
 
-/** `n` connections, one after the other, from inside `ns` (curl: each sends a request and waits for the close). */
-async function connections(ns: string, url: string, n: number): Promise<void> {
+/**
+ * `n` connections, one after the other, from inside `ns` (curl: each sends a request and waits for the close).
+ * Returns how many lines a once-per-10-s limit allows for them: 1, or more when a loaded machine took longer.
+ */
+async function connections(ns: string, url: string, n: number): Promise<number> {
+  const t0 = Date.now();
   await nsExec(ns, ["sh", "-c", `i=0; while [ $i -lt ${n} ]; do curl -s --max-time 3 -o /dev/null ${url}; i=$((i+1)); done`], 60_000);
+  return 1 + Math.floor((Date.now() - t0) / 10_000);
 }
 
 const count = (text: string, part: string) => text.split(part).length - 1;
@@ -77,15 +82,16 @@ describe.skipIf(Boolean(skipReason))("failures that are logged", () => {
     const d = startNsproxy(["run", "-w", "1", "--config", file, ...flags]);
     try {
       await d.waitFor("attached 2/2");
-      await Promise.all([connections(a, "http://127.0.0.1:5440/", 25), connections(b, "http://127.0.0.1:5440/", 5)]);
+      const [allowA, allowB] = await Promise.all([connections(a, "http://127.0.0.1:5440/", 20), connections(b, "http://127.0.0.1:5440/", 5)]);
       const line = (t: string) => `warn  worker 0: tenant ${t}: upstream tcp://127.0.0.1:${closed}: connection refused; the client's connection was closed (counted in nsproxy_tenant_upstream_connect_failures_total; logged at most every 10 s per tenant)`;
       await d.waitFor(line("ta"));
       await d.waitFor(line("tb"));
       await Bun.sleep(200);
-      expect(count(d.stderr(), "connection refused")).toBe(2);
+      expect(count(d.stderr(), "tenant ta: upstream")).toBeLessThanOrEqual(allowA!);
+      expect(count(d.stderr(), "tenant tb: upstream")).toBeLessThanOrEqual(allowB!);
       // Every refusal is counted.
       const metrics = await (await fetch("http://nsproxy/metrics", { unix: flags[1]! })).text();
-      expect(Number(metrics.match(/^nsproxy_tenant_upstream_connect_failures_total\{tenant="ta"\} (\d+)/m)?.[1])).toBe(25);
+      expect(Number(metrics.match(/^nsproxy_tenant_upstream_connect_failures_total\{tenant="ta"\} (\d+)/m)?.[1])).toBe(20);
       expect(Number(metrics.match(/^nsproxy_tenant_upstream_connect_failures_total\{tenant="tb"\} (\d+)/m)?.[1])).toBe(5);
     } finally {
       await d.stop("SIGKILL");
@@ -109,7 +115,7 @@ describe.skipIf(Boolean(skipReason))("failures that are logged", () => {
       const d = startNsproxy(["run", "-w", "1", "-v", "-l", "https://127.0.0.1:8453", "-u", `http://127.0.0.1:${upstream.port}`, ...tls, "-n", ns, ...place()]);
       try {
         await d.waitFor("attached 1/1");
-        await connections(ns, "http://127.0.0.1:8453/", 10);
+        const allow = await connections(ns, "http://127.0.0.1:8453/", 10);
         // Bun's TLS library recognises the HTTP method; Deno's can only tell the bytes are not TLS.
         const why = UNDER_DENO
           ? "the client's first bytes are not TLS: plain HTTP or another protocol (received corrupt message of type InvalidContentType)"
@@ -117,7 +123,7 @@ describe.skipIf(Boolean(skipReason))("failures that are logged", () => {
         const line = `debug worker 0: tenant ${ns}: TLS handshake failed (client 127.0.0.1): ${why}; counted in nsproxy_tenant_tls_handshake_failures_total`;
         await d.waitFor(line);
         await Bun.sleep(200);
-        expect(count(d.stderr(), "TLS handshake failed")).toBe(1);
+        expect(count(d.stderr(), "TLS handshake failed")).toBeLessThanOrEqual(allow);
       } finally {
         await d.stop("SIGKILL");
         upstream.stop(true);
