@@ -301,6 +301,14 @@ const MUTATIONS: Mutation[] = [
     only: "does not speak TLS|plain HTTP",
   },
   {
+    name: "handshake-kinds-share-limit",
+    breaks: "a client refusing the certificate does not hide, for 10 s, the plain-HTTP client after it (--verbose)",
+    file: "src/worker/worker.ts",
+    edits: [['owner.debug(`tls:${tenant}:${notTls(why) ? "plain" : "tls"}`,', "owner.debug(`tls:${tenant}`,"]],
+    tests: ["test/failure-logs.test.ts"],
+    only: "plain HTTP",
+  },
+  {
     name: "capability-check-skipped",
     breaks: "without CAP_SYS_ADMIN run and check exit 2 naming it, instead of a daemon that can never attach a tenant",
     file: "src/netns/capabilities.ts",

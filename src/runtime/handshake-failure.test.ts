@@ -1,6 +1,6 @@
 // The words for a failed client handshake, from the reasons Bun (BoringSSL) and Deno (rustls) were seen to give.
 import { expect, test } from "bun:test";
-import { handshakeFailure } from "./handshake-failure.ts";
+import { handshakeFailure, notTls } from "./handshake-failure.ts";
 
 const boring = (code: string) => new Error(`error:10000000:SSL routines:OPENSSL_internal:${code}`);
 
@@ -16,4 +16,12 @@ test.each([
   [new Error(""), undefined],
 ] as [unknown, string | undefined][])("%p", (err, words) => {
   expect(handshakeFailure(err)).toBe(words);
+});
+
+test("plain HTTP and other non-TLS first bytes are one kind; failures inside TLS another", () => {
+  expect(notTls(handshakeFailure(boring("HTTP_REQUEST")))).toBe(true);
+  expect(notTls(handshakeFailure(new Error("received corrupt message of type InvalidContentType")))).toBe(true);
+  expect(notTls(handshakeFailure(boring("TLSV1_ALERT_UNKNOWN_CA")))).toBe(false);
+  expect(notTls(handshakeFailure(boring("BAD_PACKET_LENGTH")))).toBe(false);
+  expect(notTls(undefined)).toBe(false);
 });

@@ -6,6 +6,7 @@ import type { WorkerFaults } from "../faults.ts";
 import { connectInsideRaw, errnoName, errorText, failNextEnter, netnsIdentity, openOwnNetns, socketErrorRaw, STRANDED } from "../netns/native.ts";
 import { ownThreadId } from "../netns/threads.ts";
 import { type AccessSink, stdoutAccessLog } from "../proxy/access-log.ts";
+import { notTls } from "../runtime/handshake-failure.ts";
 import { dial, dialFd, listenTcp } from "../runtime/index.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 import { SharedCounts } from "./shared-counts.ts";
@@ -242,9 +243,11 @@ async function handle(msg: ToWorker): Promise<void> {
         },
         access,
         now: () => coarseNow,
-        // Debug only, and at most one line per tenant per 10 s: a tenant's clients can fail millions of handshakes.
+        // Debug only, and at most one line per tenant per 10 s for each of two kinds (not TLS at all; failed in
+        // TLS): a tenant's clients can fail millions of handshakes, and a client refusing the certificate must
+        // not hide the plain-HTTP client that came next.
         tlsFailed: (tenant, client, why) =>
-          owner.debug(`tls:${tenant}`, `tenant ${tenant}: TLS handshake failed${client ? ` (client ${client})` : ""}${why ? `: ${why}` : ""}; counted in nsproxy_tenant_tls_handshake_failures_total`),
+          owner.debug(`tls:${tenant}:${notTls(why) ? "plain" : "tls"}`, `tenant ${tenant}: TLS handshake failed${client ? ` (client ${client})` : ""}${why ? `: ${why}` : ""}; counted in nsproxy_tenant_tls_handshake_failures_total`),
         closed: (c) => {
           if (c instanceof TcpConn && c.failure !== undefined) connectFailed(c);
           ((c as Conn).owner as { release(c: Conn): void }).release(c as Conn);
