@@ -472,6 +472,53 @@ const MUTATIONS: Mutation[] = [
     tests: ["test/upgrade.test.ts"],
     only: "cannot start",
   },
+  {
+    name: "reload-rejection-unlogged",
+    breaks: "a rejected reload (nsproxy reload or SIGHUP) is logged by the daemon, not only told to the caller",
+    file: "src/control/admin-control.ts",
+    edits: [["      logger.error(`reload rejected, the running configuration stays: ${message}`);\n", ""]],
+    tests: ["test/failure-logs.test.ts"],
+    only: "rejected",
+  },
+  {
+    name: "tcp-connect-failure-unlogged",
+    breaks: "a TCP-mode upstream that refuses is logged (naming the tenant and the upstream), not only counted",
+    file: "src/worker/worker.ts",
+    edits: [["          if (c instanceof TcpConn && c.failure !== undefined) connectFailed(c);\n", ""]],
+    tests: ["test/failure-logs.test.ts"],
+    only: "TCP mode",
+  },
+  {
+    name: "tcp-connect-failure-log-unlimited",
+    breaks: "a TCP-mode upstream refusal is logged at most once per tenant per 10 s, however many connections fail",
+    file: "src/worker/worker.ts",
+    edits: [["owner.warn(`connect:${tenant}`,", "owner.warn(`connect:${tenant}:${Math.random()}`,"]],
+    tests: ["test/failure-logs.test.ts"],
+    only: "TCP mode",
+  },
+  {
+    name: "handshake-failure-reason-dropped",
+    breaks: "a failed client handshake says why when the TLS library knows (plain HTTP to an https:// listener)",
+    file: "src/runtime/bun/net.ts",
+    edits: [["onHandshakeFailed?.(handshakeFailure(error));", "onHandshakeFailed?.();"]],
+    tests: ["src/runtime/bun/net.test.ts", "test/failure-logs.test.ts"],
+    only: "does not speak TLS|plain HTTP",
+  },
+  {
+    name: "handshake-kinds-share-limit",
+    breaks: "a client refusing the certificate does not hide, for 10 s, the plain-HTTP client after it (--verbose)",
+    file: "src/worker/worker.ts",
+    edits: [['owner.debug(`tls:${tenant}:${notTls(why) ? "plain" : "tls"}`,', "owner.debug(`tls:${tenant}`,"]],
+    tests: ["test/failure-logs.test.ts"],
+    only: "plain HTTP",
+  },
+  {
+    name: "capability-check-skipped",
+    breaks: "without CAP_SYS_ADMIN run and check exit 2 naming it, instead of a daemon that can never attach a tenant",
+    file: "src/netns/capabilities.ts",
+    edits: [['  if (eff === undefined || holds(eff, "CAP_SYS_ADMIN")) return undefined;\n', "  return undefined;\n"]],
+    tests: ["test/capabilities.test.ts", "src/netns/capabilities.test.ts"],
+  },
 ];
 const ROOT = join(import.meta.dir, "..");
 const BUN = process.execPath;

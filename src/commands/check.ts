@@ -1,9 +1,10 @@
 // `nsproxy check`: validate a configuration and look at its namespaces without serving anything.
 import { defineCommand } from "citty";
 import { loadLayered, summarize } from "../config/load.ts";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, EXIT, NsproxyError } from "../errors.ts";
 import { readStoredTenants } from "../control/desired.ts";
 import { configureLogger, logger } from "../log.ts";
+import { effectiveCapabilities, missingCapabilities, privilegeProblem } from "../netns/capabilities.ts";
 import { closeFd, NativeError, openNetns } from "../netns/native.ts";
 import { unreachableListens } from "../netns/reachable.ts";
 import type { TenantSpec } from "../config/types.ts";
@@ -73,6 +74,12 @@ export default defineCommand({
       throw new ConfigError(skipped[0]!.error.startsWith(skipped[0]!.file) ? skipped[0]!.error : `${skipped[0]!.file}: ${skipped[0]!.error}`);
     }
     checkCertificates([...config.tenants, ...stored.values()]);
+    // What run would refuse at start is refused here too, after everything the file and flags could get wrong.
+    const caps = effectiveCapabilities();
+    const cannot = privilegeProblem(caps);
+    if (cannot) throw new NsproxyError(`${cannot}; the configuration itself is valid, but run would exit here`, { exitCode: EXIT.usage });
+    const lacking = missingCapabilities(caps);
+    if (lacking) logger.warn(lacking);
     // A missing namespace is not a configuration error: at run time the tenant waits for it.
     let missing = 0;
     for (const t of [...config.tenants, ...stored.values()]) {

@@ -6,9 +6,10 @@ import { loadLayered } from "../config/load.ts";
 import { Daemon } from "../control/daemon.ts";
 import { sdNotify } from "../control/sd-notify.ts";
 import { lostTenants, type Predecessor, predecessor, report, servingBefore, sharedWith, socketInodes } from "../control/successor.ts";
-import { NsproxyError } from "../errors.ts";
+import { EXIT, NsproxyError } from "../errors.ts";
 import { probeAloneRaw } from "../netns/native.ts";
 import { configureLogger, logger } from "../log.ts";
+import { effectiveCapabilities, missingCapabilities, privilegeProblem } from "../netns/capabilities.ts";
 import { installSyscallFilter } from "../netns/seccomp.ts";
 import { type HttpServer, runtime } from "../runtime/index.ts";
 import { ensureWindowSafeRuntime } from "../runtime/window-safe.ts";
@@ -41,7 +42,12 @@ async function serve(parsed: ParsedArgs<typeof args>, rawArgs: string[], pred?: 
   const loaded = loadLayered(loadOptions);
   const { config } = loaded;
   configureLogger({ format: config.logFormat, verbose: Boolean(parsed.verbose) });
-  if (process.getuid?.() !== 0) logger.warn("not running as root: entering other network namespaces will likely fail (EPERM)");
+  // Before the admin socket and the workers: a daemon that can never attach a tenant stops here, tenants or not.
+  const caps = effectiveCapabilities();
+  const cannot = privilegeProblem(caps);
+  if (cannot) throw new NsproxyError(cannot, { exitCode: EXIT.usage });
+  const missing = missingCapabilities(caps);
+  if (missing) logger.warn(missing);
   // As early as the config allows: before the admin socket, the workers and any tenant's bytes; every thread
   // the runtime has is covered now (TSYNC), and every one it starts later inherits it.
   installSyscallFilter(config.seccomp);

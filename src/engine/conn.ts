@@ -179,9 +179,9 @@ export class ProxyConn implements LegOwner {
   }
 
   /** An https:// listener's handshake failed: counted (never logged per attempt); the close follows. */
-  onHandshakeFailed(): void {
+  onHandshakeFailed(why?: string): void {
     this.count(Stat.TlsHandshakeFailures);
-    this.env.tlsFailed?.(this.route.tenant, this.clientAddress);
+    this.env.tlsFailed?.(this.route.tenant, this.clientAddress, why);
     this.destroy();
   }
 

@@ -123,10 +123,10 @@ export class TcpConn {
   }
 
   /** An https:// listener's handshake failed: counted (never logged per attempt); the close follows. */
-  onHandshakeFailed(): void {
+  onHandshakeFailed(why?: string): void {
     const st = this.route.stats;
     st[Stat.TlsHandshakeFailures] = st[Stat.TlsHandshakeFailures]! + 1;
-    this.env.tlsFailed?.(this.route.tenant, "");
+    this.env.tlsFailed?.(this.route.tenant, "", why);
     this.destroy();
   }
 

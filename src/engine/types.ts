@@ -67,8 +67,11 @@ export interface ClientSink {
   /** The client sent FIN (half-close): its requests so far are still answered. */
   onClientEnd(): void;
   onClientClose(): void;
-  /** TLS listeners: the handshake failed (the close follows). Counted, never logged per attempt. */
-  onHandshakeFailed?(): void;
+  /**
+   * TLS listeners: the handshake failed (the close follows); `why` in words when the TLS library said
+   * (plain HTTP, an alert). Counted, and a debug line at most every 10 s per tenant.
+   */
+  onHandshakeFailed?(why?: string): void;
   /** TLS listeners: the handshake is done (the TLS version is known from now on). */
   onHandshake?(): void;
 }
@@ -151,7 +154,7 @@ export interface Env {
   /** A connection finished (for counters and the sweep registry). */
   closed?: (conn: unknown) => void;
   /** A TLS handshake failed on a tenant's https:// listener (already counted): for a rate-limited debug line. */
-  tlsFailed?: (tenant: string, client: string) => void;
+  tlsFailed?: (tenant: string, client: string, why?: string) => void;
   /** The worker's own figures (stats.ts W_*): the request-duration histogram. */
   workerStats?: Float64Array;
 }

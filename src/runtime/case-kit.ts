@@ -75,7 +75,7 @@ export function sinkOf(seen: Seen, more: Partial<ClientSink> = {}): ClientSink {
     onClientEnd: () => (seen.record("end"), more.onClientEnd?.()),
     onClientClose: () => (seen.record("close"), more.onClientClose?.()),
     onHandshake: () => (seen.record("handshake"), more.onHandshake?.()),
-    onHandshakeFailed: () => (seen.record("handshake-failed"), more.onHandshakeFailed?.()),
+    onHandshakeFailed: (why) => ((seen.error = why), seen.record("handshake-failed"), more.onHandshakeFailed?.(why)),
   };
 }
 

@@ -6,10 +6,12 @@ import type { WorkerFaults } from "../faults.ts";
 import { connectInsideRaw, errnoName, errorText, failNextEnter, netnsIdentity, openOwnNetns, socketErrorRaw, STRANDED } from "../netns/native.ts";
 import { ownThreadId } from "../netns/threads.ts";
 import { type AccessSink, stdoutAccessLog } from "../proxy/access-log.ts";
+import { notTls } from "../runtime/handshake-failure.ts";
 import { dial, dialFd, listenTcp } from "../runtime/index.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 import { SharedCounts } from "./shared-counts.ts";
 import { SLOTS_PER_CHUNK, Stat, W_LOOP_DELAY, W_SHED, WORKER_HEADER } from "../engine/stats.ts";
+import { TcpConn } from "../engine/tcp.ts";
 import { type AttachMaterial, type Conn, TenantGroup } from "./tenant-group.ts";
 import { Ingress } from "./ingress.ts";
 import { ListenError, listenInside, StrandedError } from "./window.ts";
@@ -56,6 +58,18 @@ const owner = {
     post({ type: "log", level: "debug", message });
   },
 };
+
+/**
+ * A TCP-mode (or sni:// ingress) connection whose upstream could not be made: its client only sees a
+ * close, so the log says why, once per tenant per 10 s (an upstream down for a busy tenant fails every
+ * connection; the counter has them all).
+ */
+function connectFailed(c: TcpConn): void {
+  const { tenant, direction } = c.route;
+  const rest = `; the client's connection was closed (counted in nsproxy_tenant_upstream_connect_failures_total; logged at most every 10 s per tenant)`;
+  if (direction === "ingress") owner.warn(`connect-ingress:${tenant}`, `ingress: ${c.failure}${rest}`);
+  else owner.warn(`connect:${tenant}`, `tenant ${tenant}: ${c.failure}${rest}`);
+}
 
 /**
  * Listen for `spec` in its namespace. `exclusive`: no other worker of this daemon listens for it, so
@@ -254,9 +268,15 @@ async function handle(msg: ToWorker): Promise<void> {
         },
         access,
         now: () => coarseNow,
-        // Debug only, and at most one line per tenant per 10 s: a tenant's clients can fail millions of handshakes.
-        tlsFailed: (tenant, client) => owner.debug(`tls:${tenant}`, `tenant ${tenant}: TLS handshake failed${client ? ` (client ${client})` : ""}; counted in nsproxy_tenant_tls_handshake_failures_total`),
-        closed: (c) => ((c as Conn).owner as { release(c: Conn): void }).release(c as Conn),
+        // Debug only, and at most one line per tenant per 10 s for each of two kinds (not TLS at all; failed in
+        // TLS): a tenant's clients can fail millions of handshakes, and a client refusing the certificate must
+        // not hide the plain-HTTP client that came next.
+        tlsFailed: (tenant, client, why) =>
+          owner.debug(`tls:${tenant}:${notTls(why) ? "plain" : "tls"}`, `tenant ${tenant}: TLS handshake failed${client ? ` (client ${client})` : ""}${why ? `: ${why}` : ""}; counted in nsproxy_tenant_tls_handshake_failures_total`),
+        closed: (c) => {
+          if (c instanceof TcpConn && c.failure !== undefined) connectFailed(c);
+          ((c as Conn).owner as { release(c: Conn): void }).release(c as Conn);
+        },
         workerStats: metricsOff ? undefined : new Float64Array(o.stats, 0, WORKER_HEADER),
       };
       coarseNow = performance.now();

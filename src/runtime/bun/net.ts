@@ -2,6 +2,7 @@
 import type { Socket, SocketHandler, TCPSocketListener } from "bun";
 import { rootCertificates } from "node:tls";
 import type { ClientSink, Dial, Duplex, ListenerHooks, ListenTls, Peer, UpstreamEvents } from "../../engine/types.ts";
+import { handshakeFailure } from "../handshake-failure.ts";
 
 type ClientSocket = Socket<ClientSink | ListenerHooks>;
 
@@ -17,11 +18,11 @@ const clientHandlers: SocketHandler<ClientSink | ListenerHooks> = {
     const sink = hooks.accept(s as unknown as Duplex, peer);
     if (sink) s.data = sink;
   },
-  handshake(s: ClientSocket, success: boolean) {
+  handshake(s: ClientSocket, success: boolean, error: Error | null) {
     // A server without client certificates reports success with an authorization error ("unable to get
-    // issuer certificate"): only `success` matters here.
+    // issuer certificate"): only `success` matters here. On failure the error names BoringSSL's reason.
     if (success) (s.data as ClientSink).onHandshake?.();
-    else (s.data as ClientSink).onHandshakeFailed?.();
+    else (s.data as ClientSink).onHandshakeFailed?.(handshakeFailure(error));
   },
   data(s: ClientSocket, data: Uint8Array) {
     count(data.length);

@@ -89,7 +89,7 @@ function accept(conn: Deno.Conn, hooks: ListenerHooks, tls: boolean, accepted: S
     },
   };
   accepted.add(sock);
-  sock.start(tls ? { done: () => sink.onHandshake?.(), failed: () => sink.onHandshakeFailed?.() } : undefined);
+  sock.start(tls ? { done: () => sink.onHandshake?.(), failed: (why) => sink.onHandshakeFailed?.(why) } : undefined);
 }
 
 /** Deno exposes no negotiated TLS version: PROXY v2 headers from https:// listeners carry no SSL TLV under Deno. */

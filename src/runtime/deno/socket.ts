@@ -1,6 +1,7 @@
 // A Deno connection (Deno.Conn, TCP, unix or TLS) as the engine's Duplex: a read loop with backpressure, a bounded write queue.
 import { join } from "../../engine/bytes.ts";
 import type { Duplex } from "../../engine/types.ts";
+import { handshakeFailure } from "../handshake-failure.ts";
 
 /** Bytes asked of each read. A fresh copy of what arrived is handed over, so the buffer is reused. */
 const READ_SIZE = 32 * 1024;
@@ -47,7 +48,7 @@ export class DenoSocket implements Duplex {
   ) {}
 
   /** Start reading (after a TLS server handshake, when `handshake` is given). */
-  start(handshake?: { done(): void; failed(): void }): void {
+  start(handshake?: { done(): void; failed(why?: string): void }): void {
     if (!handshake) return void this.readLoop();
     (this.conn as Deno.TlsConn).handshake().then(
       () => {
@@ -55,9 +56,9 @@ export class DenoSocket implements Duplex {
         handshake.done();
         void this.readLoop();
       },
-      () => {
+      (err) => {
         if (this.closed) return;
-        handshake.failed();
+        handshake.failed(handshakeFailure(err));
         this.destroy();
       },
     );
