@@ -5,6 +5,8 @@ import { ConfigError } from "../errors.ts";
 import { readStoredTenants } from "../control/desired.ts";
 import { configureLogger, logger } from "../log.ts";
 import { closeFd, NativeError, openNetns } from "../netns/native.ts";
+import { useLibDir } from "../privilege/lib-dir.ts";
+import { namespaceDirs, privatePropagationWarnings } from "../privilege/mounts.ts";
 import type { TenantSpec } from "../config/types.ts";
 import { expiryWarning, loadCa, loadKeyPair } from "../tls/material.ts";
 import { adminArgs, configArgs, flagOverrides, rejectUnknownFlags, runtimeArgs } from "./args.ts";
@@ -64,6 +66,8 @@ export default defineCommand({
     const { config } = loaded;
     configureLogger({ format: config.logFormat, verbose: Boolean(parsed.verbose) });
     for (const line of summarize(config)) process.stdout.write(`${line}\n`);
+    if (config.libDir) useLibDir(config.libDir);
+    for (const w of privatePropagationWarnings(namespaceDirs(config))) logger.warn(`mount namespace: ${w}`);
     // The tenants directory as run would read it: a file run would skip is an error here.
     const { stored, skipped } = readStoredTenants(loaded);
     if (stored.size) process.stdout.write(`tenants dir ${config.tenantsDir}: ${stored.size} tenant(s): ${[...stored.keys()].join(", ")}\n`);

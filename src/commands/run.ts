@@ -6,7 +6,8 @@ import { loadLayered } from "../config/load.ts";
 import { Daemon } from "../control/daemon.ts";
 import { configureLogger, logger } from "../log.ts";
 import { runtime } from "../runtime/index.ts";
-import { ensureWindowSafeRuntime } from "../runtime/window-safe.ts";
+import { settlePrivileges } from "../privilege/drop.ts";
+import { namespaceDirs, privatePropagationWarnings } from "../privilege/mounts.ts";
 import { VERSION } from "../version.ts";
 import { createMetricsApp } from "../metrics/http.ts";
 import { adminArgs, configArgs, flagOverrides, rejectUnknownFlags, runtimeArgs } from "./args.ts";
@@ -18,12 +19,13 @@ export default defineCommand({
   args,
   async run({ args: parsed, rawArgs }) {
     rejectUnknownFlags(rawArgs, args);
-    ensureWindowSafeRuntime();
     const loadOptions = { file: parsed.config, flags: flagOverrides(parsed, rawArgs) };
     const loaded = loadLayered(loadOptions);
     const { config } = loaded;
     configureLogger({ format: config.logFormat, verbose: Boolean(parsed.verbose) });
-    if (process.getuid?.() !== 0) logger.warn("not running as root: entering other network namespaces will likely fail (EPERM)");
+    // The user and capabilities to run with, and the window-safe re-exec: before any thread of ours starts.
+    settlePrivileges(loaded);
+    for (const w of privatePropagationWarnings(namespaceDirs(config))) logger.warn(`mount namespace: ${w}`);
 
     const t0 = performance.now();
     const daemon = new Daemon(config, loadOptions, loaded);

@@ -17,6 +17,7 @@ export const NETNS_SYMBOLS = {
   nsx_connect_in: { args: ["i32", "i32", "buffer", "i32"], returns: "i32" },
   nsx_so_error: { args: ["i32"], returns: "i32" },
   nsx_exec: { args: ["buffer", "buffer", "i32", "buffer", "i32"], returns: "i32" },
+  nsx_drop_exec: { args: ["i32", "i32", "buffer", "i32", "buffer", "i32", "buffer", "buffer", "i32", "buffer", "i32"], returns: "i32" },
 } as const;
 
 export type FfiArg = "buffer" | "i32";
