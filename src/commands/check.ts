@@ -1,7 +1,7 @@
 // `nsproxy check`: validate a configuration and look at its namespaces without serving anything.
 import { defineCommand } from "citty";
 import { loadLayered, summarize } from "../config/load.ts";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, NsproxyError } from "../errors.ts";
 import { readStoredTenants } from "../control/desired.ts";
 import { configureLogger, logger } from "../log.ts";
 import { closeFd, NativeError, openNetns } from "../netns/native.ts";
@@ -82,6 +82,7 @@ export default defineCommand({
       try {
         closeFd(openNetns(t.netns));
       } catch (err) {
+        if (err instanceof NsproxyError) throw err; // the C library itself cannot be loaded: not the namespace's fault
         missing++;
         logger.warn(`tenant ${t.name}: ${err instanceof NativeError ? err.message : String(err)} (it will be retried at run time)`);
       }

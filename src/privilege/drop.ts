@@ -117,7 +117,7 @@ export function settlePrivileges(loaded: Loaded): void {
   // Nothing to give up (or nothing to keep): only the window-safe exec, when the runtime needs one.
   if (process.env[DONE] === "1" || settled || own.permitted === 0n) {
     ensureWindowSafeRuntime();
-    log(privilegeLines(ownCaps(), needs, { name: target?.name }));
+    log(privilegeLines(ownCaps(), needs, { name: target?.name ?? nameOf(own.uid) }));
     return;
   }
   if (switching) prepareDirectories(loaded, target);
@@ -130,6 +130,15 @@ export function settlePrivileges(loaded: Loaded): void {
     // The main thread may be half changed by now: nothing should run on.
     logger.error(`could not run as ${switching ? describeUser(target) : `uid ${own.uid}`} with ${capList(keep)}: ${(err as Error).message}`);
     process.exit(1);
+  }
+}
+
+/** The passwd name of a uid, for the start-up line. */
+function nameOf(uid: number): string | undefined {
+  try {
+    return resolveUser(String(uid)).name;
+  } catch {
+    return undefined;
   }
 }
 

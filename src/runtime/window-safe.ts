@@ -13,7 +13,7 @@
 // the runtime's (src/runtime/bun/runtime.ts); Deno needs none (src/runtime/deno/runtime.ts), so it is never re-executed.
 import { readFileSync } from "node:fs";
 import { logger } from "../log.ts";
-import { execWithEnv } from "../netns/native.ts";
+import { execWithEnv, NativeError } from "../netns/native.ts";
 import { runtime } from "./index.ts";
 
 const WINDOW_SAFE_ENV = runtime.windowSafeEnv;
@@ -46,6 +46,7 @@ export function ensureWindowSafeRuntime(): void {
   try {
     execWithEnv(process.execPath, selfArgv(), reexecEnv());
   } catch (err) {
+    if (!(err instanceof NativeError)) throw err; // the C library could not be loaded: that error says where and why
     logger.warn(`could not re-execute with window-safe runtime settings (${(err as Error).message}); threads may stray into tenant namespaces`);
   }
 }
