@@ -324,6 +324,14 @@ const MUTATIONS: Mutation[] = [
     tests: ["test/least-privilege.test.ts"],
     only: "setpriv",
   },
+  {
+    name: "lib-dir-not-passed-on",
+    breaks: "the library --lib-dir wrote is the one the process after the start-up exec, and its workers, open",
+    file: "src/runtime/window-safe.ts",
+    edits: [["NSPROXY_NO_REEXEC: \"1\", ...(lib ? { NSPROXY_LIBNETNS: lib } : {}) };", "NSPROXY_NO_REEXEC: \"1\" };"]],
+    tests: ["test/least-privilege.test.ts"],
+    only: "noexec TMPDIR",
+  },
 ];
 
 const ROOT = join(import.meta.dir, "..");

@@ -111,13 +111,13 @@ describe.skipIf(Boolean(skip))("least privilege", () => {
     return ["--tls-cert", leaf.cert, "--tls-key", leaf.key];
   };
 
-  const asUser = (label: string, command: () => string[] | undefined, why?: string) =>
+  const asUser = (label: string, command: () => string[] | undefined, why?: string, extra: () => string[] = () => []) =>
     test.skipIf(Boolean(why))(`${label}: --user nobody from root, a port below 1024 (CAP_NET_BIND_SERVICE kept)`, async () => {
       const dir = openDir();
       const admin = new AdminClient(`${dir}/admin/admin.sock`);
       const ns = { a: addNetns(`${prefix}a`), b: addNetns(`${prefix}b`), c: addNetns(`${prefix}c`) };
       const d = startNsproxy(
-        ["run", "--user", "nobody", "-l", "127.0.0.1:80", "-l", "https://127.0.0.1:8443", ...certs(), "-u", `http://127.0.0.1:${upstream.port}`, "-n", ns.a, "-n", ns.b, "-w", "2", "--admin-socket", `${dir}/admin/admin.sock`, "--tenants-dir", `${dir}/tenants.d`],
+        ["run", "--user", "nobody", "-l", "127.0.0.1:80", "-l", "https://127.0.0.1:8443", ...certs(), "-u", `http://127.0.0.1:${upstream.port}`, "-n", ns.a, "-n", ns.b, "-w", "2", "--admin-socket", `${dir}/admin/admin.sock`, "--tenants-dir", `${dir}/tenants.d`, ...extra()],
         { command: command() },
       );
       try {
@@ -133,7 +133,8 @@ describe.skipIf(Boolean(skip))("least privilege", () => {
     }, 90_000);
 
   asUser("source", () => undefined);
-  asUser("binary", () => [ensureBuilt()], skipOnDeno("the compiled binary is Bun's"));
+  // The binary with --lib-dir: the library is written there as root and opened there as nobody, by every thread.
+  asUser("binary", () => [ensureBuilt()], skipOnDeno("the compiled binary is Bun's"), () => ["--lib-dir", openDir()]);
 
   test("setpriv as nobody with ambient SYS_ADMIN, NET_BIND_SERVICE, SETPCAP and no port below 1024: keeps CAP_SYS_ADMIN only, bounding set too", async () => {
     const dir = openDir();
@@ -182,6 +183,14 @@ describe.skipIf(Boolean(skipReason))("where the C library goes, and mount propag
     const good = await runNsproxy(["check", ...tenant(), "--lib-dir", lib], { command: [...inMountNs("private", [tmp], `TMPDIR=${tmp}`), bin] });
     expect(good.stdout).toContain("1/1 namespaces open now");
     expect(good.code).toBe(0);
+    // run: the workers (threads of their own) load the same copy.
+    const d = startNsproxy(["run", ...tenant(), "--lib-dir", lib, "-w", "2"], { command: [...inMountNs("slave", [tmp], `TMPDIR=${tmp}`), bin] });
+    try {
+      await d.waitFor("attached 1/1", 30_000);
+      expect(d.stderr()).not.toContain("cannot load");
+    } finally {
+      await d.stop("SIGKILL");
+    }
     expect(readdirSync(lib).filter((f) => /^libnetns-[0-9a-f]{16}\.so$/.test(f))).toHaveLength(1);
   }, 60_000);
 

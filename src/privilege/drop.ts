@@ -15,7 +15,7 @@ import { capabilityReport, capBit, capList, hasCap, ownCaps, type OwnCaps } from
 import { dropExec } from "../netns/native.ts";
 import { ensureWindowSafeRuntime, reexecEnv, selfArgv } from "../runtime/window-safe.ts";
 import { useLibDir } from "./lib-dir.ts";
-import { type Needs, neededCapabilities, needsMask, type Who } from "./needs.ts";
+import { type Needs, neededCapabilities, needsMask, unreachable, type Who } from "./needs.ts";
 import { describeUser, resolveUser, type TargetUser } from "./user.ts";
 
 /** Set in the environment of the process after the drop: it reports, and never drops or execs again. */
@@ -33,6 +33,8 @@ function needsOf(loaded: Loaded, who: Who): Needs {
  * default one and still root's (left by a daemon that ran as root), else it must already let the user write.
  */
 function prepareDir(dir: string, user: TargetUser, mode: number, isDefault: boolean, what: string): string | undefined {
+  const above = unreachable(dir, user, 0);
+  if (above) return `${what} ${dir} cannot be reached by ${describeUser(user)}: ${above}`;
   const st = lstatSync(dir, { throwIfNoEntry: false });
   if (!st) {
     mkdirSync(dir, { recursive: true, mode });
@@ -120,10 +122,14 @@ export function settlePrivileges(loaded: Loaded): void {
     log(privilegeLines(ownCaps(), needs, { name: target?.name ?? nameOf(own.uid) }));
     return;
   }
-  if (switching) prepareDirectories(loaded, target);
+  if (switching) {
+    prepareDirectories(loaded, target);
+    const lib = process.env.NSPROXY_LIBNETNS;
+    const why = lib && unreachable(lib, target, 4);
+    if (why) throw new ConfigError(`the C library ${lib} cannot be read by ${describeUser(target)} (${why}): choose a lib_dir the user can read`);
+  }
   const to = { uid: switching ? target.uid : -1, gid: switching ? target.gid : -1, groups: switching ? target.groups : [], keep, bounding };
   const env: Record<string, string> = { ...reexecEnv(), [DONE]: "1" };
-  if (process.env.NSPROXY_LIBNETNS) env.NSPROXY_LIBNETNS = process.env.NSPROXY_LIBNETNS;
   try {
     dropExec(to, process.execPath, selfArgv(), env);
   } catch (err) {

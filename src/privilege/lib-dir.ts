@@ -48,7 +48,11 @@ export function writeLibCopy(dir: string, source = runtime.netnsLibFile): string
     chmodSync(tmp, 0o644); // the umask may have narrowed it: the daemon's user reads it after the drop
     renameSync(tmp, file);
   } catch (e) {
-    rmSync(tmp, { force: true });
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      // not even there: the directory could not be written at all
+    }
     throw new NsproxyError(`lib_dir ${dir}: cannot write the C library there (${code(e) || (e as Error).message}); choose a directory this user can write, on a mount without noexec`, { cause: e });
   }
   return file;

@@ -24,9 +24,13 @@ export function windowSafeRuntime(): boolean {
   return Object.entries(WINDOW_SAFE_ENV).every(([k, v]) => process.env[k] === v);
 }
 
-/** The environment the re-executed process gets: the window-safe settings, and the mark that it was re-executed. */
+/**
+ * The environment the re-executed process gets: the window-safe settings, the mark that it was re-executed, and
+ * the library --lib-dir wrote (Bun's workers read the environment the process started with, not process.env).
+ */
 export function reexecEnv(): Record<string, string> {
-  return { ...WINDOW_SAFE_ENV, NSPROXY_NO_REEXEC: "1" };
+  const lib = process.env.NSPROXY_LIBNETNS;
+  return { ...WINDOW_SAFE_ENV, NSPROXY_NO_REEXEC: "1", ...(lib ? { NSPROXY_LIBNETNS: lib } : {}) };
 }
 
 /**
