@@ -18,6 +18,7 @@
 #include <asm/stat.h>
 #include <asm/statfs.h>
 #include <asm/unistd.h>
+#include <linux/capability.h>
 #include <linux/fcntl.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
@@ -755,4 +756,78 @@ int nsx_notify(const char *path, const char *msg, int len) {
   if (rc == 0) rc = sys3(__NR_write, fd, msg, len);
   sys_close(fd);
   return rc < 0 ? (int)rc : 0;
+}
+
+#define NSX_GROUPS_MAX 256
+/* nsx_drop_exec's flags. */
+#define NSX_DROP_BOUNDING 1 /* reduce the bounding set too (needs CAP_SETPCAP, which root has) */
+
+static long prctl5(long option, long a, long b, long c, long d) { return sys5(__NR_prctl, option, a, b, c, d); }
+
+/* A little-endian unsigned integer of `n` bytes from a byte string (no alignment assumed). */
+static unsigned long long read_le(const unsigned char *b, int n) {
+  unsigned long long v = 0;
+  for (int i = n - 1; i >= 0; i--) v = (v << 8) | b[i];
+  return v;
+}
+
+/* Run as `uid`/`gid` (with `ngroups` supplementary groups, 4 bytes each, little-endian) holding only the
+ * capabilities of `keep` (a 64-bit mask, 8 bytes little-endian), with no_new_privs set, then exec as
+ * nsx_exec does. uid < 0: keep the user (a process started as a user with ambient capabilities, by
+ * systemd or setpriv, only gives up what it does not need).
+ *
+ * Why in C, right before execve: credentials and no_new_privs belong to each thread, and these are raw
+ * syscalls (no C library to broadcast them to every thread), so they change the calling thread only.
+ * execve keeps only that thread, and every thread the new image starts inherits its credentials: the
+ * whole process ends up with the same ones. The order is the kernel's:
+ *   1. the bounding set first, while CAP_SETPCAP is still effective;
+ *   2. PR_SET_KEEPCAPS, so that setresuid away from root keeps the permitted set (it clears the effective);
+ *   3. setgroups, setresgid, then setresuid (after it, changing groups would need CAP_SETGID);
+ *   4. capset: effective = permitted = inheritable = keep (everything else gone for good);
+ *   5. the ambient set = keep: what survives execve of a file without file capabilities as a non-root user;
+ *   6. no_new_privs: exec can gain nothing (setuid binaries, file capabilities) from here on.
+ * Returns only on failure, with -errno, possibly halfway: the calling thread may have changed already
+ * and the caller must exit. */
+int nsx_drop_exec(int uid, int gid, const unsigned char *groups, int ngroups, const unsigned char *keep_le, int flags, const char *path,
+                  const char *argv_packed, int argc, const char *env_packed, int envc) {
+  if (ngroups < 0 || ngroups > NSX_GROUPS_MAX || argc < 1 || argc > NSX_ARGV_MAX || envc < 0 || envc > NSX_ENV_SET_MAX) return -EINVAL;
+  unsigned long long keep = read_le(keep_le, 8);
+  long rc;
+
+  if (flags & NSX_DROP_BOUNDING) {
+    /* PR_CAPBSET_READ says EINVAL past the last capability this kernel knows. */
+    for (int cap = 0; cap < 64 && prctl5(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++) {
+      if (keep & (1ULL << cap)) continue;
+      rc = prctl5(PR_CAPBSET_DROP, cap, 0, 0, 0);
+      if (rc < 0) return (int)rc;
+    }
+  }
+
+  if (uid >= 0) {
+    unsigned int gids[NSX_GROUPS_MAX];
+    for (int i = 0; i < ngroups; i++) gids[i] = (unsigned int)read_le(groups + 4 * i, 4);
+    if ((rc = prctl5(PR_SET_KEEPCAPS, 1, 0, 0, 0)) < 0) return (int)rc;
+    if ((rc = sys2(__NR_setgroups, ngroups, gids)) < 0) return (int)rc;
+    if ((rc = sys3(__NR_setresgid, gid, gid, gid)) < 0) return (int)rc;
+    if ((rc = sys3(__NR_setresuid, uid, uid, uid)) < 0) return (int)rc;
+  }
+
+  struct __user_cap_header_struct head = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  for (int i = 0; i < 2; i++) {
+    unsigned int half = (unsigned int)(keep >> (32 * i));
+    data[i].effective = half;
+    data[i].permitted = half;
+    data[i].inheritable = half;
+  }
+  if ((rc = sys2(__NR_capset, &head, data)) < 0) return (int)rc;
+
+  if ((rc = prctl5(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)) < 0) return (int)rc;
+  for (int cap = 0; cap < 64; cap++) {
+    if (!(keep & (1ULL << cap))) continue;
+    if ((rc = prctl5(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0)) < 0) return (int)rc;
+  }
+  if ((rc = prctl5(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) < 0) return (int)rc;
+
+  return nsx_exec(path, argv_packed, argc, env_packed, envc);
 }

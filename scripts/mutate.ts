@@ -10,7 +10,7 @@
 //   the working tree as it stands (tracked and untracked, not ignored) is copied to a temporary directory; with
 //   --ref, that commit instead. The shared tree is never touched. Exit 0 when every mutation was killed.
 import { spawn, spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 
@@ -515,9 +515,33 @@ const MUTATIONS: Mutation[] = [
   {
     name: "capability-check-skipped",
     breaks: "without CAP_SYS_ADMIN run and check exit 2 naming it, instead of a daemon that can never attach a tenant",
-    file: "src/netns/capabilities.ts",
-    edits: [['  if (eff === undefined || holds(eff, "CAP_SYS_ADMIN")) return undefined;\n', "  return undefined;\n"]],
-    tests: ["test/capabilities.test.ts", "src/netns/capabilities.test.ts"],
+    file: "src/netns/caps.ts",
+    edits: [['  if (c === undefined || hasCap(c.effective, "SYS_ADMIN")) return undefined;\n', "  return undefined;\n"]],
+    tests: ["test/capabilities.test.ts", "src/netns/caps.test.ts"],
+  },
+  {
+    name: "bounding-set-kept",
+    breaks: "a daemon that drops to its user also reduces the bounding set to the capabilities it keeps",
+    file: "libnetns.c",
+    edits: [["  if (flags & NSX_DROP_BOUNDING) {\n", "  if (flags & NSX_DROP_BOUNDING && 0) {\n"]],
+    tests: ["test/least-privilege.test.ts"],
+    only: "source",
+  },
+  {
+    name: "capabilities-not-reduced",
+    breaks: "a daemon started as a user with more capabilities than it needs keeps only those it needs",
+    file: "src/privilege/drop.ts",
+    edits: [["  const keep = switching ? wanted : wanted & own.permitted;\n", "  const keep = switching ? wanted : own.permitted;\n"]],
+    tests: ["test/least-privilege.test.ts"],
+    only: "setpriv",
+  },
+  {
+    name: "lib-dir-not-passed-on",
+    breaks: "the library --lib-dir wrote is the one the process after the start-up exec, and its workers, open",
+    file: "src/runtime/window-safe.ts",
+    edits: [["NSPROXY_NO_REEXEC: \"1\", ...(lib ? { NSPROXY_LIBNETNS: lib } : {}) };", "NSPROXY_NO_REEXEC: \"1\" };"]],
+    tests: ["test/least-privilege.test.ts"],
+    only: "noexec TMPDIR",
   },
 ];
 const ROOT = join(import.meta.dir, "..");
@@ -534,6 +558,8 @@ function git(...args: string[]): string {
 /** The tree to mutate, copied to a fresh directory: the working tree as it stands, or commit `ref`. */
 function copyTree(ref: string | undefined): string {
   const dir = mkdtempSync(join(tmpdir(), "nsproxy-mutate-"));
+  // Searchable by other users: test/least-privilege.test.ts runs the copy as nobody.
+  chmodSync(dir, 0o755);
   if (ref) {
     const tar = spawnSync("sh", ["-c", `git -C "${ROOT}" archive "${ref}" | tar -x -C "${dir}"`], { encoding: "utf8" });
     if (tar.status !== 0) throw new Error(`git archive ${ref}: ${tar.stderr}`);

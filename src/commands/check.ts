@@ -4,9 +4,11 @@ import { loadLayered, summarize } from "../config/load.ts";
 import { ConfigError, EXIT, NsproxyError } from "../errors.ts";
 import { readStoredTenants } from "../control/desired.ts";
 import { configureLogger, logger } from "../log.ts";
-import { effectiveCapabilities, missingCapabilities, privilegeProblem } from "../netns/capabilities.ts";
+import { ownCapsIfReadable, privilegeProblem } from "../netns/caps.ts";
 import { closeFd, NativeError, openNetns } from "../netns/native.ts";
 import { unreachableListens } from "../netns/reachable.ts";
+import { useLibDir } from "../privilege/lib-dir.ts";
+import { namespaceDirs, privatePropagationWarnings } from "../privilege/mounts.ts";
 import type { TenantSpec } from "../config/types.ts";
 import { expiryWarning, loadCa, loadKeyPair } from "../tls/material.ts";
 import { adminArgs, configArgs, flagOverrides, rejectUnknownFlags, runtimeArgs } from "./args.ts";
@@ -66,6 +68,8 @@ export default defineCommand({
     const { config } = loaded;
     configureLogger({ format: config.logFormat, verbose: Boolean(parsed.verbose) });
     for (const line of summarize(config)) process.stdout.write(`${line}\n`);
+    if (config.libDir) useLibDir(config.libDir);
+    for (const w of privatePropagationWarnings(namespaceDirs(config))) logger.warn(`mount namespace: ${w}`);
     // The tenants directory as run would read it: a file run would skip is an error here.
     const { stored, skipped } = readStoredTenants(loaded);
     if (stored.size) process.stdout.write(`tenants dir ${config.tenantsDir}: ${stored.size} tenant(s): ${[...stored.keys()].join(", ")}\n`);
@@ -75,17 +79,15 @@ export default defineCommand({
     }
     checkCertificates([...config.tenants, ...stored.values()]);
     // What run would refuse at start is refused here too, after everything the file and flags could get wrong.
-    const caps = effectiveCapabilities();
-    const cannot = privilegeProblem(caps);
+    const cannot = privilegeProblem(ownCapsIfReadable());
     if (cannot) throw new NsproxyError(`${cannot}; the configuration itself is valid, but run would exit here`, { exitCode: EXIT.usage });
-    const lacking = missingCapabilities(caps);
-    if (lacking) logger.warn(lacking);
     // A missing namespace is not a configuration error: at run time the tenant waits for it.
     let missing = 0;
     for (const t of [...config.tenants, ...stored.values()]) {
       try {
         closeFd(openNetns(t.netns));
       } catch (err) {
+        if (err instanceof NsproxyError) throw err; // the C library itself cannot be loaded: not the namespace's fault
         missing++;
         logger.warn(`tenant ${t.name}: ${err instanceof NativeError ? err.message : String(err)} (it will be retried at run time)`);
         continue;

@@ -9,10 +9,11 @@ import { lostTenants, type Predecessor, predecessor, report, servingBefore, shar
 import { EXIT, NsproxyError } from "../errors.ts";
 import { probeAloneRaw } from "../netns/native.ts";
 import { configureLogger, logger } from "../log.ts";
-import { effectiveCapabilities, missingCapabilities, privilegeProblem } from "../netns/capabilities.ts";
+import { ownCapsIfReadable, privilegeProblem } from "../netns/caps.ts";
 import { installSyscallFilter } from "../netns/seccomp.ts";
 import { type HttpServer, runtime } from "../runtime/index.ts";
-import { ensureWindowSafeRuntime } from "../runtime/window-safe.ts";
+import { settlePrivileges } from "../privilege/drop.ts";
+import { namespaceDirs, privatePropagationWarnings } from "../privilege/mounts.ts";
 import { VERSION } from "../version.ts";
 import { createMetricsApp } from "../metrics/http.ts";
 import { adminArgs, configArgs, flagOverrides, rejectUnknownFlags, runtimeArgs } from "./args.ts";
@@ -24,7 +25,6 @@ const command = defineCommand({
   args,
   async run({ args: parsed, rawArgs }) {
     rejectUnknownFlags(rawArgs, args);
-    ensureWindowSafeRuntime();
     // Started by `nsproxy upgrade`: whatever stops this start is the upgrade's error, told to the daemon that stays.
     const pred = predecessor();
     if (!pred) return serve(parsed, rawArgs);
@@ -43,11 +43,11 @@ async function serve(parsed: ParsedArgs<typeof args>, rawArgs: string[], pred?: 
   const { config } = loaded;
   configureLogger({ format: config.logFormat, verbose: Boolean(parsed.verbose) });
   // Before the admin socket and the workers: a daemon that can never attach a tenant stops here, tenants or not.
-  const caps = effectiveCapabilities();
-  const cannot = privilegeProblem(caps);
+  const cannot = privilegeProblem(ownCapsIfReadable());
   if (cannot) throw new NsproxyError(cannot, { exitCode: EXIT.usage });
-  const missing = missingCapabilities(caps);
-  if (missing) logger.warn(missing);
+  // The user and capabilities to run with, and the window-safe re-exec: before any thread of ours starts.
+  settlePrivileges(loaded);
+  for (const w of privatePropagationWarnings(namespaceDirs(config))) logger.warn(`mount namespace: ${w}`);
   // As early as the config allows: before the admin socket, the workers and any tenant's bytes; every thread
   // the runtime has is covered now (TSYNC), and every one it starts later inherits it.
   installSyscallFilter(config.seccomp);

@@ -185,6 +185,8 @@ function build(file: FileConfig | undefined, flagValues: FlagOverrides, fileName
     engine: engineSettings(daemon, flags),
     metrics: metricsSettings(daemon),
     ingressListen: daemon.ingressListen ?? [],
+    ...(daemon.user !== undefined ? { user: daemon.user } : {}),
+    ...(daemon.libDir !== undefined ? { libDir: daemon.libDir } : {}),
     ...(fileName !== undefined ? { file: fileName } : {}),
   };
   return { config, defaults };

@@ -13,6 +13,7 @@ import {
   parseTlsPath,
   parseUpstream,
 } from "./values.ts";
+import { parseUserSpec } from "../privilege/user.ts";
 
 /** Where a key is written: [daemon] only, or [defaults] and [tenants.NAME] (and then also `tenant add`). */
 export type Scope = "daemon" | "tenant";
@@ -139,6 +140,16 @@ export const DAEMON_SETTINGS = [
     kind: list((items) => items.map(parseIngressListen), 'a string or an array of strings, like ["0.0.0.0:80", "sni://0.0.0.0:443"]'), scope: "daemon",
     help: "Ingress listener on the host: ADDR or http://ADDR (routed by Host), sni://ADDR (TLS routed by server name) (repeatable)", hint: "ADDR",
     doc: { example: '["0.0.0.0:80", "sni://0.0.0.0:443"]', comment: "ingress listeners on the host (default none)" },
+  }),
+  setting({
+    key: "user", flag: "user", field: "user", kind: text(parseUserSpec, 'a string, like "nsproxy" or "65534:65534"'), scope: "daemon",
+    help: "Started as root, run as this user (NAME or uid[:gid]) with only the capabilities the configuration needs (default: stay root)", hint: "USER",
+    doc: { example: '"nsproxy"', comment: "run as this user with only the capabilities needed (default: stay root)" },
+  }),
+  setting({
+    key: "lib_dir", flag: "lib-dir", field: "libDir", kind: absolutePath(), scope: "daemon",
+    help: "Write the C library here and load it from here (default: $TMPDIR or /tmp; needs a writable mount without noexec)", hint: "DIR",
+    doc: { example: '"/var/lib/nsproxy"', comment: "where the C library is written and loaded from (default $TMPDIR or /tmp)" },
   }),
 ] as const;
 

@@ -127,6 +127,10 @@ export interface DaemonConfig {
   metrics: MetricsSettings;
   /** [daemon] ingress_listen / --ingress-listen: host listeners of the ingress direction. */
   ingressListen: IngressListen[];
+  /** [daemon] user / --user: run as this user (NAME or uid[:gid]) after start; undefined: as started. */
+  user?: string;
+  /** [daemon] lib_dir / --lib-dir: where the C library is written and loaded from. */
+  libDir?: string;
   /** The config file it came from, if any (for messages and reload). */
   file?: string;
 }

@@ -3,11 +3,19 @@
 import { closeSync } from "node:fs";
 import { constants } from "node:os";
 import { FileRefused, openRegular } from "../fs/read-bounded.ts";
-import { runtime } from "../runtime/index.ts";
+import type { NetnsSymbols } from "../runtime/ffi-symbols.ts";
+import { openLibrary } from "../privilege/lib-dir.ts";
 import { strerror } from "./errno-text.ts";
 
-/** Where the library comes from: NSPROXY_LIBNETNS for development, else the runtime's own copy (embedded in the binary; dist/ from source under Deno). */
-const lib = runtime.loadNetns(process.env.NSPROXY_LIBNETNS || undefined);
+/**
+ * Where the library comes from: NSPROXY_LIBNETNS (development, and the copy `--lib-dir` wrote: see
+ * src/privilege/lib-dir.ts), else the runtime's own copy (embedded in the binary; dist/ from source under Deno).
+ * Opened at the first call rather than at import, so that `run` can choose the directory first.
+ */
+let opened: NetnsSymbols | undefined;
+function lib(): NetnsSymbols {
+  return (opened ??= openLibrary(process.env.NSPROXY_LIBNETNS || undefined));
+}
 
 const ENOTNETNS = (constants.errno as Record<string, number>).EMEDIUMTYPE ?? 124;
 const errnoNames = new Map<number, string>(Object.entries(constants.errno).map(([k, v]) => [v as number, k]));
@@ -68,7 +76,7 @@ export function openNetns(path: string): number {
     throw new NotANamespaceFile(path, e.reason);
   }
   try {
-    return check(lib.nsx_open(cstr(`/proc/self/fd/${fd}`)), "open namespace", path);
+    return check(lib().nsx_open(cstr(`/proc/self/fd/${fd}`)), "open namespace", path);
   } finally {
     closeSync(fd);
   }
@@ -84,11 +92,11 @@ export class NotANamespaceFile extends NativeError {
 
 /** The calling thread's current network namespace, as an fd. */
 export function openOwnNetns(): number {
-  return check(lib.nsx_open_self(), "open namespace", "/proc/thread-self/ns/net");
+  return check(lib().nsx_open_self(), "open namespace", "/proc/thread-self/ns/net");
 }
 
 export function closeFd(fd: number): void {
-  lib.nsx_close(fd);
+  lib().nsx_close(fd);
 }
 
 /**
@@ -96,7 +104,7 @@ export function closeFd(fd: number): void {
  * it is called inside the window where no error object should be built before returning home.
  */
 export function enterNetnsRaw(fd: number): number {
-  return lib.nsx_enter(fd);
+  return lib().nsx_enter(fd);
 }
 
 /**
@@ -104,19 +112,19 @@ export function enterNetnsRaw(fd: number): number {
  * kernel (setns with a type that does not match: EINVAL) and the thread stays where it is.
  */
 export function failNextEnter(fd: number): void {
-  lib.nsx_fault_fail_enter(fd);
+  lib().nsx_fault_fail_enter(fd);
 }
 
 /** Device and inode of a namespace fd: "dev:ino", equal for the same namespace, different once replaced. */
 export function netnsIdentity(fd: number, path: string): string {
-  const dev = check(Number(lib.nsx_dev(fd)), "fstat", path);
-  const ino = check(Number(lib.nsx_ino(fd)), "fstat", path);
+  const dev = check(Number(lib().nsx_dev(fd)), "fstat", path);
+  const ino = check(Number(lib().nsx_ino(fd)), "fstat", path);
   return `${dev}:${ino}`;
 }
 
 /** socket+bind+listen in the current namespace, closed at once: 0 or -errno. Syscalls only (window-safe). */
 export function probeBindRaw(host: string, port: number): number {
-  return lib.nsx_probe_bind(cstr(host), port);
+  return lib().nsx_probe_bind(cstr(host), port);
 }
 
 /**
@@ -124,19 +132,19 @@ export function probeBindRaw(host: string, port: number): number {
  * anyone's) listens on an address overlapping host:port, else -errno (EADDRINUSE). Syscalls only (window-safe).
  */
 export function probeAloneRaw(host: string, port: number): number {
-  return lib.nsx_probe_alone(cstr(host), port);
+  return lib().nsx_probe_alone(cstr(host), port);
 }
 
 /** Open the current namespace's TCP table (tcp6 when `v6`): an fd that keeps listing that namespace's sockets when read from home. -errno on failure. Window-safe. */
 export function openNetTableRaw(v6: boolean): number {
-  return lib.nsx_open_net_table(v6 ? 1 : 0);
+  return lib().nsx_open_net_table(v6 ? 1 : 0);
 }
 
 /** Read a whole (small) file from an fd opened in C, then close it; "" when it cannot be read. At most `max` bytes. */
 export function readAndCloseFd(fd: number, max: number): string {
   const buf = new Uint8Array(max);
-  const n = lib.nsx_read(fd, buf, max);
-  lib.nsx_close(fd);
+  const n = lib().nsx_read(fd, buf, max);
+  lib().nsx_close(fd);
   return n > 0 ? new TextDecoder().decode(buf.subarray(0, n)) : "";
 }
 
@@ -144,8 +152,35 @@ export function readAndCloseFd(fd: number, max: number): string {
 export function execWithEnv(path: string, argv: string[], env: Record<string, string>): never {
   const pack = (items: string[]) => utf8.encode(items.map((s) => `${s}\0`).join(""));
   const pairs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
-  const rc = lib.nsx_exec(cstr(path), pack(argv), argv.length, pack(pairs), pairs.length);
+  const rc = lib().nsx_exec(cstr(path), pack(argv), argv.length, pack(pairs), pairs.length);
   throw new NativeError(-rc, "exec", path);
+}
+
+/** What dropExec hands over: the user to become (uid -1: stay), its groups, the capabilities to keep. */
+export interface DropTo {
+  uid: number;
+  gid: number;
+  groups: number[];
+  keep: bigint;
+  /** Reduce the bounding set to `keep` as well (possible only with CAP_SETPCAP). */
+  bounding: boolean;
+}
+
+/**
+ * Become `to` (credentials, capabilities, no_new_privs) and exec `path argv…` with `env` added, in one C call (see
+ * nsx_drop_exec: the process's other threads end with the exec). Returns only on failure, and then the calling
+ * thread may have changed already: the caller must exit.
+ */
+export function dropExec(to: DropTo, path: string, argv: string[], env: Record<string, string>): never {
+  const pack = (items: string[]) => utf8.encode(items.map((s) => `${s}\0`).join(""));
+  const pairs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  const groups = new Uint8Array(Math.max(4, 4 * to.groups.length));
+  const view = new DataView(groups.buffer);
+  to.groups.forEach((g, i) => view.setUint32(4 * i, g, true));
+  const keep = new Uint8Array(8);
+  new DataView(keep.buffer).setBigUint64(0, to.keep, true);
+  const rc = lib().nsx_drop_exec(to.uid, to.gid, groups, to.groups.length, keep, to.bounding ? 1 : 0, cstr(path), pack(argv), argv.length, pack(pairs), pairs.length);
+  throw new NativeError(-rc, "drop privileges and exec", path);
 }
 
 /**
@@ -153,17 +188,17 @@ export function execWithEnv(path: string, argv: string[], env: Record<string, st
  * SO_REUSEPORT listener hands its queued connections to the others. 0 or -errno, never throws.
  */
 export function migrateReqOnRaw(): number {
-  return lib.nsx_migrate_req_on();
+  return lib().nsx_migrate_req_on();
 }
 
 /** The syscall filter (libnetns.c) on every thread, now and later: 0 or -errno. Once, from the main thread. */
 export function installSyscallFilterRaw(): number {
-  return lib.nsx_seccomp_install();
+  return lib().nsx_seccomp_install();
 }
 
 /** Test only: make one call the filter refuses (0 unshare, 1 mount, 2 clone of a namespace, 3 clone3): 0 or -errno. */
 export function syscallFilterProbeRaw(which: number): number {
-  return lib.nsx_seccomp_probe(which);
+  return lib().nsx_seccomp_probe(which);
 }
 
 /** nsx_connect_in's answer when the thread could not return to its own namespace. */
@@ -175,7 +210,7 @@ export const STRANDED = -4000;
  * when it failed at once, or STRANDED.
  */
 export function connectInsideRaw(nsFd: number, homeFd: number, host: string, port: number): number {
-  return lib.nsx_connect_in(nsFd, homeFd, cstr(host), port);
+  return lib().nsx_connect_in(nsFd, homeFd, cstr(host), port);
 }
 
 /**
@@ -184,16 +219,16 @@ export function connectInsideRaw(nsFd: number, homeFd: number, host: string, por
  * address's interface is down), or STRANDED.
  */
 export function routeInsideRaw(nsFd: number, homeFd: number, host: string, port: number): number {
-  return lib.nsx_route_in(nsFd, homeFd, cstr(host), port);
+  return lib().nsx_route_in(nsFd, homeFd, cstr(host), port);
 }
 
 /** A socket's pending error (SO_ERROR): 0 or an errno. */
 export function socketErrorRaw(fd: number): number {
-  return lib.nsx_so_error(fd);
+  return lib().nsx_so_error(fd);
 }
 
 /** One datagram `message` to the unix socket at `path` (systemd's $NOTIFY_SOCKET; '@' for an abstract name). 0 or -errno. */
 export function notifyRaw(path: string, message: string): number {
   const bytes = utf8.encode(message);
-  return lib.nsx_notify(cstr(path), bytes, bytes.length);
+  return lib().nsx_notify(cstr(path), bytes, bytes.length);
 }

@@ -21,6 +21,7 @@ export const NETNS_SYMBOLS = {
   nsx_route_in: { args: ["i32", "i32", "buffer", "i32"], returns: "i32" },
   nsx_exec: { args: ["buffer", "buffer", "i32", "buffer", "i32"], returns: "i32" },
   nsx_notify: { args: ["buffer", "buffer", "i32"], returns: "i32" },
+  nsx_drop_exec: { args: ["i32", "i32", "buffer", "i32", "buffer", "i32", "buffer", "buffer", "i32", "buffer", "i32"], returns: "i32" },
 } as const;
 
 export type FfiArg = "buffer" | "i32";

@@ -33,6 +33,8 @@ export interface Runtime {
 
   /** libnetns.so's functions; `path` overrides where the library is (else: embedded, or dist/ from source). */
   loadNetns(path?: string): NetnsSymbols;
+  /** The library loadNetns opens by default (a path inside the binary's embedded files, or dist/libnetns.so): what --lib-dir copies. */
+  readonly netnsLibFile: string;
 
   /** Serve `fetch` (a Hono app's) at a unix socket path or a TCP address; throws when it cannot bind. */
   serveHttp(at: ServeAt, fetch: (req: Request) => Response | Promise<Response>): HttpServer;

@@ -5,6 +5,9 @@ import { dlopen, FFIType } from "bun:ffi";
 import embeddedLib from "../../../dist/libnetns.so" with { type: "file" };
 import { NETNS_SYMBOLS, type NetnsSymbols } from "../ffi-symbols.ts";
 
+/** The embedded copy ("/$bunfs/root/libnetns-….so" when compiled): Bun's dlopen writes it to $TMPDIR, then opens that. */
+export const NETNS_LIB_FILE: string = embeddedLib;
+
 const TYPES = { buffer: FFIType.ptr, i32: FFIType.i32, i64: FFIType.i64_fast } as const;
 
 export function loadNetns(path?: string): NetnsSymbols {

@@ -1,6 +1,6 @@
 // The Runtime for Bun: Bun.listen/connect (net.ts), bun:ffi (ffi.ts), Bun.serve, fetch's `unix` option, Bun's Worker.
 import { dial, dialFd, listenTcp, tlsVersionOf } from "./net.ts";
-import { loadNetns } from "./ffi.ts";
+import { loadNetns, NETNS_LIB_FILE } from "./ffi.ts";
 import type { HttpServer, Runtime, ServeAt } from "../types.ts";
 
 function serveHttp(at: ServeAt, fetch: (req: Request) => Response | Promise<Response>): HttpServer {
@@ -21,6 +21,7 @@ export const runtime: Runtime = {
   dialFd,
   tlsVersionOf,
   loadNetns,
+  netnsLibFile: NETNS_LIB_FILE,
   serveHttp,
   fetchUnix: (socketPath, url, init) => fetch(url, { ...init, unix: socketPath }),
   startWorker: (url) => new Worker(url),

@@ -4,7 +4,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { NETNS_SYMBOLS, type NetnsSymbols } from "../ffi-symbols.ts";
 
-const DIST_LIB = fileURLToPath(new URL("../../../dist/libnetns.so", import.meta.url));
+export const DIST_LIB = fileURLToPath(new URL("../../../dist/libnetns.so", import.meta.url));
 
 export function loadNetns(path?: string): NetnsSymbols {
   const lib = path || DIST_LIB;

@@ -2,7 +2,7 @@
 import { existsSync } from "node:fs";
 import { constants } from "node:os";
 import { dial, dialFd, listenTcp, tlsVersionOf } from "./net.ts";
-import { loadNetns } from "./ffi.ts";
+import { DIST_LIB, loadNetns } from "./ffi.ts";
 import type { HttpServer, Runtime, ServeAt } from "../types.ts";
 
 function serveHttp(at: ServeAt, fetch: (req: Request) => Response | Promise<Response>): HttpServer {
@@ -96,6 +96,7 @@ export const runtime: Runtime = {
   dialFd,
   tlsVersionOf,
   loadNetns,
+  netnsLibFile: DIST_LIB,
   serveHttp,
   fetchUnix,
   startWorker,

@@ -1,0 +1,116 @@
+import { describe, expect, test } from "bun:test";
+import { capList, parseStatus } from "../netns/caps.ts";
+import { mountOf, parseMountinfo, privatePropagationWarnings } from "./mounts.ts";
+import { neededCapabilities, type StatOf } from "./needs.ts";
+import { privilegeLines } from "./drop.ts";
+import { parseUserSpec, resolveUser } from "./user.ts";
+
+const PASSWD = "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\nnsproxy:x:998:997::/:/usr/sbin/nologin\n";
+const GROUP = "root:x:0:\nssl-cert:x:110:nsproxy,other\nnogroup:x:65534:\nnsproxy:x:997:\n";
+
+describe("user", () => {
+  test("a name resolves through passwd, with its groups from group", () => {
+    expect(resolveUser("nsproxy", PASSWD, GROUP)).toEqual({ spec: "nsproxy", name: "nsproxy", uid: 998, gid: 997, groups: [997, 110] });
+  });
+  test("uid[:gid]: a bare uid takes its passwd group; uid:gid is taken as given", () => {
+    expect(resolveUser("65534", PASSWD, GROUP)).toMatchObject({ name: "nobody", uid: 65534, gid: 65534 });
+    expect(resolveUser("4000:4001", PASSWD, GROUP)).toEqual({ spec: "4000:4001", uid: 4000, gid: 4001, groups: [4001] });
+    expect(resolveUser("4000", PASSWD, GROUP)).toMatchObject({ uid: 4000, gid: 4000 });
+  });
+  test("an unknown name is refused with the way out; a malformed spec at parse time", () => {
+    expect(() => resolveUser("ghost", PASSWD, GROUP)).toThrow(/user "ghost" is not in \/etc\/passwd/);
+    expect(() => parseUserSpec("1:2:3")).toThrow(/not a user name or uid\[:gid\]/);
+    expect(() => parseUserSpec("a b")).toThrow(/not a user name/);
+    expect(() => parseUserSpec("99999999999")).toThrow();
+    expect(parseUserSpec("nsproxy")).toBe("nsproxy");
+  });
+});
+
+describe("needed capabilities", () => {
+  const who = { uid: 998, gid: 997, groups: [997] };
+  const files: Record<string, { uid: number; gid: number; mode: number }> = {
+    "/run": { uid: 0, gid: 0, mode: 0o755 },
+    "/run/netns": { uid: 0, gid: 0, mode: 0o755 },
+    "/run/netns/acme": { uid: 0, gid: 0, mode: 0o444 },
+    "/var": { uid: 0, gid: 0, mode: 0o755 },
+    "/var/run": { uid: 0, gid: 0, mode: 0o755 },
+    "/var/run/docker": { uid: 0, gid: 0, mode: 0o700 },
+    "/var/run/docker/netns": { uid: 0, gid: 0, mode: 0o755 },
+    "/var/run/docker/netns/1a2b": { uid: 0, gid: 0, mode: 0o444 },
+    "/proc/4242": { uid: 0, gid: 0, mode: 0o555 },
+    "/proc/5000": { uid: 998, gid: 997, mode: 0o555 },
+  };
+  const stat: StatOf = (p) => files[p];
+  const config = { discover: [], ingressListen: [], metrics: { tenantLimit: 0 } };
+  const listen = (port: number) => [{ host: "127.0.0.1", port, text: `127.0.0.1:${port}` }];
+
+  test("SYS_ADMIN only, for namespaces under /run/netns and ports from 1024", () => {
+    expect([...neededCapabilities(config, [{ name: "acme", netns: "/run/netns/acme", listen: listen(8080) }], who, stat).keys()]).toEqual(["SYS_ADMIN"]);
+  });
+  test("each other capability with the reason that asks for it", () => {
+    const needs = neededCapabilities(
+      { ...config, metrics: { tenantLimit: 0, listen: { host: "127.0.0.1", port: 99, text: "127.0.0.1:99" } } },
+      [
+        { name: "web", netns: "/var/run/docker/netns/1a2b", listen: listen(8080) },
+        { name: "pid", netns: "/proc/4242/ns/net", listen: listen(8080) },
+        { name: "mine", netns: "/proc/5000/ns/net", listen: listen(8080) },
+      ],
+      who,
+      stat,
+    );
+    expect(Object.fromEntries(needs)).toEqual({
+      SYS_ADMIN: "to enter tenant namespaces (setns)",
+      NET_BIND_SERVICE: "metrics listens on port 99 (127.0.0.1:99), below 1024",
+      DAC_READ_SEARCH: "tenant web: /var/run/docker is mode 0700 of uid 0",
+      SYS_PTRACE: "tenant pid: /proc/4242/ns/net is a namespace of pid 4242, a process of uid 0 (the kernel checks ptrace access to read it)",
+    });
+  });
+  test("a group that may search the directory needs no DAC_READ_SEARCH", () => {
+    const grouped: typeof files = { ...files, "/var/run/docker": { uid: 0, gid: 997, mode: 0o710 } };
+    expect(neededCapabilities(config, [{ name: "web", netns: "/var/run/docker/netns/1a2b", listen: listen(8080) }], who, (p) => grouped[p]).has("DAC_READ_SEARCH")).toBe(false);
+  });
+});
+
+describe("mountinfo", () => {
+  const text = [
+    "22 1 0:21 / / rw,relatime shared:1 - ext4 /dev/vda1 rw",
+    "25 22 0:23 / /run rw,nosuid,nodev master:5 - tmpfs tmpfs rw",
+    "26 25 0:4 / /run/netns rw shared:9 - tmpfs tmpfs rw",
+    "27 22 0:24 / /tmp rw,nosuid,nodev,noexec - tmpfs tmpfs rw",
+    "28 22 0:25 / /srv/my\\040dir rw - tmpfs tmpfs rw",
+  ].join("\n");
+  const entries = parseMountinfo(text);
+  test("propagation and options per mount; the deepest mount point holds a path", () => {
+    expect(mountOf(entries, "/run/netns/acme")).toMatchObject({ mountPoint: "/run/netns", propagation: "shared" });
+    expect(mountOf(entries, "/run/docker")).toMatchObject({ mountPoint: "/run", propagation: "slave" });
+    expect(mountOf(entries, "/tmp/x")!.options).toContain("noexec");
+    expect(mountOf(entries, "/srv/my dir/x")).toMatchObject({ mountPoint: "/srv/my dir", propagation: "private" });
+    expect(mountOf(entries, "/srv/other")).toMatchObject({ mountPoint: "/" });
+  });
+  test("a private mount under a namespace directory is a warning that says what to change", () => {
+    const w = privatePropagationWarnings(["/tmp/netns"], entries);
+    expect(w).toHaveLength(1);
+    expect(w[0]).toContain("/tmp/netns is on the mount /tmp, which has private propagation");
+    expect(w[0]).toContain("MountFlags=slave");
+    expect(privatePropagationWarnings(["/run/netns"], entries)).toEqual([]);
+  });
+});
+
+describe("start-up line", () => {
+  const status = (eff: string, bnd: string, nnp: string) => `Uid:\t65534\t65534\t65534\t65534\nGid:\t65534\t65534\t65534\t65534\nCapPrm:\t${eff}\nCapEff:\t${eff}\nCapBnd:\t${bnd}\nCapAmb:\t${eff}\nNoNewPrivs:\t${nnp}\n`;
+  const needs = new Map([
+    ["SYS_ADMIN", "to enter tenant namespaces (setns)"],
+    ["NET_BIND_SERVICE", "tenant a listens on port 80 (127.0.0.1:80), below 1024"],
+  ] as const);
+  test("what is held and why; what is needed and missing is a warning; a full bounding set is said", () => {
+    const c = parseStatus(status("0000000000200000", "000001ffffffffff", "1"));
+    expect(capList(c.effective)).toBe("CAP_SYS_ADMIN");
+    const lines = privilegeLines(c, new Map(needs), { name: "nobody" });
+    expect(lines.info[0]).toBe(
+      "running as nobody (uid 65534, gid 65534) with CAP_SYS_ADMIN (to enter tenant namespaces (setns)); no_new_privs set; bounding set " +
+        `${capList(c.bounding)} (reducing it needs CAP_SETPCAP; no_new_privs keeps exec from gaining any)`,
+    );
+    expect(lines.warn).toEqual([expect.stringContaining("CAP_NET_BIND_SERVICE is needed but not held: tenant a listens on port 80")]);
+    expect(lines.info[1]).toContain("needs CAP_NET_ADMIN");
+  });
+});
