@@ -218,7 +218,7 @@ const MUTATIONS: Mutation[] = [
     name: "pipelined-response-counted-twice",
     breaks: "each response is counted once: N pipelined requests on one connection are N in /metrics and the stats",
     file: "src/engine/conn.ts",
-    edits: [['    this.logExchange(head.status, head.framing.body === "length"', '    if (more) this.count(Stat.Resp2xx);\n    this.logExchange(head.status, head.framing.body === "length"']],
+    edits: [['    this.logExchange(head.status, head.framing.body === "length"', '    if (this.buf !== undefined && this.pos < this.buf.length) this.count(Stat.Resp2xx);\n    this.logExchange(head.status, head.framing.body === "length"']],
     tests: ["test/pipelined-counts.test.ts"],
   },
   {
@@ -235,6 +235,22 @@ const MUTATIONS: Mutation[] = [
     file: "src/engine/rewrite.ts",
     edits: [['    if (lower.includes("_")) list.push(lower.replaceAll("_", "-"));\n', ""]],
     tests: ["src/engine/rewrite.test.ts", "test/protected-headers.test.ts"],
+  },
+  {
+    name: "http10-gets-chunked",
+    breaks: "an HTTP/1.0 client never gets chunked framing: the upstream's chunked answer reaches it de-chunked",
+    file: "src/engine/conn.ts",
+    edits: [["    if (req.minor === 0) return this.http10Response(s, head, rest);\n", ""]],
+    tests: ["src/engine/conn.test.ts", "test/engine.test.ts"],
+    only: "HTTP/1.0",
+  },
+  {
+    name: "upstream-failure-closes-client",
+    breaks: "a 502/504 written before any response byte keeps the client's well-framed keep-alive connection for its next request",
+    file: "src/engine/conn.ts",
+    edits: [["    if (req === undefined || !this.clientMayStay()) {\n      this.refuse(status, reason);", "    if (true) {\n      this.refuse(status, reason);"]],
+    tests: ["src/engine/conn.test.ts", "test/engine.test.ts"],
+    only: "502|failed before answering",
   },
   {
     name: "listener-clash-by-path",
