@@ -248,9 +248,17 @@ const MUTATIONS: Mutation[] = [
     name: "upstream-failure-closes-client",
     breaks: "a 502/504 written before any response byte keeps the client's well-framed keep-alive connection for its next request",
     file: "src/engine/conn.ts",
-    edits: [["    if (req === undefined || !this.clientMayStay()) {\n      this.refuse(status, reason);", "    if (true) {\n      this.refuse(status, reason);"]],
+    edits: [["    if (req === undefined || !this.clientMayStay() || this.u2c.queue.length > 0) {\n      this.refuse(status, reason);", "    if (true) {\n      this.refuse(status, reason);"]],
     tests: ["src/engine/conn.test.ts", "test/engine.test.ts"],
     only: "502|failed before answering",
+  },
+  {
+    name: "local-answers-pile-up",
+    breaks: "a client that pipelines requests and never reads cannot make nsproxy queue its own 502s without bound",
+    file: "src/engine/conn.ts",
+    edits: [[" || !this.clientMayStay() || this.u2c.queue.length > 0) {", " || !this.clientMayStay()) {"]],
+    tests: ["src/engine/conn.test.ts"],
+    only: "does not read",
   },
   {
     name: "listener-clash-by-path",

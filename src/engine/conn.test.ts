@@ -614,6 +614,24 @@ describe("ProxyConn after an upstream that failed before answering", () => {
     expect(c.client.ended).toBe(false);
   });
 
+  test("a client that does not read its answers: the 502 that finds the last one still queued closes the connection", () => {
+    const { conn, client, dials, open, ev } = setup();
+    client.room = 100; // the first 502 (about 190 bytes) does not fit: the client is not reading
+    conn.onClientData(enc("GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\nGET /3 HTTP/1.1\r\nHost: h\r\n\r\n"));
+    open();
+    ev().onClose();
+    expect(dials.length).toBe(2); // /1 answered (queued), /2 sent on
+    open(1);
+    ev().onClose();
+    expect(dials.length).toBe(2); // /3 is never sent: the connection closes once the client takes what is queued
+    expect(client.paused).toBe(true);
+    client.room = Number.POSITIVE_INFINITY;
+    conn.onClientDrain();
+    expect(client.text().match(/502 Bad Gateway/g)?.length).toBe(2);
+    expect(client.text().match(/\r\nConnection: close\r\n/g)?.length).toBe(1);
+    expect(client.ended).toBe(true);
+  });
+
   test("closed after the 502 when the client asked to close, half-closed, its body was not read whole, or the tenant drains", () => {
     const cases: [string, (x: ReturnType<typeof setup>) => void][] = [
       ["Connection: close", (x) => x.conn.onClientData(enc("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"))],

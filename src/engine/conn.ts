@@ -696,10 +696,12 @@ export class ProxyConn implements LegOwner {
    * next request — so it stays open when the client asked for that, as after any response. It closes
    * when the request body was not read to its end (where the next request starts is unknown), the client
    * asked to close or half-closed with nothing more pipelined, or the tenant is draining. Never a retry.
+   * Also when the client has not taken what it was sent: an answer written here has no upstream to pause,
+   * so a client pipelining requests it never reads the answers to must not make them pile up.
    */
   private upstreamFailed(status: number, reason: string): void {
     const req = this.req;
-    if (req === undefined || !this.clientMayStay()) {
+    if (req === undefined || !this.clientMayStay() || this.u2c.queue.length > 0) {
       this.refuse(status, reason);
       return;
     }
