@@ -36,6 +36,8 @@ describe.skipIf(Boolean(skipReason))("engine on real namespaces", () => {
     upstream = startRawUpstream((req) => {
       if (req.startsWith("TRACE ")) return `HTTP/1.1 200 OK\r\nContent-Type: message/http\r\nContent-Length: ${req.length}\r\n\r\n${req}`;
       if (req.includes(" /chunked ")) return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Up: 1\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+      if (req.includes(" /chunked-slow ")) return ["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Up: 1\r\n\r\n5\r\nhello\r\n", "10\r\n0123456789abcdef\r\n", "0\r\nX-Trailer: t\r\n\r\n"];
+      if (req.includes(" /close-me ")) return null;
       const path = req.slice(0, req.indexOf("\r\n")).split(" ")[1]!;
       return `HTTP/1.1 200 OK\r\nContent-Length: ${path.length}\r\n\r\n${path}`;
     });
@@ -78,6 +80,35 @@ describe.skipIf(Boolean(skipReason))("engine on real namespaces", () => {
   test("pipelined requests are all answered, in order", async () => {
     const r = await raw(A, `GET /p1 HTTP/1.1\r\nHost: h\r\n\r\nGET /p2 HTTP/1.1\r\nHost: h\r\n\r\nGET /p3 HTTP/1.1\r\nHost: h\r\n\r\n`);
     expect(r.reply).toBe(["/p1", "/p2", "/p3"].map((p) => `HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n${p}`).join(""));
+  });
+
+  test("an HTTP/1.0 client reads a chunked answer as plain bytes: a Content-Length when it came whole, else to the close", async () => {
+    // RFC 9112 §6.1: no chunked framing for a 1.0 client. All of it here with the head: framed by a length, keep-alive kept.
+    const whole = await raw(A, "GET /chunked HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    expect(whole.reply).toBe("HTTP/1.1 200 OK\r\nX-Up: 1\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nabc");
+    expect(whole.closed).toBe(false);
+    // Still arriving (three pieces 50 ms apart): the chunks' data only, no trailer, and the close ends it.
+    const slow = await raw(A, "GET /chunked-slow HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", { idleMs: 2000 });
+    expect(slow.reply).toBe("HTTP/1.1 200 OK\r\nX-Up: 1\r\nConnection: close\r\n\r\nhello0123456789abcdef");
+    expect(slow.closed).toBe(true);
+    // An HTTP/1.1 client gets the same answer chunked, as the upstream sent it.
+    const ok11 = await raw(A, "GET /chunked-slow HTTP/1.1\r\nHost: h\r\n\r\n", { idleMs: 1000 });
+    expect(ok11.reply).toBe("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Up: 1\r\n\r\n5\r\nhello\r\n10\r\n0123456789abcdef\r\n0\r\nX-Trailer: t\r\n\r\n");
+  });
+
+  test("an upstream that closes without answering: the client gets its 502, then two 200s on the same connection", async () => {
+    const before = upstream.requests.length;
+    const sent = ["POST /close-me HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi", "GET /n1 HTTP/1.1\r\nHost: h\r\n\r\n", "GET /n2 HTTP/1.1\r\nHost: h\r\n\r\n"];
+    const r = await nsExec(A, [...CLIENT, "each", "127.0.0.1", String(PORT), ...sent.map((x) => Buffer.from(x, "latin1").toString("base64"))]);
+    if (r.code !== 0) throw new Error(`ns-client failed: ${r.stderr}`);
+    const o = JSON.parse(r.stdout) as { replies: string[]; closed: boolean };
+    expect(o.replies.map((x) => x.slice(0, x.indexOf("\r\n")))).toEqual(["HTTP/1.1 502 Bad Gateway", "HTTP/1.1 200 OK", "HTTP/1.1 200 OK"]);
+    expect(o.replies[0]).toContain("connection closed before a response");
+    expect(o.replies[0]).not.toContain("Connection: close");
+    expect(o.replies.slice(1).map((x) => x.slice(x.indexOf("\r\n\r\n") + 4))).toEqual(["/n1", "/n2"]);
+    expect(o.closed).toBe(false);
+    // A request with a body is never sent twice.
+    expect(upstream.requests.slice(before).filter((x) => x.startsWith("POST /close-me ")).length).toBe(1);
   });
 
   test("a client that half-closes (FIN) after pipelined requests gets every answer, then the close", async () => {

@@ -42,10 +42,16 @@ const RESPONSES: Record<string, string> = {
   "/r-hop": "HTTP/1.1 200 OK\r\nConnection: X-Secret\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\nok",
 };
 
-/** Known paths get their bytes; any other request gets its path back as the body. */
-function answer(req: string): string {
+/** Responses still arriving: pieces the upstream writes 50 ms apart. */
+const PIECES: Record<string, string[]> = {
+  "/chunked-slow": ["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Up: 1\r\n\r\n5\r\nhello\r\n", "6\r\n world\r\n", "0\r\nX-Trailer: t\r\n\r\n"],
+};
+
+/** Known paths get their bytes (/r-close: the connection closed, no answer); any other request gets its path back as the body. */
+function answer(req: string): string | string[] | null {
   const path = req.slice(0, req.indexOf("\n")).split(" ")[1] ?? "";
-  return RESPONSES[path] ?? `HTTP/1.1 200 OK\r\nContent-Length: ${path.length}\r\n\r\n${path}`;
+  if (path === "/r-close") return null;
+  return RESPONSES[path] ?? PIECES[path] ?? `HTTP/1.1 200 OK\r\nContent-Length: ${path.length}\r\n\r\n${path}`;
 }
 
 // ------------------------------------------------------------------ reading what came back and what went up
@@ -53,6 +59,8 @@ function answer(req: string): string {
 interface Seen {
   /** What the client got back (latin1). */
   reply: string;
+  /** The proxy closed the client connection (within the client's idle wait). */
+  closed: boolean;
   /** Every request this proxy sent upstream for this row, as received. */
   up: string[];
 }
@@ -576,9 +584,63 @@ const RESPONSE_ROWS: Row[] = [
     },
     why: "HAProxy laxer (RFC 9110 §7.6.1: a proxy MUST remove them).",
   },
+  {
+    name: "chunked response to an HTTP/1.0 client, whole with its head",
+    send: "GET /chunked HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    nsproxy: {
+      does: "de-chunked with a Content-Length, keep-alive kept",
+      check(o) {
+        const r = only(o.reply);
+        expect(fields(r.head, "transfer-encoding")).toEqual([]);
+        expect(fields(r.head, "content-length")).toEqual(["3"]);
+        expect(fields(r.head, "connection")).toEqual(["keep-alive"]);
+        expect(r.body).toBe("abc");
+        expect(o.closed).toBe(false);
+      },
+    },
+    haproxy: { does: "sent chunked, connection kept", check: chunkedTo10 },
+    why: "nsproxy better on purpose: RFC 9112 §6.1 says a server MUST NOT send chunked to an HTTP/1.0 client, which cannot read it (nginx de-chunks too). HAProxy passes the chunked framing on.",
+  },
+  {
+    name: "chunked response to an HTTP/1.0 client, still arriving",
+    send: "GET /chunked-slow HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    nsproxy: {
+      does: "the chunks' data to the close, no trailer",
+      check(o) {
+        expect(o.reply).toBe("HTTP/1.1 200 OK\r\nX-Up: 1\r\nConnection: close\r\n\r\nhello world");
+        expect(o.closed).toBe(true);
+      },
+    },
+    haproxy: { does: "sent chunked, connection kept", check: chunkedTo10 },
+    why: "As above: the body cannot be measured before it is all there, so nsproxy delimits it by the close, as RFC 9112 §6.3 allows an HTTP/1.0 response.",
+  },
+  {
+    // A POST with a body: never retried by either (a bodyless request on a reused connection may be retried once).
+    name: "upstream closes without answering, a request pipelined behind",
+    send: `POST /r-close HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi${AFTER}`,
+    nsproxy: { does: "502, then the next request served on the connection", check: closeThenAfter },
+    haproxy: { does: "502, then the next request served on the connection", check: closeThenAfter },
+  },
 ];
 
 // ------------------------------------------------------------------ shared checks
+
+/** What HAProxy sends an HTTP/1.0 client for a chunked response: the chunked framing, which that client cannot read. */
+function chunkedTo10(o: Seen): void {
+  const r = only(o.reply);
+  expect(r.status).toBe(200);
+  expect(fields(r.head, "transfer-encoding")).toEqual(["chunked"]);
+  expect(r.body.length).toBeGreaterThan(0);
+  expect(o.closed).toBe(false);
+}
+
+function closeThenAfter(o: Seen): void {
+  expect(responses(o.reply).map((r) => [r.status, r.body.startsWith("/") ? r.body : ""])).toEqual([
+    [502, ""],
+    [200, "/after"],
+  ]);
+  expect(o.up.map(requestLine)).toEqual(["POST /r-close HTTP/1.1", "GET /after HTTP/1.1"]);
+}
 
 function pipelined(o: Seen): void {
   expect(responses(o.reply).map((r) => [r.status, r.body])).toEqual([
@@ -660,8 +722,8 @@ describe.skipIf(Boolean(skipReason) || !haveHaproxy)("nsproxy next to HAProxy as
     const before = up.requests.length;
     const r = await nsExec(NS, [...CLIENT, "send", "127.0.0.1", String(port), Buffer.from(bytes, "latin1").toString("base64"), "400", "0"]);
     if (r.code !== 0) throw new Error(`ns-client failed: ${r.stderr}`);
-    const o = JSON.parse(r.stdout) as { reply: string };
-    return { reply: Buffer.from(o.reply, "base64").toString("latin1"), up: up.requests.slice(before) };
+    const o = JSON.parse(r.stdout) as { reply: string; closed: boolean };
+    return { reply: Buffer.from(o.reply, "base64").toString("latin1"), closed: o.closed, up: up.requests.slice(before) };
   }
 
   beforeAll(async () => {

@@ -1,4 +1,4 @@
-// The chunked transfer coding (RFC 9112 §7.1) as an incremental scanner: it finds where a chunked body ends and refuses a malformed one, while the bytes pass on unchanged.
+// The chunked transfer coding (RFC 9112 §7.1) as an incremental scanner: it finds where a chunked body ends and refuses a malformed one, while the bytes pass on unchanged (or, for an HTTP/1.0 client, only the chunks' data).
 import { FIELD_CHAR, HEX, TCHAR } from "./chars.ts";
 import { type ParseError, parseError } from "./parse-error.ts";
 
@@ -45,15 +45,17 @@ export class ChunkedScanner {
 
   /**
    * Look at buf[from, end). Returns the offset just past the body's last byte when the body ends
-   * inside this range, `end` when it goes on, or -1 when it is malformed (see `error`).
+   * inside this range, `end` when it goes on, or -1 when it is malformed (see `error`). `spans`, when
+   * given, gets the [start, end) offsets of the chunk data in this range, pair after pair (de-chunking).
    */
-  feed(buf: Uint8Array, from: number, end: number): number {
+  feed(buf: Uint8Array, from: number, end: number, spans?: number[]): number {
     let i = from;
     while (i < end) {
       const c = buf[i]!;
       switch (this.state) {
         case S.Data: {
           const n = Math.min(this.left, end - i);
+          if (spans !== undefined) spans.push(i, i + n);
           this.left -= n;
           i += n;
           if (this.left === 0) this.state = S.DataCr;

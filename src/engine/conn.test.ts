@@ -182,7 +182,8 @@ describe("ProxyConn", () => {
     a.dials[0]!.events.onClose("connection refused");
     expect(a.client.text()).toStartWith("HTTP/1.1 502 Bad Gateway\r\n");
     expect(a.client.text()).toContain("nsproxy: upstream http://127.0.0.1:9: connection refused");
-    expect(a.client.ended).toBe(true);
+    expect(a.client.text()).not.toContain("Connection: close");
+    expect(a.client.ended).toBe(false); // its request was read whole: the connection is still well framed
 
     const b = setup({ upstreamTimeoutMs: 1000 });
     b.conn.onClientData(enc("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
@@ -479,5 +480,189 @@ describe("upstream pool (idle connections of a tenant, reused by its next client
     pool.give(dials[1]!.events as never, 0);
     pool.sweep(10_000);
     expect(pool.size).toBe(0);
+  });
+});
+
+describe("ProxyConn and HTTP/1.0 clients: no transfer coding reaches them (RFC 9112 §6.1)", () => {
+  const CHUNKED = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 99\r\nX-Up: 1\r\n\r\n";
+
+  test("a chunked answer that came whole with its head gets a Content-Length: chunk data only, no trailers, keep-alive kept", () => {
+    const { conn, client, open, ev, log } = setup();
+    conn.onClientData(enc("GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+    const up = open();
+    ev().onData(enc(`${CHUNKED}3;ext=1\r\nabc\r\n0a\r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\n`));
+    expect(client.text()).toBe("HTTP/1.1 200 OK\r\nX-Up: 1\r\nContent-Length: 13\r\nConnection: keep-alive\r\n\r\nabc0123456789");
+    expect(client.ended).toBe(false);
+    expect(up.terminated).toBe(false); // the upstream's framing was complete: its connection stays usable
+    expect(log).toEqual([expect.objectContaining({ status: 200, bytes: 13 })]);
+    conn.onClientData(enc("GET /b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+    ev().onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+    expect(client.text()).toEndWith("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok");
+  });
+
+  test("a chunked answer still arriving goes to the close: chunk data across reads, then the client connection ends", () => {
+    const { conn, client, open, ev } = setup();
+    conn.onClientData(enc("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+    open();
+    ev().onData(enc(`${CHUNKED}5\r\nhel`));
+    expect(client.text()).toBe("HTTP/1.1 200 OK\r\nX-Up: 1\r\nConnection: close\r\n\r\nhel");
+    for (const piece of ["lo\r", "\n", "1", "0\r\n", "0123456789abcdef", "\r\n0\r\nX-T", "railer: t\r\n", "\r\n"]) {
+      expect(client.ended).toBe(false);
+      ev().onData(enc(piece));
+    }
+    expect(client.text()).toBe("HTTP/1.1 200 OK\r\nX-Up: 1\r\nConnection: close\r\n\r\nhello0123456789abcdef");
+    expect(client.ended).toBe(true);
+    expect(client.terminated).toBe(false);
+  });
+
+  test("a de-chunked answer the upstream cuts, or breaks, resets the client: a clean close would pass for the whole body", () => {
+    for (const cut of ["close", "garbage"] as const) {
+      const { conn, client, open, ev } = setup();
+      conn.onClientData(enc("GET / HTTP/1.0\r\n\r\n"));
+      open();
+      ev().onData(enc(`${CHUNKED}5\r\nhello\r\n`));
+      if (cut === "close") ev().onClose();
+      else ev().onData(enc("zz\r\n"));
+      expect(client.text()).toEndWith("\r\n\r\nhello");
+      expect(client.terminated).toBe(true);
+      expect(client.ended).toBe(false);
+    }
+  });
+
+  test("HEAD, 204 and 304 need no body handling: only the Transfer-Encoding field goes", () => {
+    for (const [method, status] of [
+      ["HEAD", "200 OK"],
+      ["GET", "204 No Content"],
+      ["GET", "304 Not Modified"],
+    ] as const) {
+      const { conn, client, open, ev } = setup();
+      conn.onClientData(enc(`${method} / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n`));
+      open();
+      ev().onData(enc(`HTTP/1.1 ${status}\r\nTransfer-Encoding: chunked\r\nETag: "x"\r\n\r\n`));
+      expect(client.text()).toBe(`HTTP/1.1 ${status}\r\nETag: "x"\r\nConnection: keep-alive\r\n\r\n`);
+      expect(conn.state).toBe("head");
+    }
+  });
+
+  test("a coding besides chunked cannot be undone for an HTTP/1.0 client: 502; an HTTP/1.1 client gets the chunks as sent", () => {
+    const a = setup();
+    a.conn.onClientData(enc("GET / HTTP/1.0\r\n\r\n"));
+    a.open();
+    a.ev().onData(enc("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n"));
+    expect(a.client.text()).toStartWith("HTTP/1.0 502 Bad Gateway\r\n");
+    expect(a.client.text()).toContain("transfer coding an HTTP/1.0 client cannot read");
+
+    const b = setup();
+    b.conn.onClientData(enc("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
+    b.open();
+    b.ev().onData(enc("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nX-T: 1\r\n\r\n"));
+    expect(b.client.text()).toBe("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nX-T: 1\r\n\r\n");
+  });
+});
+
+describe("ProxyConn after an upstream that failed before answering", () => {
+  test("the 502 keeps the connection: two 200s follow on it", () => {
+    const { conn, client, dials, open, ev, log } = setup();
+    conn.onClientData(enc("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n"));
+    open();
+    ev().onClose(); // the request was read, no byte of a response
+    expect(client.text()).toBe(
+      "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 74\r\n\r\nnsproxy: upstream http://127.0.0.1:9: connection closed before a response\n",
+    );
+    expect(client.ended).toBe(false);
+    expect(conn.state).toBe("head");
+    for (const path of ["/2", "/3"]) {
+      conn.onClientData(enc(`GET ${path} HTTP/1.1\r\nHost: h\r\n\r\n`));
+      if (dials.length === 2 && path === "/2") open(1);
+      expect(dials.at(-1)!.sock.text()).toContain(`GET ${path} HTTP/1.1\r\n`);
+      ev().onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+    }
+    expect(dials.length).toBe(2); // no retry of /1: a fresh connection was dialled for /2 only
+    expect(client.text().match(/HTTP\/1\.1 \d{3}/g)).toEqual(["HTTP/1.1 502", "HTTP/1.1 200", "HTTP/1.1 200"]);
+    expect(log.map((e) => [e.path, e.status])).toEqual([
+      ["/1", 502],
+      ["/2", 200],
+      ["/3", 200],
+    ]);
+  });
+
+  test("a pipelined request behind the failed one is served; a 504 and an invalid head keep the connection too", () => {
+    const a = setup();
+    a.conn.onClientData(enc("POST /1 HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nabGET /2 HTTP/1.1\r\nHost: h\r\n\r\n"));
+    a.open();
+    a.ev().onClose();
+    a.open(1);
+    expect(a.dials[1]!.sock.text()).toStartWith("GET /2 HTTP/1.1\r\n");
+    a.ev().onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    expect(a.client.text().match(/HTTP\/1\.1 \d{3}/g)).toEqual(["HTTP/1.1 502", "HTTP/1.1 200"]);
+    expect(a.client.ended).toBe(false);
+
+    const b = setup({ upstreamTimeoutMs: 1000 });
+    b.conn.onClientData(enc("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+    const up = b.open();
+    b.tick(1500);
+    expect(b.client.text()).toStartWith("HTTP/1.0 504 Gateway Timeout\r\n");
+    expect(b.client.text()).toContain("\r\nConnection: keep-alive\r\n");
+    expect(up.terminated).toBe(true); // a late answer is never read as the next request's
+    expect(b.client.ended).toBe(false);
+
+    const c = setup();
+    c.conn.onClientData(enc("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
+    c.open();
+    c.ev().onData(enc("HTTP/1.1 2OO OK\r\n\r\n"));
+    expect(c.client.text()).toStartWith("HTTP/1.1 502 Bad Gateway\r\n");
+    expect(c.client.ended).toBe(false);
+  });
+
+  test("a client that does not read its answers: the 502 that finds the last one still queued closes the connection", () => {
+    const { conn, client, dials, open, ev } = setup();
+    client.room = 100; // the first 502 (about 190 bytes) does not fit: the client is not reading
+    conn.onClientData(enc("GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\nGET /3 HTTP/1.1\r\nHost: h\r\n\r\n"));
+    open();
+    ev().onClose();
+    expect(dials.length).toBe(2); // /1 answered (queued), /2 sent on
+    open(1);
+    ev().onClose();
+    expect(dials.length).toBe(2); // /3 is never sent: the connection closes once the client takes what is queued
+    expect(client.paused).toBe(true);
+    client.room = Number.POSITIVE_INFINITY;
+    conn.onClientDrain();
+    expect(client.text().match(/502 Bad Gateway/g)?.length).toBe(2);
+    expect(client.text().match(/\r\nConnection: close\r\n/g)?.length).toBe(1);
+    expect(client.ended).toBe(true);
+  });
+
+  test("closed after the 502 when the client asked to close, half-closed, its body was not read whole, or the tenant drains", () => {
+    const cases: [string, (x: ReturnType<typeof setup>) => void][] = [
+      ["Connection: close", (x) => x.conn.onClientData(enc("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"))],
+      ["HTTP/1.0 without keep-alive", (x) => x.conn.onClientData(enc("GET / HTTP/1.0\r\n\r\n"))],
+      [
+        "half-closed",
+        (x) => {
+          x.conn.onClientData(enc("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
+          x.conn.onClientEnd();
+        },
+      ],
+      ["body not read whole", (x) => x.conn.onClientData(enc("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc"))],
+      [
+        "draining",
+        (x) => {
+          x.conn.onClientData(enc("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
+          x.conn.drain();
+        },
+      ],
+    ];
+    for (const [name, start] of cases) {
+      const x = setup();
+      start(x);
+      x.open();
+      x.ev().onClose();
+      expect({ name, reply: x.client.text().slice(0, 24), close: x.client.text().includes("\r\nConnection: close\r\n"), ended: x.client.ended }).toEqual({
+        name,
+        reply: expect.stringMatching(/^HTTP\/1\.[01] 502 Bad Gateway/),
+        close: true,
+        ended: true,
+      });
+    }
   });
 });

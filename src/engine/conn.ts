@@ -2,7 +2,7 @@
 import { concat } from "./bytes.ts";
 import { bytesToLatin1, scanHead } from "./chars.ts";
 import { ChunkedScanner } from "./chunked.ts";
-import { classify, type Fields, Kind, newFields } from "./fields.ts";
+import { classify, type Fields, Kind, newFields, transferCodings } from "./fields.ts";
 import { Leg, type LegOwner } from "./upstream-pool.ts";
 import { localStat, observeDuration, Stat } from "./stats.ts";
 import { isParseError } from "./parse-error.ts";
@@ -78,6 +78,8 @@ export class ProxyConn implements LegOwner {
   private res: ResponseHead | undefined;
   private resLeft = 0;
   private resChunks: ChunkedScanner | undefined;
+  /** An HTTP/1.0 client's response de-chunked to the close: the data spans found in each read (see http10Response). */
+  private dechunk: number[] | undefined;
   /** The current response's head was accepted from the upstream (and logged). */
   private resStarted = false;
   /** A byte of the current response was written to the client: errors can no longer be reported as a status. */
@@ -484,18 +486,73 @@ export class ProxyConn implements LegOwner {
       this.pump(); // bytes the client sent after its upgrade request
       return rest;
     }
+    if (req.minor === 0) return this.http10Response(s, head, rest);
     this.res = head;
     this.resStarted = true;
-    // The client connection stays open only if both sides allow it and the request is complete.
-    const more = this.buf !== undefined && this.pos < this.buf.length; // pipelined requests wait their turn
-    this.keepClient = req.keepAlive && head.framing.body !== "close" && this.reqDone && !this.draining && (!this.clientEnded || more);
-    const connection = !this.keepClient ? "close" : req.minor === 0 ? "keep-alive" : "";
-    this.sendClient(clientResponseHead(s, head, connection));
+    this.keepClient = head.framing.body !== "close" && this.clientMayStay();
+    this.sendClient(clientResponseHead(s, head, this.keepClient ? "" : "close"));
     this.logExchange(head.status, head.framing.body === "length" ? head.framing.contentLength : head.framing.body === "none" ? 0 : undefined);
     if (head.framing.body === "length") this.resLeft = head.framing.contentLength;
     else if (head.framing.body === "chunked") this.resChunks = new ChunkedScanner();
     this.setTimer(Timer.Body);
     return rest;
+  }
+
+  /** The client connection may stay open after this exchange: it asked for that, its request was read whole, and more may come. */
+  private clientMayStay(): boolean {
+    const more = this.buf !== undefined && this.pos < this.buf.length; // pipelined requests wait their turn
+    return this.req!.keepAlive && this.reqDone && !this.draining && (!this.clientEnded || more);
+  }
+
+  /**
+   * The final response to an HTTP/1.0 client, which knows no transfer coding (RFC 9112 §6.1): no
+   * Transfer-Encoding field reaches it, and a chunked body is de-chunked: with a Content-Length when all
+   * of it came with the head, else the chunks' data to the close of the client connection (trailers are
+   * dropped). A coding besides chunked cannot be undone here: 502. Returns the bytes after what it used.
+   */
+  private http10Response(s: string, head: ResponseHead, rest: Uint8Array): Uint8Array | undefined {
+    const f = head.framing;
+    if (f.body !== "none") {
+      const te = transferCodings(s, head.fields);
+      if (te.codings > (te.chunked ? 1 : 0)) return this.badGateway(`upstream ${this.route.upstreamText} sent a transfer coding an HTTP/1.0 client cannot read`);
+    }
+    this.res = head;
+    this.resStarted = true;
+    let keep = f.body !== "close" && this.clientMayStay();
+    /** The de-chunked body's length, when all of it is here. */
+    let length = -1;
+    let spans: number[] | undefined;
+    let used = 0;
+    if (f.body === "chunked") {
+      const chunks = (this.resChunks = new ChunkedScanner());
+      spans = [];
+      used = chunks.feed(rest, 0, rest.length, spans);
+      if (used < 0) {
+        this.upstreamBroken();
+        return undefined;
+      }
+      if (chunks.done) {
+        length = 0;
+        for (let i = 0; i < spans.length; i += 2) length += spans[i + 1]! - spans[i]!;
+      } else {
+        keep = false;
+        this.dechunk = spans;
+      }
+    }
+    this.keepClient = keep;
+    this.sendClient(clientResponseHead(s, head, keep ? "keep-alive" : "close", true, length));
+    this.logExchange(head.status, f.body === "length" ? f.contentLength : f.body === "none" ? 0 : length >= 0 ? length : undefined);
+    if (f.body === "length") this.resLeft = f.contentLength;
+    this.setTimer(Timer.Body);
+    if (spans === undefined) return rest;
+    this.sendSpans(rest, spans);
+    return rest.subarray(used);
+  }
+
+  /** The data of the chunks found in `buf` goes to the client; their framing does not. */
+  private sendSpans(buf: Uint8Array, spans: number[]): void {
+    for (let i = 0; i < spans.length; i += 2) this.sendClient(buf.subarray(spans[i]!, spans[i + 1]!));
+    spans.length = 0;
   }
 
   /** Forward response body bytes; returns what is left of `chunk` after the body ended. */
@@ -512,10 +569,14 @@ export class ProxyConn implements LegOwner {
       end = Math.min(this.resLeft, chunk.length);
       this.resLeft -= end;
     } else {
-      end = this.resChunks!.feed(chunk, 0, chunk.length);
+      end = this.resChunks!.feed(chunk, 0, chunk.length, this.dechunk);
       if (end < 0) {
         this.upstreamBroken();
         return chunk.subarray(chunk.length);
+      }
+      if (this.dechunk !== undefined) {
+        this.sendSpans(chunk, this.dechunk);
+        return chunk.subarray(end);
       }
     }
     if (end > 0) this.sendClient(end === chunk.length ? chunk : chunk.subarray(0, end));
@@ -542,11 +603,17 @@ export class ProxyConn implements LegOwner {
     this.req = undefined;
     this.res = undefined;
     this.resChunks = undefined;
+    this.dechunk = undefined;
     this.reqHead = undefined;
     if (!this.keepClient) {
       this.closeClient();
       return;
     }
+    this.nextRequest();
+  }
+
+  /** The exchange is over and the client connection stays: idle until its next request, or on to a pipelined one. */
+  private nextRequest(): void {
     this.phase = Phase.Head;
     this.setTimer(this.draining ? Timer.Drain : Timer.Idle);
     this.c2u.resume(PAUSE_PIPELINE);
@@ -626,8 +693,34 @@ export class ProxyConn implements LegOwner {
 
   private badGateway(reason: string): undefined {
     if (this.resStarted) this.upstreamBroken(reason);
-    else this.refuse(502, reason);
+    else this.upstreamFailed(502, reason);
     return undefined;
+  }
+
+  /**
+   * The upstream failed before its response began (it closed, refused, timed out or sent an invalid
+   * head): the client gets a 502 or 504. Its connection is still well framed when its request was read
+   * whole — nothing of a response went out, and the next bytes it sends (or already pipelined) start its
+   * next request — so it stays open when the client asked for that, as after any response. It closes
+   * when the request body was not read to its end (where the next request starts is unknown), the client
+   * asked to close or half-closed with nothing more pipelined, or the tenant is draining. Never a retry.
+   * Also when the client has not taken what it was sent: an answer written here has no upstream to pause,
+   * so a client pipelining requests it never reads the answers to must not make them pile up.
+   */
+  private upstreamFailed(status: number, reason: string): void {
+    const req = this.req;
+    if (req === undefined || !this.clientMayStay() || this.u2c.queue.length > 0) {
+      this.refuse(status, reason);
+      return;
+    }
+    this.closeUp(); // whatever it sends after this is never read
+    this.sendClient(plainResponse(status, `nsproxy: ${reason}`, req.minor, true));
+    this.logExchange(status, undefined, true);
+    this.req = undefined;
+    this.reqHead = undefined;
+    this.rbuf = undefined;
+    this.keepClient = true;
+    this.nextRequest();
   }
 
   /**
@@ -643,7 +736,9 @@ export class ProxyConn implements LegOwner {
       return;
     }
     this.keepClient = false;
-    this.closeClient();
+    // A body delimited by the close (de-chunked for HTTP/1.0) would look complete after a FIN: reset.
+    if (this.dechunk !== undefined) this.destroy();
+    else this.closeClient();
   }
 
   // ---------------------------------------------------------------- writing with backpressure
@@ -774,7 +869,7 @@ export class ProxyConn implements LegOwner {
   }
 
   private refuseTimeout(): void {
-    this.refuse(504, `upstream ${this.route.upstreamText} did not answer within ${this.route.upstreamTimeoutMs / 1000} s`);
+    this.upstreamFailed(504, `upstream ${this.route.upstreamText} did not answer within ${this.route.upstreamTimeoutMs / 1000} s`);
   }
 
   /** One request answered (by the upstream, or by nsproxy when `local`): counters, histogram, access log. */

@@ -79,12 +79,12 @@ export function upstreamRequestHead(s: string, head: RequestHead, stamp: Stamp, 
   return bytes(`${out}\r\n`);
 }
 
-function keepInResponse(k: Kind | undefined, head: ResponseHead): boolean {
+function keepInResponse(k: Kind | undefined, head: ResponseHead, http10: boolean): boolean {
   return (
     k === Kind.Other ||
     k === Kind.Protected ||
     k === Kind.Host ||
-    k === Kind.TransferEncoding ||
+    (k === Kind.TransferEncoding && !http10) ||
     (k === Kind.ContentLength && !head.dropLength) ||
     (k === Kind.Upgrade && head.status === 101)
   );
@@ -94,30 +94,39 @@ function keepInResponse(k: Kind | undefined, head: ResponseHead): boolean {
  * The head sent to the client: status line and fields as received, minus hop-by-hop fields (and a
  * Content-Length beside Transfer-Encoding), plus the proxy's own Connection field (`connection`,
  * "" for none) describing the client connection. `s` is the received head as latin1.
+ *
+ * `http10`: the client speaks HTTP/1.0, which has no transfer codings: Transfer-Encoding is never sent
+ * to it (RFC 9112 §6.1), and a body the upstream chunked goes de-chunked, with `length` as its
+ * Content-Length when known whole (-1: to the close).
  */
-export function clientResponseHead(s: string, head: ResponseHead, connection: string): Uint8Array {
+export function clientResponseHead(s: string, head: ResponseHead, connection: string, http10 = false, length = -1): Uint8Array {
   const f = head.fields;
   let out = s.slice(0, head.lineNext);
   let i = 0;
   while (i < f.count) {
-    if (!keepInResponse(f.kind[i], head)) {
+    if (!keepInResponse(f.kind[i], head, http10)) {
       i++;
       continue;
     }
     const from = f.line[i]!;
-    while (i + 1 < f.count && keepInResponse(f.kind[i + 1], head)) i++;
+    while (i + 1 < f.count && keepInResponse(f.kind[i + 1], head, http10)) i++;
     out += s.slice(from, f.next[i]!);
     i++;
   }
+  if (length >= 0) out += `Content-Length: ${length}\r\n`;
   if (connection) out += `Connection: ${connection}\r\n`;
   return bytes(`${out}\r\n`);
 }
 
-/** A response nsproxy writes itself: short plain text, never runtime internals, and the connection closes. */
-export function plainResponse(status: number, text: string, minor = 1): Uint8Array {
+/**
+ * A response nsproxy writes itself: short plain text, never runtime internals. The connection closes
+ * after it, unless `keep` (an upstream failure the client connection is still well framed after).
+ */
+export function plainResponse(status: number, text: string, minor = 1, keep = false): Uint8Array {
   const body = `${text}\n`;
+  const connection = !keep ? "Connection: close\r\n" : minor === 0 ? "Connection: keep-alive\r\n" : "";
   return bytes(
-    `HTTP/1.${minor} ${status} ${REASONS[status] ?? "Error"}\r\n${status === 405 ? ALLOW : ""}Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.${minor} ${status} ${REASONS[status] ?? "Error"}\r\n${status === 405 ? ALLOW : ""}Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n${connection}\r\n${body}`,
   );
 }
 

@@ -112,6 +112,46 @@ async function keepalive(n: number, everyMs: number): Promise<void> {
   out({ statuses });
 }
 
+/**
+ * One connection, one request at a time (base64 each): the next is sent once the previous response is
+ * complete (read by Content-Length). Prints each reply (latin1) and whether the server closed at the end.
+ */
+async function each(requests: string[]): Promise<void> {
+  let buf = "";
+  let closed = false;
+  const sock = await Bun.connect({
+    hostname: host!,
+    port,
+    socket: {
+      data(_s, d) {
+        buf += Buffer.from(d).toString("latin1");
+      },
+      close() {
+        closed = true;
+      },
+    },
+  });
+  const complete = () => {
+    const end = buf.indexOf("\r\n\r\n");
+    const cl = /\r\ncontent-length: *(\d+)/i.exec(buf.slice(0, end + 2));
+    return end >= 0 && cl !== null && buf.length >= end + 4 + Number(cl[1]);
+  };
+  const replies: string[] = [];
+  for (const r of requests) {
+    buf = "";
+    if (!closed) sock.write(Buffer.from(r, "base64"));
+    const t0 = Date.now();
+    while (!closed && !complete() && Date.now() - t0 < 5000) await Bun.sleep(10);
+    replies.push(buf);
+  }
+  // A close that follows the last response is seen within this wait.
+  const t1 = Date.now();
+  while (!closed && Date.now() - t1 < 300) await Bun.sleep(10);
+  const closedByServer = closed;
+  sock.end();
+  out({ replies, closed: closedByServer });
+}
+
 /** WebSocket: send three messages, expect each echoed. */
 async function ws(url: string): Promise<void> {
   const sock = new WebSocket(url);
@@ -138,6 +178,7 @@ if (mode === "send") await send(rest[0]!, Number(rest[1] ?? 500), Number(rest[2]
 else if (mode === "hold") await hold(Number(rest[0]), Number(rest[1]), rest[2] ?? "");
 else if (mode === "ws") await ws(host!);
 else if (mode === "keepalive") await keepalive(Number(rest[0]), Number(rest[1]));
+else if (mode === "each") await each(rest);
 else {
   console.error(`unknown mode ${mode}`);
   process.exit(2);

@@ -1,6 +1,9 @@
 // A host-side upstream that records the exact bytes of every request and answers with exact bytes.
 import type { TCPSocketListener } from "bun";
 
+/** Between the pieces of a response sent in pieces: long enough for each to be read on its own. */
+const PIECE_GAP_MS = 50;
+
 export interface RawUpstream {
   port: number;
   /** Every request head and body as received, one entry per request (a head, then the body bytes by Content-Length). */
@@ -10,9 +13,10 @@ export interface RawUpstream {
 
 /**
  * `answer(request)` gives the response bytes for a request (its head, plus body by Content-Length;
- * chunked bodies are read to the terminating 0 chunk).
+ * chunked bodies are read to the terminating 0 chunk): a string written at once, pieces written
+ * PIECE_GAP_MS apart (a response still arriving), or null to close the connection without answering.
  */
-export function startRawUpstream(answer: (request: string) => string): RawUpstream {
+export function startRawUpstream(answer: (request: string) => string | string[] | null): RawUpstream {
   const requests: string[] = [];
   const listener: TCPSocketListener<{ buf: string }> = Bun.listen<{ buf: string }>({
     hostname: "127.0.0.1",
@@ -40,7 +44,13 @@ export function startRawUpstream(answer: (request: string) => string): RawUpstre
           const req = s.data.buf.slice(0, total);
           s.data.buf = s.data.buf.slice(total);
           requests.push(req);
-          s.write(Buffer.from(answer(req), "latin1"));
+          const a = answer(req);
+          if (a === null) {
+            s.end();
+            return;
+          }
+          if (typeof a === "string") s.write(Buffer.from(a, "latin1"));
+          else a.forEach((piece, i) => setTimeout(() => s.write(Buffer.from(piece, "latin1")), i * PIECE_GAP_MS));
         }
       },
     },
