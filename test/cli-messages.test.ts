@@ -121,7 +121,9 @@ describe.skipIf(!isRoot)("the admin socket's directory", () => {
     expect(said(r.stderr)).toContain(`make it 0700 (chmod 700 ${own}) or choose another --admin-socket`);
   });
 
-  const nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "env", "HOME=/tmp", ...SOURCE_CLI];
+  // With CAP_SYS_ADMIN (ambient), as a daemon run by systemd's User= would have it: without it, run stops earlier,
+  // at the capability check, before it looks at the admin socket's directory.
+  const nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--inh-caps", "+sys_admin", "--ambient-caps", "+sys_admin", "env", "HOME=/tmp", ...SOURCE_CLI];
   // uid 65534 must be able to read the sources (not so in a copy under a 0700 directory, as scripts/mutate.ts makes).
   const nobodyRuns = haveSetpriv && Bun.spawnSync([...nobody, "version"], { stdout: "ignore", stderr: "ignore" }).exitCode === 0;
   if (isRoot && !nobodyRuns) console.warn("skip: uid 65534 cannot run nsproxy from this tree (setpriv missing, or the tree is not readable by others)");
@@ -131,7 +133,7 @@ describe.skipIf(!isRoot)("the admin socket's directory", () => {
     mkdirSync(closed, { mode: 0o700 });
     const path = join(closed, "sub", "admin.sock");
     const r = await runNsproxy(["run", "--admin-socket", path], { command: nobody });
-    expect(r.code).toBe(2);
+    expect(r.code, r.stderr).toBe(2);
     const message = said(r.stderr);
     expect(message).toContain(`cannot create the admin socket ${path}: ${closed} is not writable by this user (uid 65534) (EACCES); run as root or pass --admin-socket in a directory it can write`);
     expect(message).not.toMatch(/EACCES: permission denied/);

@@ -7,9 +7,10 @@
 import { chmodSync, chownSync, lstatSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Loaded } from "../config/load.ts";
+import type { TenantSpec } from "../config/types.ts";
 import { DEFAULT_ADMIN_SOCKET, DEFAULT_TENANTS_DIR } from "../config/settings.ts";
 import { readStoredTenants } from "../control/desired.ts";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, NsproxyError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { capabilityReport, capBit, capList, hasCap, ownCaps, type OwnCaps } from "../netns/caps.ts";
 import { dropExec } from "../netns/native.ts";
@@ -23,9 +24,23 @@ const DONE = "NSPROXY_PRIVILEGES_SET";
 
 /** Every tenant known at start, and the [defaults] listen that discovered and added tenants get (no namespace of its own). */
 function needsOf(loaded: Loaded, who: Who): Needs {
-  const stored = [...readStoredTenants(loaded).stored.values()];
+  const stored = storedTenants(loaded);
   const defaults = loaded.defaults.listen ? [{ name: "[defaults]", netns: "", listen: loaded.defaults.listen }] : [];
   return neededCapabilities(loaded.config, [...loaded.config.tenants, ...stored, ...defaults], who);
+}
+
+/**
+ * The tenants directory's tenants, or none when this process cannot read it: the capabilities are worked out
+ * from what can be seen, and the directory's own error comes later, where run reads it for the attach pass
+ * (after the admin socket, whose directory is the more basic mistake).
+ */
+function storedTenants(loaded: Loaded): TenantSpec[] {
+  try {
+    return [...readStoredTenants(loaded).stored.values()];
+  } catch (err) {
+    if (err instanceof NsproxyError) return [];
+    throw err;
+  }
 }
 
 /**
