@@ -230,6 +230,14 @@ const MUTATIONS: Mutation[] = [
     only: "ingress connect",
   },
   {
+    name: "strand-migration-not-armed",
+    breaks: "a stranded worker turns on tcp_migrate_req before closing its listeners (queued connections move, not reset)",
+    file: "src/worker/worker.ts",
+    edits: [["  armMigration(all);\n", ""]],
+    tests: ["test/worker-replace.test.ts"],
+    only: "return home fails",
+  },
+  {
     name: "static-header-dashed-twin-kept",
     breaks: "a client's X-Plan never rides beside a static X_Plan (one variable to a CGI/WSGI upstream)",
     file: "src/engine/rewrite.ts",
