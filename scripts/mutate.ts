@@ -6,7 +6,7 @@
 // it; the whole run stays within minutes. A mutation whose text no longer matches the code fails the run: when
 // the code moves, move the mutation with it.
 //
-// Usage (root): bun scripts/mutate.ts [--ref REF] [NAME …]
+// Usage (root): bun scripts/mutate.ts [--ref REF] [NAME …]      bun scripts/mutate.ts --list (each name and the promise it breaks)
 //   the working tree as it stands (tracked and untracked, not ignored) is copied to a temporary directory; with
 //   --ref, that commit instead. The shared tree is never touched. Exit 0 when every mutation was killed.
 import { spawn, spawnSync } from "node:child_process";
@@ -228,6 +228,14 @@ const MUTATIONS: Mutation[] = [
     edits: [["  if (fd === STRANDED) {", "  if (fd === STRANDED && false) {"]],
     tests: ["test/worker-replace.test.ts"],
     only: "ingress connect",
+  },
+  {
+    name: "strand-migration-not-armed",
+    breaks: "a stranded worker turns on tcp_migrate_req before closing its listeners (queued connections move, not reset)",
+    file: "src/worker/worker.ts",
+    edits: [["  armMigration(all);\n", ""]],
+    tests: ["test/worker-replace.test.ts"],
+    only: "return home fails",
   },
   {
     name: "static-header-dashed-twin-kept",
@@ -636,6 +644,11 @@ function apply(dir: string, m: Mutation): string {
 }
 
 async function main(): Promise<number> {
+  if (process.argv.includes("--list")) {
+    for (const m of MUTATIONS) console.log(`${m.name.padEnd(40)} ${m.file}: ${m.breaks}`);
+    console.log(`${MUTATIONS.length} mutations`);
+    return 0;
+  }
   if (process.getuid?.() !== 0) {
     console.error("mutate: the tests that must catch these mutations need root (they create network namespaces)");
     return 2;

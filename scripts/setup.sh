@@ -2,7 +2,8 @@
 # Set up a fresh Debian machine (Node.js and npm present) and run the demo or the tests, as root or via sudo.
 #   bash scripts/setup.sh demo   # install, build, run the demo on throwaway namespaces
 #   bash scripts/setup.sh test   # install, build (the release too), run every test; then the end-to-end tests again
-#                                # with the daemon under Deno (npm run test:deno), whatever the first run gave
+#                                # with the daemon under Deno (npm run test:deno), whatever the first run gave;
+#                                # one summary line per leg, then the total
 set -euo pipefail
 script=$(readlink -f "$0")
 cd "$(dirname "$script")/.."
@@ -53,9 +54,43 @@ npx --no-install bun build.ts
 if [ "$what" = demo ]; then
   exec npx --no-install bun scripts/demo.ts
 fi
+# Each leg ends with its own line from bun's summary (" N pass", " N fail", " N skip", the last ones it prints),
+# and the two end with the total: the closing line "N passed, N failed, N skipped" that CI reads.
 rc=0
-npx --no-install bun test --timeout 120000 || rc=$?
+total_pass=0
+total_fail=0
+total_skip=0
+leg() {
+  local name=$1 log code pass fail skip
+  shift
+  log=$(mktemp)
+  set +e
+  "$@" 2>&1 | tee "$log"
+  code=${PIPESTATUS[0]}
+  set -e
+  count() { grep -Eo "^ *[0-9]+ $1\$" "$log" | tail -n 1 | grep -Eo "[0-9]+" || true; }
+  pass=$(count pass)
+  fail=$(count fail)
+  skip=$(count skip)
+  rm -f "$log"
+  if [ -z "$pass$fail" ]; then
+    echo "$name leg: no test summary (exit code $code)"
+    rc=1
+    return
+  fi
+  echo "$name leg: ${pass:-0} passed, ${fail:-0} failed, ${skip:-0} skipped"
+  total_pass=$((total_pass + ${pass:-0}))
+  total_fail=$((total_fail + ${fail:-0}))
+  total_skip=$((total_skip + ${skip:-0}))
+  if [ "$code" -ne 0 ]; then rc=$code; fi
+}
+leg bun npx --no-install bun test --timeout 120000
 # The same end-to-end tests with the daemon and the CLI run from source by Deno (the deno devDependency); the
 # runner stays bun test. About 2 minutes more.
-NSPROXY_TEST_RUNTIME=deno npx --no-install bun test --timeout 120000 test/ || rc=$?
+leg deno env NSPROXY_TEST_RUNTIME=deno npx --no-install bun test --timeout 120000 test/
+echo "${total_pass} passed, ${total_fail} failed, ${total_skip} skipped"
+if [ "$rc" -eq 0 ] && [ "$total_pass" -eq 0 ]; then
+  echo "no test ran" >&2
+  rc=1
+fi
 exit "$rc"

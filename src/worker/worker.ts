@@ -3,7 +3,7 @@ import { hostsOverlap } from "../config/overlap.ts";
 import type { ListenAddr, TenantSpec } from "../config/types.ts";
 import type { Env, UpstreamEvents } from "../engine/types.ts";
 import type { WorkerFaults } from "../faults.ts";
-import { connectInsideRaw, errnoName, errorText, failNextEnter, netnsIdentity, openOwnNetns, socketErrorRaw, STRANDED } from "../netns/native.ts";
+import { closeFd, connectInsideRaw, enterNetnsRaw, errnoName, errorText, failNextEnter, migrateReqOnRaw, netnsIdentity, openNetns, openOwnNetns, socketErrorRaw, STRANDED } from "../netns/native.ts";
 import { ownThreadId } from "../netns/threads.ts";
 import { type AccessSink, stdoutAccessLog } from "../proxy/access-log.ts";
 import { notTls } from "../runtime/handshake-failure.ts";
@@ -33,6 +33,10 @@ let stranded = false;
 let strandIngressFd = -1;
 /** How long a stranded worker's exchanges in flight may go on before its thread ends. */
 const STRANDED_GRACE_MS = 2000;
+/** How long a stranded worker may spend turning on tcp_migrate_req before it closes its listeners. */
+const STRANDED_ARM_MS = 1000;
+/** Each tenant group's namespace path (a stranded worker opens it again; see armMigration). */
+const netnsPaths = new WeakMap<TenantGroup, string>();
 
 /** While a batch is handled, answers given at once are collected and sent back as one message. */
 let collected: FromWorker[] | undefined;
@@ -81,20 +85,28 @@ function attach(spec: TenantSpec, nsFd: number, slot: number, material: AttachMa
   if (spec.name === faults.strand) failNextEnter(homeFd);
   const group = new TenantGroup(spec, tenantStats(slot), slot, counts, env, owner, material);
   const tls = material.tls;
+  /** The listener the last listen call made (a strand throws after making it, before it is pushed). */
+  let made: TenantGroup["listeners"][number] | undefined;
   try {
     // Replacing: the old listeners close right after, so the namespace gets tcp_migrate_req (see window.ts).
     const old = tenants.get(spec.name);
     // Its old listeners count as its own only in the same namespace (a tenant moved to another one probes there).
     group.namespace = netnsIdentity(nsFd, spec.netns);
+    netnsPaths.set(group, spec.netns);
     const own: ListenAddr[] = old && old.namespace === group.namespace ? [...old.addresses] : [];
     for (const addr of spec.listen) {
       if (addr.tls && !tls) throw new ListenError(addr.text, "ETLS", `listen ${addr.text}: no certificate was given for this https:// listener`);
-      const listen = addr.tls ? (host: string, port: number) => listenTcp(host, port, group.tlsHooks, tls) : (host: string, port: number) => listenTcp(host, port, group);
+      const listen = addr.tls ? (host: string, port: number) => (made = listenTcp(host, port, group.tlsHooks, tls)) : (host: string, port: number) => (made = listenTcp(host, port, group));
       const alone = exclusive && !own.some((o) => o.port === addr.port && hostsOverlap(o.host, addr.host));
       group.listeners.push(listenInside(nsFd, homeFd, addr, listen, migrate || old !== undefined, alone));
       own.push(addr);
     }
   } catch (err) {
+    if (err instanceof StrandedError) {
+      // The listener made just before the failed return home is this group's too: armed, then closed with the rest.
+      if (made && !group.listeners.includes(made)) group.listeners.push(made);
+      armMigration([group]);
+    }
     for (const l of group.listeners) l.stop(true);
     throw err;
   }
@@ -165,11 +177,44 @@ function strand(message: string): void {
   stranded = true;
   const all = [...tenants.values()];
   tenants.clear();
+  armMigration(all);
   const done = Promise.all([...all.map((g) => retire(g, STRANDED_GRACE_MS)), ingress?.stop(STRANDED_GRACE_MS)]);
   post({ type: "fatal", message });
   // Ended by the main thread, not by process.exit here: a thread that ends itself first starts one more
   // (JavaScriptCore's "Signal Sender"), which would be born in the tenant's namespace (seen).
   void done.then(() => post({ type: "drained" }));
+}
+
+/**
+ * A stranded worker's listeners close while the other workers' listeners for the same tenants stay (SO_REUSEPORT
+ * siblings). Connections the kernel has queued on a closing listener are reset unless tcp_migrate_req is on in its
+ * namespace, and nothing had turned it on there (only a tenant's re-attach does): a client connecting in that
+ * instant got ECONNRESET (seen under Deno: 1 or 2 per strand, in about one strand of seven under load). So each
+ * tenant's namespace is opened again by its path (skipped if the path names another namespace now) and entered
+ * to turn it on; the queued connections then move to a sibling. The thread cannot go home any more, so visiting
+ * other namespaces costs it nothing; only syscalls run while it does. Bounded in time: each write costs more the
+ * more namespaces the host has (~2.7 ms at 10,000), and the listeners wait for this.
+ */
+function armMigration(groups: TenantGroup[]): void {
+  const until = performance.now() + STRANDED_ARM_MS;
+  const armed = new Set<string>();
+  const tried = new Set<string>();
+  for (const g of groups) {
+    const path = netnsPaths.get(g);
+    if (!path || tried.has(g.namespace) || performance.now() > until) continue;
+    tried.add(g.namespace);
+    let fd = -1;
+    try {
+      fd = openNetns(path);
+      if (netnsIdentity(fd, path) === g.namespace && enterNetnsRaw(fd) === 0 && migrateReqOnRaw() === 0) armed.add(g.namespace);
+    } catch {
+      // gone or unreadable: its queued connections are reset, as they were before
+    } finally {
+      if (fd >= 0) closeFd(fd);
+    }
+  }
+  const missed = groups.filter((g) => !armed.has(g.namespace)).length;
+  if (missed > 0) owner.warn("strand-migrate", `stranded worker: tcp_migrate_req could not be turned on for ${missed} of ${groups.length} tenant(s); connections queued on their listeners here are reset`);
 }
 
 /** The engine's clock, refreshed by the sweep: timeouts need no finer grain than the sweep has. */

@@ -57,8 +57,8 @@ async function acceptLoop(listener: Deno.Listener, hooks: ListenerHooks, tls: bo
       continue;
     }
     // After stop() a connection can still arrive here: Deno accepted it before, its promise settled after. It
-    // goes to the hooks all the same: whether a retiring tenant still answers it is theirs to say (today they
-    // refuse it, and a client may see a reset while its tenant is replaced; Bun's listener has no such gap).
+    // goes to the hooks all the same: whether a retiring tenant still answers it is theirs to say (it serves
+    // and drains it, see tenant-group.ts accept; Bun's listener has no such gap).
     try {
       accept(conn, hooks, tls, accepted);
     } catch (err) {
