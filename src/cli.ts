@@ -166,5 +166,8 @@ export async function run(rawArgs: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  run(process.argv.slice(2)).then((code) => process.exit(code));
+  // A container runtime runs the installed copy (/opt/cni/bin/nsproxy) as a CNI plugin: CNI_COMMAND says so,
+  // and argv means nothing then. Only the plugin's modules load; no workers, no seccomp filter.
+  const main = process.env.CNI_COMMAND ? import("./cni/main.ts").then((m) => m.cniMain()) : run(process.argv.slice(2));
+  main.then((code) => process.exit(code));
 }
