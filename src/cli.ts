@@ -44,6 +44,11 @@ const EXAMPLES: Record<string, string[]> = {
     "nsproxy top --once --json | jq -r '.tenants[] | select(.errors_per_second > 1) | .name'",
   ],
   reload: ["nsproxy reload", "kill -HUP $(pidof nsproxy)   # the same, without the admin socket"],
+  cni: ["nsproxy cni install --plugin-conf /etc/nsproxy/cni-plugin.json --watch", "nsproxy cni uninstall"],
+  "cni install": [
+    "nsproxy cni install --bin-dir /host/opt/cni/bin --conf-dir /host/etc/cni/net.d --plugin-conf /etc/nsproxy/cni-plugin.json --watch",
+  ],
+  "cni uninstall": ["nsproxy cni uninstall --bin-dir /host/opt/cni/bin --conf-dir /host/etc/cni/net.d"],
   upgrade: ["nsproxy upgrade", "nsproxy upgrade --binary /opt/nsproxy/nsproxy-1.4", "kill -USR2 $(pidof nsproxy)   # the same, without waiting or output"],
 };
 
@@ -64,6 +69,7 @@ const main = defineCommand({
     upgrade: () => import("./commands/upgrade.ts").then((m) => m.default),
     version: () => import("./commands/version.ts").then((m) => m.default),
     top: () => import("./commands/top.ts").then((m) => m.default),
+    cni: () => import("./commands/cni.ts").then((m) => m.default),
   },
 });
 
