@@ -575,6 +575,29 @@ const MUTATIONS: Mutation[] = [
     tests: ["test/least-privilege.test.ts"],
     only: "noexec TMPDIR",
   },
+  {
+    name: "cni-del-gone-fails",
+    breaks: "a CNI DEL of a tenant that is already gone succeeds (the spec requires DEL to be idempotent)",
+    file: "src/cni/plugin.ts",
+    edits: [["    await admin.deleteTenant(name, ownerOf(inv));\n", "    if (!(await admin.deleteTenant(name, ownerOf(inv)))) throw new CniError(CODE.notServing, `tenant ${name} is not there`);\n"]],
+    tests: ["src/cni/plugin.test.ts", "test/cni.test.ts"],
+  },
+  {
+    name: "cni-late-del-removes-new",
+    breaks: "a late CNI DEL of a pod's old sandbox leaves the tenant its new sandbox added",
+    file: "src/control/admin-control.ts",
+    edits: [["    if (owner !== undefined && held && held.owner !== owner) {\n", "    if (false && owner !== undefined && held && held.owner !== owner) {\n"]],
+    tests: ["test/cni.test.ts"],
+    only: "new sandbox keeps the name",
+  },
+  {
+    name: "cni-orphan-kept",
+    breaks: "a CNI tenant whose DEL never came is dropped once its namespace is gone",
+    file: "src/control/follower.ts",
+    edits: [["const orphans = this.upgrading() ? [] : this.desired.dropOrphans();", "const orphans: string[] = [];"]],
+    tests: ["test/cni.test.ts"],
+    only: "missed DEL",
+  },
 ];
 const ROOT = join(import.meta.dir, "..");
 const BUN = process.execPath;

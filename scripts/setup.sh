@@ -36,6 +36,8 @@ command -v openssl >/dev/null || missing+=(openssl)
 if [ "$what" = test ] && [ ! -x /usr/sbin/haproxy ]; then missing+=(haproxy); fi
 # ... and replace a tenant while wrk loads it (test/replace-under-load.test.ts).
 if [ "$what" = test ] && ! command -v wrk >/dev/null; then missing+=(wrk); fi
+# The CNI plugin run in a chain after the reference loopback plugin (test/cni.test.ts).
+if [ "$what" = test ] && [ ! -x /usr/lib/cni/loopback ]; then missing+=(containernetworking-plugins); fi
 # The release (test/release.test.ts builds it): the arm64 libnetns.so and Debian's arm64 glibc to run it on,
 # readelf to read what each binary needs, qemu-user to run the arm64 one here.
 if [ "$what" = test ]; then

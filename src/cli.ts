@@ -44,6 +44,11 @@ const EXAMPLES: Record<string, string[]> = {
     "nsproxy top --once --json | jq -r '.tenants[] | select(.errors_per_second > 1) | .name'",
   ],
   reload: ["nsproxy reload", "kill -HUP $(pidof nsproxy)   # the same, without the admin socket"],
+  cni: ["nsproxy cni install --plugin-conf /etc/nsproxy/cni-plugin.json --watch", "nsproxy cni uninstall"],
+  "cni install": [
+    "nsproxy cni install --bin-dir /host/opt/cni/bin --conf-dir /host/etc/cni/net.d --plugin-conf /etc/nsproxy/cni-plugin.json --watch",
+  ],
+  "cni uninstall": ["nsproxy cni uninstall --bin-dir /host/opt/cni/bin --conf-dir /host/etc/cni/net.d"],
   upgrade: ["nsproxy upgrade", "nsproxy upgrade --binary /opt/nsproxy/nsproxy-1.4", "kill -USR2 $(pidof nsproxy)   # the same, without waiting or output"],
 };
 
@@ -64,6 +69,7 @@ const main = defineCommand({
     upgrade: () => import("./commands/upgrade.ts").then((m) => m.default),
     version: () => import("./commands/version.ts").then((m) => m.default),
     top: () => import("./commands/top.ts").then((m) => m.default),
+    cni: () => import("./commands/cni.ts").then((m) => m.default),
   },
 });
 
@@ -166,5 +172,8 @@ export async function run(rawArgs: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  run(process.argv.slice(2)).then((code) => process.exit(code));
+  // A container runtime runs the installed copy (/opt/cni/bin/nsproxy) as a CNI plugin: CNI_COMMAND says so,
+  // and argv means nothing then. Only the plugin's modules load; no workers, no seccomp filter.
+  const main = process.env.CNI_COMMAND ? import("./cni/main.ts").then((m) => m.cniMain()) : run(process.argv.slice(2));
+  main.then((code) => process.exit(code));
 }

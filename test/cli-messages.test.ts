@@ -30,9 +30,9 @@ describe("a typo gets the nearest right word, and exit 2", () => {
     [["reload", "--conifg", "x.toml"], "--conifg: unknown option; did you mean --config? (see --help)"],
     [["version", "--jsno"], "--jsno: unknown option (see --help)"],
     [["--verison"], "--verison: unknown option; did you mean --version?"],
-    [["chek", "-c", "x.toml"], "unknown command 'chek'; did you mean 'check'? (nsproxy commands: run, check, tenant, status, reload, upgrade, version, top; see nsproxy --help)"],
+    [["chek", "-c", "x.toml"], "unknown command 'chek'; did you mean 'check'? (nsproxy commands: run, check, tenant, status, reload, upgrade, version, top, cni; see nsproxy --help)"],
     [["tenant", "ad", "acme"], "unknown command 'tenant ad'; did you mean 'tenant add'? (nsproxy tenant commands: add, rm, ls; see nsproxy tenant --help)"],
-    [["frobnicate"], "unknown command 'frobnicate' (nsproxy commands: run, check, tenant, status, reload, upgrade, version, top; see nsproxy --help)"],
+    [["frobnicate"], "unknown command 'frobnicate' (nsproxy commands: run, check, tenant, status, reload, upgrade, version, top, cni; see nsproxy --help)"],
     [["tenant"], "nsproxy tenant needs a command: add, rm, ls (see nsproxy tenant --help)"],
   ];
   for (const [args, message] of cases) {

@@ -58,10 +58,10 @@ export class AdminClient {
     return this.request("PUT", tenantPath(name), input);
   }
 
-  /** False when the daemon has no such tenant (404). */
-  async deleteTenant(name: string): Promise<boolean> {
+  /** False when the daemon has no such tenant (404). With `owner`, only while the tenant is that owner's (else a 409). */
+  async deleteTenant(name: string, owner?: string): Promise<boolean> {
     try {
-      await this.request("DELETE", tenantPath(name));
+      await this.request("DELETE", `${tenantPath(name)}${owner === undefined ? "" : `?owner=${encodeURIComponent(owner)}`}`);
       return true;
     } catch (e) {
       if (e instanceof AdminRequestError && e.status === 404) return false;

@@ -93,7 +93,9 @@ export function createAdminApp(control: DaemonControl): Hono {
   });
   app.delete("/v1/tenants/:name", async (c) => {
     const name = c.req.param("name");
-    if (!(await control.deleteTenant(name))) throw noTenant(name);
+    // ?owner=cni:ID: only while the tenant is still that owner's (409 otherwise).
+    const owner = c.req.query("owner");
+    if (!(await control.deleteTenant(name, owner))) throw noTenant(name);
     return json(c, { result: "deleted", name } satisfies DeleteResult);
   });
   app.all("/v1/tenants/:name", notAllowed("GET, HEAD, PUT, DELETE"));

@@ -19,6 +19,8 @@ export interface TenantView {
   /** Present when state is not "serving": why, with the errno name. */
   error?: string;
   source: TenantSource;
+  /** Who added it ("cni:CONTAINER-ID"): it goes when its namespace file does. */
+  owner?: string;
   headers: Record<string, string>;
   tenant_header: string;
   upstream_timeout_ms: number;
@@ -66,6 +68,7 @@ export interface StatusView {
  */
 export type TenantInput = StoredSettings & {
   netns: string;
+  owner?: string;
   headers?: Record<string, string>;
 };
 
@@ -120,7 +123,7 @@ export interface DaemonControl {
   /** Validate, store in the tenants directory, apply. Throws ControlError "invalid" (with field) or "conflict" (not a tenants-dir tenant, a host taken). */
   putTenant(name: string, input: unknown): Promise<PutResult>;
   /** Remove from the tenants directory and detach. False when there is no such tenant. Throws ControlError "conflict" for config/flag/discovered tenants. */
-  deleteTenant(name: string): Promise<boolean>;
+  deleteTenant(name: string, owner?: string): Promise<boolean>;
   /** Same as SIGHUP. Throws ControlError "rejected" when the new configuration is invalid (the old one keeps running). */
   reload(): Promise<ReloadResult>;
   /**

@@ -86,7 +86,7 @@ export function loadLayered(opts: { file?: string; flags?: FlagOverrides; source
  */
 export function resolveTenant(t: FileTenant, defaults: Layer, source: TenantSpec["source"]): TenantSpec {
   try {
-    return { ...finish(t.name, t.netns, mergeLayers([defaults, t.layer]), []), source };
+    return { ...finish(t.name, t.netns, mergeLayers([defaults, t.layer]), []), source, ...(t.owner ? { owner: t.owner } : {}) };
   } catch (e) {
     // As checkTenantTable does: a key path inside the tenant's own table, the field an admin request names.
     if (e instanceof Invalid && Array.isArray(e.at) && e.at[0] === "tenants" && e.at[1] === t.name) throw new Invalid(e.message, e.at.slice(2));

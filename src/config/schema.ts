@@ -12,7 +12,15 @@ export interface FileTenant {
   name: string;
   netns: string;
   layer: Layer;
+  /** Who added it and goes away with its namespace ("cni:CONTAINER-ID"); see OWNER_RE. */
+  owner?: string;
 }
+
+/**
+ * owner = "KIND:ID": the tenant belongs to something outside nsproxy (a CNI attachment, "cni:<container id>").
+ * Such a tenant is removed once its namespace file is gone, and a DELETE naming another owner leaves it alone.
+ */
+export const OWNER_RE = /^[a-z][a-z0-9-]{0,15}:[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 export interface FileConfig {
   daemon: DaemonSettings;
@@ -27,7 +35,7 @@ const TOP_KEYS = ["daemon", "defaults", "tenants", "discover"];
 const DISCOVER_KEYS = ["dir", "glob"];
 const LAYER_KEYS: readonly string[] = [...TENANT_SETTINGS.map((s) => s.key), "headers"];
 /** The keys of a [tenants.NAME] table, in the order a stored tenant file lists them. */
-export const TENANT_KEYS: readonly string[] = ["netns", ...LAYER_KEYS];
+export const TENANT_KEYS: readonly string[] = ["netns", "owner", ...LAYER_KEYS];
 
 export function readDocument(doc: Table): FileConfig {
   checkKeys(doc, [], TOP_KEYS);
@@ -39,9 +47,15 @@ export function readDocument(doc: Table): FileConfig {
   return {
     daemon: daemon ? readDaemon(daemon) : {},
     defaults: defaults ? readLayer(defaults, ["defaults"]) : emptyLayer(),
-    tenants: Object.entries(tenants ?? {}).map(([name, t]) => readTenant(name, t)),
+    tenants: Object.entries(tenants ?? {}).map(([name, t]) => notOwned(readTenant(name, t))),
     discover: readDiscoverList(doc.discover),
   };
+}
+
+/** owner marks a tenant added at runtime that goes with its namespace: the config file's tenants stay until edited. */
+function notOwned(t: FileTenant): FileTenant {
+  if (t.owner !== undefined) throw new Invalid(`owner is set by whoever adds a tenant at runtime (the CNI plugin), not in the config file`, ["tenants", t.name, "owner"]);
+  return t;
 }
 
 /** [[discover]] tables: { dir = "/run/netns", glob = "*" }. */
@@ -84,7 +98,12 @@ export function readTenant(name: string, t: unknown): FileTenant {
     throw new Invalid(`netns ${JSON.stringify(ref)}: the NAME=REF form is for --netns; here the table name [tenants.${name}] is the tenant name`, [...path, "netns"]);
   }
   const netns = at([...path, "netns"], () => netnsPath(ref));
-  return { name, netns, layer: readLayer(t, path) };
+  const out: FileTenant = { name, netns, layer: readLayer(t, path) };
+  if (t.owner !== undefined) {
+    if (typeof t.owner !== "string" || !OWNER_RE.test(t.owner)) throw new Invalid(`owner must be KIND:ID, like "cni:4f1c2a…" (letters, digits, '.', '_', '-'), not ${JSON.stringify(t.owner)}`, [...path, "owner"]);
+    out.owner = t.owner;
+  }
+  return out;
 }
 
 /** The settings shared by [defaults] and [tenants.NAME]; unknown keys were checked by the caller. */

@@ -54,6 +54,8 @@ export interface TenantSpec extends TenantDefaults {
   ingress?: IngressSpec;
   /** Where it was declared (not part of what is served: specs that differ only here are equal). */
   source?: TenantSource;
+  /** owner = "KIND:ID" of a tenants-dir tenant: removed once its namespace file is gone (not part of what is served). */
+  owner?: string;
 }
 
 /** A tenant's share of the ingress direction: host names routed to services inside its namespace. */

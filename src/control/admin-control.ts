@@ -139,6 +139,8 @@ export class AdminControl implements DaemonControl {
     const clash = clashOf(spec, this.desired.all(), this.namespaceOf());
     if (clash) throw new ControlError("conflict", clash.message, clash.field);
     const before = this.desired.stored.get(name);
+    // A runtime attachment never takes over a tenant the operator added (a pod named after it must not).
+    if (before && !before.owner && spec.owner) throw new ControlError("conflict", `tenant '${name}' was added by the operator; ${spec.owner} does not replace it`);
     const { changed } = writeTenantFile(this.config.tenantsDir, name, table);
     this.desired.stored.set(name, spec);
     const r = await this.reconciler.apply(this.desired.all());
@@ -147,8 +149,13 @@ export class AdminControl implements DaemonControl {
     return { result, tenant: this.view(this.reconciler.tenants.get(name)!) };
   }
 
-  async deleteTenant(name: string): Promise<boolean> {
+  /** `owner`: remove it only if it is still that owner's (a late DEL of an old container must not remove the new one's). */
+  async deleteTenant(name: string, owner?: string): Promise<boolean> {
     this.notUpgrading();
+    const held = this.desired.stored.get(name);
+    if (owner !== undefined && held && held.owner !== owner) {
+      throw new ControlError("conflict", `tenant '${name}' belongs to ${held.owner ?? "the operator"}, not ${owner}; left as it is`);
+    }
     const explicit = this.desired.explicit(name);
     if (explicit) throw new ControlError("conflict", `tenant '${name}' is declared ${explicit.source === "flag" ? "by --netns" : "in the config file"}; remove it there`);
     const removedFile = removeTenantFile(this.config.tenantsDir, name);

@@ -62,7 +62,7 @@ export class Daemon {
       ingressListen: config.ingressListen,
     });
     this.desired = new DesiredTenants(loaded);
-    this.follower = new Follower(this.desired, this.reconciler);
+    this.follower = new Follower(this.desired, this.reconciler, () => this.handover.busy);
     // With ingress listeners, each direction keeps to its share of the descriptor budget (see shared-counts.ts).
     this.sharedCounts.splitBudget(config.ingressListen.length > 0);
     this.handover = new Handover(config.adminSocket);

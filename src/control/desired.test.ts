@@ -105,3 +105,35 @@ describe("DesiredTenants.all", () => {
     expect(d.explicit("globex")).toBeUndefined();
   });
 });
+
+describe("DesiredTenants.dropOrphans", () => {
+  test("an owned tenant whose namespace is gone is removed, file and all; others stay", async () => {
+    const { mkdtempSync, existsSync, rmSync } = await import("node:fs");
+    const { writeTenantFile } = await import("../store/tenants-dir.ts");
+    const dir = mkdtempSync("/tmp/nsproxy-orphans-");
+    try {
+      const loaded = { config: { tenants: [], discover: [], tenantsDir: dir }, defaults: {} } as unknown as Loaded;
+      const d = new DesiredTenants(loaded);
+      for (const [name, owner] of [["pod-gone", "cni:aaa"], ["pod-here", "cni:bbb"], ["hand-gone", undefined]] as const) {
+        writeTenantFile(dir, name, { netns: `/run/netns/${name}`, ...(owner ? { owner } : {}) });
+        d.stored.set(name, spec(name, { source: "tenants-dir", ...(owner ? { owner } : {}) }));
+      }
+      const gone = (netns: string) => netns.endsWith("-gone");
+      expect(d.dropOrphans(gone)).toEqual(["pod-gone"]);
+      expect([...d.stored.keys()].sort()).toEqual(["hand-gone", "pod-here"]);
+      expect(existsSync(`${dir}/pod-gone.toml`)).toBe(false);
+      expect(existsSync(`${dir}/hand-gone.toml`)).toBe(true);
+      expect(d.dropOrphans(gone)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("namespaceGone: a missing file in a directory that is there; never a missing directory", async () => {
+    const { namespaceGone } = await import("./desired.ts");
+    expect(namespaceGone("/proc/self/ns/net")).toBe(false);
+    expect(namespaceGone("/tmp/nsproxy-no-such-netns-file")).toBe(true);
+    expect(namespaceGone("/nsproxy-no-such-dir/netns-1")).toBe(false);
+    expect(namespaceGone("/proc/999999999/ns/net")).toBe(true);
+  });
+});

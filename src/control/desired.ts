@@ -3,10 +3,12 @@ import { Invalid } from "../config/layer.ts";
 import { hostsOverlap, sameHost } from "../config/overlap.ts";
 import { type Loaded, resolveTenant } from "../config/load.ts";
 import type { ListenAddr, TenantSpec } from "../config/types.ts";
+import { existsSync } from "node:fs";
+import { dirname } from "node:path";
 import { discover } from "../discover.ts";
 import { logger } from "../log.ts";
 import { namespaceKey, namespaceKeys } from "../netns/identity.ts";
-import { readTenantsDir } from "../store/tenants-dir.ts";
+import { readTenantsDir, removeTenantFile } from "../store/tenants-dir.ts";
 
 export interface Skipped {
   file: string;
@@ -165,9 +167,36 @@ export class DesiredTenants {
     return changed;
   }
 
+  /**
+   * Owned tenants (owner = "cni:…") whose namespace is gone are removed, file and all: the DEL that should have
+   * removed them never came (a node crash, a runtime killed). Returns their names; the caller applies.
+   */
+  dropOrphans(isGone: (netns: string) => boolean = namespaceGone): string[] {
+    const dropped: string[] = [];
+    for (const [name, spec] of this.stored) {
+      if (!spec.owner || !isGone(spec.netns)) continue;
+      removeTenantFile(this.config.tenantsDir, name);
+      this.stored.delete(name);
+      dropped.push(name);
+      logger.info(`tenant ${name}: namespace ${spec.netns} is gone and its owner ${spec.owner} never removed it; removed`);
+    }
+    return dropped;
+  }
+
   private reportOnce(key: string, report: () => void): void {
     if (this.reportedSkips.has(key)) return;
     this.reportedSkips.add(key);
     report();
   }
+}
+
+/**
+ * The namespace file is gone for good: the path is missing while the directory that holds it is there (for
+ * /proc/PID/ns/net: the process is gone). A directory that is not there at all says nothing (a host directory not
+ * mounted into this container), and an empty placeholder file may still be mounted on: neither counts.
+ */
+export function namespaceGone(path: string): boolean {
+  if (existsSync(path)) return false;
+  const proc = /^\/proc\/\d+\/ns\/net$/.test(path);
+  return existsSync(proc ? "/proc/self" : dirname(path));
 }

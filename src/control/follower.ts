@@ -19,6 +19,8 @@ export class Follower {
   constructor(
     private readonly desired: DesiredTenants,
     private readonly reconciler: Reconciler,
+    /** While an upgrade hands over, the tenants directory is the successor's to read: no file is removed. */
+    private readonly upgrading: () => boolean = () => false,
   ) {}
 
   /** Poll, and react sooner to file-system events in the directories that hold namespace files. */
@@ -48,9 +50,11 @@ export class Follower {
     try {
       do {
         this.again = false;
-        if (this.desired.scanDiscovery()) {
+        const found = this.desired.scanDiscovery();
+        const orphans = this.upgrading() ? [] : this.desired.dropOrphans();
+        if (found || orphans.length) {
           const r = await this.reconciler.apply(this.desired.all(), UNDISCOVERED_GRACE_MS);
-          if (r.added.length || r.removed.length) logger.info(`discover: +${r.added.length} -${r.removed.length} tenants (${this.reconciler.tenants.size} in all)`);
+          if (found && (r.added.length || r.removed.length)) logger.info(`discover: +${r.added.length} -${r.removed.length} tenants (${this.reconciler.tenants.size} in all)`);
         }
         await this.reconciler.followNamespaces();
       } while (this.again);

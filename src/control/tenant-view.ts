@@ -19,6 +19,7 @@ export function tenantView(t: Tenant, pair: PairState | undefined): TenantView {
     max_connections: s.maxConnections,
     mode: s.mode ?? "http",
   };
+  if (s.owner) v.owner = s.owner;
   if (s.proxyProtocol) v.upstream_proxy_protocol = s.proxyProtocol;
   if (s.ingress) {
     v.ingress = {

@@ -31,7 +31,7 @@ export interface ApplyResult {
 
 /** What is served, without where it was declared: two specs equal here need no re-attach. */
 export function sameSpec(a: TenantSpec, b: TenantSpec): boolean {
-  const { source: _a, ...ra } = a;
-  const { source: _b, ...rb } = b;
+  const { source: _a, owner: _oa, ...ra } = a;
+  const { source: _b, owner: _ob, ...rb } = b;
   return JSON.stringify(ra) === JSON.stringify(rb);
 }
