@@ -48,7 +48,9 @@ export class Follower {
     try {
       do {
         this.again = false;
-        if (this.desired.scanDiscovery()) {
+        // Both scans run every pass: each takes in its own source's changes.
+        const discovered = this.desired.scanDiscovery();
+        if (this.desired.scanContainers() || discovered) {
           const r = await this.reconciler.apply(this.desired.all(), UNDISCOVERED_GRACE_MS);
           if (r.added.length || r.removed.length) logger.info(`discover: +${r.added.length} -${r.removed.length} tenants (${this.reconciler.tenants.size} in all)`);
         }
