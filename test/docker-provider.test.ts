@@ -32,6 +32,8 @@ interface Engine {
   socket: string;
   /** The CLI (docker or podman) pointed at this engine. */
   cli(args: string[], timeoutMs?: number): Promise<string>;
+  /** Stop the engine's daemon, then start it again once `whileDown` resolved. */
+  restart?(whileDown: () => Promise<void>): Promise<void>;
 }
 
 async function run(argv: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<string> {
@@ -156,6 +158,21 @@ function providerCases(engine: () => Engine, label: string) {
     await e.cli(["rm", "-f", ...names], 120_000);
     await until("the burst to be released", async () => !(await admin.tenants()).some((t) => t.name.startsWith("burst-")), 20_000);
   });
+
+  test(`${label}: the daemon's socket lost: one line, retried with backoff, nothing else disturbed; back, containers are followed again`, async () => {
+    const e = engine();
+    if (!e.restart) return;
+    await e.restart(async () => {
+      await d.waitFor(/docker .*: .*retrying with backoff/, 10_000);
+      await Bun.sleep(1500); // several retries
+      expect(d.stderr().match(/retrying with backoff/g)?.length).toBe(1);
+      expect((await curlIn(plainNs, "http://127.0.0.1:8160/")).status).toBe(200);
+    });
+    await d.waitFor(/connected again; following containers/, 20_000);
+    await e.cli(["run", "-d", "--name", "after", "--network", "none", "-l", "nsproxy.enable=true", "plain", "sleep", "600"]);
+    await until("a container started after the outage to be served", async () => (await tenant("after"))?.state === "serving", 10_000);
+    await e.cli(["rm", "-f", "after"]);
+  });
 }
 
 /** Containers started at once in the burst case: the issue's figure, bounded by ten CLI calls at a time. */
@@ -165,11 +182,24 @@ describe.skipIf(Boolean(missing))("docker provider (dockerd)", () => {
   let dir: string;
   let dockerd: Subprocess | undefined;
   const env = () => ({ DOCKER_HOST: `unix://${dir}/docker.sock` });
-  const engine = (): Engine => ({ socket: `${dir}/docker.sock`, cli: (args, t) => run(["docker", ...args], env(), t) });
-
-  beforeAll(async () => {
-    mkdirSync(RUN_DIR, { recursive: true });
-    dir = mkdtempSync(`${RUN_DIR}/dockerd-`);
+  const engine = (): Engine => ({
+    socket: `${dir}/docker.sock`,
+    cli: (args, t) => run(["docker", ...args], env(), t),
+    async restart(whileDown) {
+      await stopDockerd();
+      await whileDown();
+      await startDockerd();
+    },
+  });
+  const stopDockerd = async () => {
+    if (!dockerd) return;
+    dockerd.kill("SIGTERM");
+    const timer = setTimeout(() => dockerd?.kill("SIGKILL"), 15_000);
+    await dockerd.exited;
+    clearTimeout(timer);
+    dockerd = undefined;
+  };
+  const startDockerd = async () => {
     dockerd = Bun.spawn(
       ["dockerd", "-H", `unix://${dir}/docker.sock`, "--data-root", `${dir}/data`, "--exec-root", `${dir}/exec`, "--pidfile", `${dir}/pid`, "--bridge", "none", "--iptables=false", "--ip6tables=false"],
       { stdout: "ignore", stderr: Bun.file(`${dir}/dockerd.log`) },
@@ -183,6 +213,12 @@ describe.skipIf(Boolean(missing))("docker provider (dockerd)", () => {
     }, 30_000).catch((e) => {
       throw new Error(`${(e as Error).message}\n${existsSync(`${dir}/dockerd.log`) ? readFileSync(`${dir}/dockerd.log`, "utf8").slice(-2000) : ""}`);
     });
+  };
+
+  beforeAll(async () => {
+    mkdirSync(RUN_DIR, { recursive: true });
+    dir = mkdtempSync(`${RUN_DIR}/dockerd-`);
+    await startDockerd();
     const tar = rootfs(dir);
     await run(["docker", "import", tar, "plain"], env());
     await run(["docker", "import", "--change", "LABEL nsproxy.enable=true", "--change", "LABEL nsproxy.header.X-Plan=gold", "--change", "LABEL nsproxy.upstream=http://127.0.0.1:1", tar, "labelled"], env());
@@ -197,12 +233,7 @@ describe.skipIf(Boolean(missing))("docker provider (dockerd)", () => {
     } catch (e) {
       console.warn(`docker cleanup: ${(e as Error).message}`);
     }
-    if (dockerd) {
-      dockerd.kill("SIGTERM");
-      const timer = setTimeout(() => dockerd?.kill("SIGKILL"), 15_000);
-      await dockerd.exited;
-      clearTimeout(timer);
-    }
+    await stopDockerd();
     // Whatever dockerd left mounted under its directories (overlays, netns files) goes before the files do.
     const mounts = readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "").filter((m) => m.startsWith(dir)).reverse();
     for (const m of mounts) Bun.spawnSync(["umount", "-l", m]);
