@@ -9,7 +9,8 @@ import { type Echo, startUpstream } from "./helpers/upstream.ts";
 import { until } from "./helpers/wait.ts";
 
 const which = (tool: string) => Bun.spawnSync(["sh", "-c", `command -v ${tool}`]).exitCode === 0;
-const BUSYBOX = ["/bin/busybox", "/usr/bin/busybox"].find((p) => existsSync(p));
+/** A static busybox is a whole image by itself ("ldd" refuses a static executable). */
+const BUSYBOX = ["/bin/busybox", "/usr/bin/busybox"].find((p) => existsSync(p) && Bun.spawnSync(["ldd", p]).exitCode !== 0);
 const missing = skipReason ?? (!which("dockerd") || !which("docker") ? "needs dockerd and docker (apt-get install docker.io)" : !BUSYBOX ? "needs busybox-static for the image" : !which("nsenter") ? "needs nsenter" : undefined);
 if (missing) console.warn(`skip: docker provider: ${missing}`);
 
