@@ -33,6 +33,8 @@ interface Engine {
   socket: string;
   /** The CLI (docker or podman) pointed at this engine. */
   cli(args: string[], timeoutMs?: number): Promise<string>;
+  /** Remove containers at once (sleep as PID 1 ignores SIGTERM: podman rm -f would wait its 10 s). */
+  rm(names: string[]): Promise<string>;
   /** Stop the engine's daemon, then start it again once `whileDown` resolved. */
   restart?(whileDown: () => Promise<void>): Promise<void>;
 }
@@ -60,7 +62,7 @@ async function curlInContainer(e: Engine, name: string, url: string): Promise<{ 
  * The behaviour every Engine API socket must show; `e` is a daemon with two images imported: `plain` (no labels) and
  * `labelled` (LABEL nsproxy.enable=true, nsproxy.header.X-Plan=gold, nsproxy.upstream=http://127.0.0.1:1).
  */
-function providerCases(engine: () => Engine, label: string) {
+function providerCases(engine: () => Engine, label: string, unavailable: () => string | undefined = () => undefined) {
   let upstream: ReturnType<typeof startUpstream>;
   let d: Running;
   let admin: AdminClient;
@@ -68,6 +70,7 @@ function providerCases(engine: () => Engine, label: string) {
   const tenant = async (name: string) => (await admin.tenants()).find((t) => t.name === name);
 
   beforeAll(async () => {
+    if (unavailable()) return;
     const e = engine();
     upstream = startUpstream();
     const dir = daemonDir();
@@ -82,6 +85,7 @@ function providerCases(engine: () => Engine, label: string) {
   });
 
   test(`${label}: a labelled container is served under its name with its label's header; stop releases it, start serves it again, rename follows, rm removes it`, async () => {
+    if (unavailable()) return;
     const e = engine();
     await e.cli(["run", "-d", "--name", "web-1", "--network", "none", "-l", "nsproxy.enable=true", "-l", "nsproxy.header.X-Plan=silver", "plain", "sleep", "600"]);
     await until("web-1 to be served", async () => (await tenant("web-1"))?.state === "serving", 10_000);
@@ -107,13 +111,14 @@ function providerCases(engine: () => Engine, label: string) {
     await until("the tenant to follow the rename", async () => (await tenant("web-1")) === undefined && (await tenant("web-2"))?.state === "serving", 10_000);
     expect((JSON.parse((await curlInContainer(e, "web-2", "http://127.0.0.1:8160/")).body) as Echo).headers["x-nsproxy-tenant"]).toBe("web-2");
 
-    await e.cli(["rm", "-f", "web-2"]);
+    await e.rm(["web-2"]);
     await until("web-2 to be gone", async () => (await tenant("web-2")) === undefined, 5000);
     // Nothing else was disturbed.
     expect((await curlIn(plainNs, "http://127.0.0.1:8160/")).status).toBe(200);
   });
 
   test(`${label}: identity is the operator's: image labels are ignored, unlabelled containers untouched, a bad label skips its container with one line`, async () => {
+    if (unavailable()) return;
     const e = engine();
     await e.cli(["run", "-d", "--name", "from-image", "--network", "none", "labelled", "sleep", "600"]);
     await e.cli(["run", "-d", "--name", "unlabelled", "--network", "none", "plain", "sleep", "600"]);
@@ -134,11 +139,12 @@ function providerCases(engine: () => Engine, label: string) {
     expect(names).not.toContain("unlabelled");
     expect(names).not.toContain("bad-label");
     expect(d.stderr().match(/skipping container bad-label/g)?.length).toBe(1);
-    await e.cli(["rm", "-f", "from-image", "unlabelled", "opted-in", "bad-label"]);
+    await e.rm(["from-image", "unlabelled", "opted-in", "bad-label"]);
     await until("opted-in to be gone", async () => (await tenant("opted-in")) === undefined, 5000);
   });
 
   test(`${label}: ${BURST} containers started at once are all served`, async () => {
+    if (unavailable()) return;
     const e = engine();
     const names = Array.from({ length: BURST }, (_, i) => `burst-${i}`);
     const t0 = performance.now();
@@ -156,11 +162,12 @@ function providerCases(engine: () => Engine, label: string) {
     for (const n of [names[0]!, names.at(-1)!]) {
       expect((JSON.parse((await curlInContainer(e, n, "http://127.0.0.1:8160/")).body) as Echo).headers["x-nsproxy-tenant"]).toBe(n);
     }
-    await e.cli(["rm", "-f", ...names], 120_000);
+    await e.rm(names);
     await until("the burst to be released", async () => !(await admin.tenants()).some((t) => t.name.startsWith("burst-")), 20_000);
   });
 
   test(`${label}: the daemon's socket lost: one line, retried with backoff, nothing else disturbed; back, containers are followed again`, async () => {
+    if (unavailable()) return;
     const e = engine();
     if (!e.restart) return;
     await e.restart(async () => {
@@ -172,7 +179,7 @@ function providerCases(engine: () => Engine, label: string) {
     await d.waitFor(/connected again; following containers/, 20_000);
     await e.cli(["run", "-d", "--name", "after", "--network", "none", "-l", "nsproxy.enable=true", "plain", "sleep", "600"]);
     await until("a container started after the outage to be served", async () => (await tenant("after"))?.state === "serving", 10_000);
-    await e.cli(["rm", "-f", "after"]);
+    await e.rm(["after"]);
   });
 }
 
@@ -186,6 +193,7 @@ describe.skipIf(Boolean(missing))("docker provider (dockerd)", () => {
   const engine = (): Engine => ({
     socket: `${dir}/docker.sock`,
     cli: (args, t) => run(["docker", ...args], env(), t),
+    rm: (names) => run(["docker", "rm", "-f", ...names], env(), 120_000),
     async restart(whileDown) {
       await stopDockerd();
       await whileDown();
@@ -242,4 +250,96 @@ describe.skipIf(Boolean(missing))("docker provider (dockerd)", () => {
   }, 180_000);
 
   providerCases(engine, "docker");
+});
+
+/** Podman's Docker-compatible service: the CLI on the same storage (events_logger=file lets the service see its events). */
+const podmanMissing = missing ?? (!which("podman") || !which("runc") ? "needs podman and runc (apt-get install podman runc)" : undefined);
+if (!missing && podmanMissing) console.warn(`skip: docker provider through podman: ${podmanMissing}`);
+
+describe.skipIf(Boolean(podmanMissing))("docker provider (podman system service)", () => {
+  let dir: string;
+  let service: Subprocess | undefined;
+  let unavailable: string | undefined;
+  const env = () => ({ CONTAINERS_CONF: `${dir}/containers.conf` });
+  const podman = (args: string[], t?: number) => run(["podman", "--root", `${dir}/storage`, "--runroot", `${dir}/run`, ...args], env(), t);
+  const engine = (): Engine => ({
+    socket: `${dir}/podman.sock`,
+    cli: podman,
+    rm: (names) => podman(["rm", "-f", "-t", "0", ...names], 120_000),
+    async restart(whileDown) {
+      await stopService();
+      await whileDown();
+      await startService();
+    },
+  });
+  const stopService = async () => {
+    if (!service) return;
+    service.kill("SIGTERM");
+    const timer = setTimeout(() => service?.kill("SIGKILL"), 10_000);
+    await service.exited;
+    clearTimeout(timer);
+    service = undefined;
+  };
+  const startService = async () => {
+    service = Bun.spawn(["podman", "--root", `${dir}/storage`, "--runroot", `${dir}/run`, "system", "service", "--time", "0", `unix://${dir}/podman.sock`], {
+      stdout: "ignore",
+      stderr: Bun.file(`${dir}/service.log`),
+      env: { ...process.env, ...env() },
+    });
+    await until("podman's service to answer", async () => {
+      try {
+        return (await fetch("http://podman/_ping", { unix: `${dir}/podman.sock` } as RequestInit)).ok;
+      } catch {
+        return false;
+      }
+    }, 30_000);
+  };
+
+  beforeAll(async () => {
+    mkdirSync(RUN_DIR, { recursive: true });
+    dir = mkdtempSync(`${RUN_DIR}/podman-`);
+    mkdirSync(`${dir}/tmp`);
+    mkdirSync(`${dir}/cni`);
+    // runc (crun is not in Debian 12's podman dependencies here), limits runc accepts, and no network set up at all.
+    Bun.write(`${dir}/containers.conf`, [
+      "[containers]",
+      'default_ulimits = ["nofile=1024:4096", "nproc=4096:4096"]',
+      "[engine]",
+      'runtime = "runc"',
+      'events_logger = "file"',
+      'cgroup_manager = "cgroupfs"',
+      `tmp_dir = "${dir}/tmp"`,
+      "[network]",
+      'network_backend = "cni"',
+      `network_config_dir = "${dir}/cni"`,
+      'cni_plugin_dirs = ["/usr/lib/cni"]',
+      "",
+    ].join("\n"));
+    try {
+      await startService();
+      const tar = rootfs(dir);
+      await podman(["import", tar, "plain"]);
+      await podman(["import", "--change", "LABEL nsproxy.enable=true", "--change", "LABEL nsproxy.header.X-Plan=gold", "--change", "LABEL nsproxy.upstream=http://127.0.0.1:1", tar, "labelled"]);
+      await podman(["run", "--rm", "--network", "none", "plain", "sh", "-c", "true"]);
+    } catch (e) {
+      unavailable = `podman cannot run a container here: ${(e as Error).message.split("\n")[0]}`;
+      console.warn(`skip: docker provider through podman: ${unavailable}`);
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    if (!dir) return;
+    try {
+      await podman(["rm", "-af", "-t", "0"], 120_000);
+      await podman(["rmi", "-af"]);
+    } catch (e) {
+      console.warn(`podman cleanup: ${(e as Error).message}`);
+    }
+    await stopService();
+    const mounts = readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "").filter((m) => m.startsWith(dir)).reverse();
+    for (const m of mounts) Bun.spawnSync(["umount", "-l", m]);
+    rmSync(dir, { recursive: true, force: true });
+  }, 180_000);
+
+  providerCases(engine, "podman", () => unavailable);
 });
