@@ -28,8 +28,11 @@ interface ImageInspect {
 
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 10_000;
-/** Inspects in flight at once when the whole list is read (a daemon with 10,000 containers). */
-const LIST_CONCURRENCY = 8;
+/**
+ * Inspects in flight at once: a burst of events (or the list of a daemon with 10,000 containers) must not open
+ * a connection each, out of the descriptors the tenants' listeners need.
+ */
+const INSPECT_CONCURRENCY = 8;
 /** Events after which the container is gone: released at once, without asking the daemon again. */
 const GONE = new Set(["die", "stop", "destroy"]);
 /** Events that change nothing nsproxy reads. */
@@ -47,6 +50,9 @@ export class DockerWatch {
   private readonly seenAt = new Map<string, number>();
   private readonly imageLabels = new Map<string, Record<string, string>>();
   private readonly reported = new Set<string>();
+  /** Containers to inspect, each once however many events named it meanwhile. */
+  private readonly queued = new Set<string>();
+  private inFlight = 0;
 
   constructor(
     readonly socket: string,
@@ -116,10 +122,7 @@ export class DockerWatch {
       changed = true;
     }
     if (changed) this.onChange();
-    const queue = [...ids];
-    await Promise.all(Array.from({ length: LIST_CONCURRENCY }, async () => {
-      for (let id = queue.shift(); id !== undefined; id = queue.shift()) await this.refresh(id);
-    }));
+    for (const id of ids) this.enqueue(id);
   }
 
   private onEvent(e: unknown): void {
@@ -128,13 +131,34 @@ export class DockerWatch {
     const action = ev.Action ?? "";
     if (ev.Type !== undefined && ev.Type !== "container") return;
     if (!id || IGNORED.test(action)) return;
+    // Any answer to an inspect started before this event is stale.
+    this.bump(id);
     if (GONE.has(action)) {
-      this.bump(id);
+      this.queued.delete(id);
       this.seenAt.delete(id);
       if (this.containers.delete(id)) this.onChange();
+      // A stopped container needs nothing more; forget it unless an inspect is still out (its answer is dropped).
+      if (this.inFlight === 0 && this.generation.size > 10_000) this.generation.clear();
       return;
     }
-    void this.refresh(id);
+    this.enqueue(id);
+  }
+
+  private enqueue(id: string): void {
+    this.queued.add(id);
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.inFlight < INSPECT_CONCURRENCY && this.queued.size && !this.stopped) {
+      const id = this.queued.values().next().value as string;
+      this.queued.delete(id);
+      this.inFlight++;
+      void this.refresh(id).finally(() => {
+        this.inFlight--;
+        this.pump();
+      });
+    }
   }
 
   private bump(id: string): number {
@@ -145,7 +169,7 @@ export class DockerWatch {
 
   /** Ask the daemon what `id` is now, and keep, change or drop its entry accordingly. */
   private async refresh(id: string): Promise<void> {
-    const g = this.bump(id);
+    const g = this.generation.get(id) ?? 0;
     let entry: ContainerEntry | undefined;
     try {
       entry = await this.describe(id);
@@ -157,7 +181,6 @@ export class DockerWatch {
       entry = undefined;
     }
     if (this.generation.get(id) !== g) return;
-    if (!entry) this.generation.delete(id);
     const before = this.containers.get(id);
     if (!entry) {
       this.seenAt.delete(id);
