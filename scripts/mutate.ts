@@ -598,6 +598,25 @@ const MUTATIONS: Mutation[] = [
     tests: ["test/cni.test.ts"],
     only: "missed DEL",
   },
+  {
+    name: "container-image-labels-honoured",
+    breaks: "a container's tenant, headers and upstream are the operator's: labels that come from its image are ignored",
+    file: "src/docker/labels.ts",
+    edits: [["    if (Object.hasOwn(image, k) && image[k] === v) {\n", "    if (Object.hasOwn(image, k) && image[k] === v && false) {\n"]],
+    tests: ["src/docker/labels.test.ts", "test/docker-provider.test.ts"],
+    only: "image|identity",
+  },
+  {
+    name: "container-stop-not-released",
+    breaks: "a container that stops is released at once, not kept waiting on its stale sandbox file",
+    file: "src/docker/watch.ts",
+    edits: [
+      ['const GONE = new Set(["die", "stop", "destroy"]);', "const GONE = new Set<string>([]);"],
+      ["    if (!c.State?.Running || pid <= 0) return undefined;\n", "    if (pid < 0) return undefined;\n"],
+    ],
+    tests: ["test/docker-provider.test.ts"],
+    only: "stop releases it",
+  },
 ];
 const ROOT = join(import.meta.dir, "..");
 const BUN = process.execPath;

@@ -36,8 +36,16 @@ command -v openssl >/dev/null || missing+=(openssl)
 if [ "$what" = test ] && [ ! -x /usr/sbin/haproxy ]; then missing+=(haproxy); fi
 # ... and replace a tenant while wrk loads it (test/replace-under-load.test.ts).
 if [ "$what" = test ] && ! command -v wrk >/dev/null; then missing+=(wrk); fi
-# The CNI plugin run in a chain after the reference loopback plugin (test/cni.test.ts).
-if [ "$what" = test ] && [ ! -x /usr/lib/cni/loopback ]; then missing+=(containernetworking-plugins); fi
+# Containers as tenants (test/docker-provider.test.ts; the CNI plugin after the reference loopback plugin in
+# test/cni.test.ts): a dockerd and Podman's Docker-compatible service started by
+# the test, an image imported from a busybox-static rootfs, nsenter (util-linux) into their namespaces.
+if [ "$what" = test ]; then
+  command -v dockerd >/dev/null || missing+=(docker.io)
+  command -v podman >/dev/null || missing+=(podman)
+  command -v runc >/dev/null || missing+=(runc)
+  [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+  dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+fi
 # The release (test/release.test.ts builds it): the arm64 libnetns.so and Debian's arm64 glibc to run it on,
 # readelf to read what each binary needs, qemu-user to run the arm64 one here.
 if [ "$what" = test ]; then

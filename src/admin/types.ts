@@ -8,7 +8,7 @@ export type { UpgradeResult };
 export type TenantState = "serving" | "waiting" | "failed";
 
 /** Where a tenant comes from; only "tenants-dir" tenants can be changed through the admin interface. */
-export type TenantSource = "config" | "flag" | "tenants-dir" | "discover";
+export type TenantSource = "config" | "flag" | "tenants-dir" | "discover" | "container";
 
 export interface TenantView {
   name: string;

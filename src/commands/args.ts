@@ -44,7 +44,7 @@ export const clientArgs = {
 } as const;
 
 export const runtimeArgs = {
-  discover: { type: "string", description: "Serve every namespace file in DIR matching GLOB (default *) as a tenant named after it (repeatable)", valueHint: "DIR[=GLOB]" },
+  discover: { type: "string", description: "Serve every namespace file in DIR matching GLOB (default *) as a tenant named after it; docker[:SOCKET]: containers labelled nsproxy.enable=true, named after them (repeatable)", valueHint: "DIR[=GLOB]|docker[:SOCKET]" },
   ...settingArgs(DAEMON_SETTINGS.filter((s) => !ADMIN_KEYS.includes(s.key))),
   verbose: { type: "boolean", alias: "v", description: "Debug logging, and stack traces on errors" },
 } as const;

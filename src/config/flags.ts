@@ -1,7 +1,7 @@
 // Turns command-line flags into a settings layer, daemon settings and extra tenants; errors name the flag.
 import { at, emptyLayer, type Layer } from "./layer.ts";
 import { camel, DAEMON_SETTINGS, type DaemonSettings, type Setting, type SettingFlags, TENANT_SETTINGS } from "./settings.ts";
-import { parseDiscover, parseNetnsRef } from "./values.ts";
+import { dockerSocketOf, parseDiscover, parseNetnsRef } from "./values.ts";
 import type { DiscoverSpec } from "./types.ts";
 
 /** Flag values as citty hands them over; undefined (or an empty list) means the flag was not given. */
@@ -22,6 +22,8 @@ export interface FlagConfig {
   daemon: DaemonSettings;
   tenants: FlagTenant[];
   discover: DiscoverSpec[];
+  /** `--discover docker[:PATH]`: Engine API sockets whose labelled containers are tenants. */
+  docker: string[];
 }
 
 export function readFlags(f: FlagOverrides): FlagConfig {
@@ -33,8 +35,14 @@ export function readFlags(f: FlagOverrides): FlagConfig {
   const daemon: Record<string, unknown> = {};
   for (const s of DAEMON_SETTINGS) readFlag(f, s, (v) => (daemon[s.field] = v));
   const tenants = (f.netns ?? []).map((ref) => ({ ref, ...at("--netns", () => parseNetnsRef(ref)) }));
-  const discover = (f.discover ?? []).map((d) => at("--discover", () => parseDiscover(d)));
-  return { layer, daemon: daemon as DaemonSettings, tenants, discover };
+  const discover: DiscoverSpec[] = [];
+  const docker: string[] = [];
+  for (const d of f.discover ?? []) {
+    const socket = at("--discover", () => dockerSocketOf(d));
+    if (socket !== undefined) docker.push(socket);
+    else discover.push(at("--discover", () => parseDiscover(d)));
+  }
+  return { layer, daemon: daemon as DaemonSettings, tenants, discover, docker };
 }
 
 /** Parses one setting's flag when it was given (a repeatable one at least once); false when it was not. */

@@ -182,6 +182,7 @@ function build(file: FileConfig | undefined, flagValues: FlagOverrides, fileName
     tenantsDir: daemon.tenantsDir ?? DEFAULT_TENANTS_DIR,
     adminSocket: daemon.adminSocket ?? DEFAULT_ADMIN_SOCKET,
     discover: [...(file?.discover ?? []), ...flags.discover],
+    docker: [...new Set([...(file?.docker ?? []), ...flags.docker])],
     engine: engineSettings(daemon, flags),
     metrics: metricsSettings(daemon),
     ingressListen: daemon.ingressListen ?? [],

@@ -3,7 +3,7 @@ import { at, emptyLayer, Invalid, type Layer } from "./layer.ts";
 import { typeName } from "./kinds.ts";
 import { DAEMON_KEYS, DAEMON_SETTINGS, type DaemonSettings, TENANT_SETTINGS } from "./settings.ts";
 import { suggest } from "./suggest.ts";
-import { badTenantName, checkHeaderName, headerKey, isValidHeaderValue, isValidTenantName, netnsPath, parseDiscover } from "./values.ts";
+import { badTenantName, checkHeaderName, headerKey, isValidHeaderValue, isValidTenantName, netnsPath, parseDiscover, DEFAULT_DOCKER_SOCKET } from "./values.ts";
 import type { DiscoverSpec } from "./types.ts";
 
 export type { DaemonSettings } from "./settings.ts";
@@ -27,12 +27,14 @@ export interface FileConfig {
   defaults: Layer;
   tenants: FileTenant[];
   discover: DiscoverSpec[];
+  /** [[discover]] docker = …: Engine API sockets whose labelled containers are tenants. */
+  docker: string[];
 }
 
 type Table = Record<string, unknown>;
 
 const TOP_KEYS = ["daemon", "defaults", "tenants", "discover"];
-const DISCOVER_KEYS = ["dir", "glob"];
+const DISCOVER_KEYS = ["dir", "glob", "docker"];
 const LAYER_KEYS: readonly string[] = [...TENANT_SETTINGS.map((s) => s.key), "headers"];
 /** The keys of a [tenants.NAME] table, in the order a stored tenant file lists them. */
 export const TENANT_KEYS: readonly string[] = ["netns", "owner", ...LAYER_KEYS];
@@ -48,7 +50,7 @@ export function readDocument(doc: Table): FileConfig {
     daemon: daemon ? readDaemon(daemon) : {},
     defaults: defaults ? readLayer(defaults, ["defaults"]) : emptyLayer(),
     tenants: Object.entries(tenants ?? {}).map(([name, t]) => notOwned(readTenant(name, t))),
-    discover: readDiscoverList(doc.discover),
+    ...readDiscoverList(doc.discover),
   };
 }
 
@@ -58,18 +60,27 @@ function notOwned(t: FileTenant): FileTenant {
   return t;
 }
 
-/** [[discover]] tables: { dir = "/run/netns", glob = "*" }. */
-function readDiscoverList(v: unknown): DiscoverSpec[] {
-  if (v === undefined) return [];
+/** [[discover]] tables: { dir = "/run/netns", glob = "*" }, or { docker = "/var/run/docker.sock" } (true: that default). */
+function readDiscoverList(v: unknown): { discover: DiscoverSpec[]; docker: string[] } {
+  const out = { discover: [] as DiscoverSpec[], docker: [] as string[] };
+  if (v === undefined) return out;
   if (!Array.isArray(v)) throw wrongType(v, ["discover"], 'an array of tables, like [[discover]] with dir = "/run/netns"');
-  return v.map((t, i) => {
+  v.forEach((t, i) => {
     const path = ["discover", String(i)];
     if (!isTable(t)) throw wrongType(t, ["discover"], "a table, like [[discover]]");
     checkKeys(t, ["discover"], DISCOVER_KEYS);
-    if (typeof t.dir !== "string") throw new Invalid('[[discover]] needs dir = "/run/netns" (an absolute directory)', [...path, "dir"]);
+    if (t.docker !== undefined) {
+      if (t.dir !== undefined || t.glob !== undefined) throw new Invalid("[[discover]] has either docker (containers) or dir and glob (namespace files), not both", [...path, "docker"]);
+      if (t.docker === true) out.docker.push(DEFAULT_DOCKER_SOCKET);
+      else if (typeof t.docker === "string" && t.docker.startsWith("/")) out.docker.push(t.docker);
+      else throw wrongType(t.docker, [...path, "docker"], `an absolute socket path, like "${DEFAULT_DOCKER_SOCKET}" (or true for that one)`);
+      return;
+    }
+    if (typeof t.dir !== "string") throw new Invalid('[[discover]] needs dir = "/run/netns" (an absolute directory) or docker = "/var/run/docker.sock"', [...path, "dir"]);
     if (t.glob !== undefined && typeof t.glob !== "string") throw wrongType(t.glob, [...path, "glob"], 'a string, like "tenant-*"');
-    return at([...path, "dir"], () => parseDiscover(t.dir as string, (t.glob as string | undefined) ?? "*"));
+    out.discover.push(at([...path, "dir"], () => parseDiscover(t.dir as string, (t.glob as string | undefined) ?? "*")));
   });
+  return out;
 }
 
 function readDaemon(t: Table): DaemonSettings {

@@ -74,7 +74,7 @@ export interface IngressListen extends ListenAddr {
 }
 
 /** Where a tenant was declared; only tenants-dir tenants change through the admin interface. */
-export type TenantSource = "config" | "flag" | "tenants-dir" | "discover";
+export type TenantSource = "config" | "flag" | "tenants-dir" | "discover" | "container";
 
 /** `[[discover]]` / `--discover DIR[=GLOB]`: every namespace file in dir matching glob is a tenant named after it. */
 export interface DiscoverSpec {
@@ -123,6 +123,8 @@ export interface DaemonConfig {
   /** Unix socket of the admin interface. */
   adminSocket: string;
   discover: DiscoverSpec[];
+  /** Docker Engine API sockets (Docker, Podman) whose containers labelled nsproxy.enable=true are tenants. */
+  docker: string[];
   /** Limits and timeouts of the HTTP engine. */
   engine: EngineSettings;
   /** Prometheus metrics and health endpoints. */

@@ -340,6 +340,18 @@ export function parseLogFormat(v: unknown): "text" | "json" {
   throw new Error(`log format ${JSON.stringify(v)} is not "text" or "json"`);
 }
 
+/** The Docker Engine API socket `--discover docker` names (Podman's `podman system service` serves the same API). */
+export const DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock";
+
+/** `docker` or `docker:PATH`: the Engine API socket to follow containers through; undefined for anything else (a directory). */
+export function dockerSocketOf(v: string): string | undefined {
+  if (v === "docker") return DEFAULT_DOCKER_SOCKET;
+  if (!v.startsWith("docker:")) return undefined;
+  const path = v.slice("docker:".length).replace(/^unix:\/\//, "");
+  if (!path.startsWith("/")) throw new Error(`discover ${JSON.stringify(v)}: the socket must be an absolute path, like docker:/run/podman/podman.sock`);
+  return path;
+}
+
 /** `DIR[=GLOB]` or (dir, glob): an absolute directory and a file-name glob (`*`, `?`, `[…]`; no "/"). */
 export function parseDiscover(dir: string, glob?: string): { dir: string; glob: string } {
   let d = dir;

@@ -163,6 +163,7 @@ export class AdminControl implements DaemonControl {
     if (!removedFile && !wasStored) {
       const found = this.desired.discovered.get(name);
       if (found) throw new ControlError("conflict", `tenant '${name}' is discovered from ${found.netns}; it goes when that file does`);
+      if (this.desired.containers.has(name)) throw new ControlError("conflict", `tenant '${name}' is a container's (nsproxy.enable label); it goes when the container stops`);
       return false;
     }
     await this.reconciler.apply(this.desired.all());

@@ -63,6 +63,7 @@ export class Daemon {
     });
     this.desired = new DesiredTenants(loaded);
     this.follower = new Follower(this.desired, this.reconciler, () => this.handover.busy);
+    this.desired.onContainersChanged = () => void this.follower.tick();
     // With ingress listeners, each direction keeps to its share of the descriptor budget (see shared-counts.ts).
     this.sharedCounts.splitBudget(config.ingressListen.length > 0);
     this.handover = new Handover(config.adminSocket);
@@ -91,6 +92,7 @@ export class Daemon {
   /** Follow namespaces and discovery, and sample the rates, until stop. */
   follow(): void {
     this.follower.start();
+    this.desired.containerSources.start();
     this.fdWatch.start();
     const sample = () => this.rates.sample(takeSnapshot(this.metricSources(), false), Date.now());
     sample();
@@ -99,6 +101,7 @@ export class Daemon {
 
   stopFollowing(): void {
     this.follower.stop();
+    this.desired.containerSources.stop();
     this.fdWatch.stop();
     if (this.sampler) clearInterval(this.sampler);
   }

@@ -6,6 +6,7 @@ import type { ListenAddr, TenantSpec } from "../config/types.ts";
 import { existsSync } from "node:fs";
 import { dirname } from "node:path";
 import { discover } from "../discover.ts";
+import { ContainerTenants } from "../docker/containers.ts";
 import { logger } from "../log.ts";
 import { namespaceKey, namespaceKeys } from "../netns/identity.ts";
 import { readTenantsDir, removeTenantFile } from "../store/tenants-dir.ts";
@@ -97,11 +98,16 @@ export function readStoredTenants(loaded: Loaded): { stored: Map<string, TenantS
   return { stored, skipped };
 }
 
-/** The three sources of tenants, held resolved against the current defaults. */
+/** The sources of tenants, held resolved against the current defaults. */
 export class DesiredTenants {
   /** Tenants of the tenants directory. */
   readonly stored = new Map<string, TenantSpec>();
   discovered = new Map<string, TenantSpec>();
+  /** Tenants of labelled containers (Docker Engine API sockets). */
+  containers = new Map<string, TenantSpec>();
+  /** Called when a container came, went or changed: the caller runs scanContainers (coalescing). */
+  onContainersChanged: () => void = () => {};
+  readonly containerSources = new ContainerTenants(() => this.onContainersChanged());
   private readonly reportedSkips = new Set<string>();
 
   constructor(public loaded: Loaded) {}
@@ -110,12 +116,29 @@ export class DesiredTenants {
     return this.loaded.config;
   }
 
-  /** Every tenant that should be live now. Precedence on a name: config and flags, then the tenants directory, then discovery. */
+  /** Every tenant that should be live now. Precedence on a name: config and flags, the tenants directory, discovery, containers. */
   all(): TenantSpec[] {
     const out = new Map<string, TenantSpec>(this.config.tenants.map((t) => [t.name, t]));
     for (const [name, t] of this.stored) if (!out.has(name)) out.set(name, t);
     for (const [name, t] of this.discovered) if (!out.has(name)) out.set(name, t);
+    for (const [name, t] of this.containers) if (!out.has(name)) out.set(name, t);
     return [...out.values()];
+  }
+
+  /** Take in what the container sources saw since the last call; true when the container tenants changed. */
+  scanContainers(): boolean {
+    const others = [...this.config.tenants, ...this.stored.values(), ...this.discovered.values()];
+    const byName = new Map(others.map((t) => [t.name, t]));
+    const namespaceOf = namespaceKeys();
+    const next = this.containerSources.take(this.loaded, (spec) => {
+      const same = byName.get(spec.name);
+      if (same) return `tenant '${spec.name}' is ${same.source === "discover" ? `discovered from ${same.netns}` : same.source === "tenants-dir" ? "in the tenants directory" : "declared in the config or by a flag"}, which wins`;
+      return clashOf(spec, others, namespaceOf)?.message;
+    });
+    if (!next) return false;
+    const changed = next.size !== this.containers.size || [...next].some(([n, s]) => this.containers.get(n) !== s);
+    this.containers = next;
+    return changed;
   }
 
   /** The config (or flag) declaration of `name`, if it has one: such a tenant is changed there only. */
@@ -132,6 +155,8 @@ export class DesiredTenants {
     for (const [name, spec] of stored) this.stored.set(name, spec);
     this.discovered = new Map(); // the defaults may have changed: resolve every discovered tenant again
     this.scanDiscovery();
+    this.containerSources.follow(loaded.config.docker);
+    this.scanContainers();
     return skipped;
   }
 

@@ -50,11 +50,13 @@ export class Follower {
     try {
       do {
         this.again = false;
-        const found = this.desired.scanDiscovery();
+        // Every scan runs every pass: each takes in its own source's changes.
+        const discovered = this.desired.scanDiscovery();
+        const containers = this.desired.scanContainers();
         const orphans = this.upgrading() ? [] : this.desired.dropOrphans();
-        if (found || orphans.length) {
+        if (discovered || containers || orphans.length) {
           const r = await this.reconciler.apply(this.desired.all(), UNDISCOVERED_GRACE_MS);
-          if (found && (r.added.length || r.removed.length)) logger.info(`discover: +${r.added.length} -${r.removed.length} tenants (${this.reconciler.tenants.size} in all)`);
+          if ((discovered || containers) && (r.added.length || r.removed.length)) logger.info(`discover: +${r.added.length} -${r.removed.length} tenants (${this.reconciler.tenants.size} in all)`);
         }
         await this.reconciler.followNamespaces();
       } while (this.again);

@@ -1,0 +1,345 @@
+// Containers as tenants through the Docker Engine API: a real dockerd (and Podman's compatible service) started and removed by the test.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, copyFileSync, readFileSync } from "node:fs";
+import type { Subprocess } from "bun";
+import { AdminClient } from "../src/admin/client.ts";
+import { daemonDir, RUN_DIR, startNsproxy, type Running } from "./helpers/daemon.ts";
+import { addNetns, cleanupNetns, curlIn, skipReason, uniquePrefix } from "./helpers/netns.ts";
+import { type Echo, startUpstream } from "./helpers/upstream.ts";
+import { until } from "./helpers/wait.ts";
+
+const which = (tool: string) => Bun.spawnSync(["sh", "-c", `command -v ${tool}`]).exitCode === 0;
+/** A static busybox is a whole image by itself ("ldd" refuses a static executable). */
+const BUSYBOX = ["/bin/busybox", "/usr/bin/busybox"].find((p) => existsSync(p) && Bun.spawnSync(["ldd", p]).exitCode !== 0);
+const missing = skipReason ?? (!which("dockerd") || !which("docker") ? "needs dockerd and docker (apt-get install docker.io)" : !BUSYBOX ? "needs busybox-static for the image" : !which("nsenter") ? "needs nsenter" : undefined);
+if (missing) console.warn(`skip: docker provider: ${missing}`);
+
+const prefix = uniquePrefix("dkr");
+afterAll(() => cleanupNetns(prefix));
+
+/** A tiny image from a busybox rootfs: no registry needed. */
+function rootfs(dir: string): string {
+  const r = `${dir}/rootfs`;
+  mkdirSync(`${r}/bin`, { recursive: true });
+  copyFileSync(BUSYBOX!, `${r}/bin/busybox`);
+  for (const tool of ["sh", "sleep"]) symlinkSync("busybox", `${r}/bin/${tool}`);
+  const tar = `${dir}/rootfs.tar`;
+  const t = Bun.spawnSync(["tar", "-C", r, "-cf", tar, "."]);
+  if (t.exitCode !== 0) throw new Error(`tar: ${t.stderr.toString()}`);
+  return tar;
+}
+
+interface Engine {
+  socket: string;
+  /** The CLI (docker or podman) pointed at this engine. */
+  cli(args: string[], timeoutMs?: number): Promise<string>;
+  /** Remove containers at once (sleep as PID 1 ignores SIGTERM: podman rm -f would wait its 10 s). */
+  rm(names: string[]): Promise<string>;
+  /** Stop the engine's daemon, then start it again once `whileDown` resolved. */
+  restart?(whileDown: () => Promise<void>): Promise<void>;
+}
+
+async function run(argv: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<string> {
+  const p = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
+  const timer = setTimeout(() => p.kill("SIGKILL"), timeoutMs);
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  clearTimeout(timer);
+  if (code !== 0) throw new Error(`${argv.join(" ")} exited ${code}: ${err.trim()}`);
+  return out.trim();
+}
+
+/** curl from inside a container's network namespace (its first process's). */
+async function curlInContainer(e: Engine, name: string, url: string): Promise<{ status: number; body: string }> {
+  const pid = await e.cli(["inspect", "-f", "{{.State.Pid}}", name]);
+  const p = Bun.spawn(["nsenter", `--net=/proc/${pid}/ns/net`, "curl", "-sS", "--max-time", "10", "-w", "\n%{http_code}", url], { stdout: "pipe", stderr: "pipe" });
+  const out = await new Response(p.stdout).text();
+  await p.exited;
+  const cut = out.lastIndexOf("\n");
+  return { status: Number(out.slice(cut + 1)), body: out.slice(0, cut) };
+}
+
+/**
+ * The behaviour every Engine API socket must show; `e` is a daemon with two images imported: `plain` (no labels) and
+ * `labelled` (LABEL nsproxy.enable=true, nsproxy.header.X-Plan=gold, nsproxy.upstream=http://127.0.0.1:1).
+ */
+function providerCases(engine: () => Engine, label: string, unavailable: () => string | undefined = () => undefined) {
+  let upstream: ReturnType<typeof startUpstream>;
+  let d: Running;
+  let admin: AdminClient;
+  let plainNs: string;
+  const tenant = async (name: string) => (await admin.tenants()).find((t) => t.name === name);
+
+  beforeAll(async () => {
+    if (unavailable()) return;
+    const e = engine();
+    upstream = startUpstream();
+    const dir = daemonDir();
+    admin = new AdminClient(`${dir}/admin.sock`);
+    plainNs = addNetns(`${prefix}${label.slice(0, 3)}`);
+    d = startNsproxy(["run", "-l", "127.0.0.1:8160", "-u", `http://127.0.0.1:${upstream.port}`, "-w", "2", "-n", plainNs, "--discover", `docker:${e.socket}`, "--admin-socket", `${dir}/admin.sock`]);
+    await d.waitFor("attached 1/1", 30_000);
+  });
+  afterAll(async () => {
+    await d?.stop();
+    upstream?.stop(true);
+  });
+
+  test(`${label}: a labelled container is served under its name with its label's header; stop releases it, start serves it again, rename follows, rm removes it`, async () => {
+    if (unavailable()) return;
+    const e = engine();
+    await e.cli(["run", "-d", "--name", "web-1", "--network", "none", "-l", "nsproxy.enable=true", "-l", "nsproxy.header.X-Plan=silver", "plain", "sleep", "600"]);
+    await until("web-1 to be served", async () => (await tenant("web-1"))?.state === "serving", 10_000);
+    expect((await tenant("web-1"))!.source).toBe("container");
+    const r = await curlInContainer(e, "web-1", "http://127.0.0.1:8160/x");
+    expect(r.status).toBe(200);
+    const echo = JSON.parse(r.body) as Echo;
+    expect(echo.headers["x-nsproxy-tenant"]).toBe("web-1");
+    expect(echo.headers["x-plan"]).toBe("silver");
+
+    await e.cli(["stop", "-t", "0", "web-1"]);
+    await until("web-1 to be released", async () => (await tenant("web-1")) === undefined, 5000);
+
+    const t0 = performance.now();
+    await e.cli(["start", "web-1"]);
+    await until("web-1 to serve again", async () => (await tenant("web-1"))?.state === "serving", 10_000);
+    const again = await curlInContainer(e, "web-1", "http://127.0.0.1:8160/");
+    console.log(`${label}: start -> served again in ${(performance.now() - t0).toFixed(0)} ms (docker start included)`);
+    expect(again.status).toBe(200);
+    expect((JSON.parse(again.body) as Echo).headers["x-nsproxy-tenant"]).toBe("web-1");
+
+    await e.cli(["rename", "web-1", "web-2"]);
+    await until("the tenant to follow the rename", async () => (await tenant("web-1")) === undefined && (await tenant("web-2"))?.state === "serving", 10_000);
+    expect((JSON.parse((await curlInContainer(e, "web-2", "http://127.0.0.1:8160/")).body) as Echo).headers["x-nsproxy-tenant"]).toBe("web-2");
+
+    await e.rm(["web-2"]);
+    await until("web-2 to be gone", async () => (await tenant("web-2")) === undefined, 5000);
+    // Nothing else was disturbed.
+    expect((await curlIn(plainNs, "http://127.0.0.1:8160/")).status).toBe(200);
+  });
+
+  test(`${label}: identity is the operator's: image labels are ignored, unlabelled containers untouched, a bad label skips its container with one line`, async () => {
+    if (unavailable()) return;
+    const e = engine();
+    await e.cli(["run", "-d", "--name", "from-image", "--network", "none", "labelled", "sleep", "600"]);
+    await e.cli(["run", "-d", "--name", "unlabelled", "--network", "none", "plain", "sleep", "600"]);
+    // The operator opts in on the container: the image's header and upstream stay ignored, the container's header is honoured.
+    await e.cli(["run", "-d", "--name", "opted-in", "--network", "none", "-l", "nsproxy.enable=TRUE", "-l", "nsproxy.header.X-Tier=silver", "labelled", "sleep", "600"]);
+    await e.cli(["run", "-d", "--name", "bad-label", "--network", "none", "-l", "nsproxy.enable=true", "-l", "nsproxy.max_connections=lots", "plain", "sleep", "600"]);
+    await until("opted-in to be served", async () => (await tenant("opted-in"))?.state === "serving", 10_000);
+    await d.waitFor(/skipping container bad-label: label nsproxy\.max_connections: /, 10_000);
+    const r = await curlInContainer(e, "opted-in", "http://127.0.0.1:8160/");
+    expect(r.status).toBe(200);
+    const echo = JSON.parse(r.body) as Echo;
+    expect(echo.headers["x-nsproxy-tenant"]).toBe("opted-in");
+    expect(echo.headers["x-tier"]).toBe("silver");
+    expect(echo.headers["x-plan"]).toBeUndefined();
+    await d.waitFor(/container from-image: ignoring labels that come from its image.*nsproxy\.enable/, 5000);
+    const names = (await admin.tenants()).map((t) => t.name);
+    expect(names).not.toContain("from-image");
+    expect(names).not.toContain("unlabelled");
+    expect(names).not.toContain("bad-label");
+    expect(d.stderr().match(/skipping container bad-label/g)?.length).toBe(1);
+    await e.rm(["from-image", "unlabelled", "opted-in", "bad-label"]);
+    await until("opted-in to be gone", async () => (await tenant("opted-in")) === undefined, 5000);
+  });
+
+  test(`${label}: ${BURST} containers started at once are all served`, async () => {
+    if (unavailable()) return;
+    const e = engine();
+    const names = Array.from({ length: BURST }, (_, i) => `burst-${i}`);
+    const t0 = performance.now();
+    // Bounded: ten CLI calls at a time (each is a process and an API call).
+    const queue = [...names];
+    await Promise.all(Array.from({ length: 10 }, async () => {
+      for (let n = queue.shift(); n; n = queue.shift()) await e.cli(["run", "-d", "--name", n, "--network", "none", "-l", "nsproxy.enable=true", "plain", "sleep", "600"], 120_000);
+    }));
+    const started = performance.now();
+    await until("every burst container to be served", async () => {
+      const live = new Map((await admin.tenants()).map((t) => [t.name, t.state]));
+      return names.every((n) => live.get(n) === "serving");
+    }, 30_000);
+    console.log(`${label}: ${BURST} containers started in ${(started - t0).toFixed(0)} ms, all served ${(performance.now() - started).toFixed(0)} ms later`);
+    for (const n of [names[0]!, names.at(-1)!]) {
+      expect((JSON.parse((await curlInContainer(e, n, "http://127.0.0.1:8160/")).body) as Echo).headers["x-nsproxy-tenant"]).toBe(n);
+    }
+    await e.rm(names);
+    await until("the burst to be released", async () => !(await admin.tenants()).some((t) => t.name.startsWith("burst-")), 20_000);
+  });
+
+  test(`${label}: the daemon's socket lost: one line, retried with backoff, nothing else disturbed; back, containers are followed again`, async () => {
+    if (unavailable()) return;
+    const e = engine();
+    if (!e.restart) return;
+    await e.restart(async () => {
+      await d.waitFor(/docker .*: .*retrying with backoff/, 10_000);
+      await Bun.sleep(1500); // several retries
+      expect(d.stderr().match(/retrying with backoff/g)?.length).toBe(1);
+      expect((await curlIn(plainNs, "http://127.0.0.1:8160/")).status).toBe(200);
+    });
+    await d.waitFor(/connected again; following containers/, 20_000);
+    await e.cli(["run", "-d", "--name", "after", "--network", "none", "-l", "nsproxy.enable=true", "plain", "sleep", "600"]);
+    await until("a container started after the outage to be served", async () => (await tenant("after"))?.state === "serving", 10_000);
+    await e.rm(["after"]);
+  });
+}
+
+/** Containers started at once in the burst case: the issue's figure, bounded by ten CLI calls at a time. */
+const BURST = 50;
+
+describe.skipIf(Boolean(missing))("docker provider (dockerd)", () => {
+  let dir: string;
+  let dockerd: Subprocess | undefined;
+  const env = () => ({ DOCKER_HOST: `unix://${dir}/docker.sock` });
+  const engine = (): Engine => ({
+    socket: `${dir}/docker.sock`,
+    cli: (args, t) => run(["docker", ...args], env(), t),
+    rm: (names) => run(["docker", "rm", "-f", ...names], env(), 120_000),
+    async restart(whileDown) {
+      await stopDockerd();
+      await whileDown();
+      await startDockerd();
+    },
+  });
+  const stopDockerd = async () => {
+    if (!dockerd) return;
+    dockerd.kill("SIGTERM");
+    const timer = setTimeout(() => dockerd?.kill("SIGKILL"), 15_000);
+    await dockerd.exited;
+    clearTimeout(timer);
+    dockerd = undefined;
+  };
+  const startDockerd = async () => {
+    dockerd = Bun.spawn(
+      ["dockerd", "-H", `unix://${dir}/docker.sock`, "--data-root", `${dir}/data`, "--exec-root", `${dir}/exec`, "--pidfile", `${dir}/pid`, "--bridge", "none", "--iptables=false", "--ip6tables=false"],
+      { stdout: "ignore", stderr: Bun.file(`${dir}/dockerd.log`) },
+    );
+    await until("dockerd to answer", async () => {
+      try {
+        return (await fetch("http://docker/_ping", { unix: `${dir}/docker.sock` } as RequestInit)).ok;
+      } catch {
+        return false;
+      }
+    }, 30_000).catch((e) => {
+      throw new Error(`${(e as Error).message}\n${existsSync(`${dir}/dockerd.log`) ? readFileSync(`${dir}/dockerd.log`, "utf8").slice(-2000) : ""}`);
+    });
+  };
+
+  beforeAll(async () => {
+    mkdirSync(RUN_DIR, { recursive: true });
+    dir = mkdtempSync(`${RUN_DIR}/dockerd-`);
+    await startDockerd();
+    const tar = rootfs(dir);
+    await run(["docker", "import", tar, "plain"], env());
+    await run(["docker", "import", "--change", "LABEL nsproxy.enable=true", "--change", "LABEL nsproxy.header.X-Plan=gold", "--change", "LABEL nsproxy.upstream=http://127.0.0.1:1", tar, "labelled"], env());
+  }, 90_000);
+
+  afterAll(async () => {
+    if (!dir) return;
+    try {
+      const ids = (await run(["docker", "ps", "-aq"], env())).split("\n").filter(Boolean);
+      if (ids.length) await run(["docker", "rm", "-f", ...ids], env(), 120_000);
+      await run(["docker", "rmi", "-f", "plain", "labelled"], env());
+    } catch (e) {
+      console.warn(`docker cleanup: ${(e as Error).message}`);
+    }
+    await stopDockerd();
+    // Whatever dockerd left mounted under its directories (overlays, netns files) goes before the files do.
+    const mounts = readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "").filter((m) => m.startsWith(dir)).reverse();
+    for (const m of mounts) Bun.spawnSync(["umount", "-l", m]);
+    rmSync(dir, { recursive: true, force: true });
+  }, 180_000);
+
+  providerCases(engine, "docker");
+});
+
+/** Podman's Docker-compatible service: the CLI on the same storage (events_logger=file lets the service see its events). */
+const podmanMissing = missing ?? (!which("podman") || !which("runc") ? "needs podman and runc (apt-get install podman runc)" : undefined);
+if (!missing && podmanMissing) console.warn(`skip: docker provider through podman: ${podmanMissing}`);
+
+describe.skipIf(Boolean(podmanMissing))("docker provider (podman system service)", () => {
+  let dir: string;
+  let service: Subprocess | undefined;
+  let unavailable: string | undefined;
+  const env = () => ({ CONTAINERS_CONF: `${dir}/containers.conf` });
+  const podman = (args: string[], t?: number) => run(["podman", "--root", `${dir}/storage`, "--runroot", `${dir}/run`, ...args], env(), t);
+  const engine = (): Engine => ({
+    socket: `${dir}/podman.sock`,
+    cli: podman,
+    rm: (names) => podman(["rm", "-f", "-t", "0", ...names], 120_000),
+    async restart(whileDown) {
+      await stopService();
+      await whileDown();
+      await startService();
+    },
+  });
+  const stopService = async () => {
+    if (!service) return;
+    service.kill("SIGTERM");
+    const timer = setTimeout(() => service?.kill("SIGKILL"), 10_000);
+    await service.exited;
+    clearTimeout(timer);
+    service = undefined;
+  };
+  const startService = async () => {
+    service = Bun.spawn(["podman", "--root", `${dir}/storage`, "--runroot", `${dir}/run`, "system", "service", "--time", "0", `unix://${dir}/podman.sock`], {
+      stdout: "ignore",
+      stderr: Bun.file(`${dir}/service.log`),
+      env: { ...process.env, ...env() },
+    });
+    await until("podman's service to answer", async () => {
+      try {
+        return (await fetch("http://podman/_ping", { unix: `${dir}/podman.sock` } as RequestInit)).ok;
+      } catch {
+        return false;
+      }
+    }, 30_000);
+  };
+
+  beforeAll(async () => {
+    mkdirSync(RUN_DIR, { recursive: true });
+    dir = mkdtempSync(`${RUN_DIR}/podman-`);
+    mkdirSync(`${dir}/tmp`);
+    mkdirSync(`${dir}/cni`);
+    // runc (crun is not in Debian 12's podman dependencies here), limits runc accepts, and no network set up at all.
+    Bun.write(`${dir}/containers.conf`, [
+      "[containers]",
+      'default_ulimits = ["nofile=1024:4096", "nproc=4096:4096"]',
+      "[engine]",
+      'runtime = "runc"',
+      'events_logger = "file"',
+      'cgroup_manager = "cgroupfs"',
+      `tmp_dir = "${dir}/tmp"`,
+      "[network]",
+      'network_backend = "cni"',
+      `network_config_dir = "${dir}/cni"`,
+      'cni_plugin_dirs = ["/usr/lib/cni"]',
+      "",
+    ].join("\n"));
+    try {
+      await startService();
+      const tar = rootfs(dir);
+      await podman(["import", tar, "plain"]);
+      await podman(["import", "--change", "LABEL nsproxy.enable=true", "--change", "LABEL nsproxy.header.X-Plan=gold", "--change", "LABEL nsproxy.upstream=http://127.0.0.1:1", tar, "labelled"]);
+      await podman(["run", "--rm", "--network", "none", "plain", "sh", "-c", "true"]);
+    } catch (e) {
+      unavailable = `podman cannot run a container here: ${(e as Error).message.split("\n")[0]}`;
+      console.warn(`skip: docker provider through podman: ${unavailable}`);
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    if (!dir) return;
+    try {
+      await podman(["rm", "-af", "-t", "0"], 120_000);
+      await podman(["rmi", "-af"]);
+    } catch (e) {
+      console.warn(`podman cleanup: ${(e as Error).message}`);
+    }
+    await stopService();
+    const mounts = readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "").filter((m) => m.startsWith(dir)).reverse();
+    for (const m of mounts) Bun.spawnSync(["umount", "-l", m]);
+    rmSync(dir, { recursive: true, force: true });
+  }, 180_000);
+
+  providerCases(engine, "podman", () => unavailable);
+});
