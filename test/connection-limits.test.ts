@@ -1,33 +1,13 @@
 // Connection limits on real namespaces: a tenant's max_connections refuses that tenant alone; at the descriptor limit nothing spins and service comes back.
 import { afterAll, describe, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { daemonDir, SOURCE_CLI, startNsproxy } from "./helpers/daemon.ts";
 import { addNetns, cleanupNetns, curlIn, skipReason, uniquePrefix } from "./helpers/netns.ts";
+import { cpuSeconds, startClient } from "./helpers/client-proc.ts";
 import { startUpstream } from "./helpers/upstream.ts";
 
 const prefix = uniquePrefix("conn");
-const CLIENT = [process.execPath, `${import.meta.dir}/helpers/ns-client.ts`];
 afterAll(() => cleanupNetns(prefix));
-
-/** Start a client mode inside `ns` and wait until it says `ready` on stderr. */
-async function startClient(ns: string, args: string[], ready: string) {
-  const proc = Bun.spawn(["ip", "netns", "exec", ns, ...CLIENT, ...args], { stdout: "pipe", stderr: "pipe" });
-  const reader = proc.stderr.getReader();
-  let err = "";
-  while (!err.includes(ready)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`client ${args[0]} ended before ${ready}: ${err}`);
-    err += Buffer.from(value).toString();
-  }
-  reader.releaseLock();
-  return { proc, result: async () => JSON.parse(await new Response(proc.stdout).text()) };
-}
-
-/** utime + stime of a process, in seconds. */
-function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
 
 describe.skipIf(Boolean(skipReason))("connection limits", () => {
   test("max_connections: over the cap that tenant alone gets 503; the other tenant is served", async () => {

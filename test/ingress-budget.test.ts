@@ -1,44 +1,22 @@
 // Descriptor budget on real namespaces: an ingress flood leaves egress answering, a tenant's ingress_max_connections
 // refuses that tenant alone, and a limit lowered at runtime (prlimit) is followed without a busy loop.
 import { afterAll, describe, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import type { Subprocess } from "bun";
 import { AdminClient } from "../src/admin/client.ts";
 import { daemonDir, SOURCE_CLI, startNsproxy } from "./helpers/daemon.ts";
 import { addNetns, cleanupNetns, curlIn, skipReason, uniquePrefix } from "./helpers/netns.ts";
+import { cpuSeconds, startClient } from "./helpers/client-proc.ts";
 import { freePort } from "./helpers/ports.ts";
 import { startUpstream } from "./helpers/upstream.ts";
 
 const prefix = uniquePrefix("budget");
-const CLIENT = `${import.meta.dir}/helpers/ns-client.ts`;
 const BACKEND = `${import.meta.dir}/helpers/ns-backend.ts`;
 const spawned = new Set<Subprocess>();
 afterAll(() => {
   for (const p of spawned) p.kill("SIGKILL");
   cleanupNetns(prefix);
 });
-
-/** ns-client.ts in `ns` (or on the host), once it says `ready` on stderr; `result()` is its JSON line. */
-async function client(ns: string | undefined, args: string[], ready: string) {
-  const argv = [...(ns ? ["ip", "netns", "exec", ns] : []), process.execPath, CLIENT, ...args];
-  const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe" });
-  spawned.add(proc);
-  const reader = proc.stderr.getReader();
-  let err = "";
-  while (!err.includes(ready)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`client ${args[0]} ended before ${ready}: ${err}`);
-    err += Buffer.from(value).toString();
-  }
-  reader.releaseLock();
-  return { proc, result: async () => JSON.parse(await new Response(proc.stdout).text()) };
-}
-
-/** utime + stime of a process, in seconds. */
-function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
 
 /** An egress request from inside `ns`, timed. */
 async function timedGet(ns: string, url: string): Promise<{ status: number; ms: number }> {
@@ -64,7 +42,7 @@ describe.skipIf(Boolean(skipReason))("descriptor budget", () => {
     try {
       await d.waitFor("attached 1/1");
       // Connections that never send a byte: no Host, no tenant; only ingress's share of the budget bounds them.
-      const flood = await client(undefined, ["hold", "127.0.0.1", String(port), "2000", "6000", ""], "HOLDING");
+      const flood = await startClient(undefined, ["hold", "127.0.0.1", String(port), "2000", "6000", ""], "HOLDING");
       const results: { status: number; ms: number }[] = [];
       for (let i = 0; i < 10; i++) results.push(await timedGet(b, `http://127.0.0.1:${listen}/e${i}`));
       expect(results.map((r) => r.status)).toEqual(Array(10).fill(200));
@@ -105,7 +83,7 @@ describe.skipIf(Boolean(skipReason))("descriptor budget", () => {
       await d.waitFor("attached 2/2");
       // Eight keep-alive connections to a.example, each answered once and then starting another request: routed, and held.
       const head = "GET /first HTTP/1.1\r\nHost: a.example\r\n\r\n";
-      const holder = await client(undefined, ["hold", "127.0.0.1", String(port), "8", "2500", head], "HOLDING");
+      const holder = await startClient(undefined, ["hold", "127.0.0.1", String(port), "8", "2500", head], "HOLDING");
       await Bun.sleep(300);
       const other = Bun.spawnSync(["curl", "-sS", "--max-time", "5", "-H", "Host: b.example", `http://127.0.0.1:${port}/`]);
       expect(JSON.parse(other.stdout.toString()).tenant).toBe("tenant-b");
@@ -136,7 +114,7 @@ describe.skipIf(Boolean(skipReason))("descriptor budget", () => {
     try {
       await d.waitFor("attached 2/2");
       // Tenant a holds 1,500 connections that never send a byte: far more descriptors than 1,024.
-      const held = await client(a, ["hold", "127.0.0.1", String(listen), "1500", "9000", ""], "HOLDING");
+      const held = await startClient(a, ["hold", "127.0.0.1", String(listen), "1500", "9000", ""], "HOLDING");
       await Bun.sleep(300);
       expect((await new AdminClient(admin).status()).totals!.open_connections).toBe(1500);
       // The soft limit is the one in force (raising a hard limit back needs CAP_SYS_RESOURCE, which this box lacks).
@@ -163,7 +141,7 @@ describe.skipIf(Boolean(skipReason))("descriptor budget", () => {
       const shed = Number(/^nsproxy_connections_shed_total (\d+)$/m.exec(metrics)?.[1]);
       expect(shed).toBeGreaterThan(500); // the idle ones over the lowered budget
       expect(metrics).toContain("nsproxy_descriptors_limit 4096");
-      const more = await client(b, ["hold", "127.0.0.1", String(listen), "900", "1500", ""], "HOLDING");
+      const more = await startClient(b, ["hold", "127.0.0.1", String(listen), "900", "1500", ""], "HOLDING");
       await Bun.sleep(300);
       // More than the lowered limit could hold: all of b's new connections are open at once.
       expect((await new AdminClient(admin).status()).totals!.open_connections).toBe(1500 - shed + 900);

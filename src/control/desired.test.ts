@@ -1,23 +1,8 @@
 // Unit tests of the rules that keep wanted tenants apart, and of which source wins a name.
 import { describe, expect, test } from "bun:test";
 import type { Loaded } from "../config/load.ts";
-import type { TenantSpec } from "../config/types.ts";
 import { clashOf, DesiredTenants } from "./desired.ts";
-
-function spec(name: string, extra: Partial<TenantSpec> = {}): TenantSpec {
-  return {
-    name,
-    netns: `/run/netns/${name}`,
-    listen: [{ host: "127.0.0.1", port: 8080, text: "127.0.0.1:8080" }],
-    upstream: { origin: "http://127.0.0.1:9000", prefix: "", text: "http://127.0.0.1:9000" },
-    tenantHeader: "X-Nsproxy-Tenant",
-    headers: {},
-    upstreamTimeoutMs: 30_000,
-    maxConnections: 1000,
-    ingressMaxConnections: 1000,
-    ...extra,
-  };
-}
+import { spec } from "../../test/helpers/tenant-spec.ts";
 
 describe("clashOf", () => {
   test("one address in one namespace is one tenant's: a conflict on listen naming the owner", () => {

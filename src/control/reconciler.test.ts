@@ -4,21 +4,7 @@ import type { TenantSpec } from "../config/types.ts";
 import { logger } from "../log.ts";
 import { Reconciler } from "./reconciler.ts";
 import type { AttachFailure, Namespaces, Workers } from "./seams.ts";
-
-function spec(name: string, extra: Partial<TenantSpec> = {}): TenantSpec {
-  return {
-    name,
-    netns: `/run/netns/${name}`,
-    listen: [{ host: "127.0.0.1", port: 8080, text: "127.0.0.1:8080" }],
-    upstream: { origin: "http://127.0.0.1:9000", prefix: "", text: "http://127.0.0.1:9000" },
-    tenantHeader: "X-Nsproxy-Tenant",
-    headers: {},
-    upstreamTimeoutMs: 30_000,
-    maxConnections: 1000,
-    ingressMaxConnections: 1000,
-    ...extra,
-  };
-}
+import { spec } from "../../test/helpers/tenant-spec.ts";
 
 /** Namespace files by path (their dev:ino), and every descriptor the reconciler holds open. */
 class FakeNamespaces implements Namespaces {
