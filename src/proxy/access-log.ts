@@ -12,12 +12,17 @@ export interface AccessSink {
 
 /** A sink writing to stdout, flushed every 50 ms or 64 kB, whichever comes first. */
 export function stdoutAccessLog(format: "text" | "json"): AccessSink {
+  return accessLog(format, (chunk) => process.stdout.write(chunk));
+}
+
+/** A sink handing its batches to `write` (stdout in the daemon; a counter in the engine micro-benchmark). */
+export function accessLog(format: "text" | "json", write: (chunk: string | Uint8Array) => void): AccessSink {
   let buf = "";
   let timer: ReturnType<typeof setTimeout> | undefined;
   const flush = () => {
     timer = undefined;
     if (buf) {
-      process.stdout.write(buf);
+      write(buf);
       buf = "";
     }
   };
