@@ -567,6 +567,20 @@ const MUTATIONS: Mutation[] = [
     tests: ["test/least-privilege.test.ts"],
     only: "noexec TMPDIR",
   },
+  {
+    name: "access-log-rounds-ties-up",
+    breaks: "the byte-encoded access log writes the milliseconds as toFixed(1) did, ties in the binary value included",
+    file: "src/proxy/access-log.ts",
+    edits: [["    if (Math.abs(p - Math.floor(p) - 0.5) < 1e-6) t = Math.round(Number(ms.toFixed(1)) * 10);\n", ""]],
+    tests: ["src/proxy/access-log.test.ts"],
+  },
+  {
+    name: "access-log-json-unescaped",
+    breaks: "a quote or backslash in a logged path or Host cannot end its JSON string early",
+    file: "src/proxy/access-log.ts",
+    edits: [["      if (c >= 0x20 && c < 0x80 && c !== 0x22 && c !== 0x5c) b[this.len++] = c;", "      if (c >= 0x20 && c < 0x80) b[this.len++] = c;"]],
+    tests: ["src/proxy/access-log.test.ts"],
+  },
 ];
 const ROOT = join(import.meta.dir, "..");
 const BUN = process.execPath;

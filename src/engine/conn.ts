@@ -882,10 +882,11 @@ export class ProxyConn implements LegOwner {
     if (this.env.workerStats) observeDuration(this.env.workerStats, ms / 1000);
     const access = this.env.access;
     if (!access) return;
+    // One object of one shape (absent fields undefined): no spread objects per exchange.
     access({
-      ...(this.route.direction ? { direction: this.route.direction } : {}),
+      direction: this.route.direction,
       tenant: this.route.tenant,
-      ...(this.router ? { host: this.reqHost ?? "" } : {}),
+      host: this.router ? (this.reqHost ?? "") : undefined,
       method: req?.method ?? "-",
       path: req?.path ?? "-",
       status,
