@@ -248,7 +248,7 @@ const MUTATIONS: Mutation[] = [
     name: "http10-gets-chunked",
     breaks: "an HTTP/1.0 client never gets chunked framing: the upstream's chunked answer reaches it de-chunked",
     file: "src/engine/conn.ts",
-    edits: [["    if (req.minor === 0) return this.http10Response(s, head, rest);\n", ""]],
+    edits: [["    if (req.minor === 0) return this.http10Response(buf, s, head, rest);\n", ""]],
     tests: ["src/engine/conn.test.ts", "test/engine.test.ts"],
     only: "HTTP/1.0",
   },
@@ -616,6 +616,34 @@ const MUTATIONS: Mutation[] = [
     ],
     tests: ["test/docker-provider.test.ts"],
     only: "stop releases it",
+  },
+  {
+    name: "access-log-rounds-ties-up",
+    breaks: "the byte-encoded access log writes the milliseconds as toFixed(1) did, ties in the binary value included",
+    file: "src/proxy/access-log.ts",
+    edits: [["    if (Math.abs(p - Math.floor(p) - 0.5) < 1e-6) t = Math.round(Number(ms.toFixed(1)) * 10);\n", ""]],
+    tests: ["src/proxy/access-log.test.ts"],
+  },
+  {
+    name: "access-log-json-unescaped",
+    breaks: "a quote or backslash in a logged path or Host cannot end its JSON string early",
+    file: "src/proxy/access-log.ts",
+    edits: [["      if (c >= 0x20 && c < 0x80 && c !== 0x22 && c !== 0x5c) b[this.len++] = c;", "      if (c >= 0x20 && c < 0x80) b[this.len++] = c;"]],
+    tests: ["src/proxy/access-log.test.ts"],
+  },
+  {
+    name: "changed-response-head-forwarded-as-received",
+    breaks: "a response head goes as received only when nothing in it must change: the proxy's Connection: close is never lost",
+    file: "src/engine/rewrite.ts",
+    edits: [['  let unchanged = connection === "" && length < 0;', "  let unchanged = length < 0;"]],
+    tests: ["src/engine/conn.test.ts", "src/engine/rewrite.test.ts"],
+  },
+  {
+    name: "proxy-star-forwarded",
+    breaks: "Proxy-* fields, classified in place, are hop-by-hop and never forwarded",
+    file: "src/engine/fields.ts",
+    edits: [['  if (n > 6 && equalsLower(s, p, p + 6, "proxy-")) return Kind.HopByHop;\n', ""]],
+    tests: ["src/engine/conn.test.ts", "src/engine/rewrite.test.ts"],
   },
 ];
 const ROOT = join(import.meta.dir, "..");

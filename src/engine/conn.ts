@@ -470,7 +470,7 @@ export class ProxyConn implements LegOwner {
     const rest = buf.subarray(scan.end);
     if (head.status < 200 && head.status !== 101) {
       // Interim (100 Continue, 103 Early Hints): forwarded to HTTP/1.1 clients, then the real one follows.
-      if (req.minor === 1) this.sendClient(clientResponseHead(s, head, ""));
+      if (req.minor === 1) this.sendClient(clientResponseHead(buf, s, head, ""));
       this.since = this.env.now();
       return rest;
     }
@@ -478,7 +478,7 @@ export class ProxyConn implements LegOwner {
       if (!req.upgrade) return this.badGateway("upstream switched protocols without an Upgrade request");
       this.res = head;
       this.resStarted = true;
-      this.sendClient(clientResponseHead(s, head, "upgrade"));
+      this.sendClient(clientResponseHead(buf, s, head, "upgrade"));
       this.logExchange(101, undefined);
       this.phase = Phase.Tunnel;
       this.setTimer(Timer.Tunnel);
@@ -486,11 +486,11 @@ export class ProxyConn implements LegOwner {
       this.pump(); // bytes the client sent after its upgrade request
       return rest;
     }
-    if (req.minor === 0) return this.http10Response(s, head, rest);
+    if (req.minor === 0) return this.http10Response(buf, s, head, rest);
     this.res = head;
     this.resStarted = true;
     this.keepClient = head.framing.body !== "close" && this.clientMayStay();
-    this.sendClient(clientResponseHead(s, head, this.keepClient ? "" : "close"));
+    this.sendClient(clientResponseHead(buf, s, head, this.keepClient ? "" : "close"));
     this.logExchange(head.status, head.framing.body === "length" ? head.framing.contentLength : head.framing.body === "none" ? 0 : undefined);
     if (head.framing.body === "length") this.resLeft = head.framing.contentLength;
     else if (head.framing.body === "chunked") this.resChunks = new ChunkedScanner();
@@ -510,7 +510,7 @@ export class ProxyConn implements LegOwner {
    * of it came with the head, else the chunks' data to the close of the client connection (trailers are
    * dropped). A coding besides chunked cannot be undone here: 502. Returns the bytes after what it used.
    */
-  private http10Response(s: string, head: ResponseHead, rest: Uint8Array): Uint8Array | undefined {
+  private http10Response(received: Uint8Array, s: string, head: ResponseHead, rest: Uint8Array): Uint8Array | undefined {
     const f = head.framing;
     if (f.body !== "none") {
       const te = transferCodings(s, head.fields);
@@ -540,7 +540,7 @@ export class ProxyConn implements LegOwner {
       }
     }
     this.keepClient = keep;
-    this.sendClient(clientResponseHead(s, head, keep ? "keep-alive" : "close", true, length));
+    this.sendClient(clientResponseHead(received, s, head, keep ? "keep-alive" : "close", true, length));
     this.logExchange(head.status, f.body === "length" ? f.contentLength : f.body === "none" ? 0 : length >= 0 ? length : undefined);
     if (f.body === "length") this.resLeft = f.contentLength;
     this.setTimer(Timer.Body);
@@ -882,10 +882,11 @@ export class ProxyConn implements LegOwner {
     if (this.env.workerStats) observeDuration(this.env.workerStats, ms / 1000);
     const access = this.env.access;
     if (!access) return;
+    // One object of one shape (absent fields undefined): no spread objects per exchange.
     access({
-      ...(this.route.direction ? { direction: this.route.direction } : {}),
+      direction: this.route.direction,
       tenant: this.route.tenant,
-      ...(this.router ? { host: this.reqHost ?? "" } : {}),
+      host: this.router ? (this.reqHost ?? "") : undefined,
       method: req?.method ?? "-",
       path: req?.path ?? "-",
       status,

@@ -71,27 +71,43 @@ export function fieldName(s: string, f: Fields, i: number): string {
   return s.slice(f.line[i]!, f.colon[i]!).toLowerCase();
 }
 
-/** Name lengths worth a look, per set of protected names: any other name is an ordinary field. */
-const lengthsCache = new WeakMap<ReadonlySet<string>, Uint8Array>();
-/** Tenants mostly share one set of protected names: one table per distinct set, not per tenant. */
-const lengthsByContent = new Map<string, Uint8Array>();
-const BASE_LENGTHS = new Uint8Array(257);
-for (const k of KINDS.keys()) BASE_LENGTHS[k.length] = 1;
+/** A special name and its kind, lower case. */
+type Special = readonly [lowerName: string, kind: Kind];
 
-function interestingLengths(protectedNames: ReadonlySet<string>): Uint8Array {
-  let l = lengthsCache.get(protectedNames);
-  if (!l) {
-    const lengths = [...new Set([...protectedNames].map((n) => Math.min(n.length, 256)))].sort((a, b) => a - b);
-    const key = lengths.join(",");
-    l = lengthsByContent.get(key);
-    if (!l) {
-      l = BASE_LENGTHS.slice();
-      for (const n of lengths) l[n] = 1;
-      lengthsByContent.set(key, l);
+/**
+ * The special names of one set of protected names, by length: a field name is classified in place by
+ * comparing its bytes with the few names of its length (no lower-case copy per field). Tenants mostly
+ * share one set (makeStamp makes one per distinct content), so one table per set.
+ */
+const specialsCache = new WeakMap<ReadonlySet<string>, Special[][]>();
+
+function specialsByLength(protectedNames: ReadonlySet<string>): Special[][] {
+  let t = specialsCache.get(protectedNames);
+  if (!t) {
+    t = [];
+    for (const name of [...KINDS.keys(), ...protectedNames]) {
+      const list = (t[name.length] ??= []);
+      if (!list.some(([n]) => n === name)) list.push([name, classify(name, protectedNames)]);
     }
-    lengthsCache.set(protectedNames, l);
+    specialsCache.set(protectedNames, t);
   }
-  return l;
+  return t;
+}
+
+/** The kind of the field name s[p, q), read in place; `underscore`: the name holds a "_" (a possible look-alike). */
+function classifyAt(s: string, p: number, q: number, underscore: boolean, specials: Special[][], protectedNames: ReadonlySet<string>): Kind {
+  const n = q - p;
+  if (n > 6 && equalsLower(s, p, p + 6, "proxy-")) return Kind.HopByHop;
+  // Rare: a look-alike is compared in its dashed spelling.
+  if (underscore) return classify(s.slice(p, q).toLowerCase(), protectedNames);
+  const list = specials[n];
+  if (list !== undefined) {
+    for (let j = 0; j < list.length; j++) {
+      const special = list[j]!;
+      if (equalsLower(s, p, q, special[0])) return special[1];
+    }
+  }
+  return Kind.Other;
 }
 
 /**
@@ -103,7 +119,7 @@ function interestingLengths(protectedNames: ReadonlySet<string>): Uint8Array {
 export function parseFields(s: string, p: number, end: number, maxFields: number, protectedNames: ReadonlySet<string>, into?: Fields): Fields | ParseError {
   const f: Fields = into ?? newFields();
   f.count = 0;
-  const lengths = interestingLengths(protectedNames);
+  const specials = specialsByLength(protectedNames);
   const last = end - 2; // offset of the final empty line's CR
   while (p < last) {
     const c0 = s.charCodeAt(p);
@@ -133,9 +149,7 @@ export function parseFields(s: string, p: number, end: number, maxFields: number
     f.ve[i] = ve;
     f.next[i] = e + 2;
     f.colon[i] = q;
-    // Only names of a length some special name has (or with "_", or "proxy-…") need a lower-case copy.
-    const n = q - p;
-    f.kind[i] = lengths[n > 256 ? 256 : n] || underscore || (n > 6 && (c0 | 0x20) === 0x70) ? classify(s.slice(p, q).toLowerCase(), protectedNames) : Kind.Other;
+    f.kind[i] = classifyAt(s, p, q, underscore, specials, protectedNames);
     p = e + 2;
   }
   return f;

@@ -60,9 +60,17 @@ export class Pipe {
     this.queued += data.length;
   }
 
-  /** Keep `data` for release(); only while nothing is queued, so the order holds. */
+  /**
+   * Keep `data` for release(); only while nothing is queued, so the order holds. A piece that continues
+   * the last one in the same buffer (a response head forwarded as received, then its body) extends it:
+   * one write of the bytes as they came, no join.
+   */
   hold(data: Uint8Array): void {
-    this.held.push(data);
+    const h = this.held;
+    const last = h.length > 0 ? h[h.length - 1]! : undefined;
+    if (last !== undefined && last.buffer === data.buffer && last.byteOffset + last.length === data.byteOffset) {
+      h[h.length - 1] = new Uint8Array(last.buffer, last.byteOffset, last.length + data.length);
+    } else h.push(data);
   }
 
   /** Write what was held: small pieces joined into one write, large ones as they are. */

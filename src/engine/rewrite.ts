@@ -93,14 +93,20 @@ function keepInResponse(k: Kind | undefined, head: ResponseHead, http10: boolean
 /**
  * The head sent to the client: status line and fields as received, minus hop-by-hop fields (and a
  * Content-Length beside Transfer-Encoding), plus the proxy's own Connection field (`connection`,
- * "" for none) describing the client connection. `s` is the received head as latin1.
+ * "" for none) describing the client connection. `received` holds the head's bytes from offset 0, and
+ * `s` is that head as latin1.
  *
  * `http10`: the client speaks HTTP/1.0, which has no transfer codings: Transfer-Encoding is never sent
  * to it (RFC 9112 §6.1), and a body the upstream chunked goes de-chunked, with `length` as its
  * Content-Length when known whole (-1: to the close).
  */
-export function clientResponseHead(s: string, head: ResponseHead, connection: string, http10 = false, length = -1): Uint8Array {
+export function clientResponseHead(received: Uint8Array, s: string, head: ResponseHead, connection: string, http10 = false, length = -1): Uint8Array {
   const f = head.fields;
+  // Nothing to drop and nothing to add: the head goes as it came, a view of the received bytes (no copy;
+  // beside the body bytes of the same read it leaves in one write without a join, see Pipe.hold).
+  let unchanged = connection === "" && length < 0;
+  for (let i = 0; unchanged && i < f.count; i++) unchanged = keepInResponse(f.kind[i], head, http10);
+  if (unchanged) return received.subarray(0, s.length);
   let out = s.slice(0, head.lineNext);
   let i = 0;
   while (i < f.count) {
