@@ -282,68 +282,12 @@ function retire(group: TenantGroup, graceMs: number): Promise<void> {
 async function handle(msg: ToWorker): Promise<void> {
   if (stranded) return;
   switch (msg.type) {
-    case "batch": {
-      // Each message runs to its first await in order, as separate messages would; what they answer
-      // synchronously goes back in one message (a stop's answer, after its grace, goes on its own).
-      const answers: FromWorker[] = [];
-      collected = answers;
-      try {
-        for (const m of msg.messages) void handle(m);
-      } finally {
-        collected = undefined;
-      }
-      if (answers.length) self.postMessage(answers.length === 1 ? answers[0] : { type: "batch", messages: answers });
-      return;
-    }
-    case "init": {
-      const o = msg.options;
-      access = o.accessLog ? stdoutAccessLog(o.logFormat) : undefined;
-      debugOn = o.debug === true;
-      faults = o.faults ?? {};
-      replaceGraceMs = o.replaceGraceMs;
-      counts = new SharedCounts(o.counts);
-      o.statsChunks.forEach((sab, k) => (statsChunks[k] = sab));
-      env = {
-        limits: { ...o.engine, tunnelTimeoutMs: 3_600_000 },
-        // A stranded worker's dial would leave from a tenant's namespace: it fails instead (a 502).
-        dial: (to, events) => {
-          if (stranded) queueMicrotask(() => events.onClose("worker stranded outside its own network namespace"));
-          else if (to.nsFd !== undefined) dialInside(to.nsFd, to.host!, to.port!, events);
-          else dial(to, events);
-        },
-        access,
-        now: () => coarseNow,
-        // Debug only, and at most one line per tenant per 10 s for each of two kinds (not TLS at all; failed in
-        // TLS): a tenant's clients can fail millions of handshakes, and a client refusing the certificate must
-        // not hide the plain-HTTP client that came next.
-        tlsFailed: (tenant, client, why) =>
-          owner.debug(`tls:${tenant}:${notTls(why) ? "plain" : "tls"}`, `tenant ${tenant}: TLS handshake failed${client ? ` (client ${client})` : ""}${why ? `: ${why}` : ""}; counted in nsproxy_tenant_tls_handshake_failures_total`),
-        closed: (c) => {
-          if (c instanceof TcpConn && c.failure !== undefined) connectFailed(c);
-          ((c as Conn).owner as { release(c: Conn): void }).release(c as Conn);
-        },
-        workerStats: metricsOff ? undefined : new Float64Array(o.stats, 0, WORKER_HEADER),
-      };
-      coarseNow = performance.now();
-      ingress = new Ingress(env, counts, owner, tenantStats);
-      setInterval(sweep, SWEEP_MS);
-      return;
-    }
-    case "ingress-listen": {
-      let at = "";
-      try {
-        for (const l of msg.listen) {
-          at = l.text;
-          // In this thread's own (the host's) namespace: no window needed.
-          ingress!.listeners.push(listenTcp(l.host, l.port, l.kind === "sni" ? ingress!.sniHooks : ingress!.httpHooks));
-        }
-        post({ type: "done", id: msg.id });
-      } catch (err) {
-        const e = err as Error & { code?: string };
-        post({ type: "failed", id: msg.id, message: `${at}: ${e.code ? `${e.code}: ` : ""}${e.message}`, code: e.code ?? "ELISTEN" });
-      }
-      return;
-    }
+    case "batch":
+      return handleBatch(msg.messages);
+    case "init":
+      return init(msg.options);
+    case "ingress-listen":
+      return ingressListen(msg);
     case "ingress-set":
       if (msg.tenant.name === faults.strandIngress) strandIngressFd = msg.tenant.nsFd;
       ingress!.set(msg.tenant);
@@ -357,16 +301,7 @@ async function handle(msg: ToWorker): Promise<void> {
       statsChunks[msg.chunk] = msg.sab;
       return;
     case "attach":
-      try {
-        attach(msg.spec, msg.nsFd, msg.slot, msg.material, msg.exclusive, msg.migrate);
-        post({ type: "done", id: msg.id });
-      } catch (err) {
-        if (err instanceof StrandedError) return strand(err.message);
-        const e = err as Error & { code?: string };
-        const listenErr = err instanceof ListenError ? err : undefined;
-        post({ type: "failed", id: msg.id, message: e.message, code: e.code ?? "ERROR", listen: listenErr?.listen, ...(listenErr?.holders ? { holders: listenErr.holders } : {}) });
-      }
-      return;
+      return attachMsg(msg);
     case "detach": {
       const group = tenants.get(msg.name);
       tenants.delete(msg.name);
@@ -382,6 +317,83 @@ async function handle(msg: ToWorker): Promise<void> {
       post({ type: "done", id: msg.id });
       return;
     }
+  }
+}
+
+/**
+ * Each message runs to its first await in order, as separate messages would; what they answer
+ * synchronously goes back in one message (a stop's answer, after its grace, goes on its own).
+ */
+function handleBatch(messages: ToWorker[]): void {
+  const answers: FromWorker[] = [];
+  collected = answers;
+  try {
+    for (const m of messages) void handle(m);
+  } finally {
+    collected = undefined;
+  }
+  if (answers.length) self.postMessage(answers.length === 1 ? answers[0] : { type: "batch", messages: answers });
+}
+
+type InitOptions = Extract<ToWorker, { type: "init" }>["options"];
+
+function init(o: InitOptions): void {
+  access = o.accessLog ? stdoutAccessLog(o.logFormat) : undefined;
+  debugOn = o.debug === true;
+  faults = o.faults ?? {};
+  replaceGraceMs = o.replaceGraceMs;
+  counts = new SharedCounts(o.counts);
+  o.statsChunks.forEach((sab, k) => (statsChunks[k] = sab));
+  env = {
+    limits: { ...o.engine, tunnelTimeoutMs: 3_600_000 },
+    // A stranded worker's dial would leave from a tenant's namespace: it fails instead (a 502).
+    dial: (to, events) => {
+      if (stranded) queueMicrotask(() => events.onClose("worker stranded outside its own network namespace"));
+      else if (to.nsFd !== undefined) dialInside(to.nsFd, to.host!, to.port!, events);
+      else dial(to, events);
+    },
+    access,
+    now: () => coarseNow,
+    // Debug only, and at most one line per tenant per 10 s for each of two kinds (not TLS at all; failed in
+    // TLS): a tenant's clients can fail millions of handshakes, and a client refusing the certificate must
+    // not hide the plain-HTTP client that came next.
+    tlsFailed: (tenant, client, why) =>
+      owner.debug(`tls:${tenant}:${notTls(why) ? "plain" : "tls"}`, `tenant ${tenant}: TLS handshake failed${client ? ` (client ${client})` : ""}${why ? `: ${why}` : ""}; counted in nsproxy_tenant_tls_handshake_failures_total`),
+    closed: (c) => {
+      if (c instanceof TcpConn && c.failure !== undefined) connectFailed(c);
+      ((c as Conn).owner as { release(c: Conn): void }).release(c as Conn);
+    },
+    workerStats: metricsOff ? undefined : new Float64Array(o.stats, 0, WORKER_HEADER),
+  };
+  coarseNow = performance.now();
+  ingress = new Ingress(env, counts, owner, tenantStats);
+  setInterval(sweep, SWEEP_MS);
+}
+
+/** The host's ingress listeners, bound in this thread's own (the host's) namespace: no window needed. */
+function ingressListen(msg: Extract<ToWorker, { type: "ingress-listen" }>): void {
+  let at = "";
+  try {
+    for (const l of msg.listen) {
+      at = l.text;
+      ingress!.listeners.push(listenTcp(l.host, l.port, l.kind === "sni" ? ingress!.sniHooks : ingress!.httpHooks));
+    }
+    post({ type: "done", id: msg.id });
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    post({ type: "failed", id: msg.id, message: `${at}: ${e.code ? `${e.code}: ` : ""}${e.message}`, code: e.code ?? "ELISTEN" });
+  }
+}
+
+function attachMsg(msg: Extract<ToWorker, { type: "attach" }>): void {
+  try {
+    attach(msg.spec, msg.nsFd, msg.slot, msg.material, msg.exclusive, msg.migrate);
+    post({ type: "done", id: msg.id });
+  } catch (err) {
+    if (err instanceof StrandedError) return strand(err.message);
+    const e = err as Error & { code?: string };
+    const listenErr = err instanceof ListenError ? err : undefined;
+    post({ type: "failed", id: msg.id, message: e.message, code: e.code ?? "ERROR", listen: listenErr?.listen, ...(listenErr?.holders ? { holders: listenErr.holders } : {}) });
   }
 }
 
