@@ -35,8 +35,8 @@ describe.skipIf(Boolean(missing))("CNI plugin through podman's CNI backend", () 
   let d: Running;
   let admin: AdminClient;
   let socket: string;
-  const before = hostState();
-  const cacheExisted = existsSync(CNI_CACHE);
+  let before: ReturnType<typeof hostState>;
+  let cacheExisted: boolean;
   const tenant = async (name: string): Promise<TenantView | undefined> => (await admin.tenants()).find((t) => t.name === name);
   /** host-local's leases: an address still held after stop means the chain's DEL stopped at a plugin that failed. */
   const leases = () => readdirSync(`${dir}/ipam/${NETWORK}`).filter((f) => /^\d/.test(f));
@@ -47,6 +47,8 @@ describe.skipIf(Boolean(missing))("CNI plugin through podman's CNI backend", () 
   };
 
   beforeAll(async () => {
+    before = hostState();
+    cacheExisted = existsSync(CNI_CACHE);
     mkdirSync(RUN_DIR, { recursive: true });
     dir = mkdtempSync(`${RUN_DIR}/podman-cni-`);
     podman = podmanIn(dir, [nsproxyPluginDir()]);
