@@ -19,7 +19,7 @@ if (missing) console.warn(`skip: CNI plugin through podman: ${missing}`);
 const tag = `${process.pid.toString(36)}${Math.random().toString(36).slice(2, 5)}`;
 const NETWORK = `nspt-pods-${tag}`;
 const BRIDGE = `nspb${tag}`.slice(0, 15);
-/** libcni's cache of results; podman's CNI backend has no setting to move it. */
+/** Where podman 4.3's CNI backend had libcni cache its results here (no containers.conf key for it was found). */
 const CNI_CACHE = "/var/lib/cni";
 
 /** The host's firewall and links as text, to compare after: the conflist asks for no masquerade and no port maps. */
