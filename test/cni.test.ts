@@ -1,8 +1,10 @@
 // The CNI plugin mode run exactly as a container runtime runs a chain: the reference loopback plugin, then nsproxy, on real namespaces.
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { AdminClient } from "../src/admin/client.ts";
-import { daemonDir, ensureBuilt, SOURCE_CLI, startNsproxy, UNDER_DENO } from "./helpers/daemon.ts";
+import { fitTenantName } from "../src/cni/protocol.ts";
+import { missingReferencePlugins, nsproxyPluginDir } from "./helpers/cni-bin.ts";
+import { daemonDir, startNsproxy, UNDER_DENO } from "./helpers/daemon.ts";
 import { addNetns, cleanupNetns, curlIn, delNetns, skipReason, uniquePrefix } from "./helpers/netns.ts";
 import { type Echo, startUpstream } from "./helpers/upstream.ts";
 import { until } from "./helpers/wait.ts";
@@ -10,22 +12,11 @@ import { until } from "./helpers/wait.ts";
 const prefix = uniquePrefix("cni");
 afterAll(() => cleanupNetns(prefix));
 
-/** Debian's containernetworking-plugins. */
-const REFERENCE = "/usr/lib/cni";
-const noPlugins = existsSync(`${REFERENCE}/loopback`) ? undefined : `no ${REFERENCE}/loopback (apt-get install containernetworking-plugins)`;
+const noPlugins = missingReferencePlugins("loopback");
 if (noPlugins && !skipReason) console.warn(`skip: CNI chain tests: ${noPlugins}`);
 
-/** CNI_PATH as a runtime has it: loopback, and nsproxy installed under its plugin name (the Deno leg: a wrapper running the source). */
-function pluginDir(): string {
-  const dir = `${daemonDir()}/cni-bin`;
-  mkdirSync(dir);
-  symlinkSync(`${REFERENCE}/loopback`, `${dir}/loopback`);
-  if (UNDER_DENO) {
-    writeFileSync(`${dir}/nsproxy`, `#!/bin/sh\nexec ${SOURCE_CLI.map((a) => `'${a}'`).join(" ")}\n`);
-    chmodSync(`${dir}/nsproxy`, 0o755);
-  } else symlinkSync(ensureBuilt(), `${dir}/nsproxy`);
-  return dir;
-}
+/** CNI_PATH as a runtime has it: loopback, and nsproxy installed under its plugin name. */
+const pluginDir = () => nsproxyPluginDir(["loopback"]);
 
 interface Attachment {
   containerId: string;
@@ -121,6 +112,30 @@ describe.skipIf(Boolean(skipReason || noPlugins))("CNI plugin mode, by hand with
       expect(await admin.tenants()).toEqual([]);
       expect(existsSync(`${dir}/tenants.d/default.web-1.toml`)).toBe(false);
       expect((await chain.run("CHECK", second)).code).not.toBe(0);
+    } finally {
+      await d.stop("SIGKILL");
+      upstream.stop(true);
+    }
+  }, 60_000);
+
+  test("a pod name over 64 characters: ADD serves it under its cut name, CHECK and DEL find the same tenant", async () => {
+    const upstream = startUpstream();
+    const dir = daemonDir();
+    const socket = `${dir}/admin/admin.sock`;
+    const d = startNsproxy(["run", "-u", `http://127.0.0.1:${upstream.port}`, "--admin-socket", socket, "--tenants-dir", `${dir}/tenants.d`, "--no-access-log"]);
+    const chain = new Chain(pluginDir(), socket, { listen: "127.0.0.1:8080" });
+    const admin = new AdminClient(socket);
+    try {
+      await d.waitFor("waiting for tenants");
+      const pod = `report-${"r".repeat(60)}-28431950-abcde`;
+      const a: Attachment = { containerId: "long01", netns: `/run/netns/${addNetns(`${prefix}l`)}`, pod };
+      expect((await chain.run("ADD", a)).code).toBe(0);
+      const cut = fitTenantName(`default.${pod}`);
+      expect(cut).toMatch(/^default\.report-r{32}_[0-9a-f]{16}$/);
+      expect((JSON.parse((await curlIn(`${prefix}l`, "http://127.0.0.1:8080/")).body) as Echo).headers["x-nsproxy-tenant"]).toBe(cut);
+      expect((await chain.run("CHECK", a)).code).toBe(0);
+      for (const r of await chain.del(a)) expect(r.code).toBe(0);
+      expect(await admin.tenants()).toEqual([]);
     } finally {
       await d.stop("SIGKILL");
       upstream.stop(true);

@@ -1,33 +1,19 @@
 // Containers as tenants through the Docker Engine API: a real dockerd (and Podman's compatible service) started and removed by the test.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, copyFileSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import type { Subprocess } from "bun";
 import { AdminClient } from "../src/admin/client.ts";
+import { BUSYBOX, curlInContainer, podmanIn, rootfs, run, unmountUnder, which } from "./helpers/containers.ts";
 import { daemonDir, RUN_DIR, startNsproxy, type Running } from "./helpers/daemon.ts";
 import { addNetns, cleanupNetns, curlIn, skipReason, uniquePrefix } from "./helpers/netns.ts";
 import { type Echo, startUpstream } from "./helpers/upstream.ts";
 import { until } from "./helpers/wait.ts";
 
-const which = (tool: string) => Bun.spawnSync(["sh", "-c", `command -v ${tool}`]).exitCode === 0;
-/** A static busybox is a whole image by itself ("ldd" refuses a static executable). */
-const BUSYBOX = ["/bin/busybox", "/usr/bin/busybox"].find((p) => existsSync(p) && Bun.spawnSync(["ldd", p]).exitCode !== 0);
 const missing = skipReason ?? (!which("dockerd") || !which("docker") ? "needs dockerd and docker (apt-get install docker.io)" : !BUSYBOX ? "needs busybox-static for the image" : !which("nsenter") ? "needs nsenter" : undefined);
 if (missing) console.warn(`skip: docker provider: ${missing}`);
 
 const prefix = uniquePrefix("dkr");
 afterAll(() => cleanupNetns(prefix));
-
-/** A tiny image from a busybox rootfs: no registry needed. */
-function rootfs(dir: string): string {
-  const r = `${dir}/rootfs`;
-  mkdirSync(`${r}/bin`, { recursive: true });
-  copyFileSync(BUSYBOX!, `${r}/bin/busybox`);
-  for (const tool of ["sh", "sleep"]) symlinkSync("busybox", `${r}/bin/${tool}`);
-  const tar = `${dir}/rootfs.tar`;
-  const t = Bun.spawnSync(["tar", "-C", r, "-cf", tar, "."]);
-  if (t.exitCode !== 0) throw new Error(`tar: ${t.stderr.toString()}`);
-  return tar;
-}
 
 interface Engine {
   socket: string;
@@ -37,25 +23,6 @@ interface Engine {
   rm(names: string[]): Promise<string>;
   /** Stop the engine's daemon, then start it again once `whileDown` resolved. */
   restart?(whileDown: () => Promise<void>): Promise<void>;
-}
-
-async function run(argv: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<string> {
-  const p = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
-  const timer = setTimeout(() => p.kill("SIGKILL"), timeoutMs);
-  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  clearTimeout(timer);
-  if (code !== 0) throw new Error(`${argv.join(" ")} exited ${code}: ${err.trim()}`);
-  return out.trim();
-}
-
-/** curl from inside a container's network namespace (its first process's). */
-async function curlInContainer(e: Engine, name: string, url: string): Promise<{ status: number; body: string }> {
-  const pid = await e.cli(["inspect", "-f", "{{.State.Pid}}", name]);
-  const p = Bun.spawn(["nsenter", `--net=/proc/${pid}/ns/net`, "curl", "-sS", "--max-time", "10", "-w", "\n%{http_code}", url], { stdout: "pipe", stderr: "pipe" });
-  const out = await new Response(p.stdout).text();
-  await p.exited;
-  const cut = out.lastIndexOf("\n");
-  return { status: Number(out.slice(cut + 1)), body: out.slice(0, cut) };
 }
 
 /**
@@ -90,7 +57,7 @@ function providerCases(engine: () => Engine, label: string, unavailable: () => s
     await e.cli(["run", "-d", "--name", "web-1", "--network", "none", "-l", "nsproxy.enable=true", "-l", "nsproxy.header.X-Plan=silver", "plain", "sleep", "600"]);
     await until("web-1 to be served", async () => (await tenant("web-1"))?.state === "serving", 10_000);
     expect((await tenant("web-1"))!.source).toBe("container");
-    const r = await curlInContainer(e, "web-1", "http://127.0.0.1:8160/x");
+    const r = await curlInContainer(e.cli, "web-1", "http://127.0.0.1:8160/x");
     expect(r.status).toBe(200);
     const echo = JSON.parse(r.body) as Echo;
     expect(echo.headers["x-nsproxy-tenant"]).toBe("web-1");
@@ -102,14 +69,14 @@ function providerCases(engine: () => Engine, label: string, unavailable: () => s
     const t0 = performance.now();
     await e.cli(["start", "web-1"]);
     await until("web-1 to serve again", async () => (await tenant("web-1"))?.state === "serving", 10_000);
-    const again = await curlInContainer(e, "web-1", "http://127.0.0.1:8160/");
+    const again = await curlInContainer(e.cli, "web-1", "http://127.0.0.1:8160/");
     console.log(`${label}: start -> served again in ${(performance.now() - t0).toFixed(0)} ms (docker start included)`);
     expect(again.status).toBe(200);
     expect((JSON.parse(again.body) as Echo).headers["x-nsproxy-tenant"]).toBe("web-1");
 
     await e.cli(["rename", "web-1", "web-2"]);
     await until("the tenant to follow the rename", async () => (await tenant("web-1")) === undefined && (await tenant("web-2"))?.state === "serving", 10_000);
-    expect((JSON.parse((await curlInContainer(e, "web-2", "http://127.0.0.1:8160/")).body) as Echo).headers["x-nsproxy-tenant"]).toBe("web-2");
+    expect((JSON.parse((await curlInContainer(e.cli, "web-2", "http://127.0.0.1:8160/")).body) as Echo).headers["x-nsproxy-tenant"]).toBe("web-2");
 
     await e.rm(["web-2"]);
     await until("web-2 to be gone", async () => (await tenant("web-2")) === undefined, 5000);
@@ -127,7 +94,7 @@ function providerCases(engine: () => Engine, label: string, unavailable: () => s
     await e.cli(["run", "-d", "--name", "bad-label", "--network", "none", "-l", "nsproxy.enable=true", "-l", "nsproxy.max_connections=lots", "plain", "sleep", "600"]);
     await until("opted-in to be served", async () => (await tenant("opted-in"))?.state === "serving", 10_000);
     await d.waitFor(/skipping container bad-label: label nsproxy\.max_connections: /, 10_000);
-    const r = await curlInContainer(e, "opted-in", "http://127.0.0.1:8160/");
+    const r = await curlInContainer(e.cli, "opted-in", "http://127.0.0.1:8160/");
     expect(r.status).toBe(200);
     const echo = JSON.parse(r.body) as Echo;
     expect(echo.headers["x-nsproxy-tenant"]).toBe("opted-in");
@@ -160,7 +127,7 @@ function providerCases(engine: () => Engine, label: string, unavailable: () => s
     }, 30_000);
     console.log(`${label}: ${BURST} containers started in ${(started - t0).toFixed(0)} ms, all served ${(performance.now() - started).toFixed(0)} ms later`);
     for (const n of [names[0]!, names.at(-1)!]) {
-      expect((JSON.parse((await curlInContainer(e, n, "http://127.0.0.1:8160/")).body) as Echo).headers["x-nsproxy-tenant"]).toBe(n);
+      expect((JSON.parse((await curlInContainer(e.cli, n, "http://127.0.0.1:8160/")).body) as Echo).headers["x-nsproxy-tenant"]).toBe(n);
     }
     await e.rm(names);
     await until("the burst to be released", async () => !(await admin.tenants()).some((t) => t.name.startsWith("burst-")), 20_000);
@@ -244,8 +211,7 @@ describe.skipIf(Boolean(missing))("docker provider (dockerd)", () => {
     }
     await stopDockerd();
     // Whatever dockerd left mounted under its directories (overlays, netns files) goes before the files do.
-    const mounts = readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "").filter((m) => m.startsWith(dir)).reverse();
-    for (const m of mounts) Bun.spawnSync(["umount", "-l", m]);
+    unmountUnder(dir);
     rmSync(dir, { recursive: true, force: true });
   }, 180_000);
 
@@ -260,8 +226,8 @@ describe.skipIf(Boolean(podmanMissing))("docker provider (podman system service)
   let dir: string;
   let service: Subprocess | undefined;
   let unavailable: string | undefined;
-  const env = () => ({ CONTAINERS_CONF: `${dir}/containers.conf` });
-  const podman = (args: string[], t?: number) => run(["podman", "--root", `${dir}/storage`, "--runroot", `${dir}/run`, ...args], env(), t);
+  let p: ReturnType<typeof podmanIn>;
+  const podman = (args: string[], t?: number) => p.cli(args, t);
   const engine = (): Engine => ({
     socket: `${dir}/podman.sock`,
     cli: podman,
@@ -281,10 +247,10 @@ describe.skipIf(Boolean(podmanMissing))("docker provider (podman system service)
     service = undefined;
   };
   const startService = async () => {
-    service = Bun.spawn(["podman", "--root", `${dir}/storage`, "--runroot", `${dir}/run`, "system", "service", "--time", "0", `unix://${dir}/podman.sock`], {
+    service = Bun.spawn([...p.argv, "system", "service", "--time", "0", `unix://${dir}/podman.sock`], {
       stdout: "ignore",
       stderr: Bun.file(`${dir}/service.log`),
-      env: { ...process.env, ...env() },
+      env: { ...process.env, ...p.env },
     });
     await until("podman's service to answer", async () => {
       try {
@@ -298,23 +264,8 @@ describe.skipIf(Boolean(podmanMissing))("docker provider (podman system service)
   beforeAll(async () => {
     mkdirSync(RUN_DIR, { recursive: true });
     dir = mkdtempSync(`${RUN_DIR}/podman-`);
-    mkdirSync(`${dir}/tmp`);
-    mkdirSync(`${dir}/cni`);
-    // runc (crun is not in Debian 12's podman dependencies here), limits runc accepts, and no network set up at all.
-    Bun.write(`${dir}/containers.conf`, [
-      "[containers]",
-      'default_ulimits = ["nofile=1024:4096", "nproc=4096:4096"]',
-      "[engine]",
-      'runtime = "runc"',
-      'events_logger = "file"',
-      'cgroup_manager = "cgroupfs"',
-      `tmp_dir = "${dir}/tmp"`,
-      "[network]",
-      'network_backend = "cni"',
-      `network_config_dir = "${dir}/cni"`,
-      'cni_plugin_dirs = ["/usr/lib/cni"]',
-      "",
-    ].join("\n"));
+    // No network set up at all (--network none): the CNI backend stays idle.
+    p = podmanIn(dir);
     try {
       await startService();
       const tar = rootfs(dir);
@@ -336,8 +287,7 @@ describe.skipIf(Boolean(podmanMissing))("docker provider (podman system service)
       console.warn(`podman cleanup: ${(e as Error).message}`);
     }
     await stopService();
-    const mounts = readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "").filter((m) => m.startsWith(dir)).reverse();
-    for (const m of mounts) Bun.spawnSync(["umount", "-l", m]);
+    unmountUnder(dir);
     rmSync(dir, { recursive: true, force: true });
   }, 180_000);
 

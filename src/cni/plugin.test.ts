@@ -88,15 +88,47 @@ describe("CNI ADD", () => {
 
   test("invalid names, keys, versions and environments are CNI errors that name the value", async () => {
     const d = new FakeDaemon();
-    const long = await run(d, "ADD", CONF, { ...ENV, CNI_ARGS: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${"x".repeat(70)}` });
-    expect(JSON.parse(long.stdout)).toMatchObject({ code: 4 });
-    expect(JSON.parse(long.stdout).msg).toContain("made from K8S_POD_NAMESPACE.K8S_POD_NAME");
+    const bad = await run(d, "ADD", CONF, { ...ENV, CNI_ARGS: "K8S_POD_NAMESPACE=default;K8S_POD_NAME=web:1" });
+    expect(JSON.parse(bad.stdout)).toMatchObject({ code: 4 });
+    expect(JSON.parse(bad.stdout).msg).toContain("made from K8S_POD_NAMESPACE.K8S_POD_NAME");
     expect(JSON.parse((await run(d, "ADD", { ...CONF, tenant: { listen: "localhost:80" } })).stdout)).toMatchObject({ code: 7 });
     expect(JSON.parse((await run(d, "ADD", { ...CONF, tenant: { netns: "/x" } })).stdout).msg).toContain("tenant.netns is set by the plugin");
     expect(JSON.parse((await run(d, "ADD", { ...CONF, cniVersion: "0.3.1" })).stdout)).toMatchObject({ code: 1 });
     expect(JSON.parse((await run(d, "ADD", CONF, { ...ENV, CNI_NETNS: "" })).stdout)).toMatchObject({ code: 4 });
     expect((await runPlugin({ ...ENV, CNI_COMMAND: "ADD" }, "{not json", () => d)).stdout).toContain('"code":6');
     expect(d.calls).toEqual([]);
+  });
+});
+
+describe("pod names longer than a tenant name", () => {
+  const LONG_POD = `checkout-${"a".repeat(60)}-7d9f8b6c4d-x2x7k`;
+  const envOf = (pod: string, containerId = "c1") => ({ ...ENV, CNI_CONTAINERID: containerId, CNI_ARGS: `K8S_POD_NAMESPACE=shop;K8S_POD_NAME=${pod}` });
+
+  test("are cut to 64 characters, a readable prefix, '_' and 16 hex of the whole name's sha256, as ADD, CHECK and DEL all do", async () => {
+    const d = new FakeDaemon();
+    expect((await run(d, "ADD", CONF, envOf(LONG_POD))).exitCode).toBe(0);
+    const [name] = [...d.tenants_.keys()];
+    const hash = new Bun.CryptoHasher("sha256").update(`shop.${LONG_POD}`).digest("hex").slice(0, 16);
+    expect(name).toBe(`${`shop.${LONG_POD}`.slice(0, 47)}_${hash}`);
+    expect(name!.length).toBe(64);
+    expect(await run(d, "CHECK", CONF, envOf(LONG_POD))).toEqual({ stdout: "", exitCode: 0 });
+    expect(await run(d, "DEL", CONF, envOf(LONG_POD))).toEqual({ stdout: "", exitCode: 0 });
+    expect(d.tenants_.size).toBe(0);
+    expect(d.calls.map((c) => c.split(" ")[1])).toEqual([name, name]);
+  });
+
+  test("two long names that share the prefix are two tenants; a name of 64 is kept; a bad character past the cut is refused", async () => {
+    const d = new FakeDaemon();
+    await run(d, "ADD", CONF, envOf(`${LONG_POD}-a`, "c1"));
+    await run(d, "ADD", CONF, envOf(`${LONG_POD}-b`, "c2"));
+    expect(new Set(d.tenants_.keys()).size).toBe(2);
+    const exact = "p".repeat(64 - "shop.".length);
+    await run(d, "ADD", CONF, envOf(exact, "c3"));
+    expect(d.tenants_.has(`shop.${exact}`)).toBe(true);
+    const hidden = await run(d, "ADD", CONF, envOf(`${LONG_POD}/x`, "c4"));
+    expect(JSON.parse(hidden.stdout)).toMatchObject({ code: 4 });
+    expect(JSON.parse(hidden.stdout).msg).toContain(`shop.${LONG_POD}/x`);
+    expect(d.tenants_.size).toBe(3);
   });
 });
 

@@ -1,4 +1,5 @@
 // The CNI side of the plugin: the runtime's environment and network config read and checked, results and errors as the spec shapes them.
+import { createHash } from "node:crypto";
 import { isTable, OWNER_RE } from "../config/schema.ts";
 import { badTenantName, isValidTenantName } from "../config/values.ts";
 import { DEFAULT_ADMIN_SOCKET } from "../config/settings.ts";
@@ -114,18 +115,36 @@ export function readNetConf(text: string): NetConf {
 /** How many characters of a container id name a tenant that has no pod name (as `docker ps` shortens ids). */
 const SHORT_ID = 12;
 
+/** A tenant name's longest form (the validator's limit) and how a longer pod name is cut to fit. */
+const NAME_MAX = 64;
+const HASH_HEX = 16;
+/** The validator's characters: a long name holding any other is refused whole, not hidden in the hash. */
+const NAME_CHARS = /^[A-Za-z0-9._-]+$/;
+
+/**
+ * A name over NAME_MAX: its first characters (readable in `tenant ls` and the stamp), "_", then 16 hex of the
+ * sha256 of the whole name, so ADD, CHECK and DEL of one pod reach one tenant. Kubernetes names never hold "_", so
+ * no pod's own name is another's shortened one; two long names with the same prefix differ by 64 bits of hash.
+ */
+export function fitTenantName(name: string): string {
+  if (name.length <= NAME_MAX || !NAME_CHARS.test(name)) return name;
+  const hash = createHash("sha256").update(name).digest("hex").slice(0, HASH_HEX);
+  return `${name.slice(0, NAME_MAX - HASH_HEX - 1)}_${hash}`;
+}
+
 /**
  * The tenant's name: NAMESPACE.POD from Kubernetes' CNI_ARGS, the pod (or container) name alone when the runtime
- * gives no namespace (podman passes K8S_POD_NAME), else the container id shortened. Stable across restarts when
- * a name is given; an id changes with each container.
+ * gives no namespace (podman passes K8S_POD_NAME), else the container id shortened; a longer one is fitted.
+ * Stable across restarts when a name is given; an id changes with each container.
  */
 export function tenantNameOf(inv: Invocation): string {
   const pod = inv.args.get("K8S_POD_NAME");
   const ns = inv.args.get("K8S_POD_NAMESPACE");
-  const name = pod ? (ns ? `${ns}.${pod}` : pod) : inv.containerId.slice(0, SHORT_ID);
+  const full = pod ? (ns ? `${ns}.${pod}` : pod) : inv.containerId.slice(0, SHORT_ID);
+  const name = fitTenantName(full);
   if (!isValidTenantName(name)) {
     const from = pod ? (ns ? "K8S_POD_NAMESPACE.K8S_POD_NAME" : "K8S_POD_NAME") : "CNI_CONTAINERID";
-    throw new CniError(CODE.invalidEnv, `${badTenantName(name, `(made from ${from})`)}; a tenant name travels in a header`);
+    throw new CniError(CODE.invalidEnv, `${badTenantName(full, `(made from ${from})`)}; a tenant name travels in a header`);
   }
   return name;
 }
