@@ -75,8 +75,8 @@ export function lostTenants(before: Set<string>, now: Map<string, { state: strin
  * Tell the predecessor how it went. Ready: true when it agrees that this daemon takes over (it has
  * not given up waiting); the caller then takes the admin socket. A failure is reported and returns false.
  */
-export async function report(pred: Predecessor, r: Omit<HandoverReport, "pid" | "version"> & { message?: string }): Promise<boolean> {
-  const body = r.ready ? { ready: true, pid: process.pid, version: VERSION } : { ready: false, pid: process.pid, message: r.message ?? "failed" };
+export async function report(pred: Predecessor, r: { ready: true; adminSocket: string } | { ready: false; message: string }): Promise<boolean> {
+  const body: HandoverReport = r.ready ? { ready: true, pid: process.pid, version: VERSION, adminSocket: r.adminSocket } : { ready: false, pid: process.pid, message: r.message };
   try {
     const res = await runtime.fetchUnix(pred.socket, "http://localhost/report", {
       method: "POST",
