@@ -81,7 +81,7 @@ describe.skipIf(Boolean(skipReason) || !haveOpenssl)("nsproxy upgrade: failures 
     }
   }, 90_000);
 
-  test("a binary that cannot run here (another architecture, not a program, not executable, missing, a flag it does not know) is refused with its reason; the same pid serves, and a good upgrade still works", async () => {
+  test("a binary that cannot run here (another architecture, not a program, not executable, missing, a loader error, not nsproxy, a flag it does not know) is refused with its reason; the same pid serves, and a good upgrade still works", async () => {
     const ns = addNetns(`${prefix}bin`);
     const socket = `${dir}/a2/admin.sock`;
     const d = startNsproxy(["run", "-l", "127.0.0.1:8080", "-u", `http://127.0.0.1:${up.port}`, "-n", `/run/netns/${ns}`, "--no-access-log", "--admin-socket", socket, "-w", "1", "--shutdown-grace", "1s"]);
@@ -102,10 +102,17 @@ describe.skipIf(Boolean(skipReason) || !haveOpenssl)("nsproxy upgrade: failures 
         { file: `${dir}/nsproxy-text`, make: (f) => writeFileSync(f, "nsproxy 2.0\n", { mode: 0o755 }), says: "is not a program: neither an ELF executable nor a #! script" },
         { file: `${dir}/nsproxy-noexec`, make: (f) => (copyFileSync("/proc/self/exe", f), chmodSync(f, 0o644)), says: "is not executable (mode 0644)" },
         { file: `${dir}/nsproxy-dir`, make: (f) => mkdirSync(f), says: "is not a regular file" },
+        // What fails before nsproxy's own code runs reaches the journal only; `upgrade` prints it too.
+        {
+          file: `${dir}/nsproxy-newer-libc`,
+          make: (f) => writeFileSync(f, `#!/bin/sh\necho "$0: /lib/x86_64-linux-gnu/libc.so.6: version \\\`GLIBC_2.99' not found (required by $0)" >&2\nexit 1\n`, { mode: 0o755 }),
+          says: "version `GLIBC_2.99' not found",
+        },
+        { file: `${dir}/nsproxy-true`, make: (f) => writeFileSync(f, "#!/bin/sh\nexit 0\n", { mode: 0o755 }), says: "does not look like nsproxy: `" },
         // A new version that no longer knows a flag the running daemon was started with: the successor's own words.
         {
           file: `${dir}/nsproxy-newer`,
-          make: (f) => writeFileSync(f, `#!/bin/sh\nexec ${SOURCE_CLI.map((a) => `'${a}'`).join(" ")} "$@" --no-such-flag\n`, { mode: 0o755 }),
+          make: (f) => writeFileSync(f, `#!/bin/sh\n[ "$1" = run ] && set -- "$@" --no-such-flag\nexec ${SOURCE_CLI.map((a) => `'${a}'`).join(" ")} "$@"\n`, { mode: 0o755 }),
           says: "--no-such-flag",
         },
       ];

@@ -2,7 +2,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { cannotRun, describe as describeElf, elfKind } from "./executable.ts";
+import { cannotRun, describe as describeElf, doesNotStart, elfKind } from "./executable.ts";
 
 const dir = mkdtempSync(`${tmpdir()}/nsproxy-exe-`);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -71,5 +71,32 @@ describe("cannotRun", () => {
     expect(cannotRun(text)).toBe(`${text} is not a program: neither an ELF executable nor a #! script`);
     const empty = file("empty", "");
     expect(cannotRun(empty)).toBe(`${empty} is not a program: neither an ELF executable nor a #! script`);
+  });
+});
+
+describe("doesNotStart", () => {
+  const script = (name: string, body: string) => {
+    const path = `${dir}/${name}`;
+    writeFileSync(path, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+    return path;
+  };
+
+  test("nsproxy itself answers version", async () => {
+    expect(await doesNotStart([process.execPath, `${import.meta.dir}/../cli.ts`])).toBeUndefined();
+  });
+
+  test("what a binary prints when it cannot start is in the reason, last lines first", async () => {
+    const libc = script("libc", `echo 'nsproxy: /lib/libc.so.6: version GLIBC_2.99 not found' >&2; exit 1`);
+    expect(await doesNotStart([libc])).toBe(`the successor ${libc} exited (code 1) before it was serving (\`${libc} version\`: nsproxy: /lib/libc.so.6: version GLIBC_2.99 not found)`);
+    expect(await doesNotStart(["/bin/false"])).toBe("the successor /bin/false exited (code 1) before it was serving (`/bin/false version`: no output)");
+    const many = script("many", `for i in 1 2 3 4 5 6 7; do echo line $i >&2; done; kill -SEGV $$`);
+    expect(await doesNotStart([many])).toBe(`the successor ${many} exited (SIGSEGV) before it was serving (\`${many} version\`: line 3 | line 4 | line 5 | line 6 | line 7)`);
+  });
+
+  test("a program that is not nsproxy, or does not answer", async () => {
+    const other = script("other", "echo 'GNU coreutils 9.1'");
+    expect(await doesNotStart([other])).toBe(`${other} does not look like nsproxy: \`${other} version\` printed "GNU coreutils 9.1"`);
+    const slow = script("slow", "exec sleep 30");
+    expect(await doesNotStart([slow], 300)).toBe(`the successor ${slow} did not answer \`${slow} version\` within 0.3 s`);
   });
 });

@@ -1,4 +1,5 @@
 // Whether a file can be an upgrade's successor on this machine: it exists, is executable, and its ELF header says this architecture.
+import { spawn } from "node:child_process";
 import { accessSync, closeSync, constants, openSync, readSync, statSync } from "node:fs";
 
 /** e_machine values of the architectures nsproxy may meet (elf.h), by the names `uname -m` prints. */
@@ -74,4 +75,45 @@ export function cannotRun(path: string, self = "/proc/self/exe"): string | undef
     return `${path} is built for ${describe(kind)}; this machine runs ${describe(own)}: install the ${MACHINES[own.machine] ?? "matching"} build`;
   }
   return undefined;
+}
+
+/** How long `version` may take: from source under Deno on a loaded machine, seconds. */
+const VERSION_TIMEOUT_MS = 30_000;
+
+/**
+ * Run `program version`, its output captured: undefined when it answers like nsproxy, else why not, with
+ * its last lines. The successor itself writes to this daemon's stderr (the journal) and outlives it, so
+ * what a binary prints before nsproxy's own code runs (the dynamic loader's "GLIBC_2.39 not found", a
+ * runtime's crash) would otherwise reach the journal but never the operator who ran `upgrade`.
+ */
+export function doesNotStart(program: string[], timeoutMs = VERSION_TIMEOUT_MS): Promise<string | undefined> {
+  const asked = `\`${program.join(" ")} version\``;
+  return new Promise((resolve) => {
+    let out = "";
+    let stdout = "";
+    const child = spawn(program[0]!, [...program.slice(1), "version"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
+    const keep = (chunk: Buffer) => void (out = (out + chunk.toString("utf8")).slice(-4096));
+    child.stdout!.on("data", (chunk: Buffer) => ((stdout += chunk.toString("utf8").slice(0, 100)), keep(chunk)));
+    child.stderr!.on("data", keep);
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.once("error", (err) => (clearTimeout(timer), resolve(`cannot start ${program[0]}: ${err.message}`)));
+    child.once("close", (code, signal) => {
+      clearTimeout(timer);
+      const said = lastLines(out);
+      if (code === 0 && /^nsproxy \S+/.test(stdout)) resolve(undefined);
+      else if (code === 0) resolve(`${program[0]} does not look like nsproxy: ${asked} printed ${said ? `"${said}"` : "nothing"}`);
+      else if (signal === "SIGKILL" && code === null) resolve(`the successor ${program[0]} did not answer ${asked} within ${timeoutMs / 1000} s`);
+      else resolve(`the successor ${program[0]} exited (${signal ?? `code ${code}`}) before it was serving (${asked}: ${said || "no output"})`);
+    });
+  });
+}
+
+/** The last few non-empty lines, joined into one (the message is one log line). */
+function lastLines(text: string, n = 5): string {
+  return text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "")
+    .slice(-n)
+    .join(" | ");
 }

@@ -6,7 +6,7 @@ import { logger } from "../log.ts";
 import { type HttpServer, runtime } from "../runtime/index.ts";
 import { VERSION } from "../version.ts";
 import { ControlError } from "./errors.ts";
-import { cannotRun } from "./executable.ts";
+import { cannotRun, doesNotStart } from "./executable.ts";
 
 declare const NSPROXY_BUILD_VERSION: string | undefined;
 
@@ -32,16 +32,19 @@ export interface UpgradeResult {
 export type HandoverReport = { ready: true; pid: number; version: string; adminSocket?: string } | { ready: false; pid: number; message: string };
 
 /**
- * The command line that starts this program again with the same arguments: the compiled binary is its
- * own executable; from source, the same runtime and script (Deno with the flags it needs, see README);
- * `binary`: another nsproxy executable, given the same arguments.
+ * The program that starts this one again: the compiled binary is its own executable; from source, the
+ * same runtime and script (Deno with the flags it needs, see README); `binary`: another nsproxy executable.
  */
+export function selfProgram(binary?: string): string[] {
+  if (binary) return [binary];
+  if (typeof NSPROXY_BUILD_VERSION === "string") return [process.execPath];
+  if (typeof Deno !== "undefined") return [process.execPath, "run", "-A", "--unstable-net", process.argv[1]!];
+  return [process.execPath, process.argv[1]!];
+}
+
+/** The command line that starts this program again with the same arguments (see selfProgram). */
 export function selfCommand(binary?: string): string[] {
-  const args = process.argv.slice(2);
-  if (binary) return [binary, ...args];
-  if (typeof NSPROXY_BUILD_VERSION === "string") return [process.execPath, ...args];
-  if (typeof Deno !== "undefined") return [process.execPath, "run", "-A", "--unstable-net", process.argv[1]!, ...args];
-  return [process.execPath, process.argv[1]!, ...args];
+  return [...selfProgram(binary), ...process.argv.slice(2)];
 }
 
 /** How long a successor may take from start to serving every tenant before it is stopped and the upgrade fails. */
@@ -82,8 +85,9 @@ export class Handover {
     let child: ChildProcess | undefined;
     try {
       const command = selfCommand(binary);
-      // Before anything starts: a file that cannot run here is said as such, not as an exit code.
-      const cannot = cannotRun(command[0]!);
+      // Before anything starts: a file that cannot run here is said as such, not as an exit code; one
+      // that fails before nsproxy's own code runs (the loader, the runtime) says why in its own words.
+      const cannot = cannotRun(command[0]!) ?? (await doesNotStart(selfProgram(binary)));
       if (cannot) throw new ControlError("failed", `upgrade failed, pid ${process.pid} keeps serving: ${cannot}`);
       warnHostMigrate(this.metricsListen);
       if (lstatSync(path, { throwIfNoEntry: false })) unlinkSync(path);
