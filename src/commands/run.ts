@@ -6,7 +6,7 @@ import { loadLayered } from "../config/load.ts";
 import type { DaemonConfig } from "../config/types.ts";
 import { Daemon } from "../control/daemon.ts";
 import { sdNotify } from "../control/sd-notify.ts";
-import { lostTenants, type Predecessor, predecessor, report, servingBefore, sharedWith, socketInodes } from "../control/successor.ts";
+import { heldOnlyBy, lostTenants, type Predecessor, predecessor, report, servingBefore, sharedWith, socketInodes } from "../control/successor.ts";
 import { EXIT, NsproxyError } from "../errors.ts";
 import { probeAloneRaw } from "../netns/native.ts";
 import { configureLogger, logger } from "../log.ts";
@@ -68,11 +68,11 @@ async function serve(parsed: ParsedArgs<typeof args>, rawArgs: string[], pred?: 
   // says 503 until the start-up attach pass is done. A successor binds its own only once it serves
   // every tenant (takeOver): beside the old one before that, it would answer a probe 503 for a service
   // that is up.
-  let handedOver = false;
-  const ready = () => daemon.ready || handedOver;
   let metrics: HttpServer | undefined;
-  if (!pred) metrics = await serveMetrics(config, daemon, ready, admin);
+  if (!pred) metrics = await serveMetrics(config, daemon, admin);
+
   let stopping = false;
+  let handedOver = false;
   let adminMoved = false;
   const stop = (signal: string) => {
     if (stopping) {
@@ -100,7 +100,6 @@ async function serve(parsed: ParsedArgs<typeof args>, rawArgs: string[], pred?: 
   process.on("SIGINT", () => stop("SIGINT"));
   // Upgraded: the successor serves every tenant beside us and holds the admin socket; drain as SIGTERM does.
   daemon.onHandedOver = (r) => {
-    // From here /readyz on this listener speaks for the service, which the successor serves: 200 until it closes.
     handedOver = true;
     // The config moved the admin socket: the old path goes away with this daemon's (no write lands here meanwhile).
     adminMoved = r.admin_socket !== config.adminSocket;
@@ -140,7 +139,7 @@ async function serve(parsed: ParsedArgs<typeof args>, rawArgs: string[], pred?: 
   }
   const c = daemon.reconciler.counts();
   logger.info(`attached ${c.serving}/${c.total} tenants on ${config.workers} workers in ${Math.round(performance.now() - t0)} ms; ${c.total - c.serving} failed`);
-  if (pred && pending) metrics = await takeOver(daemon, pred, pending, before, () => serveMetrics(config, daemon, ready, admin));
+  if (pred && pending) metrics = await takeOver(daemon, pred, pending, before, () => serveMetrics(config, daemon, admin));
   daemon.ready = true;
   // Under systemd (Type=notify): ready; and a successor is the unit's main process from now on.
   sdNotify(pred ? { MAINPID: process.pid, READY: 1 } : { READY: 1 });
@@ -202,16 +201,19 @@ async function takeOver(
 
 /**
  * The metrics listener (SO_REUSEPORT, so that an upgrade's successor binds beside this one: no gap for a
- * scrape). At a first start anyone else on the address is refused, as without it (the probe binds
- * without SO_REUSEPORT); a successor shares it with its predecessor. Served until exit.
+ * scrape). Anyone else on the address is refused, as without it (the probe binds without SO_REUSEPORT);
+ * a successor shares it with its predecessor only. Served until exit.
  */
-async function serveMetrics(config: DaemonConfig, daemon: Daemon, ready: () => boolean, admin: AdminServer): Promise<HttpServer | undefined> {
+async function serveMetrics(config: DaemonConfig, daemon: Daemon, admin: AdminServer): Promise<HttpServer | undefined> {
   if (!config.metrics.listen) return undefined;
   const { host, port, text } = config.metrics.listen;
-  const app = createMetricsApp({ metrics: () => daemon.admin.metrics(), ready });
+  const app = createMetricsApp({ metrics: () => daemon.admin.metrics(), ready: () => daemon.ready });
   let server: HttpServer;
   try {
-    if (!predecessor() && probeAloneRaw(host, port) < 0) throw new Error("Address already in use");
+    const pred = predecessor();
+    if (probeAloneRaw(host, port) < 0 && !(pred && heldOnlyBy(pred.pid, host, port))) {
+      throw new Error(pred ? `Address already in use, by a listener that is not the running daemon's (pid ${pred.pid})` : "Address already in use");
+    }
     server = runtime.serveHttp({ hostname: host, port, reusePort: true }, (req) => app.fetch(req));
   } catch (err) {
     await admin.stop();

@@ -1,7 +1,8 @@
 // The new generation's side of an upgrade: share the predecessor's listeners, match what it serves, report back.
-import { readdirSync, readlinkSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { AdminClient } from "../admin/client.ts";
 import { logger } from "../log.ts";
+import { listenersOn } from "../netns/tcp-table.ts";
 import { runtime } from "../runtime/index.ts";
 import { VERSION } from "../version.ts";
 import { HANDOVER_ENV, type HandoverReport } from "./handover.ts";
@@ -49,6 +50,21 @@ export function socketInodes(pid: number): Set<number> {
  */
 export function sharedWith(pred: Set<number>): (holders: number[]) => boolean {
   return (holders) => holders.length > 0 && holders.every((h) => pred.has(h));
+}
+
+/**
+ * Whether every listener on host:port in this process's namespace (the host's: the metrics listener) is
+ * process `pid`'s, so that a successor may bind beside them.
+ */
+export function heldOnlyBy(pid: number, host: string, port: number): boolean {
+  const table = (v6: boolean) => {
+    try {
+      return readFileSync(`/proc/self/net/tcp${v6 ? "6" : ""}`, "utf8");
+    } catch {
+      return "";
+    }
+  };
+  return sharedWith(socketInodes(pid))([...listenersOn(table(false), host, port), ...listenersOn(table(true), host, port)]);
 }
 
 /** The tenants serving in the predecessor, asked over its admin socket before this daemon takes that over. */
