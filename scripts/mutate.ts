@@ -548,7 +548,10 @@ const MUTATIONS: Mutation[] = [
     name: "upgrade-readyz-early",
     breaks: "a successor binds its metrics listener only once it serves every tenant, so /readyz never answers 503 during an upgrade",
     file: "src/commands/run.ts",
-    edits: [["  if (!pred) metrics = await serveMetrics(config, daemon, admin);", "  metrics = await serveMetrics(config, daemon, admin);"]],
+    edits: [
+      ["  if (!pred) metrics = await serveMetrics(config, daemon, admin);", "  metrics = await serveMetrics(config, daemon, admin);"],
+      ["before, () => serveMetrics(config, daemon, admin));", "before, () => Promise.resolve(metrics));"],
+    ],
     tests: ["test/upgrade-failures.test.ts"],
     only: "readyz",
   },
