@@ -154,7 +154,8 @@ export default command;
 
 /**
  * A successor's last steps: every tenant that served before serves here (else the upgrade fails with the
- * list), the running daemon agrees, then the admin socket moves here in one rename().
+ * list), its metrics listener binds beside the old one, the running daemon agrees, then the admin socket
+ * moves here in one rename() (or was linked at its new path before the report, when the config moved it).
  */
 async function takeOver(
   daemon: Daemon,
