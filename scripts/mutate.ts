@@ -541,7 +541,7 @@ const MUTATIONS: Mutation[] = [
     breaks: "a successor whose config moved the admin socket refuses a live server at the new path, as a first start does",
     file: "src/admin/socket.ts",
     edits: [["    if (moved) await clearPath(path);\n", ""]],
-    tests: ["test/upgrade-failures.test.ts"],
+    tests: ["src/admin/socket.test.ts", "test/upgrade-failures.test.ts"],
     only: "admin_socket changed",
   },
   {
