@@ -198,7 +198,7 @@ describe("admin app: errors", () => {
   });
 
   test("POST /v1/upgrade passes the binary on and answers the old and new generation", async () => {
-    const result = { old: { pid: 1, version: "1.0.0" }, new: { pid: 2, version: "1.1.0" } };
+    const result = { old: { pid: 1, version: "1.0.0" }, new: { pid: 2, version: "1.1.0" }, admin_socket: "/run/nsproxy/admin.sock" };
     fake.control.upgrade = async (binary) => (fake.calls.push(["upgrade", binary]), result);
     await expectJson(await app.request("/v1/upgrade", { method: "POST", body: JSON.stringify({ binary: "/opt/nsproxy" }) }), 200, result);
     await expectJson(await app.request("/v1/upgrade", { method: "POST", body: JSON.stringify({ binary: 3 }) }), 400, { error: "binary must be a path", field: "binary" });

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NsproxyError } from "../errors.ts";
 import { createAdminApp } from "./server.ts";
-import { type AdminServer, serveAdmin } from "./socket.ts";
+import { type AdminServer, serveAdmin, serveAdminBeside } from "./socket.ts";
 import type { DaemonControl, StatusView } from "./types.ts";
 
 const root = mkdtempSync(join(tmpdir(), "nsproxy-admin-"));
@@ -169,5 +169,55 @@ describe("serveAdmin", () => {
     await serve(path, "second");
     await first.stop();
     expect(await getStatus(path)).toMatchObject({ admin_socket: "second" });
+  });
+});
+
+describe("serveAdminBeside (an upgrade's successor)", () => {
+  // A new connection each time: a kept one stays with the server it reached (the daemon answers with
+  // Connection: close during an upgrade for that reason).
+  const getStatus = async (unix: string) => (await (await fetch("http://localhost/v1/status", { unix, headers: { connection: "close" } })).json()) as StatusView;
+
+  test("at the same path: served at a private name until publish() replaces the old socket in one rename", async () => {
+    const path = join(freshDir(), "admin.sock");
+    await serve(path, "old");
+    const next = await serveAdminBeside(path, app("new"), path);
+    running.push(next);
+    expect(next.moved).toBe(false);
+    expect(await getStatus(path)).toMatchObject({ admin_socket: "old" });
+    next.publish();
+    expect(await getStatus(path)).toMatchObject({ admin_socket: "new" });
+    expect(next.owned()).toBe(true);
+  });
+
+  test("at a new path (admin_socket changed): a live server there is refused, as at a first start", async () => {
+    const old = join(freshDir(), "admin.sock");
+    const path = join(freshDir(), "admin.sock");
+    await serve(old, "old");
+    await serve(path, "someone");
+    const err = await rejection(serveAdminBeside(path, app("new"), old));
+    expect(err.message).toStartWith(`another nsproxy is already running at ${path} (pid ${process.pid})`);
+    expect(await getStatus(path)).toMatchObject({ admin_socket: "someone" });
+  });
+
+  test("at a new path: a stale socket is removed, publish() links it there, and fails if someone got there first", async () => {
+    const old = join(freshDir(), "admin.sock");
+    await serve(old, "old");
+    const path = join(freshDir(), "admin.sock");
+    mkdirSync(join(path, ".."), { mode: 0o700 });
+    await staleSocket(path);
+    const next = await serveAdminBeside(path, app("new"), old);
+    running.push(next);
+    expect(next.moved).toBe(true);
+    expect(existsSync(path)).toBe(false);
+    next.publish();
+    expect(await getStatus(path)).toMatchObject({ admin_socket: "new" });
+    expect(await getStatus(old)).toMatchObject({ admin_socket: "old" });
+
+    const late = join(freshDir(), "admin.sock");
+    const other = await serveAdminBeside(late, app("late"), old);
+    running.push(other);
+    writeFileSync(late, "someone got there first");
+    expect(() => other.publish()).toThrow("EEXIST");
+    expect(readFileSync(late, "utf8")).toBe("someone got there first");
   });
 });

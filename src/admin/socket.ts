@@ -106,7 +106,12 @@ async function clearPath(path: string): Promise<void> {
 
 /** An admin server bound beside a running daemon's (an upgrade's successor): serving at a private name until publish(). */
 export interface PendingAdminServer extends AdminServer {
-  /** Move the socket over the public path in one rename(): clients reach the old daemon until then, this one after, never nothing. */
+  /** The path is not the predecessor's (admin_socket changed in the config). */
+  moved: boolean;
+  /**
+   * Move the socket over the public path in one rename(): clients reach the old daemon until then, this one
+   * after, never nothing. At a path of its own (moved), link() it there, failing if someone got there first.
+   */
   publish(): void;
 }
 
@@ -133,11 +138,21 @@ async function bindAdmin(path: string, app: Hono): Promise<AdminServer> {
   return pending.handle();
 }
 
-/** Serve beside the daemon at `path` (which this one replaces): see PendingAdminServer. */
-export function serveAdminBeside(path: string, app: Hono): PendingAdminServer {
-  prepareDirectory(dirname(path));
-  const pending = bindPrivate(path, app);
-  return { ...pending.handle(), publish: () => pending.rename() };
+/**
+ * Serve beside the daemon at `replacing` (see PendingAdminServer). When the config moved the admin socket
+ * (`path` differs), the new path must be free as at any start (a live daemon there is refused, a stale
+ * socket removed), and publish() links it there, failing if someone got there first.
+ */
+export async function serveAdminBeside(path: string, app: Hono, replacing: string): Promise<PendingAdminServer> {
+  try {
+    prepareDirectory(dirname(path));
+    const moved = path !== replacing;
+    if (moved) await clearPath(path);
+    const pending = bindPrivate(path, app);
+    return { ...pending.handle(), moved, publish: () => (moved ? pending.link() : pending.rename()) };
+  } catch (err) {
+    throw explainFsError(err, path);
+  }
 }
 
 function bindPrivate(path: string, app: Hono) {

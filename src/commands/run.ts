@@ -3,9 +3,10 @@ import { defineCommand, type ParsedArgs } from "citty";
 import { type AdminServer, type PendingAdminServer, serveAdmin, serveAdminBeside } from "../admin/socket.ts";
 import { createAdminApp } from "../admin/server.ts";
 import { loadLayered } from "../config/load.ts";
+import type { DaemonConfig } from "../config/types.ts";
 import { Daemon } from "../control/daemon.ts";
 import { sdNotify } from "../control/sd-notify.ts";
-import { lostTenants, type Predecessor, predecessor, report, servingBefore, sharedWith, socketInodes } from "../control/successor.ts";
+import { heldOnlyBy, lostTenants, type Predecessor, predecessor, report, servingBefore, sharedWith, socketInodes } from "../control/successor.ts";
 import { EXIT, NsproxyError } from "../errors.ts";
 import { probeAloneRaw } from "../netns/native.ts";
 import { configureLogger, logger } from "../log.ts";
@@ -24,11 +25,15 @@ const command = defineCommand({
   meta: { name: "run", description: "Listen inside every tenant's network namespace and proxy to the upstream; tenants may change while it runs" },
   args,
   async run({ args: parsed, rawArgs }) {
-    rejectUnknownFlags(rawArgs, args);
-    // Started by `nsproxy upgrade`: whatever stops this start is the upgrade's error, told to the daemon that stays.
+    // Started by `nsproxy upgrade`: whatever stops this start is the upgrade's error, told to the daemon that
+    // stays (a flag the running daemon was started with and this version no longer knows, too).
     const pred = predecessor();
-    if (!pred) return serve(parsed, rawArgs);
+    if (!pred) {
+      rejectUnknownFlags(rawArgs, args);
+      return serve(parsed, rawArgs);
+    }
     try {
+      rejectUnknownFlags(rawArgs, args);
       return await serve(parsed, rawArgs, pred);
     } catch (err) {
       await report(pred, { ready: false, message: (err as Error)?.message ?? String(err) });
@@ -56,30 +61,19 @@ async function serve(parsed: ParsedArgs<typeof args>, rawArgs: string[], pred?: 
   const daemon = new Daemon(config, loadOptions, loaded);
   // The admin socket first: a second daemon on the same socket must stop before it binds anything. A
   // successor binds beside the running daemon's and takes the path only once it serves (successor.ts).
-  const pending = pred ? serveAdminBeside(config.adminSocket, createAdminApp(daemon.admin)) : undefined;
+  const pending = pred ? await serveAdminBeside(config.adminSocket, createAdminApp(daemon.admin), pred.adminSocket) : undefined;
   const admin = pending ?? (await serveAdmin(config.adminSocket, createAdminApp(daemon.admin)));
   daemon.handover.adminOwned = () => admin.owned();
   // The metrics listener next, in the host namespace (this thread never enters another): /readyz
-  // says 503 until the start-up attach pass is done.
+  // says 503 until the start-up attach pass is done. A successor binds its own only once it serves
+  // every tenant (takeOver): beside the old one before that, it would answer a probe 503 for a service
+  // that is up.
   let metrics: HttpServer | undefined;
-  if (config.metrics.listen) {
-    const { host, port, text } = config.metrics.listen;
-    const app = createMetricsApp({ metrics: () => daemon.admin.metrics(), ready: () => daemon.ready });
-    try {
-      // SO_REUSEPORT so that an upgrade's successor binds beside this one (no gap for a scrape); anyone
-      // else there is refused, as without it (the probe binds without SO_REUSEPORT).
-      if (!pred && probeAloneRaw(host, port) < 0) throw new Error("Address already in use");
-      // Served until exit: while shutting down, /readyz answers 503.
-      metrics = runtime.serveHttp({ hostname: host, port, reusePort: true }, (req) => app.fetch(req));
-    } catch (err) {
-      await admin.stop();
-      throw new NsproxyError(`metrics listener ${text}: ${(err as Error).message}`);
-    }
-    logger.info(`metrics on http://${text}/metrics (and /healthz, /readyz), host namespace only`);
-  }
+  if (!pred) metrics = await serveMetrics(config, daemon, admin);
 
   let stopping = false;
   let handedOver = false;
+  let adminMoved = false;
   const stop = (signal: string) => {
     if (stopping) {
       logger.warn(`${signal} again: exiting now`);
@@ -89,7 +83,7 @@ async function serve(parsed: ParsedArgs<typeof args>, rawArgs: string[], pred?: 
     daemon.ready = false;
     logger.info(`${signal}: no longer accepting; waiting up to ${config.shutdownGraceMs / 1000} s for requests in flight`);
     daemon.stopFollowing();
-    Promise.all([handedOver ? untilReplaced(admin).then(() => admin.stop()) : admin.stop(), daemon.stop()]).then(
+    Promise.all([handedOver && !adminMoved ? untilReplaced(admin).then(() => admin.stop()) : admin.stop(), daemon.stop()]).then(
       () => {
         logger.info("stopped");
         process.exit(0);
@@ -107,6 +101,8 @@ async function serve(parsed: ParsedArgs<typeof args>, rawArgs: string[], pred?: 
   // Upgraded: the successor serves every tenant beside us and holds the admin socket; drain as SIGTERM does.
   daemon.onHandedOver = (r) => {
     handedOver = true;
+    // The config moved the admin socket: the old path goes away with this daemon's (no write lands here meanwhile).
+    adminMoved = r.admin_socket !== config.adminSocket;
     // Scrapes go to the successor's listener from now on (the kernel sends them to the one left).
     void metrics?.stop(false);
     stop(`upgraded to pid ${r.new.pid} (${r.new.version})`);
@@ -143,7 +139,7 @@ async function serve(parsed: ParsedArgs<typeof args>, rawArgs: string[], pred?: 
   }
   const c = daemon.reconciler.counts();
   logger.info(`attached ${c.serving}/${c.total} tenants on ${config.workers} workers in ${Math.round(performance.now() - t0)} ms; ${c.total - c.serving} failed`);
-  if (pred && pending) await takeOver(daemon, pred, pending, before);
+  if (pred && pending) metrics = await takeOver(daemon, pred, pending, before, () => serveMetrics(config, daemon, admin));
   daemon.ready = true;
   // Under systemd (Type=notify): ready; and a successor is the unit's main process from now on.
   sdNotify(pred ? { MAINPID: process.pid, READY: 1 } : { READY: 1 });
@@ -158,9 +154,16 @@ export default command;
 
 /**
  * A successor's last steps: every tenant that served before serves here (else the upgrade fails with the
- * list), the running daemon agrees, then the admin socket moves here in one rename().
+ * list), its metrics listener binds beside the old one, the running daemon agrees, then the admin socket
+ * moves here in one rename() (or was linked at its new path before the report, when the config moved it).
  */
-async function takeOver(daemon: Daemon, pred: Predecessor, pending: PendingAdminServer, before?: Set<string>): Promise<void> {
+async function takeOver(
+  daemon: Daemon,
+  pred: Predecessor,
+  pending: PendingAdminServer,
+  before: Set<string> | undefined,
+  listenMetrics: () => Promise<HttpServer | undefined>,
+): Promise<HttpServer | undefined> {
   // Test hook (ignored by the release binary): hold the takeover back, so a write can arrive meanwhile.
   const hold = Number(process.env.NSPROXY_COMPILED === "1" ? 0 : (process.env.NSPROXY_TEST_HOLD_HANDOVER_MS ?? 0));
   if (hold > 0) await new Promise((resolve) => setTimeout(resolve, hold));
@@ -169,14 +172,56 @@ async function takeOver(daemon: Daemon, pred: Predecessor, pending: PendingAdmin
     await daemon.stop();
     throw new NsproxyError(lost.join("; "));
   }
-  if (!(await report(pred, { ready: true }))) {
+  // Ready for every probe from its first answer: the old daemon's listener closes only after the report.
+  daemon.ready = true;
+  let metrics: HttpServer | undefined;
+  try {
+    metrics = await listenMetrics();
+  } catch (err) {
     await daemon.stop();
+    throw err;
+  }
+  // A new path (admin_socket changed) is taken before the report, so that a path someone else took meanwhile
+  // fails the upgrade; the old path is replaced only after it, in one rename().
+  try {
+    if (pending.moved) pending.publish();
+  } catch (err) {
+    await Promise.all([daemon.stop(), metrics?.stop(true)]);
+    throw new NsproxyError(`admin socket ${pending.path}: ${(err as Error).message}`);
+  }
+  if (!(await report(pred, { ready: true, adminSocket: pending.path }))) {
+    await Promise.all([daemon.stop(), metrics?.stop(true), pending.stop()]);
     throw new NsproxyError(`the running daemon (pid ${pred.pid}) did not hand over (it gave up waiting, or is gone); this one stops`);
   }
-  pending.publish();
+  if (!pending.moved) pending.publish();
   daemon.pool.handover = undefined;
   daemon.handover.takenOverAt = Date.now();
   logger.info(`took over from pid ${pred.pid} (generation ${daemon.handover.generation}); it drains and exits`);
+  return metrics;
+}
+
+/**
+ * The metrics listener (SO_REUSEPORT, so that an upgrade's successor binds beside this one: no gap for a
+ * scrape). Anyone else on the address is refused, as without it (the probe binds without SO_REUSEPORT);
+ * a successor shares it with its predecessor only. Served until exit.
+ */
+async function serveMetrics(config: DaemonConfig, daemon: Daemon, admin: AdminServer): Promise<HttpServer | undefined> {
+  if (!config.metrics.listen) return undefined;
+  const { host, port, text } = config.metrics.listen;
+  const app = createMetricsApp({ metrics: () => daemon.admin.metrics(), ready: () => daemon.ready });
+  let server: HttpServer;
+  try {
+    const pred = predecessor();
+    if (probeAloneRaw(host, port) < 0 && !(pred && heldOnlyBy(pred.pid, host, port))) {
+      throw new Error(pred ? `Address already in use, by a listener that is not the running daemon's (pid ${pred.pid})` : "Address already in use");
+    }
+    server = runtime.serveHttp({ hostname: host, port, reusePort: true }, (req) => app.fetch(req));
+  } catch (err) {
+    await admin.stop();
+    throw new NsproxyError(`metrics listener ${text}: ${(err as Error).message}`);
+  }
+  logger.info(`metrics on http://${text}/metrics (and /healthz, /readyz), host namespace only`);
+  return server;
 }
 
 /** The old generation keeps its admin socket until the successor has moved its own over the path (a moment). */

@@ -2,7 +2,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { defineCommand } from "citty";
-import { AdminClient } from "../admin/client.ts";
+import { AdminClient, DaemonNotRunning } from "../admin/client.ts";
 import { EXIT, NsproxyError } from "../errors.ts";
 import { clientArgs, daemonPaths, rejectUnknownFlags } from "./args.ts";
 
@@ -23,11 +23,20 @@ export default defineCommand({
     // The daemon starts it, from its own working directory: the path must not depend on ours.
     const binary = parsed.binary ? resolve(parsed.binary) : undefined;
     if (binary && !existsSync(binary)) throw new NsproxyError(`--binary ${binary}: no such file`, { exitCode: EXIT.usage });
-    const client = new AdminClient(daemonPaths(parsed).socket, ANSWER_TIMEOUT_MS);
+    const socket = daemonPaths(parsed).socket;
+    const client = new AdminClient(socket, ANSWER_TIMEOUT_MS);
     // A failed successor comes back as the daemon's 500 with the successor's own error: exit 1, the old one serves on.
-    const r = await client.upgrade(binary);
+    const r = await client.upgrade(binary).catch((err) => {
+      // The config names a new admin socket the running daemon does not serve yet: say how to reach it.
+      if (!(err instanceof DaemonNotRunning)) throw err;
+      const hint = "if the running daemon uses another admin socket (admin_socket changed in the config since it started), pass --admin-socket with that path, or send it SIGUSR2";
+      throw new NsproxyError(`${err.message}; ${hint}`, { cause: err });
+    });
     if (parsed.json) print(JSON.stringify(r, null, 2));
-    else print(`upgrading: pid ${r.old.pid} (${r.old.version}) -> pid ${r.new.pid} (${r.new.version}); waiting for pid ${r.old.pid} to drain and exit`);
+    else {
+      print(`upgrading: pid ${r.old.pid} (${r.old.version}) -> pid ${r.new.pid} (${r.new.version}); waiting for pid ${r.old.pid} to drain and exit`);
+      if (r.admin_socket && r.admin_socket !== socket) print(`admin socket: now ${r.admin_socket} (the config changed it; ${socket} goes away with pid ${r.old.pid})`);
+    }
     await exited(r.old.pid, ANSWER_TIMEOUT_MS);
     if (!parsed.json) print(`upgraded: pid ${r.new.pid} (${r.new.version}) serves; pid ${r.old.pid} has exited`);
   },

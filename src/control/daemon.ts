@@ -66,7 +66,7 @@ export class Daemon {
     this.desired.onContainersChanged = () => void this.follower.tick();
     // With ingress listeners, each direction keeps to its share of the descriptor budget (see shared-counts.ts).
     this.sharedCounts.splitBudget(config.ingressListen.length > 0);
-    this.handover = new Handover(config.adminSocket);
+    this.handover = new Handover(config.adminSocket, config.metrics.listen?.text);
     this.admin = new AdminControl(this, loadOptions);
     const armed = armedFaults();
     if (armed.length) logger.warn(`fault injection armed (for tests; the release binary ignores it): ${armed.join(", ")}`);

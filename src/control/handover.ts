@@ -1,11 +1,12 @@
 // The old generation's side of an upgrade: start a successor with the same configuration and wait until it serves.
 import { type ChildProcess, spawn } from "node:child_process";
-import { lstatSync, unlinkSync } from "node:fs";
+import { lstatSync, readFileSync, unlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { logger } from "../log.ts";
 import { type HttpServer, runtime } from "../runtime/index.ts";
 import { VERSION } from "../version.ts";
 import { ControlError } from "./errors.ts";
+import { cannotRun, doesNotStart } from "./executable.ts";
 
 declare const NSPROXY_BUILD_VERSION: string | undefined;
 
@@ -20,22 +21,30 @@ export interface Generation {
 export interface UpgradeResult {
   old: Generation;
   new: Generation;
+  /** The successor's admin socket: the old one's path, or another when admin_socket changed in the config. */
+  admin_socket: string;
 }
 
-/** What the successor says on the handover socket: ready (it serves every tenant the old one served), or why not. */
-export type HandoverReport = { ready: true; pid: number; version: string } | { ready: false; pid: number; message: string };
+/**
+ * What the successor says on the handover socket: ready (it serves every tenant the old one served, at
+ * `adminSocket`), or why not.
+ */
+export type HandoverReport = { ready: true; pid: number; version: string; adminSocket?: string } | { ready: false; pid: number; message: string };
 
 /**
- * The command line that starts this program again with the same arguments: the compiled binary is its
- * own executable; from source, the same runtime and script (Deno with the flags it needs, see README);
- * `binary`: another nsproxy executable, given the same arguments.
+ * The program that starts this one again: the compiled binary is its own executable; from source, the
+ * same runtime and script (Deno with the flags it needs, see README); `binary`: another nsproxy executable.
  */
+export function selfProgram(binary?: string): string[] {
+  if (binary) return [binary];
+  if (typeof NSPROXY_BUILD_VERSION === "string") return [process.execPath];
+  if (typeof Deno !== "undefined") return [process.execPath, "run", "-A", "--unstable-net", process.argv[1]!];
+  return [process.execPath, process.argv[1]!];
+}
+
+/** The command line that starts this program again with the same arguments (see selfProgram). */
 export function selfCommand(binary?: string): string[] {
-  const args = process.argv.slice(2);
-  if (binary) return [binary, ...args];
-  if (typeof NSPROXY_BUILD_VERSION === "string") return [process.execPath, ...args];
-  if (typeof Deno !== "undefined") return [process.execPath, "run", "-A", "--unstable-net", process.argv[1]!, ...args];
-  return [process.execPath, process.argv[1]!, ...args];
+  return [...selfProgram(binary), ...process.argv.slice(2)];
 }
 
 /** How long a successor may take from start to serving every tenant before it is stopped and the upgrade fails. */
@@ -58,6 +67,8 @@ export class Handover {
 
   constructor(
     private readonly adminSocket: string,
+    /** The metrics listener's address, if any: it lives in the host namespace (see warnHostMigrate). */
+    private readonly metricsListen: string | undefined,
     private readonly readyTimeoutMs = Number(process.env.NSPROXY_UPGRADE_TIMEOUT_MS ?? DEFAULT_READY_TIMEOUT_MS),
   ) {}
 
@@ -73,6 +84,12 @@ export class Handover {
     let server: HttpServer | undefined;
     let child: ChildProcess | undefined;
     try {
+      const command = selfCommand(binary);
+      // Before anything starts: a file that cannot run here is said as such, not as an exit code; one
+      // that fails before nsproxy's own code runs (the loader, the runtime) says why in its own words.
+      const cannot = cannotRun(command[0]!) ?? (await doesNotStart(selfProgram(binary)));
+      if (cannot) throw new ControlError("failed", `upgrade failed, pid ${process.pid} keeps serving: ${cannot}`);
+      warnHostMigrate(this.metricsListen);
       if (lstatSync(path, { throwIfNoEntry: false })) unlinkSync(path);
       let report!: (r: HandoverReport) => void;
       const reported = new Promise<HandoverReport>((resolve) => (report = resolve));
@@ -92,7 +109,6 @@ export class Handover {
       } finally {
         process.umask(umask);
       }
-      const command = selfCommand(binary);
       logger.info(`upgrade: starting a successor: ${command.join(" ")}`);
       const env = { ...process.env, [HANDOVER_ENV.socket]: path, [HANDOVER_ENV.pid]: String(process.pid),
         [HANDOVER_ENV.admin]: this.adminSocket, [HANDOVER_ENV.generation]: String(this.generation + 1) };
@@ -118,11 +134,14 @@ export class Handover {
         throw new ControlError("failed", `upgrade failed, pid ${process.pid} keeps serving: ${outcome.message}`);
       }
       child.unref();
+      const adminSocket = outcome.adminSocket ?? this.adminSocket;
       // Answer once the admin socket is the successor's: a client that asks next reaches the new generation.
+      // A successor at another path (the config changed) has served there since before it reported.
       const deadline = Date.now() + 5000;
-      while (this.adminOwned() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-      logger.info(`upgrade: pid ${outcome.pid} (${outcome.version}) serves every tenant and holds the admin socket; this daemon (pid ${process.pid}) drains and exits`);
-      return { old: { pid: process.pid, version: VERSION }, new: { pid: outcome.pid, version: outcome.version } };
+      while (adminSocket === this.adminSocket && this.adminOwned() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      const where = adminSocket === this.adminSocket ? "the admin socket" : `the admin socket at its new path ${adminSocket} (this one's, ${this.adminSocket}, goes away with it)`;
+      logger.info(`upgrade: pid ${outcome.pid} (${outcome.version}) serves every tenant and holds ${where}; this daemon (pid ${process.pid}) drains and exits`);
+      return { old: { pid: process.pid, version: VERSION }, new: { pid: outcome.pid, version: outcome.version }, admin_socket: adminSocket };
     } catch (err) {
       this.busy = false;
       if (err instanceof ControlError) throw err;
@@ -133,4 +152,23 @@ export class Handover {
       if (lstatSync(path, { throwIfNoEntry: false })?.isSocket()) unlinkSync(path);
     }
   }
+}
+
+/**
+ * The metrics listener is handed over as the tenants' are (SO_REUSEPORT), but in the host namespace, whose
+ * tcp_migrate_req is the operator's (every service there shares it), not nsproxy's to turn on: with it
+ * off, a probe that connects as the old listener closes is reset. Said at each upgrade, with the fix.
+ */
+function warnHostMigrate(metricsListen: string | undefined): void {
+  if (!metricsListen) return;
+  let value: string;
+  try {
+    value = readFileSync("/proc/sys/net/ipv4/tcp_migrate_req", "utf8").trim();
+  } catch {
+    return;
+  }
+  if (value !== "0") return;
+  logger.warn(
+    `upgrade: net.ipv4.tcp_migrate_req is 0 in the host namespace: a scrape or probe connecting to the metrics listener ${metricsListen} just as the old one closes is reset; set it to 1 (sysctl.d) to have it moved to the new one`,
+  );
 }

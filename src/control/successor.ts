@@ -1,7 +1,8 @@
 // The new generation's side of an upgrade: share the predecessor's listeners, match what it serves, report back.
-import { readdirSync, readlinkSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { AdminClient } from "../admin/client.ts";
 import { logger } from "../log.ts";
+import { listenersOn } from "../netns/tcp-table.ts";
 import { runtime } from "../runtime/index.ts";
 import { VERSION } from "../version.ts";
 import { HANDOVER_ENV, type HandoverReport } from "./handover.ts";
@@ -51,6 +52,21 @@ export function sharedWith(pred: Set<number>): (holders: number[]) => boolean {
   return (holders) => holders.length > 0 && holders.every((h) => pred.has(h));
 }
 
+/**
+ * Whether every listener on host:port in this process's namespace (the host's: the metrics listener) is
+ * process `pid`'s, so that a successor may bind beside them.
+ */
+export function heldOnlyBy(pid: number, host: string, port: number): boolean {
+  const table = (v6: boolean) => {
+    try {
+      return readFileSync(`/proc/self/net/tcp${v6 ? "6" : ""}`, "utf8");
+    } catch {
+      return "";
+    }
+  };
+  return sharedWith(socketInodes(pid))([...listenersOn(table(false), host, port), ...listenersOn(table(true), host, port)]);
+}
+
 /** The tenants serving in the predecessor, asked over its admin socket before this daemon takes that over. */
 export async function servingBefore(adminSocket: string): Promise<Set<string>> {
   const tenants = await new AdminClient(adminSocket, 30_000).tenants();
@@ -75,8 +91,8 @@ export function lostTenants(before: Set<string>, now: Map<string, { state: strin
  * Tell the predecessor how it went. Ready: true when it agrees that this daemon takes over (it has
  * not given up waiting); the caller then takes the admin socket. A failure is reported and returns false.
  */
-export async function report(pred: Predecessor, r: Omit<HandoverReport, "pid" | "version"> & { message?: string }): Promise<boolean> {
-  const body = r.ready ? { ready: true, pid: process.pid, version: VERSION } : { ready: false, pid: process.pid, message: r.message ?? "failed" };
+export async function report(pred: Predecessor, r: { ready: true; adminSocket: string } | { ready: false; message: string }): Promise<boolean> {
+  const body: HandoverReport = r.ready ? { ready: true, pid: process.pid, version: VERSION, adminSocket: r.adminSocket } : { ready: false, pid: process.pid, message: r.message };
   try {
     const res = await runtime.fetchUnix(pred.socket, "http://localhost/report", {
       method: "POST",

@@ -78,9 +78,10 @@ function isolate(args: string[]): string[] {
   return [...args, ...extra];
 }
 
-export function startNsproxy(args: string[], opts: { command?: string[]; cwd?: string; env?: Record<string, string> } = {}): Running {
+/** `own`: the test gives the admin socket and tenants dir itself (in the config file): no flags are added. */
+export function startNsproxy(args: string[], opts: { command?: string[]; cwd?: string; env?: Record<string, string>; own?: boolean } = {}): Running {
   const command = opts.command ?? SOURCE_CLI;
-  args = isolate(args);
+  if (!opts.own) args = isolate(args);
   const proc = Bun.spawn([...command, ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe", cwd: opts.cwd, env: { ...process.env, NO_COLOR: "1", ...opts.env } });
   running.add(proc);
   void proc.exited.then(() => running.delete(proc));
