@@ -2,7 +2,7 @@
 import { concat } from "./bytes.ts";
 import { bytesToLatin1, scanHead } from "./chars.ts";
 import { ChunkedScanner } from "./chunked.ts";
-import { classify, type Fields, Kind, newFields, transferCodings } from "./fields.ts";
+import { classify, type Fields, Kind, newFields, TE_OTHER, transferCodings } from "./fields.ts";
 import { Leg, type LegOwner } from "./upstream-pool.ts";
 import { localStat, observeDuration, Stat } from "./stats.ts";
 import { isParseError } from "./parse-error.ts";
@@ -514,7 +514,7 @@ export class ProxyConn implements LegOwner {
     const f = head.framing;
     if (f.body !== "none") {
       const te = transferCodings(s, head.fields);
-      if (te.codings > (te.chunked ? 1 : 0)) return this.badGateway(`upstream ${this.route.upstreamText} sent a transfer coding an HTTP/1.0 client cannot read`);
+      if (te & TE_OTHER) return this.badGateway(`upstream ${this.route.upstreamText} sent a transfer coding an HTTP/1.0 client cannot read`);
     }
     this.res = head;
     this.resStarted = true;

@@ -1,6 +1,6 @@
 // Strict request head parser (RFC 9112 §3, §6; RFC 9110 §7.2): one pass over the head, framing decided once, refusals as values.
 import { TARGET_CHAR, TCHAR } from "./chars.ts";
-import { connectionOptions, contentLength, dropNamed, type Fields, type Framing, Kind, parseFields, transferCodings } from "./fields.ts";
+import { applyConnection, CONN_CLOSE, CONN_KEEP_ALIVE, CONN_UPGRADE, contentLength, type Fields, type Framing, Kind, parseFields, TE_CHUNKED, TE_MALFORMED, TE_OTHER, TE_PRESENT, transferCodings } from "./fields.ts";
 import { isParseError, type ParseError, parseError as refuse } from "./parse-error.ts";
 
 export interface RequestLimits {
@@ -103,12 +103,11 @@ export function parseRequestHead(s: string, end: number, limits: RequestLimits, 
     }
   }
 
-  const conn = connectionOptions(s, fields);
-  dropNamed(s, fields, conn.named);
-  const keepAlive = minor === 1 ? !conn.close : conn.keepAlive && !conn.close;
+  const conn = applyConnection(s, fields);
+  const keepAlive = (conn & CONN_CLOSE) === 0 && (minor === 1 || (conn & CONN_KEEP_ALIVE) !== 0);
   // An Upgrade in HTTP/1.0 must be ignored (RFC 9110 §7.8); without "Connection: upgrade" it is hop-by-hop only.
   let upgrade = false;
-  if (minor === 1 && conn.upgrade) for (let i = 0; i < fields.count; i++) if (fields.kind[i] === Kind.Upgrade) upgrade = true;
+  if (minor === 1 && (conn & CONN_UPGRADE) !== 0) for (let i = 0; i < fields.count; i++) if (fields.kind[i] === Kind.Upgrade) upgrade = true;
 
   return { method, target, path, originForm, minor, lineStart, lineNext, fields, host, framing, keepAlive, upgrade };
 }
@@ -117,11 +116,11 @@ export function parseRequestHead(s: string, end: number, limits: RequestLimits, 
 function requestFraming(s: string, fields: Fields, minor: number, lineNext: number): Framing | ParseError {
   const te = transferCodings(s, fields);
   const cl = contentLength(s, fields, false);
-  if (te.present) {
+  if (te & TE_PRESENT) {
     if (minor === 0) return refuse(400, "Transfer-Encoding in an HTTP/1.0 request", lineNext);
     if (cl !== undefined) return refuse(400, "both Content-Length and Transfer-Encoding", lineNext);
-    if (!te.ok) return refuse(400, "Transfer-Encoding other than a final chunked", lineNext);
-    if (te.codings > 1) return refuse(501, "transfer coding other than chunked", lineNext);
+    if ((te & TE_MALFORMED) !== 0 || (te & TE_CHUNKED) === 0) return refuse(400, "Transfer-Encoding other than a final chunked", lineNext);
+    if (te & TE_OTHER) return refuse(501, "transfer coding other than chunked", lineNext);
     return { body: "chunked", contentLength: -1 };
   }
   if (cl === undefined) return { body: "none", contentLength: 0 };
