@@ -7,7 +7,7 @@ import { Leg, type LegOwner } from "./upstream-pool.ts";
 import { localStat, observeDuration, Stat } from "./stats.ts";
 import { isParseError } from "./parse-error.ts";
 import { PAUSE_PIPELINE, Pipe } from "./pipe.ts";
-import { parseRequestHead, type RequestHead } from "./request-head.ts";
+import { newRequestHead, parseRequestHead, type RequestHead } from "./request-head.ts";
 import { parseResponseHead, type ResponseHead } from "./response-head.ts";
 import { clientResponseHead, latin1, plainResponse, upstreamRequestHead } from "./rewrite.ts";
 import type { Duplex, Env, Route } from "./types.ts";
@@ -102,8 +102,8 @@ export class ProxyConn implements LegOwner {
   private requests = 0;
   /** The client half-closed: answer what was asked, then close. */
   private clientEnded = false;
-  /** Field tables reused head after head (a head's fields are only read while it is handled). */
-  private reqFields: Fields | undefined;
+  /** The request head and the response's field table, reused head after head (a head is only read while it is handled). */
+  private reqHeadIn: RequestHead | undefined;
   private resFields: Fields | undefined;
   /** "X-Forwarded-For: <client>\r\n" as bytes, made on the first request: the client does not change. */
   private xffLine: Uint8Array | undefined;
@@ -280,7 +280,7 @@ export class ProxyConn implements LegOwner {
     this.scanned = 0;
     if (end - start > limits.maxHeaderBytes) return this.refuse(431, `request head larger than ${limits.maxHeaderBytes} bytes`);
     const s = bytesToLatin1(buf, start, end);
-    const head = parseRequestHead(s, end - start, limits, this.route.stamp.protectedNames, (this.reqFields ??= newFields()));
+    const head = parseRequestHead(s, end - start, limits, this.route.stamp.protectedNames, (this.reqHeadIn ??= newRequestHead()));
     if (isParseError(head)) return this.refuse(head.status, head.reason);
     this.pos = end;
     return this.startRequest(buf, start, s, head);

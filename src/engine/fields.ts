@@ -213,9 +213,14 @@ function markNamed(s: string, f: Fields, a: number, b: number): void {
 
 export interface Framing {
   /** "none": no body; "length": contentLength bytes; "chunked": chunked coding to its last chunk; "close": until the connection closes (responses only). */
-  body: "none" | "length" | "chunked" | "close";
-  contentLength: number;
+  readonly body: "none" | "length" | "chunked" | "close";
+  readonly contentLength: number;
 }
+
+// The framings with no length of their own, made once rather than per message.
+export const NO_BODY: Framing = { body: "none", contentLength: 0 };
+export const CHUNKED: Framing = { body: "chunked", contentLength: -1 };
+export const TO_CLOSE: Framing = { body: "close", contentLength: -1 };
 
 // What the Transfer-Encoding fields say, as bits (transferCodings).
 /** There is a Transfer-Encoding field. */
