@@ -649,7 +649,14 @@ const MUTATIONS: Mutation[] = [
     name: "request-head-buffer-not-reset",
     breaks: "an upstream request head written into the connection's reused buffer carries no byte of the head before it",
     file: "src/engine/bytes.ts",
-    edits: [["    if (fresh) this.buf = new Uint8Array(this.buf.length);\n    this.at = 0;\n", "    if (fresh) this.buf = new Uint8Array(this.buf.length);\n"]],
+    edits: [["    if (fresh || this.buf.length > this.keepMax) this.buf = new Uint8Array(this.size);\n    this.at = 0;\n", "    if (fresh || this.buf.length > this.keepMax) this.buf = new Uint8Array(this.size);\n"]],
+    tests: ["src/engine/upstream-request.test.ts"],
+  },
+  {
+    name: "request-head-large-buffer-kept",
+    breaks: "a connection keeps at most 4 kB for its upstream request heads: a larger head's buffer is let go after it",
+    file: "src/engine/bytes.ts",
+    edits: [["    if (fresh || this.buf.length > this.keepMax) this.buf", "    if (fresh) this.buf"]],
     tests: ["src/engine/upstream-request.test.ts"],
   },
   {

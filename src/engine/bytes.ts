@@ -31,19 +31,24 @@ const bufferCopy = Buffer.prototype.copy as (this: Uint8Array, target: Uint8Arra
  * Bytes written one piece after another into one buffer, which is kept and written again from the
  * start (begin): a message is assembled with no allocation but the view done() returns. That view is
  * valid until the next begin(); a caller whose last view may still be held elsewhere asks for a fresh
- * buffer instead.
+ * buffer instead. A buffer grown past `keepMax` serves one message only: one large message must not
+ * make the writer hold that much for as long as it lives (a connection that sent one large head, then
+ * idles).
  */
 export class ByteWriter {
   private buf: Uint8Array;
   private at = 0;
 
-  constructor(size: number) {
+  constructor(
+    private readonly size: number,
+    private readonly keepMax: number,
+  ) {
     this.buf = new Uint8Array(size);
   }
 
   /** Start the next message at offset 0: in the same buffer, or in a new one when `fresh`. */
   begin(fresh: boolean): void {
-    if (fresh) this.buf = new Uint8Array(this.buf.length);
+    if (fresh || this.buf.length > this.keepMax) this.buf = new Uint8Array(this.size);
     this.at = 0;
   }
 

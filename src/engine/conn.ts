@@ -323,7 +323,7 @@ export class ProxyConn implements LegOwner {
     this.rscanned = 0;
     // The previous head's buffer is written into again only once the transport is done with it: its write()
     // copies what it takes (env.writeCopies) and it took all of that head (nothing of it queued or held).
-    const w = (this.headOut ??= new ByteWriter(512));
+    const w = (this.headOut ??= new ByteWriter(512, 4096));
     w.begin(!this.env.writeCopies || !this.c2u.empty);
     const out = upstreamRequestHead(w, buf, start, head, this.route.stamp, (this.xffLine ??= latin1(`X-Forwarded-For: ${this.clientAddress}\r\n`)));
     this.reqHead = out;

@@ -37,7 +37,7 @@ const HTTP_SLASH = "HTTP/";
  * Parse the head in `s` (latin1, one char per byte) that ends at `end` (just past CRLF CRLF). A request
  * the proxy will not forward is a ParseError: answered with its status, and the connection closed.
  * `protectedNames`: lower-case names only the proxy may set for this tenant. `into`: a head to fill
- * (newRequestHead), changed only when the head is accepted.
+ * (newRequestHead), its field table included.
  */
 export function parseRequestHead(s: string, end: number, limits: RequestLimits, protectedNames: ReadonlySet<string>, into?: RequestHead): RequestHead | ParseError {
   let p = 0;

@@ -64,7 +64,7 @@ const OK = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
 describe("upstream request heads in one buffer per connection", () => {
   test("a long head then a short one on the same connection: each leaves exactly its own bytes, from the same buffer", () => {
     const { conn, open, ev } = setup();
-    const cookie = "c".repeat(3000); // larger than the buffer's first size: it grows
+    const cookie = "c".repeat(1500); // larger than the buffer's first size: it grows (to at most 4 kB, so it is kept)
     conn.onClientData(enc(`GET /long HTTP/1.1\r\nHost: h\r\nCookie: ${cookie}\r\nX-nsproxy-tenant: evil\r\n\r\n`));
     const up = open();
     ev().onData(enc(OK));
@@ -79,6 +79,21 @@ describe("upstream request heads in one buffer per connection", () => {
     // One buffer, written again from its start: no allocation per head.
     expect(up.writes[1]!.given.buffer).toBe(up.writes[0]!.given.buffer);
     expect(up.writes[2]!.given.byteOffset).toBe(0);
+  });
+
+  test("a head larger than 4 kB is written in a buffer of its own, let go after it: a connection keeps at most 4 kB for its heads", () => {
+    const { conn, open, ev } = setup();
+    conn.onClientData(enc("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n"));
+    const up = open();
+    ev().onData(enc(OK));
+    const cookie = "c".repeat(10_000);
+    conn.onClientData(enc(`GET /big HTTP/1.1\r\nHost: h\r\nCookie: ${cookie}\r\n\r\n`));
+    ev().onData(enc(OK));
+    conn.onClientData(enc("GET /3 HTTP/1.1\r\nHost: h\r\n\r\n"));
+    expect(up.writes.map((w) => w.bytes.split("\r\n")[0])).toEqual(["GET /1 HTTP/1.1", "GET /big HTTP/1.1", "GET /3 HTTP/1.1"]);
+    expect(up.writes[1]!.bytes).toBe(`GET /big HTTP/1.1\r\nHost: h\r\nCookie: ${cookie}\r\n${STAMP}X-Forwarded-Host: h\r\n\r\n`);
+    expect(up.writes[1]!.given.buffer.byteLength).toBeGreaterThan(10_000);
+    expect(up.writes[2]!.given.buffer.byteLength).toBeLessThanOrEqual(4096);
   });
 
   test("a transport that keeps the buffers it is given (Deno's) gets a new one per head: what it holds is never written over", () => {
