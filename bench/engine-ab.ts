@@ -23,6 +23,7 @@ async function exchanges(dir: string, log: string | undefined): Promise<() => vo
       events = e;
     },
     now: () => 0,
+    writeCopies: true, // as on Bun (an engine that does not know it ignores it)
     access: log === "text" || log === "json" ? accessLog(log, () => {}) : undefined,
   };
   const route: Route = { tenant: "acme", stamp: makeStamp("X-Nsproxy-Tenant", "acme", {}, ""), upstream: { host: "127.0.0.1", port: 9 }, upstreamText: "u", upstreamTimeoutMs: 3e4, stats: new Float64Array(64) };

@@ -22,6 +22,7 @@ const env: Env = {
     events = e;
   },
   now: () => 0,
+  writeCopies: true, // as on Bun: the request head buffer is reused
   workerStats: process.env.HIST ? new Float64Array(new SharedArrayBuffer(32 * 8)) : undefined,
   access: format === "text" || format === "json" ? accessLog(format, (chunk) => (logged += chunk.length)) : undefined,
 };

@@ -482,6 +482,20 @@ const REQUESTS: Row[] = [
 /** What the upstream sends back: the proxies should pass a valid response on and never a broken one. */
 const RESPONSE_ROWS: Row[] = [
   {
+    name: "a bodyless POST on a kept-alive upstream connection, which the upstream closes as the POST arrives",
+    send: "GET /k HTTP/1.1\r\nHost: h\r\n\r\nPOST /r-close HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+    nsproxy: { does: "200, then 502; the POST reached the upstream once", check: staleThen502("POST") },
+    haproxy: { does: "200, then the client connection closed; the POST reached the upstream once", check: staleThenClosed("POST") },
+    why: "Neither sends a request that may have reached the upstream again unless it is idempotent (RFC 9112 §9.3.1; HAProxy's retry-on default, conn-failure, never resends a request that was sent). HAProxy closes the client connection without a response after a request that was not its first, leaving the retry to the client; nsproxy says 502, as for any upstream failure, and keeps the connection.",
+  },
+  {
+    name: "a GET on a kept-alive upstream connection, which the upstream closes as the GET arrives",
+    send: "GET /k HTTP/1.1\r\nHost: h\r\n\r\nGET /r-close HTTP/1.1\r\nHost: h\r\n\r\n",
+    nsproxy: { does: "200, then the GET sent once more on a fresh connection (closed again: 502)", check: staleRetried },
+    haproxy: { does: "200, then the client connection closed; the GET reached the upstream once", check: staleThenClosed("GET") },
+    why: "nsproxy sends an idempotent request without a body once more on a fresh connection (the usual cause is the upstream's keep-alive timer closing a pooled connection as it is taken), like HAProxy's opt-in retry-on empty-response but for idempotent methods only; HAProxy by default leaves that retry to the client.",
+  },
+  {
     name: "invalid response (two Content-Lengths)",
     send: "GET /r-clcl HTTP/1.1\r\nHost: h\r\n\r\n",
     // Fixed: closing the upstream socket used to report its close synchronously (Bun fires close inside
@@ -640,6 +654,29 @@ function closeThenAfter(o: Seen): void {
     [200, "/after"],
   ]);
   expect(o.up.map(requestLine)).toEqual(["POST /r-close HTTP/1.1", "GET /after HTTP/1.1"]);
+}
+
+/** The first request answered; `method` /r-close reached the upstream once and was answered 502, the connection kept. */
+function staleThen502(method: string): (o: Seen) => void {
+  return (o) => {
+    expect(responses(o.reply).map((r) => r.status)).toEqual([200, 502]);
+    expect(o.up.map(requestLine)).toEqual(["GET /k HTTP/1.1", `${method} /r-close HTTP/1.1`]);
+    expect(o.closed).toBe(false);
+  };
+}
+
+/** The first request answered; `method` /r-close reached the upstream once, and the client connection closed with no answer to it. */
+function staleThenClosed(method: string): (o: Seen) => void {
+  return (o) => {
+    expect(responses(o.reply).map((r) => r.status)).toEqual([200]);
+    expect(o.up.map(requestLine)).toEqual(["GET /k HTTP/1.1", `${method} /r-close HTTP/1.1`]);
+    expect(o.closed).toBe(true);
+  };
+}
+
+function staleRetried(o: Seen): void {
+  expect(responses(o.reply).map((r) => r.status)).toEqual([200, 502]);
+  expect(o.up.map(requestLine)).toEqual(["GET /k HTTP/1.1", "GET /r-close HTTP/1.1", "GET /r-close HTTP/1.1"]);
 }
 
 function pipelined(o: Seen): void {

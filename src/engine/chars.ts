@@ -71,6 +71,19 @@ export function equalsLower(s: string, start: number, end: number, lower: string
   return true;
 }
 
+/** ASCII case-insensitive comparison of s[a, b) with s[c, d). */
+export function equalsIgnoreCase(s: string, a: number, b: number, c: number, d: number): boolean {
+  if (b - a !== d - c) return false;
+  for (let i = 0; i < b - a; i++) {
+    let x = s.charCodeAt(a + i);
+    let y = s.charCodeAt(c + i);
+    if (x >= 0x41 && x <= 0x5a) x |= 0x20;
+    if (y >= 0x41 && y <= 0x5a) y |= 0x20;
+    if (x !== y) return false;
+  }
+  return true;
+}
+
 const latin1Slice = (Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, s: number, e: number): string }).latin1Slice;
 
 /** Bytes → string, one char per byte (ISO-8859-1, not windows-1252), so string offsets are byte offsets. */

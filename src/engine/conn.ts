@@ -1,15 +1,15 @@
 // One client connection and the upstream connection it uses: keep-alive, pipelining in order, bodies by their framing, Upgrade tunnels, backpressure, timeouts.
-import { concat } from "./bytes.ts";
+import { ByteWriter, concat } from "./bytes.ts";
 import { bytesToLatin1, scanHead } from "./chars.ts";
 import { ChunkedScanner } from "./chunked.ts";
-import { classify, type Fields, Kind, newFields, transferCodings } from "./fields.ts";
+import { classify, type Fields, Kind, newFields, TE_OTHER, transferCodings } from "./fields.ts";
 import { Leg, type LegOwner } from "./upstream-pool.ts";
 import { localStat, observeDuration, Stat } from "./stats.ts";
 import { isParseError } from "./parse-error.ts";
 import { PAUSE_PIPELINE, Pipe } from "./pipe.ts";
-import { parseRequestHead, type RequestHead } from "./request-head.ts";
+import { newRequestHead, parseRequestHead, type RequestHead } from "./request-head.ts";
 import { parseResponseHead, type ResponseHead } from "./response-head.ts";
-import { clientResponseHead, plainResponse, upstreamRequestHead } from "./rewrite.ts";
+import { clientResponseHead, latin1, plainResponse, upstreamRequestHead } from "./rewrite.ts";
 import type { Duplex, Env, Route } from "./types.ts";
 
 const enum Phase {
@@ -44,6 +44,12 @@ const enum Timer {
 /** How long a draining, idle keep-alive connection may stay open for one last request. */
 const DRAIN_IDLE_MS = 1000;
 
+/**
+ * Methods a request may be sent twice with (RFC 9110 §9.2.2): a stale upstream connection may have
+ * received one before it closed. Any other one is retried only when none of its bytes left.
+ */
+const IDEMPOTENT: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
+
 /** Response heads may be larger than request heads (cookies); still bounded. */
 const MAX_RESPONSE_HEAD = 64 * 1024;
 
@@ -64,6 +70,10 @@ export class ProxyConn implements LegOwner {
   private reqHost: string | undefined;
   /** The upstream request head, kept until the first response byte for one retry on a stale connection. */
   private reqHead: Uint8Array | undefined;
+  /** c2u.sent before the request head went: nothing of the request reached the upstream while it is unchanged. */
+  private reqSentBefore = 0;
+  /** Where upstream request heads are written, head after head (see startRequest). */
+  private headOut: ByteWriter | undefined;
 
   /** Client to upstream: the sink is the upstream connection in use, undefined while none is open. */
   private readonly c2u: Pipe;
@@ -92,11 +102,11 @@ export class ProxyConn implements LegOwner {
   private requests = 0;
   /** The client half-closed: answer what was asked, then close. */
   private clientEnded = false;
-  /** Field tables reused head after head (a head's fields are only read while it is handled). */
-  private reqFields: Fields | undefined;
+  /** The request head and the response's field table, reused head after head (a head is only read while it is handled). */
+  private reqHeadIn: RequestHead | undefined;
   private resFields: Fields | undefined;
-  /** "X-Forwarded-For: <client>\r\n", made on the first request: the client does not change. */
-  private xffLine: string | undefined;
+  /** "X-Forwarded-For: <client>\r\n" as bytes, made on the first request: the client does not change. */
+  private xffLine: Uint8Array | undefined;
   /** Whoever accepted this connection (the runtime's bookkeeping); the engine never looks at it. */
   owner: unknown;
   /**
@@ -270,10 +280,10 @@ export class ProxyConn implements LegOwner {
     this.scanned = 0;
     if (end - start > limits.maxHeaderBytes) return this.refuse(431, `request head larger than ${limits.maxHeaderBytes} bytes`);
     const s = bytesToLatin1(buf, start, end);
-    const head = parseRequestHead(s, end - start, limits, this.route.stamp.protectedNames, (this.reqFields ??= newFields()));
+    const head = parseRequestHead(s, end - start, limits, this.route.stamp.protectedNames, (this.reqHeadIn ??= newRequestHead()));
     if (isParseError(head)) return this.refuse(head.status, head.reason);
     this.pos = end;
-    return this.startRequest(s, head);
+    return this.startRequest(buf, start, s, head);
   }
 
   /**
@@ -299,7 +309,8 @@ export class ProxyConn implements LegOwner {
     return true;
   }
 
-  private startRequest(s: string, head: RequestHead): boolean {
+  /** `head` was parsed from `s`, the bytes of buf from `start`. */
+  private startRequest(buf: Uint8Array, start: number, s: string, head: RequestHead): boolean {
     if (this.router && !this.routeRequest(s, head)) return false;
     this.req = head;
     this.requests++;
@@ -310,9 +321,14 @@ export class ProxyConn implements LegOwner {
     this.res = undefined;
     this.rbuf = undefined;
     this.rscanned = 0;
-    const out = upstreamRequestHead(s, head, this.route.stamp, (this.xffLine ??= `X-Forwarded-For: ${this.clientAddress}\r\n`));
+    // The previous head's buffer is written into again only once the transport is done with it: its write()
+    // copies what it takes (env.writeCopies) and it took all of that head (nothing of it queued or held).
+    const w = (this.headOut ??= new ByteWriter(512, 4096));
+    w.begin(!this.env.writeCopies || !this.c2u.empty);
+    const out = upstreamRequestHead(w, buf, start, head, this.route.stamp, (this.xffLine ??= latin1(`X-Forwarded-For: ${this.clientAddress}\r\n`)));
     this.reqHead = out;
     this.ensureUpstream();
+    this.reqSentBefore = this.c2u.sent;
     this.sendUp(out);
     const f = head.framing;
     if (f.body === "length") {
@@ -514,7 +530,7 @@ export class ProxyConn implements LegOwner {
     const f = head.framing;
     if (f.body !== "none") {
       const te = transferCodings(s, head.fields);
-      if (te.codings > (te.chunked ? 1 : 0)) return this.badGateway(`upstream ${this.route.upstreamText} sent a transfer coding an HTTP/1.0 client cannot read`);
+      if (te & TE_OTHER) return this.badGateway(`upstream ${this.route.upstreamText} sent a transfer coding an HTTP/1.0 client cannot read`);
     }
     this.res = head;
     this.resStarted = true;
@@ -676,9 +692,10 @@ export class ProxyConn implements LegOwner {
       } else if (!this.resDone()) this.destroy(); // truncated: the client must see it was cut
       return;
     }
-    // No response head yet. A reused connection the upstream closed while our request was on its way
-    // is retried once on a fresh one, when no body was sent (the request can be sent again as it was).
-    if (!wasConnecting && this.upReused && this.reqHead && this.req.framing.body === "none" && this.rbuf === undefined) {
+    // No response head yet: a reused connection the upstream closed as our request went (its keep-alive
+    // timer) is retried once on a fresh one, when the request can be sent again as it was (no body) and
+    // may be: RFC 9112 §9.3.1, a request the upstream may have received is replayed only when idempotent.
+    if (!wasConnecting && this.upReused && this.reqHead && this.req.framing.body === "none" && this.rbuf === undefined && (IDEMPOTENT.has(this.req.method) || this.c2u.sent === this.reqSentBefore)) {
       const head = this.reqHead;
       this.upReused = false;
       this.ensureUpstream();

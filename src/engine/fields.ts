@@ -1,5 +1,5 @@
 // Field lines of a message head (RFC 9110 §5, RFC 9112 §5): parsed in place, each one classified by what the proxy must do with it.
-import { equalsLower, FIELD_CHAR, TCHAR } from "./chars.ts";
+import { equalsIgnoreCase, equalsLower, FIELD_CHAR, TCHAR } from "./chars.ts";
 import { type ParseError, parseError } from "./parse-error.ts";
 
 /** What a field means to the proxy. */
@@ -64,11 +64,6 @@ export interface Fields {
 /** A reusable Fields: a connection parses one head at a time, so its arrays need not be made per request. */
 export function newFields(): Fields {
   return { count: 0, line: [], vs: [], ve: [], next: [], kind: [], colon: [] };
-}
-
-/** The lower-case name of field i. */
-export function fieldName(s: string, f: Fields, i: number): string {
-  return s.slice(f.line[i]!, f.colon[i]!).toLowerCase();
 }
 
 /** A special name and its kind, lower case. */
@@ -155,93 +150,117 @@ export function parseFields(s: string, p: number, end: number, maxFields: number
   return f;
 }
 
-/** Calls `each(start, end)` for every element of a comma-separated list value (OWS trimmed; empty ones too). */
-export function forEachListElement(s: string, start: number, end: number, each: (a: number, b: number) => void): void {
-  let a = start;
-  for (let i = start; i <= end; i++) {
-    if (i === end || s.charCodeAt(i) === 0x2c) {
-      let x = a;
-      let y = i;
-      while (x < y && (s.charCodeAt(x) === 0x20 || s.charCodeAt(x) === 0x09)) x++;
-      while (y > x && (s.charCodeAt(y - 1) === 0x20 || s.charCodeAt(y - 1) === 0x09)) y--;
-      each(x, y);
-      a = i + 1;
-    }
-  }
+// List values (RFC 9110 §5.6.1) are walked in place, element by element, with no callback and no copy:
+// `for (let a = vs; a <= ve; a = comma + 1)`, the element being s[owsEnd(s, a, comma), owsStart(s, …, comma))
+// with comma = listComma(s, a, ve). Empty elements are visited too ("a,,b" has three).
+
+/** Offset of the first comma in s[a, end), or `end`. */
+function listComma(s: string, a: number, end: number): number {
+  while (a < end && s.charCodeAt(a) !== 0x2c) a++;
+  return a;
 }
 
-/** Connection options (RFC 9110 §7.6.1) of every Connection field: close / keep-alive / upgrade and the other names listed. */
-export interface ConnectionOptions {
-  close: boolean;
-  keepAlive: boolean;
-  upgrade: boolean;
-  /** Other field names the sender marked hop-by-hop (lower case). */
-  named: string[];
+/** Past the OWS that begins s[a, b). */
+function owsEnd(s: string, a: number, b: number): number {
+  while (a < b && (s.charCodeAt(a) === 0x20 || s.charCodeAt(a) === 0x09)) a++;
+  return a;
 }
 
-export function connectionOptions(s: string, f: Fields): ConnectionOptions {
-  const o: ConnectionOptions = { close: false, keepAlive: false, upgrade: false, named: [] };
-  for (let i = 0; i < f.count; i++) {
-    if (f.kind[i] !== Kind.Connection) continue;
-    forEachListElement(s, f.vs[i]!, f.ve[i]!, (a, b) => {
-      if (a === b) return;
-      if (equalsLower(s, a, b, "close")) o.close = true;
-      else if (equalsLower(s, a, b, "keep-alive")) o.keepAlive = true;
-      else if (equalsLower(s, a, b, "upgrade")) o.upgrade = true;
-      else o.named.push(s.slice(a, b).toLowerCase());
-    });
-  }
-  return o;
+/** Where the OWS that ends s[a, b) begins. */
+function owsStart(s: string, a: number, b: number): number {
+  while (b > a && (s.charCodeAt(b - 1) === 0x20 || s.charCodeAt(b - 1) === 0x09)) b--;
+  return b;
 }
+
+/** Connection options (RFC 9110 §7.6.1), as bits. */
+export const CONN_CLOSE = 1;
+export const CONN_KEEP_ALIVE = 2;
+export const CONN_UPGRADE = 4;
 
 /**
- * Mark the fields a Connection header names as hop-by-hop, except those that frame the message or
- * route it (Host, Content-Length, Transfer-Encoding): "Connection: Content-Length" must never make the
- * proxy drop the length the upstream needs to find the end of the body.
+ * Read every Connection field: returns its close / keep-alive / upgrade options as CONN_* bits, and marks
+ * the fields named by its other options hop-by-hop, except those that frame the message or route it
+ * (Host, Content-Length, Transfer-Encoding): "Connection: Content-Length" must never make the proxy drop
+ * the length the upstream needs to find the end of the body.
  */
-export function dropNamed(s: string, f: Fields, named: string[]): void {
-  if (named.length === 0) return;
+export function applyConnection(s: string, f: Fields): number {
+  let options = 0;
+  for (let i = 0; i < f.count; i++) {
+    if (f.kind[i] !== Kind.Connection) continue;
+    const ve = f.ve[i]!;
+    for (let a = f.vs[i]!, comma = 0; a <= ve; a = comma + 1) {
+      comma = listComma(s, a, ve);
+      const x = owsEnd(s, a, comma);
+      const y = owsStart(s, x, comma);
+      if (x === y) continue;
+      if (equalsLower(s, x, y, "close")) options |= CONN_CLOSE;
+      else if (equalsLower(s, x, y, "keep-alive")) options |= CONN_KEEP_ALIVE;
+      else if (equalsLower(s, x, y, "upgrade")) options |= CONN_UPGRADE;
+      else markNamed(s, f, x, y);
+    }
+  }
+  return options;
+}
+
+/** Mark hop-by-hop the fields whose name is s[a, b) in any case (but never Host, Content-Length, Transfer-Encoding). */
+function markNamed(s: string, f: Fields, a: number, b: number): void {
   for (let i = 0; i < f.count; i++) {
     const k = f.kind[i]!;
     if (k === Kind.Host || k === Kind.ContentLength || k === Kind.TransferEncoding) continue;
-    if (named.includes(fieldName(s, f, i))) f.kind[i] = Kind.HopByHop;
+    if (equalsIgnoreCase(s, f.line[i]!, f.colon[i]!, a, b)) f.kind[i] = Kind.HopByHop;
   }
 }
 
 export interface Framing {
   /** "none": no body; "length": contentLength bytes; "chunked": chunked coding to its last chunk; "close": until the connection closes (responses only). */
-  body: "none" | "length" | "chunked" | "close";
-  contentLength: number;
+  readonly body: "none" | "length" | "chunked" | "close";
+  readonly contentLength: number;
 }
 
-/**
- * Transfer-Encoding: chunked exactly once, and last (`ok`); `codings`: how many codings in all (a
- * request with any besides chunked is refused: the upstream may not know it, and read the body as
- * the next request); `hasChunked`: chunked appears anywhere.
- */
-export function transferCodings(s: string, f: Fields): { chunked: boolean; ok: boolean; present: boolean; codings: number; hasChunked: boolean } {
-  let present = false;
-  let chunkedAt = -1;
-  let n = 0;
-  let ok = true;
+// The framings with no length of their own, made once rather than per message.
+export const NO_BODY: Framing = { body: "none", contentLength: 0 };
+export const CHUNKED: Framing = { body: "chunked", contentLength: -1 };
+export const TO_CLOSE: Framing = { body: "close", contentLength: -1 };
+
+// What the Transfer-Encoding fields say, as bits (transferCodings).
+/** There is a Transfer-Encoding field. */
+export const TE_PRESENT = 1;
+/** chunked is the final coding, and listed once: it frames the body. */
+export const TE_CHUNKED = 2;
+/** chunked appears somewhere. */
+export const TE_HAS_CHUNKED = 4;
+/** A coding other than chunked (the proxy cannot undo it for an HTTP/1.0 client; a request with one is refused: the upstream may not know it, and read the body as the next request). */
+export const TE_OTHER = 8;
+/** An empty element, a coding that is not a token, or chunked twice. */
+export const TE_MALFORMED = 16;
+
+/** The Transfer-Encoding fields' codings, as TE_* bits. */
+export function transferCodings(s: string, f: Fields): number {
+  let bits = 0;
+  let lastChunked = false;
+  let chunkedSeen = false;
   for (let i = 0; i < f.count; i++) {
     if (f.kind[i] !== Kind.TransferEncoding) continue;
-    present = true;
-    forEachListElement(s, f.vs[i]!, f.ve[i]!, (a, b) => {
-      if (a === b) {
-        ok = false;
-        return;
+    bits |= TE_PRESENT;
+    const ve = f.ve[i]!;
+    for (let a = f.vs[i]!, comma = 0; a <= ve; a = comma + 1) {
+      comma = listComma(s, a, ve);
+      const x = owsEnd(s, a, comma);
+      const y = owsStart(s, x, comma);
+      if (x === y) {
+        bits |= TE_MALFORMED;
+        continue;
       }
-      for (let j = a; j < b; j++) if (!TCHAR[s.charCodeAt(j)]) ok = false;
-      if (equalsLower(s, a, b, "chunked")) {
-        if (chunkedAt >= 0) ok = false;
-        chunkedAt = n;
-      }
-      n++;
-    });
+      for (let j = x; j < y; j++) if (!TCHAR[s.charCodeAt(j)]) bits |= TE_MALFORMED;
+      lastChunked = equalsLower(s, x, y, "chunked");
+      if (!lastChunked) bits |= TE_OTHER;
+      else if (chunkedSeen) bits |= TE_MALFORMED;
+      else chunkedSeen = true;
+    }
   }
-  const chunked = chunkedAt >= 0 && chunkedAt === n - 1;
-  return { chunked, ok: ok && (!present || chunked), present, codings: n, hasChunked: chunkedAt >= 0 };
+  if (chunkedSeen) bits |= TE_HAS_CHUNKED;
+  if (lastChunked) bits |= TE_CHUNKED;
+  return bits;
 }
 
 /** Content-Length values: undefined when absent; -1 when invalid (not digits, too large); -2 when several fields or a list. */
@@ -251,13 +270,16 @@ export function contentLength(s: string, f: Fields, allowEqualDuplicates: boolea
     if (f.kind[i] !== Kind.ContentLength) continue;
     let bad = false;
     let elements = 0;
-    forEachListElement(s, f.vs[i]!, f.ve[i]!, (a, b) => {
+    const ve = f.ve[i]!;
+    for (let a = f.vs[i]!, comma = 0; a <= ve; a = comma + 1) {
+      comma = listComma(s, a, ve);
+      const x = owsEnd(s, a, comma);
       elements++;
-      const n = digits(s, a, b);
+      const n = digits(s, x, owsStart(s, x, comma));
       if (n < 0) bad = true;
       else if (value === undefined) value = n;
       else if (value !== n || !allowEqualDuplicates) bad = true;
-    });
+    }
     if (bad) return value === undefined ? -1 : -2;
     if (elements > 1 && !allowEqualDuplicates) return -2;
   }

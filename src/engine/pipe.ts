@@ -31,6 +31,8 @@ export class Pipe {
   held: Uint8Array[] = [];
   /** PAUSE_* bits: why the source is not read. */
   paused = 0;
+  /** Bytes the sinks took, in all: whether anything reached the sink since some point. */
+  sent = 0;
 
   /** `early`: bytes queued before the sink exists that do not yet pause the source. */
   constructor(
@@ -44,6 +46,7 @@ export class Pipe {
     if (this.flow !== Flow.Open) return false;
     if (this.sink !== undefined && this.queue.length === 0) {
       const n = this.sink.write(data);
+      if (n > 0) this.sent += n;
       if (n >= data.length) return true;
       data = data.subarray(Math.max(0, n)); // -1: closed under us; its close event follows
     }
@@ -102,6 +105,7 @@ export class Pipe {
     while (q.length > 0) {
       const chunk = q[0]!;
       const n = sink.write(chunk);
+      if (n > 0) this.sent += n;
       if (n < chunk.length) {
         const taken = Math.max(0, n);
         q[0] = chunk.subarray(taken);

@@ -1,6 +1,6 @@
 // Strict request head parser (RFC 9112 §3, §6; RFC 9110 §7.2): one pass over the head, framing decided once, refusals as values.
 import { TARGET_CHAR, TCHAR } from "./chars.ts";
-import { connectionOptions, contentLength, dropNamed, type Fields, type Framing, Kind, parseFields, transferCodings } from "./fields.ts";
+import { applyConnection, CHUNKED, CONN_CLOSE, CONN_KEEP_ALIVE, CONN_UPGRADE, contentLength, type Fields, type Framing, Kind, newFields, NO_BODY, parseFields, TE_CHUNKED, TE_MALFORMED, TE_OTHER, TE_PRESENT, transferCodings } from "./fields.ts";
 import { isParseError, type ParseError, parseError as refuse } from "./parse-error.ts";
 
 export interface RequestLimits {
@@ -36,9 +36,10 @@ const HTTP_SLASH = "HTTP/";
 /**
  * Parse the head in `s` (latin1, one char per byte) that ends at `end` (just past CRLF CRLF). A request
  * the proxy will not forward is a ParseError: answered with its status, and the connection closed.
- * `protectedNames`: lower-case names only the proxy may set for this tenant.
+ * `protectedNames`: lower-case names only the proxy may set for this tenant. `into`: a head to fill
+ * (newRequestHead), its field table included.
  */
-export function parseRequestHead(s: string, end: number, limits: RequestLimits, protectedNames: ReadonlySet<string>, into?: Fields): RequestHead | ParseError {
+export function parseRequestHead(s: string, end: number, limits: RequestLimits, protectedNames: ReadonlySet<string>, into?: RequestHead): RequestHead | ParseError {
   let p = 0;
   while (s.charCodeAt(p) === 0x0d && s.charCodeAt(p + 1) === 0x0a) p += 2; // RFC 9112 §2.2: empty lines before the request line
   const lineStart = p;
@@ -46,7 +47,7 @@ export function parseRequestHead(s: string, end: number, limits: RequestLimits, 
   // method SP request-target SP HTTP-version CRLF, single spaces (RFC 9112 §3).
   while (TCHAR[s.charCodeAt(p)]) p++;
   if (p === lineStart) return refuse(400, "invalid method", p);
-  const method = s.slice(lineStart, p);
+  const method = methodAt(s, lineStart, p);
   if (s.charCodeAt(p) !== 0x20) return refuse(400, "invalid character in the method", p);
   const ts = ++p;
   while (TARGET_CHAR[s.charCodeAt(p)]) p++;
@@ -65,7 +66,7 @@ export function parseRequestHead(s: string, end: number, limits: RequestLimits, 
   if (major !== 1 || minor > 1) return refuse(505, `HTTP/${major}.${minor} is not supported`, p);
   const lineNext = p + 10;
 
-  const fields = parseFields(s, lineNext, end, limits.maxHeaders, protectedNames, into);
+  const fields = parseFields(s, lineNext, end, limits.maxHeaders, protectedNames, into?.fields);
   if (isParseError(fields)) return fields;
 
   // Host: exactly one on HTTP/1.1, at most one on 1.0, and a valid uri-host[:port] (RFC 9112 §3.2).
@@ -103,31 +104,47 @@ export function parseRequestHead(s: string, end: number, limits: RequestLimits, 
     }
   }
 
-  const conn = connectionOptions(s, fields);
-  dropNamed(s, fields, conn.named);
-  const keepAlive = minor === 1 ? !conn.close : conn.keepAlive && !conn.close;
+  const conn = applyConnection(s, fields);
+  const keepAlive = (conn & CONN_CLOSE) === 0 && (minor === 1 || (conn & CONN_KEEP_ALIVE) !== 0);
   // An Upgrade in HTTP/1.0 must be ignored (RFC 9110 §7.8); without "Connection: upgrade" it is hop-by-hop only.
   let upgrade = false;
-  if (minor === 1 && conn.upgrade) for (let i = 0; i < fields.count; i++) if (fields.kind[i] === Kind.Upgrade) upgrade = true;
+  if (minor === 1 && (conn & CONN_UPGRADE) !== 0) for (let i = 0; i < fields.count; i++) if (fields.kind[i] === Kind.Upgrade) upgrade = true;
 
-  return { method, target, path, originForm, minor, lineStart, lineNext, fields, host, framing, keepAlive, upgrade };
+  const h = into ?? newRequestHead(fields);
+  h.method = method;
+  h.target = target;
+  h.path = path;
+  h.originForm = originForm;
+  h.minor = minor;
+  h.lineStart = lineStart;
+  h.lineNext = lineNext;
+  h.host = host;
+  h.framing = framing;
+  h.keepAlive = keepAlive;
+  h.upgrade = upgrade;
+  return h;
+}
+
+/** A RequestHead to parse into, head after head: a connection handles one request at a time. */
+export function newRequestHead(fields = newFields()): RequestHead {
+  return { method: "", target: "", path: "", originForm: true, minor: 1, lineStart: 0, lineNext: 0, fields, host: -1, framing: NO_BODY, keepAlive: false, upgrade: false };
 }
 
 /** Framing (RFC 9112 §6.1-6.3): anything two parsers could read two ways is refused (at the field section, `lineNext`). */
 function requestFraming(s: string, fields: Fields, minor: number, lineNext: number): Framing | ParseError {
   const te = transferCodings(s, fields);
   const cl = contentLength(s, fields, false);
-  if (te.present) {
+  if (te & TE_PRESENT) {
     if (minor === 0) return refuse(400, "Transfer-Encoding in an HTTP/1.0 request", lineNext);
     if (cl !== undefined) return refuse(400, "both Content-Length and Transfer-Encoding", lineNext);
-    if (!te.ok) return refuse(400, "Transfer-Encoding other than a final chunked", lineNext);
-    if (te.codings > 1) return refuse(501, "transfer coding other than chunked", lineNext);
-    return { body: "chunked", contentLength: -1 };
+    if ((te & TE_MALFORMED) !== 0 || (te & TE_CHUNKED) === 0) return refuse(400, "Transfer-Encoding other than a final chunked", lineNext);
+    if (te & TE_OTHER) return refuse(501, "transfer coding other than chunked", lineNext);
+    return CHUNKED;
   }
-  if (cl === undefined) return { body: "none", contentLength: 0 };
+  if (cl === undefined) return NO_BODY;
   if (cl === -2) return refuse(400, "several or different Content-Length values", lineNext);
   if (cl < 0) return refuse(400, "invalid Content-Length", lineNext);
-  return cl > 0 ? { body: "length", contentLength: cl } : { body: "none", contentLength: 0 };
+  return cl > 0 ? { body: "length", contentLength: cl } : NO_BODY;
 }
 
 const ABSOLUTE = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/;
@@ -143,14 +160,25 @@ function absoluteForm(target: string): { authority: string; path: string } | und
 
 const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|\[v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
 
-/** The last Host value found valid: keep-alive clients send the same one on every request. */
+/** The last Host value found valid: keep-alive clients send the same one on every request (compared in place). */
 let lastValidHost = "";
 
 /** uri-host [ ":" port ] (RFC 3986 §3.2.2): no spaces, no "@", no "/", no second colon outside brackets. */
 function validHost(s: string, a: number, b: number): boolean {
+  if (b - a === lastValidHost.length && s.startsWith(lastValidHost, a)) return true;
   const host = s.slice(a, b);
-  if (host === lastValidHost) return true;
   if (!HOST.test(host)) return false;
   lastValidHost = host;
   return true;
+}
+
+/** The usual methods, returned as these strings rather than a new slice per request (methods are case-sensitive). */
+const METHODS = ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"];
+
+function methodAt(s: string, a: number, b: number): string {
+  for (let i = 0; i < METHODS.length; i++) {
+    const m = METHODS[i]!;
+    if (m.length === b - a && s.startsWith(m, a)) return m;
+  }
+  return s.slice(a, b);
 }

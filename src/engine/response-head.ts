@@ -1,5 +1,5 @@
 // Response head parser and framing (RFC 9112 §4, §6.3): what the upstream sends is checked as strictly as what the tenant sends.
-import { connectionOptions, contentLength, dropNamed, type Fields, type Framing, parseFields, transferCodings } from "./fields.ts";
+import { applyConnection, CHUNKED, CONN_CLOSE, CONN_KEEP_ALIVE, contentLength, type Fields, type Framing, NO_BODY, parseFields, TE_CHUNKED, TE_HAS_CHUNKED, TE_MALFORMED, TE_PRESENT, TO_CLOSE, transferCodings } from "./fields.ts";
 import { isParseError, type ParseError, parseError } from "./parse-error.ts";
 
 export interface ResponseHead {
@@ -50,8 +50,7 @@ export function parseResponseHead(s: string, end: number, method: string, maxHea
 
   const fields = parseFields(s, lineNext, end, maxHeaders, NO_PROTECTED, into);
   if (isParseError(fields)) return bad(fields.reason, fields.offset);
-  const conn = connectionOptions(s, fields);
-  dropNamed(s, fields, conn.named);
+  const conn = applyConnection(s, fields);
 
   const te = transferCodings(s, fields);
   // Several Content-Lengths, even equal, are refused as in requests (RFC 9112 §6.3 allows either).
@@ -59,20 +58,20 @@ export function parseResponseHead(s: string, end: number, method: string, maxHea
   let framing: Framing;
   let dropLength = false;
   if (method === "HEAD" || status < 200 || status === 204 || status === 304) {
-    framing = { body: "none", contentLength: 0 };
-  } else if (te.present) {
+    framing = NO_BODY;
+  } else if (te & TE_PRESENT) {
     // A final chunked frames the body; codings without chunked run to the close (RFC 9112 §6.3 rule 4);
     // chunked twice or not last is a framing no two parsers agree on.
-    if (te.hasChunked && !te.ok) return bad("invalid Transfer-Encoding", lineNext);
-    framing = te.chunked ? { body: "chunked", contentLength: -1 } : { body: "close", contentLength: -1 };
+    if ((te & TE_HAS_CHUNKED) !== 0 && ((te & TE_MALFORMED) !== 0 || (te & TE_CHUNKED) === 0)) return bad("invalid Transfer-Encoding", lineNext);
+    framing = te & TE_CHUNKED ? CHUNKED : TO_CLOSE;
     dropLength = cl !== undefined;
   } else if (cl !== undefined) {
     if (cl < 0) return bad("invalid or several Content-Length values", lineNext);
-    framing = cl === 0 ? { body: "none", contentLength: 0 } : { body: "length", contentLength: cl };
+    framing = cl === 0 ? NO_BODY : { body: "length", contentLength: cl };
   } else {
-    framing = { body: "close", contentLength: -1 };
+    framing = TO_CLOSE;
   }
-  const keepAlive = framing.body !== "close" && (minor === 1 ? !conn.close : conn.keepAlive && !conn.close);
+  const keepAlive = framing.body !== "close" && (conn & CONN_CLOSE) === 0 && (minor === 1 || (conn & CONN_KEEP_ALIVE) !== 0);
   // A 1xx or 204 response has no Content-Length (RFC 9110 §8.6): drop one the upstream sent.
   if (status < 200 || status === 204) dropLength = true;
   return { status, minor, lineNext, fields, framing, keepAlive, dropLength };

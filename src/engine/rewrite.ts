@@ -1,13 +1,14 @@
 // The only changes the proxy makes to a message head: the request line and fields are copied byte for byte, minus hop-by-hop and protected fields, plus the stamp.
 import { Buffer } from "node:buffer";
+import type { ByteWriter } from "./bytes.ts";
 import { Kind } from "./fields.ts";
 import type { RequestHead } from "./request-head.ts";
 import type { ResponseHead } from "./response-head.ts";
 
 /** One tenant's fixed part of every upstream request, prepared once per tenant spec. */
 export interface Stamp {
-  /** "<static headers><tenant header>: <name>\r\nX-Forwarded-Proto: http\r\n" (latin1 text: one char per byte). */
-  text: string;
+  /** "<static headers><tenant header>: <name>\r\nX-Forwarded-Proto: http\r\n", encoded once (latin1: one byte per char). */
+  bytes: Uint8Array;
   /** Lower-case names of the fields the proxy alone sets for this tenant. */
   protectedNames: ReadonlySet<string>;
   /** Upstream path prefix ("" for none): "/x?q" goes to "/prefix/x?q". */
@@ -32,51 +33,58 @@ export function makeStamp(tenantHeader: string, tenant: string, headers: Record<
   const key = list.sort().join("\n");
   let names = namesByContent.get(key);
   if (!names) namesByContent.set(key, (names = new Set(list)));
-  return { text, protectedNames: names, prefix };
+  return { bytes: latin1(text), protectedNames: names, prefix };
 }
 
-/**
- * Heads are assembled as latin1 strings from slices of the received head (itself read as latin1, one
- * char per byte) and turned into bytes once: measured 53 ns for a typical head, against 163 ns for
- * copying the same runs with subarray + set. Bytes >= 0x80 in values survive unchanged.
- */
-function bytes(text: string): Uint8Array {
+/** Text the proxy writes itself, as bytes (one per char: heads are read and written as latin1). */
+export function latin1(text: string): Uint8Array {
   return Buffer.from(text, "latin1");
 }
+
+const CRLF = latin1("\r\n");
+const CONNECTION_UPGRADE = latin1("Connection: upgrade\r\n");
+const X_FORWARDED_HOST = latin1("X-Forwarded-Host: ");
 
 function keepInRequest(k: Kind | undefined, upgrade: boolean): boolean {
   return k === Kind.Other || k === Kind.Host || k === Kind.ContentLength || k === Kind.TransferEncoding || (k === Kind.Upgrade && upgrade);
 }
 
 /**
- * The upstream request head: request line (copied, or rebuilt with the path when the target was
- * absolute-form or the upstream has a prefix), the client's fields in order minus Connection, the
- * fields it names, Keep-Alive, TE, Proxy-*, Upgrade (unless upgrading) and every protected field and
- * look-alike; then the stamp, X-Forwarded-For (`xffLine`, made once per connection) and X-Forwarded-Host.
- * `s` is the received head as latin1.
+ * The upstream request head, written with `w` (begun by the caller) and returned as its view: the request
+ * line (copied, or rebuilt with the path when the target was absolute-form or the upstream has a prefix),
+ * the client's fields in order minus Connection, the fields it names, Keep-Alive, TE, Proxy-*, Upgrade
+ * (unless upgrading) and every protected field and look-alike; then the stamp, X-Forwarded-For (`xff`,
+ * the whole line, made once per connection) and X-Forwarded-Host. What is kept is copied from the
+ * received bytes, head[0] being received[base], in runs of consecutive kept lines.
  */
-export function upstreamRequestHead(s: string, head: RequestHead, stamp: Stamp, xffLine: string): Uint8Array {
+export function upstreamRequestHead(w: ByteWriter, received: Uint8Array, base: number, head: RequestHead, stamp: Stamp, xff: Uint8Array): Uint8Array {
   const f = head.fields;
-  let out =
-    head.originForm && stamp.prefix === ""
-      ? s.slice(head.lineStart, head.lineNext)
-      : `${head.method} ${stamp.prefix}${head.path === "*" && stamp.prefix ? "" : head.path} HTTP/1.${head.minor}\r\n`;
-  let i = 0;
-  while (i < f.count) {
-    if (!keepInRequest(f.kind[i], head.upgrade)) {
-      i++;
-      continue;
-    }
-    const from = f.line[i]!;
-    while (i + 1 < f.count && keepInRequest(f.kind[i + 1], head.upgrade)) i++;
-    out += s.slice(from, f.next[i]!);
-    i++;
+  // The run of received bytes not written yet: [from, to).
+  let from = head.lineStart;
+  let to = head.lineNext;
+  if (!head.originForm || stamp.prefix !== "") {
+    w.latin1(`${head.method} ${stamp.prefix}${head.path === "*" && stamp.prefix ? "" : head.path} HTTP/1.${head.minor}\r\n`);
+    from = to;
   }
-  if (head.upgrade) out += "Connection: upgrade\r\n";
-  out += stamp.text;
-  out += xffLine;
-  if (head.host >= 0) out += `X-Forwarded-Host: ${s.slice(f.vs[head.host]!, f.ve[head.host]!)}\r\n`;
-  return bytes(`${out}\r\n`);
+  for (let i = 0; i < f.count; i++) {
+    if (!keepInRequest(f.kind[i], head.upgrade)) continue;
+    if (f.line[i] !== to) {
+      if (to > from) w.bytes(received, base + from, base + to);
+      from = f.line[i]!;
+    }
+    to = f.next[i]!;
+  }
+  if (to > from) w.bytes(received, base + from, base + to);
+  if (head.upgrade) w.bytes(CONNECTION_UPGRADE);
+  w.bytes(stamp.bytes);
+  w.bytes(xff);
+  if (head.host >= 0) {
+    w.bytes(X_FORWARDED_HOST);
+    w.bytes(received, base + f.vs[head.host]!, base + f.ve[head.host]!);
+    w.bytes(CRLF);
+  }
+  w.bytes(CRLF);
+  return w.done();
 }
 
 function keepInResponse(k: Kind | undefined, head: ResponseHead, http10: boolean): boolean {
@@ -121,7 +129,7 @@ export function clientResponseHead(received: Uint8Array, s: string, head: Respon
   }
   if (length >= 0) out += `Content-Length: ${length}\r\n`;
   if (connection) out += `Connection: ${connection}\r\n`;
-  return bytes(`${out}\r\n`);
+  return latin1(`${out}\r\n`);
 }
 
 /**
@@ -131,7 +139,7 @@ export function clientResponseHead(received: Uint8Array, s: string, head: Respon
 export function plainResponse(status: number, text: string, minor = 1, keep = false): Uint8Array {
   const body = `${text}\n`;
   const connection = !keep ? "Connection: close\r\n" : minor === 0 ? "Connection: keep-alive\r\n" : "";
-  return bytes(
+  return latin1(
     `HTTP/1.${minor} ${status} ${REASONS[status] ?? "Error"}\r\n${status === 405 ? ALLOW : ""}Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n${connection}\r\n${body}`,
   );
 }

@@ -5,7 +5,8 @@ import type { UpstreamPool } from "./upstream-pool.ts";
 /**
  * One side of a connection as the engine sees it. The runtime adapts its sockets to this.
  * Buffers cross this boundary by ownership, without copies: a buffer the runtime delivers (onData,
- * onClientData) is never reused by the runtime, and one given to write() is never changed afterwards.
+ * onClientData) is never reused by the runtime, and one given to write() is never changed afterwards,
+ * unless the runtime's write() copies what it takes (Env.writeCopies).
  */
 export interface Duplex {
   /** Hand bytes to the transport; returns how many it took. Fewer than given: keep the rest, wait for drain. */
@@ -157,4 +158,9 @@ export interface Env {
   tlsFailed?: (tenant: string, client: string, why?: string) => void;
   /** The worker's own figures (stats.ts W_*): the request-duration histogram. */
   workerStats?: Float64Array;
+  /**
+   * write() is done with a buffer when it returns (what it took went to the kernel or was copied): a buffer
+   * written whole may then be written into again. Bun's sockets do this; Deno's queue the buffer itself.
+   */
+  writeCopies?: boolean;
 }

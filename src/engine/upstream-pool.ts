@@ -51,7 +51,8 @@ export class Leg implements UpstreamEvents {
  * A connection is given back only after a complete response that allowed keep-alive, with nothing
  * queued either way. Kept at most `idleMs` (shorter than the usual upstream keep-alive timeouts of 5 s
  * and more, so the upstream rarely closes one as it is taken); a request that meets a connection
- * closed anyway is retried once on a fresh one when it had no body (see ProxyConn.upClosed).
+ * closed anyway is retried once on a fresh one when it had no body and is idempotent, or none of it
+ * left (see ProxyConn.upClosed).
  */
 export class UpstreamPool implements LegOwner {
   private idle: Leg[] = [];

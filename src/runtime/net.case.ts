@@ -54,6 +54,42 @@ export function netCases(test: TestFn, rt: Runtime): void {
     });
   }
 
+  test(
+    "write() is done with a buffer when it returns (writeCopies): one buffer written over after every write, short writes included, and the peer gets what it held then",
+    async () => {
+      const total = 8 * 1024 * 1024;
+      const want = pattern(total);
+      const srv = await listen(rt, { serve: (a) => void a.sock.pause() });
+      try {
+        const c = await dialed(rt, local(srv.port));
+        await until("the accept", () => srv.accepted.length === 1);
+        const a = srv.accepted[0]!;
+        // As the engine writes its request heads: the same buffer each time, changed as soon as write() returns.
+        const buf = new Uint8Array(64 * 1024);
+        let at = 0;
+        let short = 0;
+        while (at < total) {
+          const piece = buf.subarray(0, Math.min(buf.length, total - at));
+          piece.set(want.subarray(at, at + piece.length));
+          const drained = c.seen.next("drain");
+          const n = Math.max(0, c.sock!.write(piece));
+          at += n;
+          buf.fill(0xee);
+          if (n < piece.length) {
+            if (short++ === 0) a.sock.resume();
+            await drained;
+          }
+        }
+        await until("every byte", () => a.seen.length >= total, 30_000);
+        assert.ok(short > 0, "no short write: the kernel took everything");
+        assert.ok(sameBytes(join(a.seen.chunks), want), "the peer got bytes written over after write() returned");
+      } finally {
+        srv.listener.stop(true);
+      }
+    },
+    rt.writeCopies ? undefined : "this runtime's write() keeps the buffer itself (writeCopies false): the engine gives it a new one per request head",
+  );
+
   test("pause() holds data until resume(), and resume() delivers nothing from inside the call", async () => {
     const srv = await listen(rt);
     try {

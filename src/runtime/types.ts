@@ -55,4 +55,7 @@ export interface Runtime {
    * started inside the window would stay in the tenant's namespace). Empty: nothing is needed.
    */
   readonly windowSafeEnv: Readonly<Record<string, string>>;
+
+  /** A socket's write() is done with the buffer when it returns (see Env.writeCopies). */
+  readonly writeCopies: boolean;
 }

@@ -2,7 +2,7 @@
 // each TLS connection by its SNI server name (not terminated), to a tenant's own service inside its namespace.
 import { ProxyConn } from "../engine/conn.ts";
 import { HostClaimError, HostRouter } from "../engine/host-router.ts";
-import type { Stamp } from "../engine/rewrite.ts";
+import { latin1, type Stamp } from "../engine/rewrite.ts";
 import { SniConn, type SniRoutes } from "../engine/sni-conn.ts";
 import { Stat, W_INGRESS_UNROUTED } from "../engine/stats.ts";
 import type { ClientSink, Duplex, Env, ListenerHooks, Peer, Route } from "../engine/types.ts";
@@ -34,7 +34,7 @@ export interface IngressTenant {
  * client is not a tenant. X-Forwarded-For/-Host/-Proto describe that client, as on egress; a client's
  * own copies (and their look-alikes) are removed, as they always are.
  */
-const INGRESS_STAMP: Stamp = { text: "X-Forwarded-Proto: http\r\n", protectedNames: new Set(), prefix: "" };
+const INGRESS_STAMP: Stamp = { bytes: latin1("X-Forwarded-Proto: http\r\n"), protectedNames: new Set(), prefix: "" };
 
 interface Entry {
   name: string;

@@ -7,7 +7,7 @@ import { closeFd, connectInsideRaw, enterNetnsRaw, errnoName, errorText, failNex
 import { ownThreadId } from "../netns/threads.ts";
 import { type AccessSink, stdoutAccessLog } from "../proxy/access-log.ts";
 import { notTls } from "../runtime/handshake-failure.ts";
-import { dial, dialFd, listenTcp } from "../runtime/index.ts";
+import { dial, dialFd, listenTcp, runtime } from "../runtime/index.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 import { SharedCounts } from "./shared-counts.ts";
 import { SLOTS_PER_CHUNK, Stat, W_LOOP_DELAY, W_SHED, WORKER_HEADER } from "../engine/stats.ts";
@@ -364,6 +364,7 @@ function init(o: InitOptions): void {
       ((c as Conn).owner as { release(c: Conn): void }).release(c as Conn);
     },
     workerStats: metricsOff ? undefined : new Float64Array(o.stats, 0, WORKER_HEADER),
+    writeCopies: runtime.writeCopies,
   };
   coarseNow = performance.now();
   ingress = new Ingress(env, counts, owner, tenantStats);

@@ -31,4 +31,6 @@ export const runtime: Runtime = {
     BUN_JSC_useConcurrentJIT: "0",
     BUN_JSC_useConcurrentGC: "0",
   },
+  // What write() takes goes to the kernel (or TLS's own buffer) before it returns; the rest is not kept.
+  writeCopies: true,
 };

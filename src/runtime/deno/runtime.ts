@@ -104,4 +104,6 @@ export const runtime: Runtime = {
   // and Deno.listen/listenTls create their socket on the calling thread. Measured with test/threads.test.ts
   // (300 tenants x 2 addresses x 2 workers, default settings): no thread in a tenant namespace, run after run.
   windowSafeEnv: {},
+  // DenoSocket and NodeSocket queue the buffer itself until Deno's promise-based write has sent it.
+  writeCopies: false,
 };
