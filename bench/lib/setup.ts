@@ -1,5 +1,5 @@
 // Bench plumbing: tools, the binary, a temp dir, throwaway namespaces and child processes, all removed on exit or signal.
-import type { Subprocess } from "bun";
+import type { BunFile, Subprocess } from "bun";
 import { spawnSync } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -93,6 +93,17 @@ export function addNamespaces(names: string[]): void {
   if (r.failed.length > 0) sh(["ip", "-batch", "-"], r.failed.map((n) => `netns exec ${n} ip link set lo up\n`).join(""));
 }
 
+/** Remove namespaces this run made, at once (the kernel frees them in the background); returns how long `ip` took. */
+export function removeNamespaces(names: string[]): number {
+  const t = performance.now();
+  if (names.length > 0) spawnSync("ip", ["-batch", "-", "-force"], { input: names.map((n) => `netns del ${n}\n`).join("") });
+  const gone = new Set(names);
+  const keep = madeNs.filter((n) => !gone.has(n));
+  madeNs.length = 0;
+  madeNs.push(...keep);
+  return performance.now() - t;
+}
+
 /** Remove this run's namespaces (and anything else with its prefix), the processes, the temp dir. Idempotent. */
 export function cleanup(): void {
   for (const p of procs) p.kill("SIGKILL");
@@ -111,7 +122,15 @@ const procs = new Set<Subprocess>();
 
 /** Spawn a tracked child, killed with SIGKILL after `limitMs` at the latest (every load is bounded). */
 export function spawn(argv: string[], limitMs: number, opts: { stdin?: "ignore" | "pipe"; env?: Record<string, string> } = {}): Subprocess<"ignore" | "pipe", "pipe", "pipe"> {
-  const p = Bun.spawn(argv, { stdin: opts.stdin ?? "ignore", stdout: "pipe", stderr: "pipe", env: opts.env ? { ...process.env, ...opts.env } : undefined });
+  return track(Bun.spawn(argv, { stdin: opts.stdin ?? "ignore", stdout: "pipe", stderr: "pipe", env: opts.env ? { ...process.env, ...opts.env } : undefined }), limitMs);
+}
+
+/** spawn, with the child's stdout written straight to the file `stdoutPath` (as a service's `StandardOutput=file:`). */
+export function spawnToFile(argv: string[], limitMs: number, stdoutPath: string, opts: { env?: Record<string, string> } = {}): Subprocess<"ignore", BunFile, "pipe"> {
+  return track(Bun.spawn(argv, { stdin: "ignore", stdout: Bun.file(stdoutPath), stderr: "pipe", env: opts.env ? { ...process.env, ...opts.env } : undefined }), limitMs);
+}
+
+function track<P extends Subprocess>(p: P, limitMs: number): P {
   procs.add(p);
   const timer = setTimeout(() => p.kill("SIGKILL"), limitMs);
   void p.exited.then(() => {
