@@ -18,9 +18,10 @@ function series(rows: Row[], y: (r: Row) => number): Series[] {
   return out;
 }
 
-/** What a chart cannot show: a proxy that did not start, or that ran with a note, at some N. */
+/** What a chart cannot show: a proxy that did not start, or that ran differently, at some N (once for log off and on). */
 function missing(rows: Row[]): string[] {
-  return rows.filter((r) => r.pair && r.failed).map((r) => `${r.kind} (access log ${r.log ? "on" : "off"}) at N=${fmt(r.n)}: ${r.failed}`);
+  const said = rows.filter((r) => r.pair && (r.failed || r.caveat)).map((r) => `${r.kind} at N=${fmt(r.n)}: ${r.failed ?? r.caveat}`);
+  return [...new Set(said)];
 }
 
 /** Write requests.svg, cpu.svg and rss.svg into `dir`; returns markdown image links, each `linkPrefix` + file name. */

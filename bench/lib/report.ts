@@ -14,6 +14,8 @@ export interface Row {
   pair?: "log off" | "log on";
   /** Why this proxy has no figures at this N (it did not start). */
   failed?: string;
+  /** What the figures of this row stand for besides the usual (e.g. a tenant in one worker only). */
+  caveat?: string;
   singles: WrkResult[];
   spreads: WrkResult[];
   /** How many wrk processes the spread run used. */
