@@ -1,20 +1,10 @@
 // A syslog receiver for HAProxy's `log` lines: binds a unix datagram socket (as /dev/log is) at argv[2] and drains it.
 // It counts datagrams and bytes and prints "lines BYTES" to stdout whenever the socket has been idle for 100 ms.
-// bun:ffi because neither Bun nor node:dgram binds a unix datagram socket; recv blocks this process only.
-import { dlopen, FFIType } from "bun:ffi";
+// Through libc because neither Bun nor node:dgram binds a unix datagram socket; recv blocks this process only.
+import { AF_UNIX, libc as c, SOCK_DGRAM_CLOEXEC, SOL_SOCKET } from "./libc.ts";
 
-const AF_UNIX = 1;
-const SOCK_DGRAM_CLOEXEC = 2 | 0o2000000;
-const SOL_SOCKET = 1;
 const SO_RCVBUFFORCE = 33;
 const SO_RCVTIMEO = 20;
-
-const { symbols: c } = dlopen("libc.so.6", {
-  socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-  bind: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
-  setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
-  recv: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i64 },
-});
 
 const path = process.argv[2];
 if (!path || path.length > 107) throw new Error("usage: bun syslog-drain.ts SOCKET_PATH (at most 107 bytes)");
