@@ -10,7 +10,7 @@ import { check, liveAdd, logSummary, startHaproxy, startNsproxy, versions, type 
 import { sample } from "./lib/probe.ts";
 import { loadavg, machine, rssKb } from "./lib/proc.ts";
 import { markdown, type Row } from "./lib/report.ts";
-import { addNamespaces, BUN, collectLines, ensureTools, PREFIX, raiseNofile, removeNamespaces, removeStale, runBench, sh, spawn, stop, TMP } from "./lib/setup.ts";
+import { addNamespaces, BUN, collectLines, describe, ensureTools, PREFIX, raiseNofile, removeNamespaces, removeStale, runBench, sh, spawn, stop, TMP } from "./lib/setup.ts";
 import { withCpu, wrk, wrkSpread } from "./lib/wrk.ts";
 
 const WARMUP_S = 3;
@@ -163,9 +163,10 @@ async function measure(n: number, upstreamPort: number, drain: Drain): Promise<v
   }
   metricsOffNote(n);
   const main = live.find((e) => e.row.kind === "nsproxy" && e.row.pair === "log off");
+  // A slow scrape or live add under load is a figure to note, not a reason to lose the run's others.
   if (main) {
-    notes.push(`N=${n}: ${await scrapeTime(main.running!)}`);
-    await addLive(main.running!, main.row, `${PREFIX}live-n${n}`);
+    await scrapeTime(main.running!).then((s) => notes.push(`N=${n}: ${s}`), (e) => notes.push(`N=${n}: scrape of /metrics failed: ${describe(e)}`));
+    await addLive(main.running!, main.row, `${PREFIX}live-n${n}`).catch((e) => notes.push(`N=${n}: live add failed: ${describe(e)}`));
   }
   await Promise.all(live.map((e) => stop(e.running!.proc, 30_000)));
   for (const e of live) notes.push(`N=${n}: ${logSummary(e.running!.name, e.running!.log)}${e.row.log ? " (access log on)" : ""}`);
@@ -222,7 +223,7 @@ async function scrapeTime(p: Running): Promise<string> {
   let lines = 0;
   for (let i = 0; i < 5; i++) {
     const t = performance.now();
-    const text = await (await fetch("http://nsproxy/metrics", { unix: p.adminSock!, signal: AbortSignal.timeout(10_000) })).text();
+    const text = await (await fetch("http://nsproxy/metrics", { unix: p.adminSock!, signal: AbortSignal.timeout(30_000) })).text();
     times.push(performance.now() - t);
     bytes = text.length;
     lines = text.split("\n").length;
@@ -244,7 +245,17 @@ await runBench(async () => {
   const { port: upstreamPort } = await startUpstream();
   const drain = await startDrain();
   log(`upstream on 127.0.0.1:${upstreamPort}; syslog drain on ${drain.socket}; namespaces ${PREFIX}*; temp ${TMP}`);
-  for (const n of counts) await measure(n, upstreamPort, drain);
+  // An N that fails ends the run, but what the Ns before it measured is still written.
+  let failure: unknown;
+  for (const n of counts) {
+    try {
+      await measure(n, upstreamPort, drain);
+    } catch (e) {
+      failure = e;
+      notes.push(`N=${n}: the bench stopped here: ${describe(e)}`);
+      break;
+    }
+  }
   notes.push(`load average at the end: ${loadavg()}`);
   notes.push(`phases: ${phases.join("; ")}`);
   const date = new Date().toISOString();
@@ -265,4 +276,5 @@ await runBench(async () => {
   const md = markdown(rep);
   writeFileSync(`${import.meta.dir}/RESULTS.md`, md);
   console.log(md);
+  if (failure) throw failure;
 });

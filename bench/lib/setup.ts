@@ -178,12 +178,19 @@ export function freePort(): number {
   return port;
 }
 
+/** An error in one line: its name, message and code (a timeout or a refused socket can have an empty message). */
+export function describe(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  const code = (e as { code?: unknown }).code;
+  return `${e.name}: ${e.message || "(no message)"}${code === undefined ? "" : ` (${String(code)})`}`;
+}
+
 /** Run a bench's main part: a failure is printed and exits 1; the namespaces, children and TMP are removed either way. */
 export async function runBench(main: () => Promise<void>): Promise<void> {
   try {
     await main();
   } catch (e) {
-    console.error(`bench failed: ${(e as Error).stack ?? e}`);
+    console.error(`bench failed: ${describe(e)}\n${(e as Error).stack ?? ""}`);
     process.exitCode = 1;
   } finally {
     cleanup();
