@@ -120,12 +120,12 @@ async function start(e: Entrant, list: string[]): Promise<void> {
     for (const note of r.notes) notes.push(`N=${row.n}: ${note}${row.log ? " (access log on)" : ""}`);
     const placement = r.log.find((l) => l.includes("listens in one worker") || l.includes("listen in every worker"));
     if (placement && !row.log) notes.push(`N=${row.n}: nsproxy: ${placement.replace(/^.*?info\s+/, "")}`);
-    if (placement?.includes("listens in one worker")) row.caveat = `each tenant listens in one worker (2 × N listeners would pass half of RLIMIT_NOFILE ${nofileLimit})`;
+    if (placement?.includes("listens in one worker")) row.caveat = `each tenant in one worker only (2 × N listeners > half of RLIMIT_NOFILE ${nofileLimit})`;
     row.check = sample(list).map((ns) => check(ns, e.port))[0]!;
   } catch (err) {
     const lines = (err as Error).message.split("\n");
     const alerts = lines.filter((l) => l.includes("[ALERT]"));
-    row.failed = err instanceof Error && err.message.includes("Too many open files") ? `did not start: too many open files (RLIMIT_NOFILE ${nofileLimit}; a listener and a namespace fd per frontend)` : "did not start (see notes)";
+    row.failed = err instanceof Error && err.message.includes("Too many open files") ? `did not start: EMFILE (a listener + a namespace fd per frontend; RLIMIT_NOFILE ${nofileLimit})` : "did not start (see notes)";
     row.liveAdd = "did not start (see notes)";
     notes.push(`N=${row.n}: ${row.proxy} (access log ${row.log ? "on" : "off"}) did not start: ${lines[0]} ${alerts.length ? `${alerts.length} alert lines, the first: \`${alerts[0]!.slice(0, 220)}\`` : (lines.slice(1).find((l) => l.trim()) ?? "").slice(0, 220)}`);
   }
