@@ -110,7 +110,7 @@ async function entrants(n: number, upstreamPort: number, drain: Drain): Promise<
   return list;
 }
 
-/** Start an entrant and fill its row's start-up figures; a proxy that cannot start (descriptors at 10,000) is noted, not fatal. */
+/** Start an entrant, fill its row's start-up figures and check it; a proxy that cannot start (descriptors at 10,000) is noted, not fatal. */
 async function start(e: Entrant, list: string[]): Promise<void> {
   const { row } = e;
   try {
@@ -121,14 +121,16 @@ async function start(e: Entrant, list: string[]): Promise<void> {
     const placement = r.log.find((l) => l.includes("listens in one worker") || l.includes("listen in every worker"));
     if (placement && !row.log) notes.push(`N=${row.n}: nsproxy: ${placement.replace(/^.*?info\s+/, "")}`);
     if (placement?.includes("listens in one worker")) row.caveat = `each tenant in one worker only (2 × N listeners > half of RLIMIT_NOFILE ${nofileLimit})`;
-    row.check = sample(list).map((ns) => check(ns, e.port))[0]!;
   } catch (err) {
     const lines = (err as Error).message.split("\n");
     const alerts = lines.filter((l) => l.includes("[ALERT]"));
     row.failed = err instanceof Error && err.message.includes("Too many open files") ? `did not start: EMFILE (a listener + a namespace fd per frontend; RLIMIT_NOFILE ${nofileLimit})` : "did not start (see notes)";
     row.liveAdd = "did not start (see notes)";
     notes.push(`N=${row.n}: ${row.proxy} (access log ${row.log ? "on" : "off"}) did not start: ${lines[0]} ${alerts.length ? `${alerts.length} alert lines, the first: \`${alerts[0]!.slice(0, 220)}\`` : (lines.slice(1).find((l) => l.trim()) ?? "").slice(0, 220)}`);
+    return;
   }
+  // A proxy that started but answers wrongly is a failed bench, not a missing point.
+  row.check = sample(list).map((ns) => check(ns, e.port))[0]!;
 }
 
 async function measure(n: number, upstreamPort: number, drain: Drain): Promise<void> {
