@@ -2,7 +2,7 @@
 // Usage: bun bench/engine-ab.ts DIR_A DIR_B [LOG] [ROUNDS] [N]
 //   DIR_*: checkouts of nsproxy (e.g. `git archive REV | tar -x -C /tmp/a`); LOG: off, text, json, or A:B as off:text
 //   (the access log's own cost). Prints the best and the median round of each and their ratios B/A.
-import type { Duplex, Env, Route, UpstreamEvents } from "../src/engine/types.ts";
+import { openExchange } from "./lib/exchange.ts";
 
 const [dirA, dirB, logArg = "off", roundsArg = "20", nArg = "20000"] = process.argv.slice(2);
 if (!dirA || !dirB) throw new Error("usage: bun bench/engine-ab.ts DIR_A DIR_B [LOG] [ROUNDS] [N]");
@@ -10,35 +10,15 @@ const [logA, logB] = logArg.includes(":") ? logArg.split(":") : [logArg, logArg]
 const rounds = Number(roundsArg);
 const n = Number(nArg);
 
-/** One keep-alive exchange loop over `dir`'s engine (the same request and response as engine-micro.ts). */
+/** One keep-alive exchange loop over `dir`'s engine (lib/exchange.ts, as engine-micro.ts). */
 async function exchanges(dir: string, log: string | undefined): Promise<() => void> {
   const { ProxyConn } = await import(`${dir}/src/engine/conn.ts`);
   const { makeStamp } = await import(`${dir}/src/engine/rewrite.ts`);
   const { accessLog } = await import(`${dir}/src/proxy/access-log.ts`);
-  const sink: Duplex = { write: (d) => d.length, end() {}, terminate() {}, pause() {}, resume() {} };
-  let events: UpstreamEvents | undefined;
-  const env: Env = {
-    limits: { requestTimeoutMs: 1e4, idleTimeoutMs: 6e4, connectTimeoutMs: 5e3, bodyTimeoutMs: 6e4, tunnelTimeoutMs: 36e5, maxHeaderBytes: 16384, maxHeaders: 100, maxTargetBytes: 8192 },
-    dial: (_to, e) => {
-      events = e;
-    },
-    now: () => 0,
-    writeCopies: true, // as on Bun (an engine that does not know it ignores it)
-    access: log === "text" || log === "json" ? accessLog(log, () => {}) : undefined,
-  };
-  const route: Route = { tenant: "acme", stamp: makeStamp("X-Nsproxy-Tenant", "acme", {}, ""), upstream: { host: "127.0.0.1", port: 9 }, upstreamText: "u", upstreamTimeoutMs: 3e4, stats: new Float64Array(64) };
-  const conn = new ProxyConn(sink, route, "127.0.0.1", env);
-  const enc = (s: string) => new Uint8Array(Buffer.from(s, "latin1"));
-  const req = enc("GET /index.html?q=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n");
-  const res = enc("HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-type: text/plain\r\n\r\nok\n");
-  conn.onClientData(req);
-  events!.onOpen(sink);
-  events!.onData(res);
+  const access = log === "text" || log === "json" ? accessLog(log, () => {}) : undefined;
+  const { exchange } = openExchange({ ProxyConn, makeStamp }, { stats: new Float64Array(64), access });
   return () => {
-    for (let i = 0; i < n; i++) {
-      conn.onClientData(req);
-      events!.onData(res);
-    }
+    for (let i = 0; i < n; i++) exchange();
   };
 }
 

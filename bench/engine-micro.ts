@@ -7,44 +7,31 @@ import { spawnSync } from "node:child_process";
 import { ProxyConn } from "../src/engine/conn.ts";
 import { makeStamp } from "../src/engine/rewrite.ts";
 import { Stat } from "../src/engine/stats.ts";
-import type { Duplex, Env, Route, UpstreamEvents } from "../src/engine/types.ts";
 import { accessLog } from "../src/proxy/access-log.ts";
+import { openExchange } from "./lib/exchange.ts";
 
 const n = Number(process.argv[2] ?? 500_000);
 const rounds = Number(process.env.ROUNDS ?? 3);
 const format = process.env.LOG;
 let logged = 0;
-const sink: Duplex = { write: (d) => d.length, end() {}, terminate() {}, pause() {}, resume() {} };
-let events: UpstreamEvents | undefined;
-const env: Env = {
-  limits: { requestTimeoutMs: 1e4, idleTimeoutMs: 6e4, connectTimeoutMs: 5e3, bodyTimeoutMs: 6e4, tunnelTimeoutMs: 36e5, maxHeaderBytes: 16384, maxHeaders: 100, maxTargetBytes: 8192 },
-  dial: (_to, e) => {
-    events = e;
+const access = format === "text" || format === "json" ? accessLog(format, (chunk) => (logged += chunk.length)) : undefined;
+const { conn, exchange } = openExchange(
+  { ProxyConn, makeStamp },
+  {
+    stats: process.env.SAB ? new Float64Array(new SharedArrayBuffer(Stat.COUNT * 8)) : new Float64Array(Stat.COUNT),
+    workerStats: process.env.HIST ? new Float64Array(new SharedArrayBuffer(32 * 8)) : undefined,
+    access,
   },
-  now: () => 0,
-  writeCopies: true, // as on Bun: the request head buffer is reused
-  workerStats: process.env.HIST ? new Float64Array(new SharedArrayBuffer(32 * 8)) : undefined,
-  access: format === "text" || format === "json" ? accessLog(format, (chunk) => (logged += chunk.length)) : undefined,
-};
-const route: Route = { tenant: "acme", stamp: makeStamp("X-Nsproxy-Tenant", "acme", {}, ""), upstream: { host: "127.0.0.1", port: 9 }, upstreamText: "u", upstreamTimeoutMs: 3e4, stats: process.env.SAB ? new Float64Array(new SharedArrayBuffer(Stat.COUNT * 8)) : new Float64Array(Stat.COUNT) };
-const conn = new ProxyConn(sink, route, "127.0.0.1", env);
-const enc = (s: string) => new Uint8Array(Buffer.from(s, "latin1"));
-const req = enc("GET /index.html?q=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n");
-const res = enc("HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-type: text/plain\r\n\r\nok\n");
-conn.onClientData(req);
-events!.onOpen(sink);
-events!.onData(res);
+);
 // WARM: untimed exchanges first, so the JIT has compiled the hot path before the rounds (for callgrind's n vs 3n).
 for (let i = 0; i < Number(process.env.WARM ?? 0); i++) {
-  conn.onClientData(req);
-  events!.onData(res);
+  exchange();
 }
 for (let round = 0; round < rounds; round++) {
   const t0 = performance.now();
   const c0 = process.cpuUsage();
   for (let i = 0; i < n; i++) {
-    conn.onClientData(req);
-    events!.onData(res);
+    exchange();
   }
   const c = process.cpuUsage(c0);
   const ns = ((performance.now() - t0) * 1e6) / n;
@@ -52,7 +39,7 @@ for (let round = 0; round < rounds; round++) {
   const cpu = ((c.user + c.system) * 1e3) / n;
   console.log(`round ${round + 1}: ${cpu.toFixed(0)} ns CPU per exchange (wall ${ns.toFixed(0)}; ${n} exchanges), state ${conn.state}${format ? `, log ${format} ${logged} bytes` : ""}`);
 }
-(env.access as { flush?: () => void } | undefined)?.flush?.();
+access?.flush();
 
 /**
  * GC-heap bytes allocated per exchange: JSC's own accounting (BUN_JSC_logGC prints the bytes allocated

@@ -796,6 +796,20 @@ const MUTATIONS: Mutation[] = [
     edits: [["      if (!lastChunked) bits |= TE_OTHER;", "      if (!lastChunked) bits |= 0;"]],
     tests: ["src/engine/conn.test.ts", "test/differential.test.ts"],
   },
+  {
+    name: "bench-figure-linear-x",
+    breaks: "the bench figures put N on a log scale (1, 10, 100, 1000 evenly spaced)",
+    file: "bench/lib/svg.ts",
+    edits: [["((Math.log10(x) - lo) / (hi - lo))", "((x - 10 ** lo) / (10 ** hi - 10 ** lo))"]],
+    tests: ["bench/lib/svg.test.ts"],
+  },
+  {
+    name: "bench-ratio-any-log",
+    breaks: "the bench compares nsproxy with HAProxy at the same access-log setting (log on with log on)",
+    file: "bench/lib/report.ts",
+    edits: [[' && x.kind === "HAProxy" && x.pair === r.pair)', ' && x.kind === "HAProxy")']],
+    tests: ["bench/lib/report.test.ts"],
+  },
 ];
 const ROOT = join(import.meta.dir, "..");
 const BUN = process.execPath;

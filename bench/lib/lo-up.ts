@@ -1,23 +1,11 @@
 // Brings `lo` up in many namespaces from one short-lived process (names on stdin, one a line).
 // `ip -batch` takes no per-line `-n`, and `netns exec NAME ip link set lo up` forks per namespace (~5 s per 1000);
 // setns + two ioctls per namespace here take ~0.1 ms. This process only switches its own main thread and exits.
-import { dlopen, FFIType } from "bun:ffi";
+import { AF_INET, CLONE_NEWNET, libc as c, O_RDONLY_CLOEXEC, SOCK_DGRAM_CLOEXEC } from "./libc.ts";
 
-const O_RDONLY_CLOEXEC = 0o2000000;
-const CLONE_NEWNET = 0x40000000;
-const AF_INET = 2;
-const SOCK_DGRAM_CLOEXEC = 2 | 0o2000000;
 const SIOCGIFFLAGS = 0x8913;
 const SIOCSIFFLAGS = 0x8914;
 const IFF_UP = 1;
-
-const { symbols: c } = dlopen("libc.so.6", {
-  open: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
-  setns: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-  socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-  ioctl: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
-  close: { args: [FFIType.i32], returns: FFIType.i32 },
-});
 
 function loUp(name: string): boolean {
   const fd = c.open(Buffer.from(`/run/netns/${name}\0`), O_RDONLY_CLOEXEC);

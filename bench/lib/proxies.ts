@@ -1,16 +1,16 @@
 // Start each proxy under startup probes, read its RSS, check a request through it, and (nsproxy) time a live add.
-import type { Subprocess } from "bun";
+import type { BunFile, Subprocess } from "bun";
 import { subjectOf } from "../../test/helpers/certs.ts";
 import { haproxyArgv, proxyConfig, writeConfig } from "./haproxy.ts";
 import { sample, startProbes } from "./probe.ts";
 import { rssKb } from "./proc.ts";
-import { addNamespaces, collectLines, NSPROXY, nsproxyRunFlags, sh, spawn, TMP } from "./setup.ts";
+import { addNamespaces, collectLines, NSPROXY, nsproxyRunFlags, sh, spawn, spawnToFile, TMP } from "./setup.ts";
 
 export type ProxyName = "nsproxy" | "HAProxy";
 
 export interface Running {
   name: ProxyName;
-  proc: Subprocess<"ignore" | "pipe", "pipe", "pipe">;
+  proc: Subprocess<"ignore" | "pipe", "pipe" | BunFile, "pipe">;
   port: number;
   startupMs: number;
   rssKb: number;
@@ -26,15 +26,18 @@ export interface Running {
 /** Nothing else may make a proxy run longer than this; the bench stops them well before. */
 const PROXY_LIFETIME_MS = 30 * 60_000;
 
-/** Spawn `argv` once probes sit in a sample of the namespaces; startup = latest first answer − spawn time. */
-async function startUnderProbes(name: ProxyName, argv: string[], namespaces: string[], port: number, limitMs: number, env?: Record<string, string>): Promise<Running> {
+/**
+ * Spawn `argv` once probes sit in a sample of the namespaces; startup = latest first answer − spawn time. With
+ * `stdoutFile`, its stdout (nsproxy's access log) goes to that file, not into `log`.
+ */
+async function startUnderProbes(name: ProxyName, argv: string[], namespaces: string[], port: number, limitMs: number, env?: Record<string, string>, stdoutFile?: string): Promise<Running> {
   const probes = startProbes(sample(namespaces), port, limitMs);
   await probes.ready;
   const spawnedAt = Date.now();
-  const proc = spawn(argv, PROXY_LIFETIME_MS, { env });
+  const proc = stdoutFile ? spawnToFile(argv, PROXY_LIFETIME_MS, stdoutFile, { env }) : spawn(argv, PROXY_LIFETIME_MS, { env });
   const log: string[] = [];
   void collectLines(proc.stderr, log);
-  void collectLines(proc.stdout, log);
+  if (proc.stdout instanceof ReadableStream) void collectLines(proc.stdout, log);
   const exited = proc.exited.then(async (code) => {
     await Bun.sleep(100); // let the last of its output arrive
     throw new Error(`${name} exited (${code}) during start-up:\n${log.slice(-20).join("\n")}`);
@@ -75,7 +78,10 @@ function nsproxyArgv(glob: string, port: number, upstreamPort: number, dir: stri
   return workers ? [...argv, "--workers", String(workers)] : argv;
 }
 
-/** `variant`: extra flags and environment for a second nsproxy beside the first (its own port and directory). */
+/**
+ * `variant`: extra flags and environment for a second nsproxy beside the first (its own port and directory);
+ * `accessLog`: the access log on (its default text format) and its stdout written to that file.
+ */
 export function startNsproxy(
   namespaces: string[],
   glob: string,
@@ -83,11 +89,12 @@ export function startNsproxy(
   upstreamPort: number,
   limitMs: number,
   workers?: number,
-  variant: { tag?: string; args?: string[]; env?: Record<string, string> } = {},
+  variant: { tag?: string; args?: string[]; env?: Record<string, string>; accessLog?: string } = {},
 ): Promise<Running> {
   const dir = `${TMP}/nsproxy-${namespaces.length}-${workers ?? "default"}${variant.tag ? `-${variant.tag}` : ""}`;
-  const argv = [...nsproxyArgv(glob, port, upstreamPort, dir, workers), ...(variant.args ?? [])];
-  return startUnderProbes("nsproxy", argv, namespaces, port, limitMs, variant.env).then((r) => ({ ...r, adminSock: `${dir}/admin/admin.sock` }));
+  let argv = [...nsproxyArgv(glob, port, upstreamPort, dir, workers), ...(variant.args ?? [])];
+  if (variant.accessLog) argv = argv.filter((a) => a !== "--no-access-log");
+  return startUnderProbes("nsproxy", argv, namespaces, port, limitMs, variant.env, variant.accessLog).then((r) => ({ ...r, adminSock: `${dir}/admin/admin.sock` }));
 }
 
 /**
@@ -107,8 +114,9 @@ export function logSummary(name: ProxyName, log: string[], opts: { width?: numbe
   return `${name} logged ${bad.length} warning/error lines, e.g. ${[...kinds.values()].slice(0, 3).map((k) => `\`${k}\``).join("; ")}`;
 }
 
-export function startHaproxy(namespaces: string[], port: number, upstreamPort: number, limitMs: number): Promise<Running> {
-  const cfg = writeConfig(`${TMP}/haproxy-${namespaces.length}.cfg`, proxyConfig(namespaces, port, upstreamPort));
+/** `logSocket`: with `option httplog`, its lines sent to that unix datagram socket (see proxyConfig). */
+export function startHaproxy(namespaces: string[], port: number, upstreamPort: number, limitMs: number, logSocket?: string): Promise<Running> {
+  const cfg = writeConfig(`${TMP}/haproxy-${namespaces.length}${logSocket ? "-log" : ""}.cfg`, proxyConfig(namespaces, port, upstreamPort, logSocket));
   return startUnderProbes("HAProxy", haproxyArgv(cfg), namespaces, port, limitMs);
 }
 
