@@ -60,7 +60,7 @@ async function curlInContainer(e: Engine, name: string, url: string): Promise<{ 
 
 /**
  * The behaviour every Engine API socket must show; `e` is a daemon with two images imported: `plain` (no labels) and
- * `labelled` (LABEL nsproxy.enable=true, nsproxy.header.X-Plan=gold, nsproxy.upstream=http://127.0.0.1:1).
+ * `labelled` (LABEL nsproxy.enable=true, nsproxy.tenant=bank, nsproxy.header.X-Plan=gold, nsproxy.upstream=http://127.0.0.1:1).
  */
 function providerCases(engine: () => Engine, label: string, unavailable: () => string | undefined = () => undefined) {
   let upstream: ReturnType<typeof startUpstream>;
@@ -117,7 +117,7 @@ function providerCases(engine: () => Engine, label: string, unavailable: () => s
     expect((await curlIn(plainNs, "http://127.0.0.1:8160/")).status).toBe(200);
   });
 
-  test(`${label}: identity is the operator's: image labels are ignored, unlabelled containers untouched, a bad label skips its container with one line`, async () => {
+  test(`${label}: identity is the operator's: image labels (nsproxy.tenant too) are ignored, the container's nsproxy.tenant names it, unlabelled containers untouched, a bad label skips its container with one line`, async () => {
     if (unavailable()) return;
     const e = engine();
     await e.cli(["run", "-d", "--name", "from-image", "--network", "none", "labelled", "sleep", "600"]);
@@ -125,7 +125,10 @@ function providerCases(engine: () => Engine, label: string, unavailable: () => s
     // The operator opts in on the container: the image's header and upstream stay ignored, the container's header is honoured.
     await e.cli(["run", "-d", "--name", "opted-in", "--network", "none", "-l", "nsproxy.enable=TRUE", "-l", "nsproxy.header.X-Tier=silver", "labelled", "sleep", "600"]);
     await e.cli(["run", "-d", "--name", "bad-label", "--network", "none", "-l", "nsproxy.enable=true", "-l", "nsproxy.max_connections=lots", "plain", "sleep", "600"]);
+    await e.cli(["run", "-d", "--name", "web-7f3a", "--network", "none", "-l", "nsproxy.enable=true", "-l", "nsproxy.tenant=shop", "plain", "sleep", "600"]);
     await until("opted-in to be served", async () => (await tenant("opted-in"))?.state === "serving", 10_000);
+    await until("web-7f3a to be served as its label names it", async () => (await tenant("shop"))?.state === "serving", 10_000);
+    expect((JSON.parse((await curlInContainer(e, "web-7f3a", "http://127.0.0.1:8160/")).body) as Echo).headers["x-nsproxy-tenant"]).toBe("shop");
     await d.waitFor(/skipping container bad-label: label nsproxy\.max_connections: /, 10_000);
     const r = await curlInContainer(e, "opted-in", "http://127.0.0.1:8160/");
     expect(r.status).toBe(200);
@@ -134,12 +137,15 @@ function providerCases(engine: () => Engine, label: string, unavailable: () => s
     expect(echo.headers["x-tier"]).toBe("silver");
     expect(echo.headers["x-plan"]).toBeUndefined();
     await d.waitFor(/container from-image: ignoring labels that come from its image.*nsproxy\.enable/, 5000);
+    expect(d.stderr()).toMatch(/container opted-in: ignoring labels that come from its image.*nsproxy\.tenant/);
     const names = (await admin.tenants()).map((t) => t.name);
+    expect(names).not.toContain("bank");
+    expect(names).not.toContain("web-7f3a");
     expect(names).not.toContain("from-image");
     expect(names).not.toContain("unlabelled");
     expect(names).not.toContain("bad-label");
     expect(d.stderr().match(/skipping container bad-label/g)?.length).toBe(1);
-    await e.rm(["from-image", "unlabelled", "opted-in", "bad-label"]);
+    await e.rm(["from-image", "unlabelled", "opted-in", "bad-label", "web-7f3a"]);
     await until("opted-in to be gone", async () => (await tenant("opted-in")) === undefined, 5000);
   });
 
@@ -230,7 +236,7 @@ describe.skipIf(Boolean(missing))("docker provider (dockerd)", () => {
     await startDockerd();
     const tar = rootfs(dir);
     await run(["docker", "import", tar, "plain"], env());
-    await run(["docker", "import", "--change", "LABEL nsproxy.enable=true", "--change", "LABEL nsproxy.header.X-Plan=gold", "--change", "LABEL nsproxy.upstream=http://127.0.0.1:1", tar, "labelled"], env());
+    await run(["docker", "import", "--change", "LABEL nsproxy.enable=true", "--change", "LABEL nsproxy.tenant=bank", "--change", "LABEL nsproxy.header.X-Plan=gold", "--change", "LABEL nsproxy.upstream=http://127.0.0.1:1", tar, "labelled"], env());
   }, 90_000);
 
   afterAll(async () => {
@@ -319,7 +325,7 @@ describe.skipIf(Boolean(podmanMissing))("docker provider (podman system service)
       await startService();
       const tar = rootfs(dir);
       await podman(["import", tar, "plain"]);
-      await podman(["import", "--change", "LABEL nsproxy.enable=true", "--change", "LABEL nsproxy.header.X-Plan=gold", "--change", "LABEL nsproxy.upstream=http://127.0.0.1:1", tar, "labelled"]);
+      await podman(["import", "--change", "LABEL nsproxy.enable=true", "--change", "LABEL nsproxy.tenant=bank", "--change", "LABEL nsproxy.header.X-Plan=gold", "--change", "LABEL nsproxy.upstream=http://127.0.0.1:1", tar, "labelled"]);
       await podman(["run", "--rm", "--network", "none", "plain", "sh", "-c", "true"]);
     } catch (e) {
       unavailable = `podman cannot run a container here: ${(e as Error).message.split("\n")[0]}`;
