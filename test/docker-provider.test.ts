@@ -1,33 +1,19 @@
 // Containers as tenants through the Docker Engine API: a real dockerd (and Podman's compatible service) started and removed by the test.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, copyFileSync, readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync } from "node:fs";
 import type { Subprocess } from "bun";
 import { AdminClient } from "../src/admin/client.ts";
 import { daemonDir, RUN_DIR, startNsproxy, type Running } from "./helpers/daemon.ts";
-import { addNetns, cleanupNetns, curlIn, skipReason, uniquePrefix } from "./helpers/netns.ts";
+import { Dockerd, dockerMissing, removeRuntimeDir, rootfs, run, which } from "./helpers/dockerd.ts";
+import { addNetns, cleanupNetns, curlIn, uniquePrefix } from "./helpers/netns.ts";
 import { type Echo, startUpstream } from "./helpers/upstream.ts";
 import { until } from "./helpers/wait.ts";
 
-const which = (tool: string) => Bun.spawnSync(["sh", "-c", `command -v ${tool}`]).exitCode === 0;
-/** A static busybox is a whole image by itself ("ldd" refuses a static executable). */
-const BUSYBOX = ["/bin/busybox", "/usr/bin/busybox"].find((p) => existsSync(p) && Bun.spawnSync(["ldd", p]).exitCode !== 0);
-const missing = skipReason ?? (!which("dockerd") || !which("docker") ? "needs dockerd and docker (apt-get install docker.io)" : !BUSYBOX ? "needs busybox-static for the image" : !which("nsenter") ? "needs nsenter" : undefined);
+const missing = dockerMissing;
 if (missing) console.warn(`skip: docker provider: ${missing}`);
 
 const prefix = uniquePrefix("dkr");
 afterAll(() => cleanupNetns(prefix));
-
-/** A tiny image from a busybox rootfs: no registry needed. */
-function rootfs(dir: string): string {
-  const r = `${dir}/rootfs`;
-  mkdirSync(`${r}/bin`, { recursive: true });
-  copyFileSync(BUSYBOX!, `${r}/bin/busybox`);
-  for (const tool of ["sh", "sleep"]) symlinkSync("busybox", `${r}/bin/${tool}`);
-  const tar = `${dir}/rootfs.tar`;
-  const t = Bun.spawnSync(["tar", "-C", r, "-cf", tar, "."]);
-  if (t.exitCode !== 0) throw new Error(`tar: ${t.stderr.toString()}`);
-  return tar;
-}
 
 interface Engine {
   socket: string;
@@ -37,15 +23,6 @@ interface Engine {
   rm(names: string[]): Promise<string>;
   /** Stop the engine's daemon, then start it again once `whileDown` resolved. */
   restart?(whileDown: () => Promise<void>): Promise<void>;
-}
-
-async function run(argv: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<string> {
-  const p = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
-  const timer = setTimeout(() => p.kill("SIGKILL"), timeoutMs);
-  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  clearTimeout(timer);
-  if (code !== 0) throw new Error(`${argv.join(" ")} exited ${code}: ${err.trim()}`);
-  return out.trim();
 }
 
 /** curl from inside a container's network namespace (its first process's). */
@@ -193,67 +170,26 @@ function providerCases(engine: () => Engine, label: string, unavailable: () => s
 const BURST = 50;
 
 describe.skipIf(Boolean(missing))("docker provider (dockerd)", () => {
-  let dir: string;
-  let dockerd: Subprocess | undefined;
-  const env = () => ({ DOCKER_HOST: `unix://${dir}/docker.sock` });
+  const dockerd = new Dockerd();
   const engine = (): Engine => ({
-    socket: `${dir}/docker.sock`,
-    cli: (args, t) => run(["docker", ...args], env(), t),
-    rm: (names) => run(["docker", "rm", "-f", ...names], env(), 120_000),
+    socket: dockerd.socket,
+    cli: (args, t) => dockerd.docker(args, t),
+    rm: (names) => dockerd.docker(["rm", "-f", ...names], 120_000),
     async restart(whileDown) {
-      await stopDockerd();
+      await dockerd.stop();
       await whileDown();
-      await startDockerd();
+      await dockerd.start();
     },
   });
-  const stopDockerd = async () => {
-    if (!dockerd) return;
-    dockerd.kill("SIGTERM");
-    const timer = setTimeout(() => dockerd?.kill("SIGKILL"), 15_000);
-    await dockerd.exited;
-    clearTimeout(timer);
-    dockerd = undefined;
-  };
-  const startDockerd = async () => {
-    dockerd = Bun.spawn(
-      ["dockerd", "-H", `unix://${dir}/docker.sock`, "--data-root", `${dir}/data`, "--exec-root", `${dir}/exec`, "--pidfile", `${dir}/pid`, "--bridge", "none", "--iptables=false", "--ip6tables=false"],
-      { stdout: "ignore", stderr: Bun.file(`${dir}/dockerd.log`) },
-    );
-    await until("dockerd to answer", async () => {
-      try {
-        return (await fetch("http://docker/_ping", { unix: `${dir}/docker.sock` } as RequestInit)).ok;
-      } catch {
-        return false;
-      }
-    }, 30_000).catch((e) => {
-      throw new Error(`${(e as Error).message}\n${existsSync(`${dir}/dockerd.log`) ? readFileSync(`${dir}/dockerd.log`, "utf8").slice(-2000) : ""}`);
-    });
-  };
 
   beforeAll(async () => {
-    mkdirSync(RUN_DIR, { recursive: true });
-    dir = mkdtempSync(`${RUN_DIR}/dockerd-`);
-    await startDockerd();
-    const tar = rootfs(dir);
-    await run(["docker", "import", tar, "plain"], env());
-    await run(["docker", "import", "--change", "LABEL nsproxy.enable=true", "--change", "LABEL nsproxy.tenant=bank", "--change", "LABEL nsproxy.header.X-Plan=gold", "--change", "LABEL nsproxy.upstream=http://127.0.0.1:1", tar, "labelled"], env());
+    await dockerd.start();
+    const tar = rootfs(dockerd.dir);
+    await dockerd.docker(["import", tar, "plain"]);
+    await dockerd.docker(["import", "--change", "LABEL nsproxy.enable=true", "--change", "LABEL nsproxy.tenant=bank", "--change", "LABEL nsproxy.header.X-Plan=gold", "--change", "LABEL nsproxy.upstream=http://127.0.0.1:1", tar, "labelled"]);
   }, 90_000);
 
-  afterAll(async () => {
-    if (!dir) return;
-    try {
-      const ids = (await run(["docker", "ps", "-aq"], env())).split("\n").filter(Boolean);
-      if (ids.length) await run(["docker", "rm", "-f", ...ids], env(), 120_000);
-      await run(["docker", "rmi", "-f", "plain", "labelled"], env());
-    } catch (e) {
-      console.warn(`docker cleanup: ${(e as Error).message}`);
-    }
-    await stopDockerd();
-    // Whatever dockerd left mounted under its directories (overlays, netns files) goes before the files do.
-    const mounts = readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "").filter((m) => m.startsWith(dir)).reverse();
-    for (const m of mounts) Bun.spawnSync(["umount", "-l", m]);
-    rmSync(dir, { recursive: true, force: true });
-  }, 180_000);
+  afterAll(() => dockerd.remove(["plain", "labelled"]), 180_000);
 
   providerCases(engine, "docker");
 });
@@ -342,9 +278,7 @@ describe.skipIf(Boolean(podmanMissing))("docker provider (podman system service)
       console.warn(`podman cleanup: ${(e as Error).message}`);
     }
     await stopService();
-    const mounts = readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "").filter((m) => m.startsWith(dir)).reverse();
-    for (const m of mounts) Bun.spawnSync(["umount", "-l", m]);
-    rmSync(dir, { recursive: true, force: true });
+    removeRuntimeDir(dir);
   }, 180_000);
 
   providerCases(engine, "podman", () => unavailable);
