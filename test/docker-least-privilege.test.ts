@@ -1,0 +1,101 @@
+// --user with --discover docker: the dropped daemon keeps the Docker socket through its group and opens sandbox files with only the planned capabilities.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { chmodSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { AdminClient } from "../src/admin/client.ts";
+import { groupName } from "../src/privilege/user.ts";
+import { daemonDir, runNsproxy, startNsproxy, type Running } from "./helpers/daemon.ts";
+import { Dockerd, dockerMissing, rootfs } from "./helpers/dockerd.ts";
+import { FakeDocker } from "./helpers/fake-docker.ts";
+import { type Echo, startUpstream } from "./helpers/upstream.ts";
+import { until } from "./helpers/wait.ts";
+
+if (dockerMissing) console.warn(`skip: docker least privilege: ${dockerMissing}`);
+
+const NOBODY = 65534;
+const SYS_ADMIN = 1n << 21n;
+const DAC_READ_SEARCH = 1n << 2n;
+
+/** A directory nobody can traverse to (the test's own are root's 0700). */
+function openDir(): string {
+  const dir = daemonDir();
+  chmodSync(dir, 0o755);
+  return dir;
+}
+
+/** Each thread's uid, supplementary groups and capability sets, from /proc/PID/task/TID/status. */
+function threads(pid: number) {
+  return readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const s = readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8");
+    const f = (k: string) => s.match(new RegExp(`^${k}:[ \\t]*(.*)$`, "m"))![1]!.trim();
+    return { uid: f("Uid"), groups: f("Groups").split(/\s+/).filter(Boolean).map(Number), eff: BigInt(`0x${f("CapEff")}`), prm: BigInt(`0x${f("CapPrm")}`), amb: BigInt(`0x${f("CapAmb")}`) };
+  });
+}
+
+describe.skipIf(Boolean(dockerMissing))("docker provider as a user", () => {
+  const dockerd = new Dockerd();
+  const upstream = startUpstream();
+  beforeAll(async () => {
+    await dockerd.start();
+    await dockerd.docker(["import", rootfs(dockerd.dir), "plain"]);
+  }, 90_000);
+  afterAll(async () => {
+    upstream.stop(true);
+    await dockerd.remove(["plain"]);
+  }, 180_000);
+
+  test("--user nobody: the socket's group joined and CAP_DAC_READ_SEARCH kept, each with its reason; a labelled container is served; every thread has nobody's uid and only the planned capabilities", async () => {
+    const sock = statSync(dockerd.socket);
+    // dockerd makes its socket root:docker 0660 (--group docker) when the group exists, as on this machine.
+    expect({ mode: sock.mode & 0o777, uid: sock.uid }).toEqual({ mode: 0o660, uid: 0 });
+    expect(sock.gid).not.toBe(0);
+    const dir = openDir();
+    const admin = new AdminClient(`${dir}/admin/admin.sock`);
+    let d: Running | undefined;
+    try {
+      d = startNsproxy(["run", "--user", "nobody", "-l", "127.0.0.1:8160", "-u", `http://127.0.0.1:${upstream.port}`, "-w", "2", "--discover", `docker:${dockerd.socket}`, "--admin-socket", `${dir}/admin/admin.sock`, "--tenants-dir", `${dir}/tenants.d`]);
+      await d.waitFor(/running as nobody/, 30_000);
+      const name = groupName(sock.gid).replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+      expect(d.stderr()).toMatch(new RegExp(`supplementary group ${name} \\(gid ${sock.gid}\\) to connect to ${dockerd.socket}`));
+      // The test's dockerd lives in a root-only 0700 directory, as /run/docker is.
+      expect(d.stderr()).toMatch(new RegExp(`CAP_DAC_READ_SEARCH \\(discover docker:${dockerd.socket}: ${dockerd.dir} is mode 0700 of uid 0\\)`));
+      expect(d.stderr()).not.toContain("CAP_SYS_PTRACE");
+
+      await dockerd.docker(["run", "-d", "--name", "user-web", "--network", "none", "-l", "nsproxy.enable=true", "-l", "nsproxy.tenant=shop", "plain", "sleep", "600"]);
+      await until("the container to be served by the dropped daemon", async () => (await admin.tenants()).find((t) => t.name === "shop")?.state === "serving", 15_000);
+      const tenant = (await admin.tenants()).find((t) => t.name === "shop")!;
+      expect(tenant.netns.startsWith(`${dockerd.dir}/exec/netns/`)).toBe(true);
+      const pid = await dockerd.docker(["inspect", "-f", "{{.State.Pid}}", "user-web"]);
+      const p = Bun.spawn(["nsenter", `--net=/proc/${pid}/ns/net`, "curl", "-sS", "--max-time", "10", "http://127.0.0.1:8160/"], { stdout: "pipe", stderr: "pipe" });
+      const body = await new Response(p.stdout).text();
+      expect(await p.exited).toBe(0);
+      expect((JSON.parse(body) as Echo).headers["x-nsproxy-tenant"]).toBe("shop");
+
+      const all = threads(d.proc.pid);
+      expect(all.length).toBeGreaterThan(2);
+      for (const t of all) {
+        expect(t.uid).toBe(`${NOBODY}\t${NOBODY}\t${NOBODY}\t${NOBODY}`);
+        expect(t.groups).toContain(sock.gid);
+        expect({ eff: t.eff, prm: t.prm, amb: t.amb }).toEqual({ eff: SYS_ADMIN | DAC_READ_SEARCH, prm: SYS_ADMIN | DAC_READ_SEARCH, amb: SYS_ADMIN | DAC_READ_SEARCH });
+      }
+      expect(d.stderr()).not.toMatch(/retrying with backoff|EACCES|permission denied/i);
+    } finally {
+      await d?.stop("SIGKILL");
+      await dockerd.docker(["rm", "-f", "user-web"], 120_000).catch(() => "");
+    }
+  }, 120_000);
+
+  test("a socket the user could never connect to is refused at start, naming it and what to do", async () => {
+    const dir = openDir();
+    const fake = new FakeDocker(`${dir}/engine.sock`);
+    await fake.up();
+    try {
+      chmodSync(fake.path, 0o600);
+      const r = await runNsproxy(["run", "--user", "nobody", "-l", "127.0.0.1:8160", "-u", `http://127.0.0.1:${upstream.port}`, "--discover", `docker:${fake.path}`, "--admin-socket", `${dir}/admin/admin.sock`, "--tenants-dir", `${dir}/tenants.d`]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`discover docker:${fake.path}: the socket is mode 0600 of uid 0, group root, and the user (uid 65534) cannot write it`);
+      expect(r.stderr).toContain("chmod g+rw");
+    } finally {
+      await fake.close();
+    }
+  }, 60_000);
+});
