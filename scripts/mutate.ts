@@ -677,6 +677,22 @@ const MUTATIONS: Mutation[] = [
     only: "answer over the bound",
   },
   {
+    name: "container-rename-not-followed",
+    breaks: "a renamed container's tenant follows the new name",
+    file: "src/docker/watch.ts",
+    edits: [["if (before && before.name === entry.name && before.netns", "if (before && before.netns"]],
+    tests: ["src/docker/watch.test.ts"],
+    only: "listed at connect",
+  },
+  {
+    name: "container-malformed-event-ends-stream",
+    breaks: "a malformed events line is skipped, not taken as the end of the stream",
+    file: "src/docker/engine-api.ts",
+    edits: [["      } catch {\n        // A line that is not JSON", "      } catch (e) {\n        throw e; // A line that is not JSON"]],
+    tests: ["src/docker/watch.test.ts"],
+    only: "malformed event line",
+  },
+  {
     name: "container-tenant-label-ignored",
     breaks: "a container's own nsproxy.tenant label names its tenant (validated like any tenant name)",
     file: "src/docker/labels.ts",

@@ -255,11 +255,17 @@ describe("ContainerTenants", () => {
       await until("the events stream open", () => fake.eventStreams === 1);
       const first = order === "older first" ? [older, hostA] : [newer, hostB];
       const then = order === "older first" ? [newer, hostB] : [older, hostA];
-      for (const c of first) (c.running = true), fake.emit("start", c.id);
+      const startAll = (cs: typeof first) => {
+        for (const c of cs) {
+          c.running = true;
+          fake.emit("start", c.id);
+        }
+      };
+      startAll(first);
       await take(2).catch((e) => {
         throw new Error(`${(e as Error).message}: ${JSON.stringify(lines)}`);
       });
-      for (const c of then) (c.running = true), fake.emit("start", c.id);
+      startAll(then);
       await until("all four inspected", () => [older, newer, hostA, hostB].every((c) => inspectsOf(c.id) > 0));
       await Bun.sleep(100);
       const out = tenants!.take(loaded, (spec, containers) => clashOf(spec, containers, (p) => p)?.message, (p) => p)!;

@@ -85,7 +85,7 @@ export class FakeDocker {
   /** Raw bytes as one chunk of every events stream (a malformed line, a line without its end…). */
   raw(text: string | Buffer): void {
     const b = typeof text === "string" ? Buffer.from(text) : text;
-    for (const s of this.streams) s.write(`${b.length.toString(16)}\r\n`), s.write(b), s.write("\r\n");
+    for (const s of this.streams) s.write(Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`), b, Buffer.from("\r\n")]));
   }
 
   /** End every events stream as a daemon does when it stops (the last chunk, then close). */
