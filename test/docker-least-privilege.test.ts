@@ -54,6 +54,7 @@ describe.skipIf(Boolean(dockerMissing))("docker provider as a user", () => {
     try {
       d = startNsproxy(["run", "--user", "nobody", "-l", "127.0.0.1:8160", "-u", `http://127.0.0.1:${upstream.port}`, "-w", "2", "--discover", `docker:${dockerd.socket}`, "--admin-socket", `${dir}/admin/admin.sock`, "--tenants-dir", `${dir}/tenants.d`]);
       await d.waitFor(/running as nobody/, 30_000);
+      console.log(d.stderr().split("\n").find((l) => l.includes("running as nobody")));
       const name = groupName(sock.gid).replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
       expect(d.stderr()).toMatch(new RegExp(`supplementary group ${name} \\(gid ${sock.gid}\\) to connect to ${dockerd.socket}`));
       // The test's dockerd lives in a root-only 0700 directory, as /run/docker is.
