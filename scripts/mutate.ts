@@ -730,7 +730,15 @@ const MUTATIONS: Mutation[] = [
     file: "src/privilege/drop.ts",
     edits: [["  for (const [cap, why] of docker.needs) if (!needs.has(cap)) needs.set(cap, why);\n", ""]],
     tests: ["test/docker-least-privilege.test.ts"],
-    only: "group joined",
+    only: "group joined|SYS_PTRACE kept",
+  },
+  {
+    name: "podman-ptrace-not-planned",
+    breaks: "with --user and Podman's service, CAP_SYS_PTRACE is kept for /proc/PID/ns/net of its containers' root processes",
+    file: "src/privilege/docker.ts",
+    edits: [["    if (f.podman && !plan.needs.has(\"SYS_PTRACE\")) {\n", "    if (false) {\n"]],
+    tests: ["test/docker-least-privilege.test.ts", "src/privilege/privilege.test.ts"],
+    only: "SYS_PTRACE",
   },
   {
     name: "docker-socket-refusal-missing",

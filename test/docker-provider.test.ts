@@ -1,10 +1,9 @@
 // Containers as tenants through the Docker Engine API: a real dockerd (and Podman's compatible service) started and removed by the test.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync } from "node:fs";
-import type { Subprocess } from "bun";
 import { AdminClient } from "../src/admin/client.ts";
-import { daemonDir, RUN_DIR, startNsproxy, type Running } from "./helpers/daemon.ts";
-import { Dockerd, dockerMissing, removeRuntimeDir, rootfs, run, which } from "./helpers/dockerd.ts";
+import { daemonDir, startNsproxy, type Running } from "./helpers/daemon.ts";
+import { Dockerd, dockerMissing, rootfs } from "./helpers/dockerd.ts";
+import { PodmanService, podmanMissing } from "./helpers/podman.ts";
 import { addNetns, cleanupNetns, curlIn, uniquePrefix } from "./helpers/netns.ts";
 import { type Echo, startUpstream } from "./helpers/upstream.ts";
 import { until } from "./helpers/wait.ts";
@@ -195,92 +194,36 @@ describe.skipIf(Boolean(missing))("docker provider (dockerd)", () => {
   providerCases(engine, "docker");
 });
 
-/** Podman's Docker-compatible service: the CLI on the same storage (events_logger=file lets the service see its events). */
-const podmanMissing = missing ?? (!which("podman") || !which("runc") ? "needs podman and runc (apt-get install podman runc)" : undefined);
 if (!missing && podmanMissing) console.warn(`skip: docker provider through podman: ${podmanMissing}`);
 
 describe.skipIf(Boolean(podmanMissing))("docker provider (podman system service)", () => {
-  let dir: string;
-  let service: Subprocess | undefined;
+  const service = new PodmanService();
   let unavailable: string | undefined;
-  const env = () => ({ CONTAINERS_CONF: `${dir}/containers.conf` });
-  const podman = (args: string[], t?: number) => run(["podman", "--root", `${dir}/storage`, "--runroot", `${dir}/run`, ...args], env(), t);
   const engine = (): Engine => ({
-    socket: `${dir}/podman.sock`,
-    cli: podman,
-    rm: (names) => podman(["rm", "-f", "-t", "0", ...names], 120_000),
+    socket: service.socket,
+    cli: (args, t) => service.podman(args, t),
+    rm: (names) => service.podman(["rm", "-f", "-t", "0", ...names], 120_000),
     async restart(whileDown) {
-      await stopService();
+      await service.stop();
       await whileDown();
-      await startService();
+      await service.start();
     },
   });
-  const stopService = async () => {
-    if (!service) return;
-    service.kill("SIGTERM");
-    const timer = setTimeout(() => service?.kill("SIGKILL"), 10_000);
-    await service.exited;
-    clearTimeout(timer);
-    service = undefined;
-  };
-  const startService = async () => {
-    service = Bun.spawn(["podman", "--root", `${dir}/storage`, "--runroot", `${dir}/run`, "system", "service", "--time", "0", `unix://${dir}/podman.sock`], {
-      stdout: "ignore",
-      stderr: Bun.file(`${dir}/service.log`),
-      env: { ...process.env, ...env() },
-    });
-    await until("podman's service to answer", async () => {
-      try {
-        return (await fetch("http://podman/_ping", { unix: `${dir}/podman.sock` } as RequestInit)).ok;
-      } catch {
-        return false;
-      }
-    }, 30_000);
-  };
 
   beforeAll(async () => {
-    mkdirSync(RUN_DIR, { recursive: true });
-    dir = mkdtempSync(`${RUN_DIR}/podman-`);
-    mkdirSync(`${dir}/tmp`);
-    mkdirSync(`${dir}/cni`);
-    // runc (crun is not in Debian 12's podman dependencies here), limits runc accepts, and no network set up at all.
-    Bun.write(`${dir}/containers.conf`, [
-      "[containers]",
-      'default_ulimits = ["nofile=1024:4096", "nproc=4096:4096"]',
-      "[engine]",
-      'runtime = "runc"',
-      'events_logger = "file"',
-      'cgroup_manager = "cgroupfs"',
-      `tmp_dir = "${dir}/tmp"`,
-      "[network]",
-      'network_backend = "cni"',
-      `network_config_dir = "${dir}/cni"`,
-      'cni_plugin_dirs = ["/usr/lib/cni"]',
-      "",
-    ].join("\n"));
     try {
-      await startService();
-      const tar = rootfs(dir);
-      await podman(["import", tar, "plain"]);
-      await podman(["import", "--change", "LABEL nsproxy.enable=true", "--change", "LABEL nsproxy.tenant=bank", "--change", "LABEL nsproxy.header.X-Plan=gold", "--change", "LABEL nsproxy.upstream=http://127.0.0.1:1", tar, "labelled"]);
-      await podman(["run", "--rm", "--network", "none", "plain", "sh", "-c", "true"]);
+      await service.start();
+      const tar = rootfs(service.dir);
+      await service.podman(["import", tar, "plain"]);
+      await service.podman(["import", "--change", "LABEL nsproxy.enable=true", "--change", "LABEL nsproxy.tenant=bank", "--change", "LABEL nsproxy.header.X-Plan=gold", "--change", "LABEL nsproxy.upstream=http://127.0.0.1:1", tar, "labelled"]);
+      await service.podman(["run", "--rm", "--network", "none", "plain", "sh", "-c", "true"]);
     } catch (e) {
       unavailable = `podman cannot run a container here: ${(e as Error).message.split("\n")[0]}`;
       console.warn(`skip: docker provider through podman: ${unavailable}`);
     }
   }, 120_000);
 
-  afterAll(async () => {
-    if (!dir) return;
-    try {
-      await podman(["rm", "-af", "-t", "0"], 120_000);
-      await podman(["rmi", "-af"]);
-    } catch (e) {
-      console.warn(`podman cleanup: ${(e as Error).message}`);
-    }
-    await stopService();
-    removeRuntimeDir(dir);
-  }, 180_000);
+  afterAll(() => service.remove(), 180_000);
 
   providerCases(engine, "podman", () => unavailable);
 });
