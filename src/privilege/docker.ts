@@ -6,7 +6,7 @@
 // entered by /proc/PID/ns/net of a root process (CAP_SYS_PTRACE). The engine is asked at start which it is.
 import { dirname } from "node:path";
 import { DEFAULT_DOCKER_SOCKET } from "../config/values.ts";
-import { getJson } from "../docker/engine-api.ts";
+import { exchange, getJson } from "../docker/engine-api.ts";
 import { allowed, type Needs, type StatOf, statOf, unreachable, type Who } from "./needs.ts";
 
 /** What the engine behind a socket said at start; undefined fields: it did not say. */
@@ -22,18 +22,21 @@ const DEFAULT_SANDBOX_DIR = "/var/run/docker/netns";
 const PROBE_CONTAINERS = 3;
 
 /** Ask each engine which it is and where its sandbox files are (bounded in time; an engine that is down says nothing). */
-export async function probeEngines(sockets: string[], timeoutMs = 2000): Promise<Map<string, EngineFacts>> {
+export async function probeEngines(sockets: string[], timeoutMs = 5000): Promise<Map<string, EngineFacts>> {
   const out = new Map<string, EngineFacts>();
   await Promise.all(
     sockets.map(async (socket) => {
       const facts: EngineFacts = {};
       out.set(socket, facts);
+      // One deadline for all of an engine's answers: a hung engine delays the start by timeoutMs at most.
+      const deadline = Date.now() + timeoutMs;
+      const left = () => Math.max(1, deadline - Date.now());
       try {
-        const v = await getJson<{ Components?: { Name?: string }[] }>(socket, "/version", timeoutMs);
-        facts.podman = (v.Components ?? []).some((c) => /podman/i.test(c.Name ?? ""));
-        const running = await getJson<{ Id: string }[]>(socket, "/containers/json", timeoutMs);
+        // Only Podman serves its own API beside Docker's (/version is slower: Podman runs its OCI runtime for it).
+        facts.podman = (await statusOf(socket, "/libpod/_ping", left())) === 200;
+        const running = await getJson<{ Id: string }[]>(socket, "/containers/json", left());
         for (const c of running.slice(0, PROBE_CONTAINERS)) {
-          const i = await getJson<{ NetworkSettings?: { SandboxKey?: string } }>(socket, `/containers/${encodeURIComponent(c.Id)}/json`, timeoutMs);
+          const i = await getJson<{ NetworkSettings?: { SandboxKey?: string } }>(socket, `/containers/${encodeURIComponent(c.Id)}/json`, left());
           const key = i.NetworkSettings?.SandboxKey ?? "";
           if (key.startsWith("/")) {
             facts.sandboxDir = dirname(key);
@@ -46,6 +49,18 @@ export async function probeEngines(sockets: string[], timeoutMs = 2000): Promise
     }),
   );
   return out;
+}
+
+/** The status of GET `path` (the body is not read). */
+async function statusOf(socket: string, path: string, timeoutMs: number): Promise<number> {
+  const x = exchange(socket, "GET", path, () => {});
+  const timer = setTimeout(() => x.close(), timeoutMs);
+  try {
+    return await x.head;
+  } finally {
+    clearTimeout(timer);
+    x.close();
+  }
 }
 
 export interface DockerPlan {

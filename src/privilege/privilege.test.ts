@@ -3,7 +3,10 @@ import { capList, parseStatus } from "../netns/caps.ts";
 import { mountOf, parseMountinfo, privatePropagationWarnings } from "./mounts.ts";
 import { neededCapabilities, type StatOf } from "./needs.ts";
 import { privilegeLines } from "./drop.ts";
-import { planDocker } from "./docker.ts";
+import { planDocker, probeEngines } from "./docker.ts";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { FakeDocker } from "../../test/helpers/fake-docker.ts";
 import { parseUserSpec, resolveUser } from "./user.ts";
 
 const PASSWD = "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\nnsproxy:x:998:997::/:/usr/sbin/nologin\n";
@@ -128,6 +131,29 @@ describe("docker sockets as a user", () => {
     const plan = planDocker(["/srv/root.sock"], nobody, true, new Map(), name, (p) => rootGroup[p]);
     expect(plan.groups.size).toBe(0);
     expect(plan.refusals).toEqual([expect.stringContaining("joining group root would open every root-group file")]);
+  });
+
+  test("the probe: Docker or Podman by /libpod/_ping, the sandbox directory from a running container; an engine that is not there says nothing", async () => {
+    const dir = mkdtempSync(`${tmpdir()}/nsproxy-probe-`);
+    const docker = new FakeDocker(`${dir}/docker.sock`);
+    const podman = new FakeDocker(`${dir}/podman.sock`);
+    podman.libpod = true;
+    try {
+      await docker.up();
+      await podman.up();
+      docker.add("web", {}, { sandbox: "/var/run/docker/netns/1a2b" });
+      podman.add("pod", {}, { sandbox: "" });
+      const facts = await probeEngines([docker.path, podman.path, `${dir}/none.sock`]);
+      expect(Object.fromEntries(facts)).toEqual({
+        [docker.path]: { podman: false, sandboxDir: "/var/run/docker/netns" },
+        [podman.path]: { podman: true },
+        [`${dir}/none.sock`]: {},
+      });
+    } finally {
+      await docker.close();
+      await podman.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("root needs nothing of this", () => {

@@ -32,6 +32,8 @@ export class FakeDocker {
   readonly images = new Map<string, Record<string, string>>();
   readonly seen: Seen[] = [];
   inspectHook?: (id: string, sock: Socket) => Promise<boolean | void> | boolean | void;
+  /** Podman: its own API answers beside Docker's (/libpod/_ping). */
+  libpod = false;
   /** When set, /events answers with this status (a daemon that refuses to stream). */
   eventsStatus?: number;
   private server?: Server;
@@ -130,6 +132,10 @@ export class FakeDocker {
     const url = new URL(target, "http://docker");
     const path = url.pathname;
     if (method !== "GET") return json(s, 405, { message: "method not allowed" });
+    if (path === "/libpod/_ping" && this.libpod) {
+      s.end("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nOK");
+      return;
+    }
     if (path === "/events") {
       if (this.eventsStatus) return json(s, this.eventsStatus, { message: "events refused" });
       this.streams.add(s);
