@@ -51,7 +51,7 @@ async function serve(parsed: ParsedArgs<typeof args>, rawArgs: string[], pred?: 
   const cannot = privilegeProblem(ownCapsIfReadable());
   if (cannot) throw new NsproxyError(cannot, { exitCode: EXIT.usage });
   // The user and capabilities to run with, and the window-safe re-exec: before any thread of ours starts.
-  settlePrivileges(loaded);
+  await settlePrivileges(loaded);
   for (const w of privatePropagationWarnings(namespaceDirs(config))) logger.warn(`mount namespace: ${w}`);
   // As early as the config allows: before the admin socket, the workers and any tenant's bytes; every thread
   // the runtime has is covered now (TSYNC), and every one it starts later inherits it.

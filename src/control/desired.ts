@@ -130,11 +130,11 @@ export class DesiredTenants {
     const others = [...this.config.tenants, ...this.stored.values(), ...this.discovered.values()];
     const byName = new Map(others.map((t) => [t.name, t]));
     const namespaceOf = namespaceKeys();
-    const next = this.containerSources.take(this.loaded, (spec) => {
+    const next = this.containerSources.take(this.loaded, (spec, containers) => {
       const same = byName.get(spec.name);
       if (same) return `tenant '${spec.name}' is ${same.source === "discover" ? `discovered from ${same.netns}` : same.source === "tenants-dir" ? "in the tenants directory" : "declared in the config or by a flag"}, which wins`;
-      return clashOf(spec, others, namespaceOf)?.message;
-    });
+      return (clashOf(spec, others, namespaceOf) ?? clashOf(spec, containers, namespaceOf))?.message;
+    }, namespaceOf);
     if (!next) return false;
     const changed = next.size !== this.containers.size || [...next].some(([n, s]) => this.containers.get(n) !== s);
     this.containers = next;

@@ -1,9 +1,8 @@
 // The container tenants: every configured Engine API socket followed, and what its containers' labels resolve to.
 import type { Loaded } from "../config/load.ts";
 import type { TenantSpec } from "../config/types.ts";
-import { isValidTenantName } from "../config/values.ts";
 import { logger } from "../log.ts";
-import { containerTenant, LabelError } from "./labels.ts";
+import { containerTenant, LabelError, tenantNameOf } from "./labels.ts";
 import { type ContainerEntry, DockerWatch } from "./watch.ts";
 
 /** A watch per socket; an entry seen before keeps its resolved spec (or its refusal) until the defaults change. */
@@ -59,23 +58,34 @@ export class ContainerTenants {
 
   /**
    * The tenants the containers stand for now, or undefined when nothing changed since the last call.
-   * `taken(spec)` says why another source's tenant keeps this one out (same name, clashing address or host).
+   * `taken(spec, containers)` says why another source's tenant, or one of `containers` (those accepted before it
+   * that share its namespace or one of its ingress hosts), keeps this one out; `namespaceOf` keys a namespace path.
+   * Containers are taken oldest first (then by id), so of two that claim one tenant name, address or host, the
+   * older keeps it whatever order their events came in.
    */
-  take(loaded: Loaded, taken: (spec: TenantSpec) => string | undefined): Map<string, TenantSpec> | undefined {
+  take(loaded: Loaded, taken: (spec: TenantSpec, containers: TenantSpec[]) => string | undefined, namespaceOf: (path: string) => string): Map<string, TenantSpec> | undefined {
     if (!this.dirty) return undefined;
     this.dirty = false;
     const out = new Map<string, TenantSpec>();
-    for (const w of this.watches.values()) {
-      for (const c of w.containers.values()) {
-        const spec = this.resolve(c, loaded);
-        if (!spec) continue;
-        const clash = taken(spec) ?? (out.has(spec.name) ? `a container of ${out.get(spec.name)!.netns} is tenant '${spec.name}' already` : undefined);
-        if (clash) {
-          this.reportOnce(`${c.id}:${clash}`, () => logger.error(`docker: skipping container ${c.name}: ${clash}`));
-          continue;
-        }
-        out.set(spec.name, spec);
+    const owner = new Map<string, ContainerEntry>();
+    const inNamespace = new Map<string, TenantSpec[]>();
+    const hostOwner = new Map<string, TenantSpec>();
+    const entries = [...this.watches.values()].flatMap((w) => [...w.containers.values()]).sort(olderFirst);
+    for (const c of entries) {
+      const spec = this.resolve(c, loaded);
+      if (!spec) continue;
+      const key = namespaceOf(spec.netns);
+      const near = new Set([...(inNamespace.get(key) ?? []), ...(spec.ingress?.hosts ?? []).flatMap((h) => hostOwner.get(h) ?? [])]);
+      const first = owner.get(spec.name);
+      const clash = first ? `container ${first.name}, created before it, is tenant '${spec.name}' already` : taken(spec, [...near]);
+      if (clash) {
+        this.reportOnce(`${c.id}:${clash}`, () => logger.error(`docker: skipping container ${c.name}: ${clash}`));
+        continue;
       }
+      out.set(spec.name, spec);
+      owner.set(spec.name, c);
+      inNamespace.set(key, [...(inNamespace.get(key) ?? []), spec]);
+      for (const h of spec.ingress?.hosts ?? []) if (!hostOwner.has(h)) hostOwner.set(h, spec);
     }
     return out;
   }
@@ -84,16 +94,12 @@ export class ContainerTenants {
     const known = this.resolved.get(c);
     if (known !== undefined) return known ?? undefined;
     let spec: TenantSpec | null = null;
-    if (!isValidTenantName(c.name)) {
-      this.reportOnce(`${c.id}:${c.name}`, () => logger.warn(`docker: skipping container ${c.name}: its name is not a valid tenant name ([A-Za-z0-9][A-Za-z0-9._-]{0,63})`));
-    } else {
-      try {
-        spec = containerTenant(c.name, c.netns, c.labels, loaded);
-      } catch (e) {
-        if (!(e instanceof LabelError)) throw e;
-        const where = e.label ? `label ${e.label}: ` : "";
-        this.reportOnce(`${c.id}:${where}${e.message}`, () => logger.error(`docker: skipping container ${c.name}: ${where}${e.message}`));
-      }
+    try {
+      spec = containerTenant(tenantNameOf(c.name, c.labels), c.netns, c.labels, loaded);
+    } catch (e) {
+      if (!(e instanceof LabelError)) throw e;
+      const where = e.label ? `label ${e.label}: ` : "";
+      this.reportOnce(`${c.id}:${where}${e.message}`, () => logger.error(`docker: skipping container ${c.name}: ${where}${e.message}`));
     }
     this.resolved.set(c, spec);
     return spec ?? undefined;
@@ -105,4 +111,9 @@ export class ContainerTenants {
     this.reported.add(key);
     report();
   }
+}
+
+/** Oldest first, then by id: the order that decides which of two containers keeps what both claim. */
+function olderFirst(a: ContainerEntry, b: ContainerEntry): number {
+  return a.created - b.created || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }

@@ -1,7 +1,7 @@
 // Unit tests of container labels as a tenant table: the image's labels dropped, each key validated as `tenant add` validates.
 import { describe, expect, test } from "bun:test";
 import { loadLayered } from "../config/load.ts";
-import { containerTenant, enabled, LabelError, ownLabels } from "./labels.ts";
+import { containerTenant, enabled, LabelError, ownLabels, tenantNameOf } from "./labels.ts";
 
 const loaded = loadLayered({ flags: { listen: ["127.0.0.1:8080"], upstream: "http://127.0.0.1:9000" } });
 
@@ -63,5 +63,24 @@ describe("containerTenant", () => {
     expect(refusal({ "nsproxy.netns": "/run/netns/other" }).label).toBe("nsproxy.netns");
     expect(refusal({ "nsproxy.header.X-Nsproxy-Tenant": "someone-else" }).label).toBe("nsproxy.header.X-Nsproxy-Tenant");
     expect(refusal({ "nsproxy.upstream_insecure": "maybe" }).label).toBe("nsproxy.upstream_insecure");
+  });
+});
+
+describe("tenantNameOf", () => {
+  test("nsproxy.tenant names the tenant, else the container's name; either must be a valid tenant name, and the label is no tenant key", () => {
+    expect(tenantNameOf("web-7f3a", { "nsproxy.tenant": "shop" })).toBe("shop");
+    expect(tenantNameOf("web-7f3a", {})).toBe("web-7f3a");
+    const bad = (name: string, labels: Record<string, string>) => {
+      try {
+        tenantNameOf(name, labels);
+      } catch (e) {
+        if (e instanceof LabelError) return { label: e.label, message: e.message };
+      }
+      throw new Error("accepted");
+    };
+    expect(bad("web", { "nsproxy.tenant": "../etc" })).toEqual({ label: "nsproxy.tenant", message: '"../etc" is not a valid tenant name ([A-Za-z0-9][A-Za-z0-9._-]{0,63})' });
+    expect(bad("web", { "nsproxy.tenant": "" }).label).toBe("nsproxy.tenant");
+    expect(bad("x".repeat(65), {}).label).toBeUndefined();
+    expect(containerTenant("shop", "/proc/1/ns/net", { "nsproxy.tenant": "shop" }, loaded).name).toBe("shop");
   });
 });

@@ -4,9 +4,12 @@ import { type Loaded, resolveTenant } from "../config/load.ts";
 import { TENANT_SETTINGS } from "../config/settings.ts";
 import { checkTenantTable } from "../config/tenant-table.ts";
 import type { TenantSpec } from "../config/types.ts";
+import { isValidTenantName } from "../config/values.ts";
 
 export const LABEL_PREFIX = "nsproxy.";
 export const ENABLE_LABEL = "nsproxy.enable";
+/** The tenant's name, when it is not the container's. */
+export const TENANT_LABEL = "nsproxy.tenant";
 const HEADER_PREFIX = "nsproxy.header.";
 
 /**
@@ -58,7 +61,7 @@ export function tenantTable(labels: Record<string, string>, netns: string): Reco
   const table: Record<string, unknown> = { netns };
   const headers: Record<string, string> = {};
   for (const [label, value] of Object.entries(labels)) {
-    if (!label.startsWith(LABEL_PREFIX) || label === ENABLE_LABEL) continue;
+    if (!label.startsWith(LABEL_PREFIX) || label === ENABLE_LABEL || label === TENANT_LABEL) continue;
     if (label.startsWith(HEADER_PREFIX)) {
       headers[label.slice(HEADER_PREFIX.length)] = value;
       continue;
@@ -94,6 +97,22 @@ function labelOf(at: Invalid["at"]): string | undefined {
   if (!Array.isArray(at) || at.length === 0) return undefined;
   if (at[0] === "headers" && at[1] !== undefined) return `${HEADER_PREFIX}${at[1]}`;
   return `${LABEL_PREFIX}${at[0]}`;
+}
+
+/**
+ * The tenant name a container stands for: its own `nsproxy.tenant` label, else its name. A label that is no valid
+ * tenant name throws LabelError naming the label; a container name that is none, naming no label.
+ */
+export function tenantNameOf(containerName: string, labels: Record<string, string>): string {
+  const named = labels[TENANT_LABEL];
+  if (named !== undefined) {
+    if (!isValidTenantName(named)) throw new LabelError(`${JSON.stringify(named)} is not a valid tenant name ([A-Za-z0-9][A-Za-z0-9._-]{0,63})`, TENANT_LABEL);
+    return named;
+  }
+  if (!isValidTenantName(containerName)) {
+    throw new LabelError(`its name is not a valid tenant name ([A-Za-z0-9][A-Za-z0-9._-]{0,63}); name the tenant with a label ${TENANT_LABEL}=NAME`);
+  }
+  return containerName;
 }
 
 /** The tenant `name` served in `netns` with these (own) labels, validated as `tenant add` validates and resolved against the defaults. */

@@ -9,6 +9,8 @@ export interface ContainerEntry {
   name: string;
   netns: string;
   labels: Record<string, string>;
+  /** When it was created (ms since the epoch; 0 when unknown): the older of two containers claiming one tenant keeps it. */
+  created: number;
   /** The socket it was seen through, for messages. */
   socket: string;
 }
@@ -17,6 +19,7 @@ interface Inspect {
   Id: string;
   Name: string;
   Image: string;
+  Created?: string;
   State?: { Running?: boolean; Pid?: number };
   Config?: { Labels?: Record<string, string> | null };
   NetworkSettings?: { SandboxKey?: string };
@@ -169,18 +172,20 @@ export class DockerWatch {
 
   /** Ask the daemon what `id` is now, and keep, change or drop its entry accordingly. */
   private async refresh(id: string): Promise<void> {
-    const g = this.generation.get(id) ?? 0;
+    // A container listed at connect has had no event yet: generation 0, like one whose count was cleared.
+    const generation = () => this.generation.get(id) ?? 0;
+    const g = generation();
     let entry: ContainerEntry | undefined;
     try {
       entry = await this.describe(id);
     } catch (e) {
-      if (this.generation.get(id) !== g) return;
+      if (generation() !== g) return;
       if (!(e instanceof EngineApiError && e.status === 404)) {
         this.reportOnce(`${id}:${(e as Error).message}`, () => logger.warn(`docker ${this.socket}: container ${id.slice(0, 12)}: ${(e as Error).message}; not served`));
       }
       entry = undefined;
     }
-    if (this.generation.get(id) !== g) return;
+    if (generation() !== g) return;
     const before = this.containers.get(id);
     if (!entry) {
       this.seenAt.delete(id);
@@ -210,7 +215,7 @@ export class DockerWatch {
     // Podman without a network namespace file of its own has none: then the container's first process.
     const sandbox = c.NetworkSettings?.SandboxKey ?? "";
     const netns = sandbox.startsWith("/") ? sandbox : `/proc/${pid}/ns/net`;
-    return { id: c.Id, name, netns, labels: own, socket: this.socket };
+    return { id: c.Id, name, netns, labels: own, created: Date.parse(c.Created ?? "") || 0, socket: this.socket };
   }
 
   /** An image's own labels (an image id names fixed content, so they are kept). */

@@ -4,7 +4,7 @@
 // Credentials belong to each thread and libnetns makes raw syscalls, so the change is made in C right before the
 // one exec nsproxy does at start anyway (window-safe.ts): the new image starts with a single thread that already
 // has them, and every thread the runtime starts after inherits them. See nsx_drop_exec in libnetns.c.
-import { chmodSync, chownSync, lstatSync, mkdirSync } from "node:fs";
+import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Loaded } from "../config/load.ts";
 import type { TenantSpec } from "../config/types.ts";
@@ -15,18 +15,24 @@ import { logger } from "../log.ts";
 import { capabilityReport, capBit, capList, hasCap, ownCaps, type OwnCaps } from "../netns/caps.ts";
 import { dropExec } from "../netns/native.ts";
 import { ensureWindowSafeRuntime, reexecEnv, selfArgv } from "../runtime/window-safe.ts";
+import { type DockerPlan, planDocker, probeEngines } from "./docker.ts";
 import { useLibDir } from "./lib-dir.ts";
 import { type Needs, neededCapabilities, needsMask, unreachable, type Who } from "./needs.ts";
-import { describeUser, resolveUser, type TargetUser } from "./user.ts";
+import { describeUser, groupName, resolveUser, type TargetUser } from "./user.ts";
 
 /** Set in the environment of the process after the drop: it reports, and never drops or execs again. */
 const DONE = "NSPROXY_PRIVILEGES_SET";
 
-/** Every tenant known at start, and the [defaults] listen that discovered and added tenants get (no namespace of its own). */
-function needsOf(loaded: Loaded, who: Who): Needs {
+/**
+ * Every tenant known at start, and the [defaults] listen that discovered and added tenants get (no namespace of its
+ * own); then what following the Docker sockets asks for (a reason already given for a capability stays).
+ */
+function needsOf(loaded: Loaded, who: Who, docker: DockerPlan): Needs {
   const stored = storedTenants(loaded);
   const defaults = loaded.defaults.listen ? [{ name: "[defaults]", netns: "", listen: loaded.defaults.listen }] : [];
-  return neededCapabilities(loaded.config, [...loaded.config.tenants, ...stored, ...defaults], who);
+  const needs = neededCapabilities(loaded.config, [...loaded.config.tenants, ...stored, ...defaults], who);
+  for (const [cap, why] of docker.needs) if (!needs.has(cap)) needs.set(cap, why);
+  return needs;
 }
 
 /**
@@ -78,7 +84,7 @@ function prepareDirectories(loaded: Loaded, user: TargetUser): void {
 }
 
 /** What the daemon keeps, each with its reason; what it needs but does not hold; where the bounding set stands. */
-export function privilegeLines(c: OwnCaps, needs: Needs, user?: { name?: string }): { info: string[]; warn: string[] } {
+export function privilegeLines(c: OwnCaps, needs: Needs, user?: { name?: string }, groups: Map<number, string> = new Map()): { info: string[]; warn: string[] } {
   const report = capabilityReport(c);
   const held = [...needs].filter(([cap]) => hasCap(c.effective, cap)).map(([cap, why]) => `CAP_${cap} (${why})`);
   const missing = [...needs].filter(([cap]) => !hasCap(c.effective, cap) && cap !== "SYS_ADMIN");
@@ -86,7 +92,8 @@ export function privilegeLines(c: OwnCaps, needs: Needs, user?: { name?: string 
   const bounding = (c.bounding & ~needsMask(needs, capBit)) === 0n ? "reduced to the same" : `${capList(c.bounding)} (reducing it needs CAP_SETPCAP; no_new_privs keeps exec from gaining any)`;
   const info = [
     `running as ${describeUser({ ...user, uid: c.uid, gid: c.gid })} with ${held.join(", ") || "no capability"}` +
-      `${extra ? `, and also ${capList(extra)}` : ""}; no_new_privs ${c.noNewPrivs ? "set" : "NOT set"}; bounding set ${bounding}`,
+      `${extra ? `, and also ${capList(extra)}` : ""}${groups.size ? `; supplementary ${[...groups.values()].join(", ")}` : ""}` +
+      `; no_new_privs ${c.noNewPrivs ? "set" : "NOT set"}; bounding set ${bounding}`,
     ...report.info,
   ];
   const warn = [
@@ -110,7 +117,7 @@ function log(lines: { info: string[]; warn: string[] }): void {
  *   no_new_privs (and reduces the bounding set when it holds CAP_SETPCAP), with the same exec.
  * The process after the exec logs what it holds and why.
  */
-export function settlePrivileges(loaded: Loaded): void {
+export async function settlePrivileges(loaded: Loaded): Promise<void> {
   const { config } = loaded;
   if (config.libDir) useLibDir(config.libDir);
   const own = ownCaps();
@@ -124,8 +131,11 @@ export function settlePrivileges(loaded: Loaded): void {
     log(capabilityReport(own));
     return;
   }
-  const who: Who = switching ? target : { uid: own.uid, gid: own.gid, groups: process.getgroups?.() ?? [] };
-  const needs = needsOf(loaded, who);
+  const who: Who = switching ? target : { uid: own.uid, gid: own.gid, groups: ownGroups() };
+  const facts = config.docker.length ? await probeEngines(config.docker) : new Map();
+  const docker = planDocker(config.docker, who, switching, facts, groupName);
+  if (docker.refusals.length) throw new ConfigError(docker.refusals.join("; "));
+  const needs = needsOf(loaded, who, docker);
   const wanted = needsMask(needs, capBit);
   // A user keeps what it has of what is needed; root has them all.
   const keep = switching ? wanted : wanted & own.permitted;
@@ -134,7 +144,7 @@ export function settlePrivileges(loaded: Loaded): void {
   // Nothing to give up (or nothing to keep): only the window-safe exec, when the runtime needs one.
   if (process.env[DONE] === "1" || settled || own.permitted === 0n) {
     ensureWindowSafeRuntime();
-    log(privilegeLines(ownCaps(), needs, { name: target?.name ?? nameOf(own.uid) }));
+    log(privilegeLines(ownCaps(), needs, { name: target?.name ?? nameOf(own.uid) }, docker.groups));
     return;
   }
   if (switching) {
@@ -143,7 +153,8 @@ export function settlePrivileges(loaded: Loaded): void {
     const why = lib && unreachable(lib, target, 4);
     if (why) throw new ConfigError(`the C library ${lib} cannot be read by ${describeUser(target)} (${why}): choose a lib_dir the user can read`);
   }
-  const to = { uid: switching ? target.uid : -1, gid: switching ? target.gid : -1, groups: switching ? target.groups : [], keep, bounding };
+  const groups = switching ? [...new Set([...target.groups, ...docker.groups.keys()])] : [];
+  const to = { uid: switching ? target.uid : -1, gid: switching ? target.gid : -1, groups, keep, bounding };
   const env: Record<string, string> = { ...reexecEnv(), [DONE]: "1" };
   try {
     dropExec(to, process.execPath, selfArgv(), env);
@@ -151,6 +162,16 @@ export function settlePrivileges(loaded: Loaded): void {
     // The main thread may be half changed by now: nothing should run on.
     logger.error(`could not run as ${switching ? describeUser(target) : `uid ${own.uid}`} with ${capList(keep)}: ${(err as Error).message}`);
     process.exit(1);
+  }
+}
+
+/** This process's supplementary groups, from /proc (process.getgroups is not on every runtime). */
+function ownGroups(): number[] {
+  try {
+    const line = /^Groups:\s*(.*)$/m.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? "";
+    return line.split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return process.getgroups?.() ?? [];
   }
 }
 

@@ -19,7 +19,7 @@ export interface Who {
 /** The owner and mode of a path, or undefined when it does not exist (yet). */
 export type StatOf = (path: string) => { uid: number; gid: number; mode: number } | undefined;
 
-const statOf: StatOf = (path) => {
+export const statOf: StatOf = (path) => {
   try {
     const st = statSync(path);
     return { uid: st.uid, gid: st.gid, mode: st.mode };
@@ -32,7 +32,7 @@ const statOf: StatOf = (path) => {
 export type Needs = Map<CapName, string>;
 
 /** mode bits that apply to `who`: owner, group, or other. */
-function allowed(st: { uid: number; gid: number; mode: number }, who: Who, bits: number): boolean {
+export function allowed(st: { uid: number; gid: number; mode: number }, who: Who, bits: number): boolean {
   if (who.uid === 0) return true;
   const shift = st.uid === who.uid ? 6 : who.groups.includes(st.gid) || st.gid === who.gid ? 3 : 0;
   return ((st.mode >> shift) & bits) === bits;

@@ -3,6 +3,10 @@ import { capList, parseStatus } from "../netns/caps.ts";
 import { mountOf, parseMountinfo, privatePropagationWarnings } from "./mounts.ts";
 import { neededCapabilities, type StatOf } from "./needs.ts";
 import { privilegeLines } from "./drop.ts";
+import { planDocker, probeEngines } from "./docker.ts";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { FakeDocker } from "../../test/helpers/fake-docker.ts";
 import { parseUserSpec, resolveUser } from "./user.ts";
 
 const PASSWD = "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\nnsproxy:x:998:997::/:/usr/sbin/nologin\n";
@@ -68,6 +72,92 @@ describe("needed capabilities", () => {
   test("a group that may search the directory needs no DAC_READ_SEARCH", () => {
     const grouped: typeof files = { ...files, "/var/run/docker": { uid: 0, gid: 997, mode: 0o710 } };
     expect(neededCapabilities(config, [{ name: "web", netns: "/var/run/docker/netns/1a2b", listen: listen(8080) }], who, (p) => grouped[p]).has("DAC_READ_SEARCH")).toBe(false);
+  });
+});
+
+describe("docker sockets as a user", () => {
+  const nobody = { uid: 65534, gid: 65534, groups: [65534] };
+  const files: Record<string, { uid: number; gid: number; mode: number }> = {
+    "/var": { uid: 0, gid: 0, mode: 0o755 },
+    "/var/run": { uid: 0, gid: 0, mode: 0o755 },
+    "/var/run/docker.sock": { uid: 0, gid: 106, mode: 0o140660 },
+    "/var/run/docker": { uid: 0, gid: 0, mode: 0o700 },
+    "/var/run/docker/netns": { uid: 0, gid: 0, mode: 0o755 },
+    "/run": { uid: 0, gid: 0, mode: 0o755 },
+    "/run/podman": { uid: 0, gid: 0, mode: 0o755 },
+    "/run/podman/podman.sock": { uid: 0, gid: 0, mode: 0o140600 },
+    "/run/netns": { uid: 0, gid: 0, mode: 0o755 },
+    "/srv": { uid: 0, gid: 0, mode: 0o755 },
+    "/srv/open.sock": { uid: 0, gid: 0, mode: 0o140666 },
+  };
+  const stat = (p: string) => files[p];
+  const name = (gid: number) => (gid === 106 ? "docker" : String(gid));
+  const DOCKER = "/var/run/docker.sock";
+
+  test("Docker's socket through its group; its sandbox files under the 0700 exec-root: CAP_DAC_READ_SEARCH, each with the reason", () => {
+    const plan = planDocker([DOCKER], nobody, true, new Map([[DOCKER, { podman: false }]]), name, stat);
+    expect([...plan.groups]).toEqual([[106, "group docker (gid 106) to connect to /var/run/docker.sock"]]);
+    expect(Object.fromEntries(plan.needs)).toEqual({ DAC_READ_SEARCH: "discover docker:/var/run/docker.sock: its sandbox files are in /var/run/docker/netns, and /var/run/docker is mode 0700 of uid 0" });
+    expect(plan.refusals).toEqual([]);
+  });
+
+  test("sandbox files the engine showed in a searchable directory need nothing; a socket anyone may write needs no group", () => {
+    const plan = planDocker(["/srv/open.sock"], nobody, true, new Map([["/srv/open.sock", { podman: false, sandboxDir: "/run/netns" }]]), name, stat);
+    expect(plan).toEqual({ groups: new Map(), needs: new Map(), refusals: [] });
+  });
+
+  test("an engine that said nothing: its sandbox files are assumed behind a root-only exec-root", () => {
+    const plan = planDocker(["/srv/open.sock"], nobody, true, new Map(), name, stat);
+    expect(plan.needs.get("DAC_READ_SEARCH")).toContain("not known before a container runs");
+  });
+
+  test("Podman: /proc/PID/ns/net of root's processes needs CAP_SYS_PTRACE; its root-only socket is refused, saying what to do", () => {
+    const podman = "/run/podman/podman.sock";
+    const plan = planDocker([podman], nobody, true, new Map([[podman, { podman: true }]]), name, stat);
+    expect(plan.needs.get("SYS_PTRACE")).toContain("Podman's containers without a sandbox file are entered by /proc/PID/ns/net");
+    expect(plan.refusals).toEqual([expect.stringContaining("discover docker:/run/podman/podman.sock: the socket is mode 0600 of uid 0, group 0, and the user (uid 65534) cannot write it")]);
+  });
+
+  test("already running as a user (systemd User=): a group it is in is used and said; one it is not in cannot be joined and is refused", () => {
+    const inGroup = planDocker([DOCKER], { ...nobody, groups: [65534, 106] }, false, new Map([[DOCKER, { podman: false }]]), name, stat);
+    expect(inGroup.refusals).toEqual([]);
+    expect(inGroup.groups.get(106)).toBe("group docker (gid 106) to connect to /var/run/docker.sock");
+    const outside = planDocker([DOCKER], nobody, false, new Map([[DOCKER, { podman: false }]]), name, stat);
+    expect(outside.refusals).toEqual([expect.stringContaining("usermod -aG docker USER, or systemd SupplementaryGroups=docker")]);
+  });
+
+  test("a socket writable by group root only is refused: the daemon does not join group root", () => {
+    const rootGroup: typeof files = { ...files, "/srv/root.sock": { uid: 0, gid: 0, mode: 0o140660 } };
+    const plan = planDocker(["/srv/root.sock"], nobody, true, new Map(), name, (p) => rootGroup[p]);
+    expect(plan.groups.size).toBe(0);
+    expect(plan.refusals).toEqual([expect.stringContaining("joining group root would open every root-group file")]);
+  });
+
+  test("the probe: Docker or Podman by /libpod/_ping, the sandbox directory from a running container; an engine that is not there says nothing", async () => {
+    const dir = mkdtempSync(`${tmpdir()}/nsproxy-probe-`);
+    const docker = new FakeDocker(`${dir}/docker.sock`);
+    const podman = new FakeDocker(`${dir}/podman.sock`);
+    podman.libpod = true;
+    try {
+      await docker.up();
+      await podman.up();
+      docker.add("web", {}, { sandbox: "/var/run/docker/netns/1a2b" });
+      podman.add("pod", {}, { sandbox: "" });
+      const facts = await probeEngines([docker.path, podman.path, `${dir}/none.sock`]);
+      expect(Object.fromEntries(facts)).toEqual({
+        [docker.path]: { podman: false, sandboxDir: "/var/run/docker/netns" },
+        [podman.path]: { podman: true },
+        [`${dir}/none.sock`]: {},
+      });
+    } finally {
+      await docker.close();
+      await podman.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("root needs nothing of this", () => {
+    expect(planDocker([DOCKER], { uid: 0, gid: 0, groups: [0] }, true, new Map(), name, stat)).toEqual({ groups: new Map(), needs: new Map(), refusals: [] });
   });
 });
 

@@ -69,3 +69,12 @@ export function resolveUser(spec: string, passwd = readOr("/etc/passwd"), group 
 export function describeUser(u: { name?: string; uid: number; gid: number }): string {
   return `${u.name ? `${u.name} ` : ""}(uid ${u.uid}, gid ${u.gid})`;
 }
+
+/** "docker" for a gid /etc/group names, else the number. */
+export function groupName(gid: number, group = readOr("/etc/group")): string {
+  for (const l of group.split("\n")) {
+    const f = l.split(":");
+    if (f.length >= 3 && f[2] === String(gid) && f[0]) return f[0];
+  }
+  return String(gid);
+}
