@@ -71,6 +71,41 @@ async function serve(parsed: ParsedArgs<typeof args>, rawArgs: string[], pred?: 
   let metrics: HttpServer | undefined;
   if (!pred) metrics = await serveMetrics(config, daemon, admin);
 
+  handleSignals(config, daemon, admin, () => metrics);
+
+  logger.info(`nsproxy ${VERSION}: pid ${process.pid}, ${config.workers} worker(s), admin socket ${config.adminSocket}, tenants dir ${config.tenantsDir}`);
+  // Workers first: booting one needs descriptors too, and the attach pass opens namespace files (tried
+  // overlapping the two: under a tight RLIMIT_NOFILE a worker could fail to load with EMFILE).
+  // A successor shares only the listeners the running daemon holds, and asks what it serves before attaching.
+  const before = pred ? await servingBefore(pred.adminSocket) : undefined;
+  if (pred) daemon.pool.handover = sharedWith(socketInodes(pred.pid));
+  await daemon.start();
+  // Test hook (ignored by the release binary): hold the attach pass back, so /readyz can be seen at 503.
+  const hold = Number(process.env.NSPROXY_COMPILED === "1" ? 0 : (process.env.NSPROXY_TEST_HOLD_ATTACH_MS ?? 0));
+  if (hold > 0) await new Promise((resolve) => setTimeout(resolve, hold));
+  await daemon.attachAll();
+  // After the attach pass: bound before it, configured hosts would answer 404 "unknown" for a moment.
+  await listenIngress(config, daemon, admin);
+  const c = daemon.reconciler.counts();
+  logger.info(`attached ${c.serving}/${c.total} tenants on ${config.workers} workers in ${Math.round(performance.now() - t0)} ms; ${c.total - c.serving} failed`);
+  if (pred && pending) metrics = await takeOver(daemon, pred, pending, before, () => serveMetrics(config, daemon, admin));
+  daemon.ready = true;
+  // Under systemd (Type=notify): ready; and a successor is the unit's main process from now on.
+  sdNotify(pred ? { MAINPID: process.pid, READY: 1 } : { READY: 1 });
+  warnIfOutOfDescriptors(daemon, config.workers);
+  if (c.total === 0) logger.info(`waiting for tenants: nsproxy tenant add NAME --netns REF --admin-socket ${config.adminSocket}`);
+  daemon.follow();
+  // Serve until a signal: the workers, the admin socket and the timers keep the process alive.
+  return await new Promise<never>(() => {});
+}
+
+export default command;
+
+/**
+ * SIGTERM/SIGINT drain and exit (a second one exits at once), SIGUSR2 upgrades, SIGHUP reloads; once a
+ * successor has taken over, this daemon drains as on SIGTERM.
+ */
+function handleSignals(config: DaemonConfig, daemon: Daemon, admin: AdminServer, metrics: () => HttpServer | undefined): void {
   let stopping = false;
   let handedOver = false;
   let adminMoved = false;
@@ -104,7 +139,7 @@ async function serve(parsed: ParsedArgs<typeof args>, rawArgs: string[], pred?: 
     // The config moved the admin socket: the old path goes away with this daemon's (no write lands here meanwhile).
     adminMoved = r.admin_socket !== config.adminSocket;
     // Scrapes go to the successor's listener from now on (the kernel sends them to the one left).
-    void metrics?.stop(false);
+    void metrics()?.stop(false);
     stop(`upgraded to pid ${r.new.pid} (${r.new.version})`);
   };
   process.on("SIGUSR2", () => {
@@ -115,42 +150,18 @@ async function serve(parsed: ParsedArgs<typeof args>, rawArgs: string[], pred?: 
     logger.info("SIGHUP: reloading");
     daemon.admin.reload().catch(() => {}); // reload logs its own outcome, and keeps the old config on error
   });
-
-  logger.info(`nsproxy ${VERSION}: pid ${process.pid}, ${config.workers} worker(s), admin socket ${config.adminSocket}, tenants dir ${config.tenantsDir}`);
-  // Workers first: booting one needs descriptors too, and the attach pass opens namespace files (tried
-  // overlapping the two: under a tight RLIMIT_NOFILE a worker could fail to load with EMFILE).
-  // A successor shares only the listeners the running daemon holds, and asks what it serves before attaching.
-  const before = pred ? await servingBefore(pred.adminSocket) : undefined;
-  if (pred) daemon.pool.handover = sharedWith(socketInodes(pred.pid));
-  await daemon.start();
-  // Test hook (ignored by the release binary): hold the attach pass back, so /readyz can be seen at 503.
-  const hold = Number(process.env.NSPROXY_COMPILED === "1" ? 0 : (process.env.NSPROXY_TEST_HOLD_ATTACH_MS ?? 0));
-  if (hold > 0) await new Promise((resolve) => setTimeout(resolve, hold));
-  await daemon.attachAll();
-  // After the attach pass: bound before it, configured hosts would answer 404 "unknown" for a moment.
-  if (config.ingressListen.length > 0) {
-    // The ingress listeners are the host's own addresses: one that cannot be bound is the operator's to fix now.
-    const failed = await daemon.listenIngress();
-    if (failed) {
-      await Promise.all([daemon.stop(), admin.stop()]);
-      throw new NsproxyError(`ingress listener: ${failed.message}; stopping`);
-    }
-    logger.info(`ingress on ${config.ingressListen.map((l) => (l.kind === "sni" ? l.text : `http://${l.text.replace(/^http:\/\//, "")}`)).join(", ")} (host namespace)`);
-  }
-  const c = daemon.reconciler.counts();
-  logger.info(`attached ${c.serving}/${c.total} tenants on ${config.workers} workers in ${Math.round(performance.now() - t0)} ms; ${c.total - c.serving} failed`);
-  if (pred && pending) metrics = await takeOver(daemon, pred, pending, before, () => serveMetrics(config, daemon, admin));
-  daemon.ready = true;
-  // Under systemd (Type=notify): ready; and a successor is the unit's main process from now on.
-  sdNotify(pred ? { MAINPID: process.pid, READY: 1 } : { READY: 1 });
-  warnIfOutOfDescriptors(daemon, config.workers);
-  if (c.total === 0) logger.info(`waiting for tenants: nsproxy tenant add NAME --netns REF --admin-socket ${config.adminSocket}`);
-  daemon.follow();
-  // Serve until a signal: the workers, the admin socket and the timers keep the process alive.
-  return await new Promise<never>(() => {});
 }
 
-export default command;
+/** The host's ingress listeners: one that cannot be bound is the operator's to fix now, so the daemon stops. */
+async function listenIngress(config: DaemonConfig, daemon: Daemon, admin: AdminServer): Promise<void> {
+  if (config.ingressListen.length === 0) return;
+  const failed = await daemon.listenIngress();
+  if (failed) {
+    await Promise.all([daemon.stop(), admin.stop()]);
+    throw new NsproxyError(`ingress listener: ${failed.message}; stopping`);
+  }
+  logger.info(`ingress on ${config.ingressListen.map((l) => (l.kind === "sni" ? l.text : `http://${l.text.replace(/^http:\/\//, "")}`)).join(", ")} (host namespace)`);
+}
 
 /**
  * A successor's last steps: every tenant that served before serves here (else the upgrade fails with the
