@@ -32,7 +32,7 @@ frontend upstream
  * Two threads (nsproxy runs one worker per core, two here), one frontend per namespace. Besides the tenant header and
  * `option forwardfor`, it drops client copies of X-Forwarded-* and Forwarded and sets Proto and Host, as nsproxy does.
  */
-export function proxyConfig(namespaces: string[], port: number, upstreamPort: number): string {
+export function proxyConfig(namespaces: string[], port: number, upstreamPort: number, global: string[] = []): string {
   const frontends = namespaces.map(
     (ns) => `frontend t-${ns}
   bind 127.0.0.1:${port} namespace ${ns}
@@ -45,14 +45,14 @@ export function proxyConfig(namespaces: string[], port: number, upstreamPort: nu
   default_backend upstream
 `,
   );
-  return withUpstream(frontends, upstreamPort);
+  return withUpstream(frontends, upstreamPort, global);
 }
 
-/** Two threads (as nsproxy's two workers), the frontends, and the one backend they all share. */
-function withUpstream(frontends: string[], upstreamPort: number): string {
+/** Two threads (as nsproxy's two workers) and `global` lines, the frontends, and the one backend they all share. */
+function withUpstream(frontends: string[], upstreamPort: number, global: string[] = []): string {
   return `global
   nbthread 2
-${HTTP_DEFAULTS}
+${global.map((l) => `  ${l}\n`).join("")}${HTTP_DEFAULTS}
 ${frontends.join("\n")}
 backend upstream
   http-reuse always

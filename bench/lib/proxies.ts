@@ -26,15 +26,21 @@ export interface Running {
 /** Nothing else may make a proxy run longer than this; the bench stops them well before. */
 const PROXY_LIFETIME_MS = 30 * 60_000;
 
-/** Spawn `argv` once probes sit in a sample of the namespaces; startup = latest first answer − spawn time. */
-async function startUnderProbes(name: ProxyName, argv: string[], namespaces: string[], port: number, limitMs: number, env?: Record<string, string>): Promise<Running> {
-  const probes = startProbes(sample(namespaces), port, limitMs);
-  await probes.ready;
-  const spawnedAt = Date.now();
+/** Spawn a proxy (a bench-long lifetime at most) and keep what it writes to stdout and stderr in `log`. */
+export function launch(argv: string[], env?: Record<string, string>): { proc: Running["proc"]; log: string[] } {
   const proc = spawn(argv, PROXY_LIFETIME_MS, { env });
   const log: string[] = [];
   void collectLines(proc.stderr, log);
   void collectLines(proc.stdout, log);
+  return { proc, log };
+}
+
+/** Spawn `argv` once probes sit in a sample of the namespaces; startup = latest first answer − spawn time. */
+export async function startUnderProbes(name: ProxyName, argv: string[], namespaces: string[], port: number, limitMs: number, env?: Record<string, string>): Promise<Running> {
+  const probes = startProbes(sample(namespaces), port, limitMs);
+  await probes.ready;
+  const spawnedAt = Date.now();
+  const { proc, log } = launch(argv, env);
   const exited = proc.exited.then(async (code) => {
     await Bun.sleep(100); // let the last of its output arrive
     throw new Error(`${name} exited (${code}) during start-up:\n${log.slice(-20).join("\n")}`);
@@ -70,8 +76,9 @@ export async function waitAttached(log: string[], n: number, limitMs: number, pr
   }
 }
 
-function nsproxyArgv(glob: string, port: number, upstreamPort: number, dir: string, workers?: number): string[] {
-  const argv = [NSPROXY, "run", "-l", `127.0.0.1:${port}`, "-u", `http://127.0.0.1:${upstreamPort}`, "--discover", `/run/netns=${glob}`, ...nsproxyRunFlags(dir)];
+/** `nsproxy run` on 127.0.0.1:port in every namespace matching `glob`, its admin socket and tenants dir under `dir`. */
+export function nsproxyArgv(glob: string, port: number, upstreamPort: number, dir: string, workers?: number, bin = NSPROXY): string[] {
+  const argv = [bin, "run", "-l", `127.0.0.1:${port}`, "-u", `http://127.0.0.1:${upstreamPort}`, "--discover", `/run/netns=${glob}`, ...nsproxyRunFlags(dir)];
   return workers ? [...argv, "--workers", String(workers)] : argv;
 }
 
