@@ -7,9 +7,9 @@ import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { elapsedS, fmt, log, median } from "./lib/format.ts";
 import { haproxyArgv, proxyConfig, startUpstream, writeConfig } from "./lib/haproxy.ts";
-import { launch, logSummary, nsproxyArgv, startUnderProbes, waitAttached, type Running } from "./lib/proxies.ts";
+import { launch, logSummary, startUnderProbes, waitAttached, type Running } from "./lib/proxies.ts";
 import { loadavg, machine } from "./lib/proc.ts";
-import { addNamespaces, copyBinary, ensureTools, NSPROXY, PREFIX, removeStale, runBench, sh, spawn, stop, stopPid, TMP } from "./lib/setup.ts";
+import { addNamespaces, copyBinary, ensureTools, NSPROXY, nsproxyRunFlags, PREFIX, removeStale, runBench, sh, spawn, stop, stopPid, TMP } from "./lib/setup.ts";
 import { wrk, type WrkResult } from "./lib/wrk.ts";
 
 const MECHANISMS = ["none", "upgrade", "restart", "haproxy-x", "haproxy-sf"] as const;
@@ -72,12 +72,14 @@ interface Mechanism {
   stop(): Promise<void>;
   /** What every generation of the current run wrote (for the notes). */
   log(): string[];
+  /** More about the current run's reloads, for the notes. */
+  detail?(): string;
 }
 
 let BIN = NSPROXY;
 let upstreamPort = 0;
 
-/** nsproxy with the same flags each generation: `--discover` of the tenant's namespace, admin socket and tenants dir under TMP. */
+/** nsproxy with the same flags each generation: the tenant's namespace, admin socket and tenants dir under TMP. */
 function nsproxy(key: "none" | "upgrade" | "restart"): Mechanism {
   let argv: string[] = [];
   let socket = "";
@@ -85,6 +87,8 @@ function nsproxy(key: "none" | "upgrade" | "restart"): Mechanism {
   let child: Running["proc"] | undefined;
   // A successor writes to its predecessor's pipes (it inherits them): one log per started process.
   let logs: string[][] = [];
+  /** Per upgrade: ms until the CLI answered (the successor serves every tenant and holds the admin socket). */
+  let answered: number[] = [];
   const m: Mechanism = {
     key,
     label: { none: "nsproxy, no reload (control)", upgrade: "nsproxy `upgrade`", restart: "nsproxy stop, then start" }[key],
@@ -92,10 +96,12 @@ function nsproxy(key: "none" | "upgrade" | "restart"): Mechanism {
     log: () => logs.flat(),
     async start(tag) {
       const dir = `${TMP}/nsproxy-${tag}`;
-      argv = nsproxyArgv(NS, PORT, upstreamPort, dir, undefined, BIN);
+      // The tenant by name, not --discover: others' benches churn thousands of namespaces in /run/netns here.
+      argv = [BIN, "run", "-l", `127.0.0.1:${PORT}`, "-u", `http://127.0.0.1:${upstreamPort}`, "--netns", NS, ...nsproxyRunFlags(dir)];
       socket = `${dir}/admin/admin.sock`;
       const r = await startUnderProbes("nsproxy", argv, [NS], PORT, LIMIT_MS);
       logs = [r.log];
+      answered = [];
       child = r.proc;
       pid = r.proc.pid;
     },
@@ -103,11 +109,20 @@ function nsproxy(key: "none" | "upgrade" | "restart"): Mechanism {
     async stop() {
       await stopPid(pid);
     },
+    detail: () => (key === "upgrade" ? `\`nsproxy upgrade\` answered (the successor serving every tenant, holding the admin socket) ${msCell(answered)} ms after it started; the rest of each reload is the old daemon draining and exiting` : ""),
   };
   /** `nsproxy upgrade`: returns once the successor serves and the old daemon has drained and exited. */
   async function upgrade(): Promise<undefined> {
+    const t0 = performance.now();
     const cli = spawn([BIN, "upgrade", "--admin-socket", socket, "--json"], LIMIT_MS);
-    const [out, err, code] = await Promise.all([new Response(cli.stdout).text(), new Response(cli.stderr).text(), cli.exited]);
+    // It prints the answer, then waits for the old daemon to exit.
+    let out = "";
+    const dec = new TextDecoder();
+    for await (const chunk of cli.stdout) {
+      if (!out) answered.push(performance.now() - t0);
+      out += dec.decode(chunk, { stream: true });
+    }
+    const [err, code] = await Promise.all([new Response(cli.stderr).text(), cli.exited]);
     if (code !== 0) throw new Error(`nsproxy upgrade exited ${code}: ${err.trim()}\n${m.log().slice(-20).join("\n")}`);
     pid = (JSON.parse(out) as { new: { pid: number } }).new.pid;
     return undefined;
@@ -206,6 +221,7 @@ async function measure(mech: Mechanism, mode: Mode, migrate: number): Promise<Ou
   let endLoad!: () => void;
   const ended = new Promise<void>((r) => (endLoad = r));
   const load = wrk(NS, URL, { conns, durationS: MAX_RUN_S, quiesceMs: 2000, args: ["--timeout", `${timeoutS}s`, ...(mode === "close" ? ["-H", "Connection: close"] : [])], until: ended });
+  load.catch(() => {}); // a failed reload ends the bench; wrk is killed with the rest
   const reloadMs: number[] = [];
   const gapMs: number[] = [];
   const listeners = { before: listenerInodes(), after: "" };
@@ -230,13 +246,15 @@ async function measure(mech: Mechanism, mode: Mode, migrate: number): Promise<Ou
   return { mech, mode, migrate, reloads: reloadMs.length, w, reloadMs, gapMs, migrateAfter, listeners };
 }
 
-const lost = (w: WrkResult) => w.errors;
-/** Requests wrk started that got neither an answer nor an error it counts: those still in flight when it stopped (≤ conns), and any whose connection was closed cleanly under it. */
-const unanswered = (w: WrkResult) => (w.started ?? NaN) - w.requests - w.socket.read - w.socket.write;
+/**
+ * Requests wrk started that did not get a 2xx/3xx answer within its timeout: started − answered (the Lua count; wrk
+ * quiesced, so none is in flight at the end) + non-2xx + timeouts (answered, but later than the timeout).
+ */
+const lost = (w: WrkResult) => (w.started ?? NaN) - w.requests + w.non2xx + w.socket.timeout;
 const msCell = (xs: number[]) => (xs.length === 0 ? "—" : `${fmt(median(xs))} (${fmt(Math.max(...xs))})`);
 
 function table(outcomes: Outcome[], mode: Mode): string[] {
-  const head = ["mechanism", "tcp_migrate_req", "requests", "req/s", "connect", "read", "write", "timeout", "non-2xx", "lost", "lost per reload", "started, no answer", "gap ms, median (max)", "reload ms, median (max)", "slowest answer ms"];
+  const head = ["mechanism", "tcp_migrate_req", "requests started", "answered", "lost", "lost per reload", "wrk errors: connect / read / write / timeout / non-2xx", "gap ms, median (max)", "reload ms, median (max)", "slowest answer ms"];
   const rows = outcomes
     .filter((o) => o.mode === mode)
     .map((o) => {
@@ -244,7 +262,8 @@ function table(outcomes: Outcome[], mode: Mode): string[] {
       const none = o.mech.key === "none";
       const migrate = o.mech.migrateMatters ? String(o.migrate) : `${o.migrateAfter} (${{ none: "no reload", upgrade: "set by the successor", restart: "no sibling listener", "haproxy-x": "the socket is passed on" }[o.mech.key as "none"]})`;
       const gap = none ? "—" : o.gapMs.length ? msCell(o.gapMs) : "0 (overlap)";
-      const cells = [o.mech.label, migrate, fmt(o.w.requests), fmt(o.w.rps), s.connect, s.read, s.write, s.timeout, o.w.non2xx, fmt(lost(o.w)), none ? "—" : fmt(lost(o.w) / o.reloads, 1), fmt(unanswered(o.w)), gap, none ? "—" : msCell(o.reloadMs), fmt(o.w.maxMs)];
+      const errors = [s.connect, s.read, s.write, s.timeout, o.w.non2xx].map((x) => fmt(x)).join(" / ");
+      const cells = [o.mech.label, migrate, fmt(o.w.started), fmt(o.w.requests), fmt(lost(o.w)), none ? "—" : fmt(lost(o.w) / o.reloads, 1), errors, gap, none ? "—" : msCell(o.reloadMs), fmt(o.w.maxMs)];
       return `| ${cells.join(" | ")} |`;
     });
   return [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows];
@@ -260,14 +279,15 @@ function report(outcomes: Outcome[], notes: string[], v: Record<string, string>,
     `- Date: ${new Date().toISOString()}; took ${Math.round(elapsedS())} s; command: \`${`bun bench/upgrade.ts ${process.argv.slice(2).join(" ")}`.trim()}\``,
     `- Load average before the first run: ${loadBefore}${oneMin >= 1 ? ` — **under shared load**: other work kept about ${fmt(oneMin, 1)} of the ${m.cpus} CPUs busy before this bench started; expect slower answers and reloads than on a quiet machine` : ""}`,
     "",
-    `Each row is one run: the proxy serves one tenant at 127.0.0.1:${PORT} inside a throwaway namespace, proxying to a one-thread HAProxy on the host answering \`ok\\n\` from memory; \`wrk -t1 -c${conns} --timeout ${timeoutS}s\` runs inside that namespace for the whole run (${WARM_S} s before the first reload, ${TAIL_S} s after the last, then ended with SIGINT), while the proxy is reloaded ${reloads} times, ${intervalS} s apart (start to start; a reload that takes longer delays the next). **lost** = wrk's socket errors (connect, read, write, timeout) + non-2xx answers; an answer slower than ${timeoutS} s would count as a timeout, so a slow answer is not taken for a lost one unless it is that slow (the slowest answer is in the last column). Every reload ends when the new generation serves and the old process has exited; the next waits for that.`,
+    `Each row is one run: the proxy serves one tenant at 127.0.0.1:${PORT} inside a throwaway namespace, proxying to a one-thread HAProxy on the host answering \`ok\\n\` from memory; \`wrk -t1 -c${conns} --timeout ${timeoutS}s\` runs inside that namespace for the whole run (${WARM_S} s before the first reload, ${TAIL_S} s after the last), while the proxy is reloaded ${reloads} times, ${intervalS} s apart (start to start; a reload that takes longer delays the next). Every reload ends when the new generation serves and the old process has exited; the next waits for that. Then wrk starts no new request, and is stopped 2 s later, so that none is in flight.`,
     "",
+    `**lost** = requests wrk started that got no 2xx/3xx answer within ${timeoutS} s: started − answered, + non-2xx answers, + answers slower than ${timeoutS} s (wrk's timeouts; the timeout is generous so that a slow answer under load is not taken for a lost one: the slowest answer is in the last column). A Lua hook counts the requests wrk starts: wrk's own error counts are not lost requests. It takes a connection the server closes cleanly (FIN) under a request for no error (it reconnects and sends the next), and counts a reset of an idle connection, between two requests, which loses nothing, as a read error. A refused connection is a **write** error in wrk (its connect is non-blocking; the refusal shows at the first write), and a lost request here: wrk reconnects at once, so during a stop/start gap the count says how often it tried; the gap is the figure to compare there.`,
+    "",
+    `- nsproxy runs as \`nsproxy run -l 127.0.0.1:${PORT} -u http://127.0.0.1:UPSTREAM --netns NS --no-access-log --admin-socket … --tenants-dir … --shutdown-grace 1s\` (one worker per CPU), every generation with the same command line.`,
     `- **nsproxy \`upgrade\`**: \`nsproxy upgrade --admin-socket …\`; it returns once the successor serves and the old daemon has drained and exited. \`tcp_migrate_req\` is set to 1 in the namespace by the successor.`,
     "- **nsproxy stop, then start** (what `systemctl restart` does): SIGTERM, wait for the exit, start the same command line, wait for its `attached 1/1 tenants` log line (where it sends READY=1). **gap**: from the SIGTERM to that line (polled every 20 ms): the time nothing listens.",
     `- **HAProxy reload, \`-x\` + \`-sf\`**: HAProxy's seamless reload: \`global stats socket … expose-fd listeners\`, \`bind 127.0.0.1:${PORT} namespace NS\`, the new process \`haproxy -db -f CFG -x SOCKET -sf OLDPID\` takes the listening sockets from the old one over the stats socket, then tells it to stop. **-sf only**: the same config and command without \`-x\`: the new process binds sockets of its own beside the old ones (SO_REUSEPORT), and the old ones close; what sits in their accept queues is lost unless \`tcp_migrate_req\` moves it. \`tcp_migrate_req\` is set in the namespace before the first generation starts: 1 (as nsproxy's upgrade has it) for every row${migrates.includes(0) ? ", and 0 (the kernel's default) in a second \`-sf\` only row: the one mechanism where a listener closes beside a sibling (with \`-x\` the same socket stays open throughout; see the inodes in the notes)" : ""}.`,
     "- **gap** \"0 (overlap)\": the new listener is bound before the old one stops accepting. **reload ms**: from the command to the old process gone.",
-    "- In wrk a refused connection counts as a **write** error (its connect is non-blocking; the refusal shows at the first write) and wrk reconnects at once: during a stop/start gap the count says how often it tried, not how many requests users would lose; the gap is the figure to compare there.",
-    `- **started, no answer**: wrk takes a connection closed cleanly (FIN) under a request for no error and sends the next one; a Lua script counts the requests wrk started, and started − answered − read and write errors are the requests that got neither an answer nor a counted error. Up to one per connection (${conns}) is simply still in flight when wrk stops: the control row shows that baseline; more than it is a request lost without wrk counting it.`,
     "",
     "## Keep-alive",
     "",
@@ -321,7 +341,8 @@ await runBench(async () => {
         const o = await measure(mech, mode, migrate);
         outcomes.push(o);
         log(`${mode}, ${mech.label}, tcp_migrate_req ${migrate}: ${o.w.requests} requests, ${lost(o.w)} lost over ${o.reloads} reloads; reload ${msCell(o.reloadMs)} ms${o.gapMs.length ? `, gap ${msCell(o.gapMs)} ms` : ""}`);
-        notes.push(`${mode}, ${mech.label}, tcp_migrate_req ${migrate}: ${said(mech)}${mech.key === "none" ? "" : `; ${sockets(o.listeners)}`}`);
+        const detail = mech.detail?.();
+        notes.push(`${mode}, ${mech.label}, tcp_migrate_req ${migrate}: ${said(mech)}${mech.key === "none" ? "" : `; ${sockets(o.listeners)}`}${detail ? `; ${detail}` : ""}`);
       }
     }
   }

@@ -76,9 +76,8 @@ export async function waitAttached(log: string[], n: number, limitMs: number, pr
   }
 }
 
-/** `nsproxy run` on 127.0.0.1:port in every namespace matching `glob`, its admin socket and tenants dir under `dir`. */
-export function nsproxyArgv(glob: string, port: number, upstreamPort: number, dir: string, workers?: number, bin = NSPROXY): string[] {
-  const argv = [bin, "run", "-l", `127.0.0.1:${port}`, "-u", `http://127.0.0.1:${upstreamPort}`, "--discover", `/run/netns=${glob}`, ...nsproxyRunFlags(dir)];
+function nsproxyArgv(glob: string, port: number, upstreamPort: number, dir: string, workers?: number): string[] {
+  const argv = [NSPROXY, "run", "-l", `127.0.0.1:${port}`, "-u", `http://127.0.0.1:${upstreamPort}`, "--discover", `/run/netns=${glob}`, ...nsproxyRunFlags(dir)];
   return workers ? [...argv, "--workers", String(workers)] : argv;
 }
 

@@ -64,10 +64,11 @@ export function parseWrk(out: string): WrkResult {
 }
 
 /**
- * wrk takes a connection the server closes cleanly (FIN) while a request is on it for no error: it reconnects and
- * sends the next one. This script counts the requests wrk starts, and stops starting new ones once the file named
- * by its argument exists (checked every 64 requests), so that none is in flight when wrk is then stopped:
- * started − answered − read and write errors are then the requests that got neither an answer nor a counted error.
+ * wrk's error counts are not lost requests: a connection the server closes cleanly (FIN) under a request is no
+ * error to it (it reconnects and sends the next one), and a reset of an idle connection, which loses nothing, is a
+ * read error. This script counts the requests wrk starts, and stops starting new ones once the file named by its
+ * argument exists (checked every 64 requests), so that none is in flight when wrk is then stopped: started −
+ * answered is then exactly the requests that never got an answer.
  */
 const STARTED_LUA = `local threads = {}
 local PARKED = 3600000
@@ -84,7 +85,7 @@ function delay()
 end
 function request() started = started + 1; return req end
 function done(summary, latency, requests)
-  local n = 0
+  local n = -1 -- wrk calls request() once in the first thread before the run, to check what it returns
   for _, t in ipairs(threads) do n = n + t:get("started") end
   io.write(string.format("started %d\\n", n))
 end
