@@ -36,7 +36,7 @@ export interface WrkOpts {
   until?: Promise<unknown>;
   /**
    * With `until`: count the requests wrk starts (`started`), and end cleanly: once `until` settles wrk starts no
-   * new request, and gets SIGINT this many ms later (a Lua script; every request waits for a 0 ms timer first).
+   * new counted request, and gets SIGINT this many ms later (see STARTED_LUA).
    */
   quiesceMs?: number;
 }
@@ -66,24 +66,27 @@ export function parseWrk(out: string): WrkResult {
 /**
  * wrk's error counts are not lost requests: a connection the server closes cleanly (FIN) under a request is no
  * error to it (it reconnects and sends the next one), and a reset of an idle connection, which loses nothing, is a
- * read error. This script counts the requests wrk starts, and stops starting new ones once the file named by its
- * argument exists (checked every 64 requests), so that none is in flight when wrk is then stopped: started −
- * answered is then exactly the requests that never got an answer.
+ * read error. This script counts the requests wrk starts; once the file named by its argument exists (checked every
+ * 64 requests) each connection gets a request head that never ends instead, not counted, which the server waits
+ * for. Stopped a little later, no counted request is in flight, and started − answered is exactly the requests
+ * that never got an answer. wrk's pacing is its own (no delay() hook, which would idle every connection a little).
  */
 const STARTED_LUA = `local threads = {}
-local PARKED = 3600000
 function setup(thread) table.insert(threads, thread) end
-function init(args) started = 0; flag = args[1]; asked = 0; parked = false; req = wrk.format() end
-function delay()
-  if parked then return PARKED end
-  asked = asked + 1
-  if asked % 64 == 0 then
-    local f = io.open(flag, "r")
-    if f then f:close(); parked = true; return PARKED end
-  end
-  return 0
+function init(args)
+  started = 0; flag = args[1]; parked = false
+  req = wrk.format()
+  unfinished = string.sub(req, 1, #req - 2) -- without the blank line that ends the head
 end
-function request() started = started + 1; return req end
+function request()
+  if not parked and (started + 1) % 64 == 0 then
+    local f = io.open(flag, "r")
+    if f then f:close(); parked = true end
+  end
+  if parked then return unfinished end
+  started = started + 1
+  return req
+end
 function done(summary, latency, requests)
   local n = -1 -- wrk calls request() once in the first thread before the run, to check what it returns
   for _, t in ipairs(threads) do n = n + t:get("started") end
