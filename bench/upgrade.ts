@@ -96,7 +96,8 @@ function nsproxy(key: "none" | "upgrade" | "restart"): Mechanism {
     log: () => logs.flat(),
     async start(tag) {
       const dir = `${TMP}/nsproxy-${tag}`;
-      // The tenant by name, not --discover: others' benches churn thousands of namespaces in /run/netns here.
+      // The tenant by name, not --discover: a discovering daemon rescans /run/netns on each event there, and other
+      // benches on a shared machine create thousands of namespaces (its admin socket then stalls for seconds).
       argv = [BIN, "run", "-l", `127.0.0.1:${PORT}`, "-u", `http://127.0.0.1:${upstreamPort}`, "--netns", NS, ...nsproxyRunFlags(dir)];
       socket = `${dir}/admin/admin.sock`;
       const r = await startUnderProbes("nsproxy", argv, [NS], PORT, LIMIT_MS);
