@@ -564,6 +564,13 @@ const MUTATIONS: Mutation[] = [
     only: "readyz",
   },
   {
+    name: "upgrade-waits-for-zombie",
+    breaks: "nsproxy upgrade returns once the old daemon has exited, even before its parent (init) has reaped it",
+    file: "src/commands/upgrade.ts",
+    edits: [['return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(") ") + 2));', "return stat.length > 0;"]],
+    tests: ["src/commands/upgrade.test.ts"],
+  },
+  {
     name: "reload-rejection-unlogged",
     breaks: "a rejected reload (nsproxy reload or SIGHUP) is logged by the daemon, not only told to the caller",
     file: "src/control/admin-control.ts",

@@ -33,7 +33,7 @@ frontend upstream
  * `option forwardfor`, it drops client copies of X-Forwarded-* and Forwarded and sets Proto and Host, as nsproxy does.
  * `logSocket`: `option httplog`, one line per request sent to that unix datagram socket as to Debian's `/dev/log`.
  */
-export function proxyConfig(namespaces: string[], port: number, upstreamPort: number, logSocket?: string): string {
+export function proxyConfig(namespaces: string[], port: number, upstreamPort: number, logSocket?: string, global: string[] = []): string {
   const frontends = namespaces.map(
     (ns) => `frontend t-${ns}
   bind 127.0.0.1:${port} namespace ${ns}
@@ -46,18 +46,18 @@ export function proxyConfig(namespaces: string[], port: number, upstreamPort: nu
   default_backend upstream
 `,
   );
-  return withUpstream(frontends, upstreamPort, logSocket);
+  return withUpstream(frontends, upstreamPort, logSocket, global);
 }
 
 /** The access log as Debian's haproxy.cfg has it (`log /dev/log local0`, `log global`), in HTTP format. */
 const httpLog = (socket: string) => ({ global: `  log ${socket} local0\n`, defaults: "  log global\n  option httplog\n" });
 
-/** Two threads (as nsproxy's two workers), the frontends, and the one backend they all share. */
-function withUpstream(frontends: string[], upstreamPort: number, logSocket?: string): string {
+/** Two threads (as nsproxy's two workers) and `global` lines, the frontends, and the one backend they all share. */
+function withUpstream(frontends: string[], upstreamPort: number, logSocket?: string, global: string[] = []): string {
   const log = logSocket ? httpLog(logSocket) : { global: "", defaults: "" };
   return `global
   nbthread 2
-${log.global}${HTTP_DEFAULTS}${log.defaults}
+${global.map((l) => `  ${l}\n`).join("")}${log.global}${HTTP_DEFAULTS}${log.defaults}
 ${frontends.join("\n")}
 backend upstream
   http-reuse always

@@ -27,17 +27,23 @@ export interface Running {
 const PROXY_LIFETIME_MS = 30 * 60_000;
 
 /**
- * Spawn `argv` once probes sit in a sample of the namespaces; startup = latest first answer − spawn time. With
- * `stdoutFile`, its stdout (nsproxy's access log) goes to that file, not into `log`.
+ * Spawn a proxy (a bench-long lifetime at most) and keep what it writes to stderr and stdout in `log`; with
+ * `stdoutFile`, its stdout (nsproxy's access log) goes to that file instead.
  */
-async function startUnderProbes(name: ProxyName, argv: string[], namespaces: string[], port: number, limitMs: number, env?: Record<string, string>, stdoutFile?: string): Promise<Running> {
-  const probes = startProbes(sample(namespaces), port, limitMs);
-  await probes.ready;
-  const spawnedAt = Date.now();
+export function launch(argv: string[], env?: Record<string, string>, stdoutFile?: string): { proc: Running["proc"]; log: string[] } {
   const proc = stdoutFile ? spawnToFile(argv, PROXY_LIFETIME_MS, stdoutFile, { env }) : spawn(argv, PROXY_LIFETIME_MS, { env });
   const log: string[] = [];
   void collectLines(proc.stderr, log);
   if (proc.stdout instanceof ReadableStream) void collectLines(proc.stdout, log);
+  return { proc, log };
+}
+
+/** Spawn `argv` once probes sit in a sample of the namespaces; startup = latest first answer − spawn time. */
+export async function startUnderProbes(name: ProxyName, argv: string[], namespaces: string[], port: number, limitMs: number, env?: Record<string, string>, stdoutFile?: string): Promise<Running> {
+  const probes = startProbes(sample(namespaces), port, limitMs);
+  await probes.ready;
+  const spawnedAt = Date.now();
+  const { proc, log } = launch(argv, env, stdoutFile);
   const exited = proc.exited.then(async (code) => {
     await Bun.sleep(100); // let the last of its output arrive
     throw new Error(`${name} exited (${code}) during start-up:\n${log.slice(-20).join("\n")}`);

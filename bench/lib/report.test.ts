@@ -3,7 +3,7 @@ import { expect, test } from "bun:test";
 import { markdown, type Row } from "./report.ts";
 import type { WrkResult } from "./wrk.ts";
 
-const run = (rps: number, cpu: number): WrkResult => ({ rps, p50Ms: 1, p99Ms: 2, requests: rps, errors: 0, cpuUsPerReq: cpu });
+const run = (rps: number, cpu: number): WrkResult => ({ rps, p50Ms: 1, p99Ms: 2, requests: rps, errors: 0, socket: { connect: 0, read: 0, write: 0, timeout: 0 }, non2xx: 0, maxMs: 2, cpuUsPerReq: cpu });
 const row = (proxy: Row["kind"], log: boolean, rps: number, cpu: number): Row => ({
   n: 1, proxy, kind: proxy, log, pair: log ? "log on" : "log off", singles: [run(rps, cpu)], spreads: [], spreadK: 0, rssKb: 1024, startupMs: 1, liveAdd: "—", check: "",
 });

@@ -1,7 +1,7 @@
 // Bench plumbing: tools, the binary, a temp dir, throwaway namespaces and child processes, all removed on exit or signal.
 import type { BunFile, Subprocess } from "bun";
 import { spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 
 export const ROOT = `${import.meta.dir}/../..`;
@@ -114,6 +114,7 @@ export function removeNamespaces(names: string[]): number {
 export function cleanup(): void {
   for (const p of procs) p.kill("SIGKILL");
   procs.clear();
+  for (const pid of strays()) kill(pid, "SIGKILL");
   let names: string[] = [];
   try {
     names = readdirSync("/run/netns").filter((n) => n.startsWith(PREFIX));
@@ -144,6 +145,46 @@ function track<P extends Subprocess>(p: P, limitMs: number): P {
     procs.delete(p);
   });
   return p;
+}
+
+/**
+ * Processes of this run that are no child of it: an upgraded nsproxy's successor is started by the daemon it
+ * replaces and outlives it. Found by this run's own temp dir in their command line (no other process names it).
+ */
+export function strays(): number[] {
+  const found: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${d}/cmdline`, "utf8").includes(TMP) && alive(Number(d))) found.push(Number(d));
+    } catch {}
+  }
+  return found;
+}
+
+/** Whether `pid` runs (a zombie, exited but not yet reaped by its parent, does not). */
+export function alive(pid: number): boolean {
+  try {
+    return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+function kill(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {}
+}
+
+/** stop() for a process that is not our child (a successor): SIGTERM, then SIGKILL after `graceMs`; resolves once it is gone. */
+export async function stopPid(pid: number, graceMs = 5000): Promise<void> {
+  kill(pid, "SIGTERM");
+  const until = Date.now() + graceMs;
+  while (alive(pid)) {
+    if (Date.now() > until) kill(pid, "SIGKILL");
+    await Bun.sleep(10);
+  }
 }
 
 /** Ask a child to stop, then kill it if it has not within `graceMs`. */

@@ -1,5 +1,5 @@
 // `nsproxy upgrade`: the running daemon starts a successor that takes over every listener, then drains and exits.
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { defineCommand } from "citty";
 import { AdminClient, DaemonNotRunning } from "../admin/client.ts";
@@ -51,12 +51,23 @@ async function exited(pid: number, timeoutMs: number): Promise<void> {
   }
 }
 
-function alive(pid: number): boolean {
+/**
+ * Whether `pid` still runs. A zombie has exited: the drained daemon's parent is whoever started it, or after
+ * an earlier upgrade init, and until that reaps it (some inits late, a container's shell never) kill(pid, 0)
+ * still succeeds, so the process state in /proc decides.
+ */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+  try {
+    // The state follows the command name, which may hold spaces and parentheses: after the last ") ".
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(") ") + 2));
+  } catch {
+    return false; // gone between the two looks
   }
 }
 
