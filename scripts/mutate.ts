@@ -948,6 +948,13 @@ const MUTATIONS: Mutation[] = [
     edits: [[' && x.kind === "HAProxy" && x.pair === r.pair)', ' && x.kind === "HAProxy")']],
     tests: ["bench/lib/report.test.ts"],
   },
+  {
+    name: "follower-pass-per-event",
+    breaks: "a burst of file-system events (thousands of ip netns add) shares passes instead of one directory read each",
+    file: "src/control/follower.ts",
+    edits: [["this.watchers.push(watch(dir, () => this.soon()));", "this.watchers.push(watch(dir, () => void this.tick()));"]],
+    tests: ["src/control/follower.test.ts"],
+  },
 ];
 const ROOT = join(import.meta.dir, "..");
 const BUN = process.execPath;
