@@ -3,7 +3,7 @@
 /**
  * Bun hands every read over in a new buffer (up to 512 kB), garbage once the engine has forwarded it.
  * At JSC's own pace the buffers of a 1 GB upload piled up between collections and the allocator kept
- * their pages: +22 to +39 MB of RSS. Asking for a collection after every MiB read keeps it to about half
+ * their pages: +19 to +39 MB of RSS. Asking for a collection after every MiB read keeps it to about half
  * (README, Performance). Bun.gc(false) is cheap to ask: mimalloc gathers this thread's freed pages and
  * JSC collects concurrently. It is asked once the read events of this loop turn are over (setImmediate),
  * not inside one: asked per MiB from inside the events it cost +50% CPU per GB.
