@@ -41,6 +41,8 @@ const cmd: Record<string, string> = {
   down: `curl -sS ${URL}/bytes?n=${SIZE} -o /dev/null`,
   /** Nothing for as long as an upload takes: how much the RSS moves by itself after the warm-up. */
   idle: "sleep 1.5",
+  /** Small keep-alive requests (wrk, 5 s): does collecting per MiB read cost CPU per request? */
+  small: `wrk -c50 -t2 -d5s ${URL}/small`,
 };
 const sums: Record<string, { peak: number[]; cpu: number[]; secs: number[] }> = {};
 
@@ -82,6 +84,8 @@ async function round(c: number, r: number): Promise<void> {
       s.peak.push((peak - before) / MB);
       s.cpu.push(used);
       s.secs.push(secs);
+      const requests = Number(res.stdout.match(/(\d+) requests in/)?.[1] ?? 0);
+      if (requests > 0) line.push(`${d} ${requests} requests, ${((used / requests) * 1e6).toFixed(1)} µs CPU each`);
       line.push(`${d} ${(before / MB).toFixed(1)} +${((peak - before) / MB).toFixed(1)} MB ${secs.toFixed(2)} s CPU ${used.toFixed(2)} s`);
     }
     console.log(`round ${r} config ${c}: ${line.join(" | ")}`);
