@@ -1,6 +1,6 @@
 // The daemon's RSS over a 1 GB upload and download, as test/stream.test.ts measures it (a fresh daemon, warmed up), configurations alternated round by round.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { startUpstream } from "../test/helpers/upstream.ts";
 
 const MB = 1024 * 1024;
@@ -105,4 +105,5 @@ try {
 } finally {
   upstream.stop(true);
   spawnSync("ip", ["netns", "del", NS]);
+  rmSync(dir, { recursive: true, force: true });
 }
