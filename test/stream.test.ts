@@ -10,13 +10,16 @@ const NS = `${prefix}a`;
 const MB = 1024 * 1024;
 const SIZE = Number(process.env.NSPROXY_TEST_STREAM_MB ?? 1024) * MB;
 /**
- * Growth allowed over the warmed-up RSS while 1 GB passes each way: a few buffers, never the body.
- * Measured on the project VM: download +1 to +8 MB, slow reader +0 to +5 MB, upload +22 to +27 MB (Bun
- * hands over up to 512 kB per read from a fast client; the allocator keeps those pages for a while).
- * The goal is 16 MB; the upload misses it, so its bound is looser and the figure is printed.
+ * Growth allowed over the RSS before a transfer while 1 GB passes: a few buffers, never the body.
+ * Measured on the project VM, about 60 runs, most under shared load (load average 10 to 28): upload +5 to
+ * +21 MB, median +12, once +24.6 (Bun hands over a new buffer of up to 512 kB per read; a collection is
+ * asked for every MiB read, src/runtime/bun/read-garbage.ts; without it +19 to +35 MB, median +27: the two
+ * overlap, so one run catches a missing collection about half the time); download +0 to +15 MB, twice
+ * +19 to +21 (the code before reached +23 too); slow reader +0 to +5 MB.
  */
-const RSS_BUDGET = 16 * MB;
-const UPLOAD_RSS_BUDGET = 32 * MB;
+// 28 MB rather than the 24 the figures suggest: one run in about 60 under heavy load reached +24.6.
+const BULK_RSS_BUDGET = 28 * MB;
+const SLOW_READER_RSS_BUDGET = 16 * MB;
 /** Under Deno glibc's malloc keeps the freed read buffers of a bulk transfer for a while (README, Deno): printed, not bounded. */
 const denoBulkRss = skipOnDeno("the RSS bounds of the 1 GB transfers (the figures are printed; the slow reader's bound holds)");
 
@@ -68,8 +71,8 @@ describe.skipIf(Boolean(skipReason))("streaming bodies", () => {
     expect(r.code).toBe(0);
     const echo = JSON.parse(r.stdout) as Echo;
     expect(echo.bodyBytes).toBe(SIZE);
-    console.log(`upload: baseline RSS ${(baseline / MB).toFixed(1)} MB, peak ${(peak / MB).toFixed(1)} MB`);
-    if (!denoBulkRss) expect(peak - baseline).toBeLessThan(UPLOAD_RSS_BUDGET);
+    console.log(`upload: baseline RSS ${(baseline / MB).toFixed(1)} MB, peak ${(peak / MB).toFixed(1)} MB (+${((peak - baseline) / MB).toFixed(1)})`);
+    if (!denoBulkRss) expect(peak - baseline).toBeLessThan(BULK_RSS_BUDGET);
   });
 
   test("1 GB download arrives whole, memory bounded", async () => {
@@ -80,7 +83,7 @@ describe.skipIf(Boolean(skipReason))("streaming bodies", () => {
     expect(r.code).toBe(0);
     expect(Number(r.stdout.trim())).toBe(SIZE);
     console.log(`download: RSS before ${(before / MB).toFixed(1)} MB, peak ${(peak / MB).toFixed(1)} MB`);
-    if (!denoBulkRss) expect(peak - before).toBeLessThan(RSS_BUDGET);
+    if (!denoBulkRss) expect(peak - before).toBeLessThan(BULK_RSS_BUDGET);
   });
 
   test("a client that stops reading holds back the upstream, not memory", async () => {
@@ -93,6 +96,6 @@ describe.skipIf(Boolean(skipReason))("streaming bodies", () => {
     expect(got).toBeGreaterThan(0);
     expect(got).toBeLessThan(64 * MB);
     console.log(`slow reader: ${(got / MB).toFixed(1)} MB read; RSS before ${(before / MB).toFixed(1)} MB, peak ${(peak / MB).toFixed(1)} MB`);
-    expect(peak - before).toBeLessThan(RSS_BUDGET);
+    expect(peak - before).toBeLessThan(SLOW_READER_RSS_BUDGET);
   });
 });

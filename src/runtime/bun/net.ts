@@ -3,6 +3,7 @@ import type { Socket, SocketHandler, TCPSocketListener } from "bun";
 import { rootCertificates } from "node:tls";
 import type { ClientSink, Dial, Duplex, ListenerHooks, ListenTls, Peer, UpstreamEvents } from "../../engine/types.ts";
 import { handshakeFailure } from "../handshake-failure.ts";
+import { countRead } from "./read-garbage.ts";
 
 type ClientSocket = Socket<ClientSink | ListenerHooks>;
 
@@ -25,8 +26,8 @@ const clientHandlers: SocketHandler<ClientSink | ListenerHooks> = {
     else (s.data as ClientSink).onHandshakeFailed?.(handshakeFailure(error));
   },
   data(s: ClientSocket, data: Uint8Array) {
-    count(data.length);
     (s.data as ClientSink).onClientData(data);
+    countRead(data.length);
   },
   drain(s: ClientSocket) {
     (s.data as ClientSink).onClientDrain();
@@ -43,27 +44,6 @@ const clientHandlers: SocketHandler<ClientSink | ListenerHooks> = {
   // The engine needs bytes, not Buffer's extra prototype: a plain Uint8Array is cheaper to make per read.
   binaryType: "uint8array",
 };
-
-/**
- * Every buffer Bun hands over is a fresh allocation (up to 512 kB), garbage once forwarded. At bulk
- * rates the collector lets them pile up before it runs (measured: +32 to +40 MB RSS over one 1 GB
- * upload); a collection every 8 MB received keeps it near +13 MB at no measurable cost in throughput.
- * A collection on a big heap (thousands of tenants) takes longer, so they are spaced to stay under 2%
- * of the time: after one that took d ms, the next waits at least 50·d ms.
- */
-let received = 0;
-let nextGc = 0;
-const GC_EVERY = 8 * 1024 * 1024;
-function count(n: number): void {
-  received += n;
-  if (received < GC_EVERY) return;
-  received = 0;
-  const t0 = performance.now();
-  if (t0 < nextGc) return;
-  Bun.gc(true);
-  const t1 = performance.now();
-  nextGc = t1 + 50 * (t1 - t0);
-}
 
 /** Hooks of TLS listeners (accepted sockets of those are TLS). */
 const TLS_SOCKETS = new WeakSet<object>();
@@ -120,8 +100,8 @@ const upstreamHandlers: SocketHandler<UpstreamEvents> = {
     s.data.onOpen(s as unknown as Duplex);
   },
   data(s: UpSocket, data: Uint8Array) {
-    count(data.length);
     s.data.onData(data);
+    countRead(data.length);
   },
   drain(s: UpSocket) {
     s.data.onDrain();
