@@ -501,7 +501,6 @@ export class ProxyConn implements LegOwner {
     if (isParseError(head)) return this.badGateway(`upstream sent an invalid response (${head.reason})`);
     // The head ends in chunk's bytes: what was held before was scanned and had no end.
     const rest = held === undefined ? end : end - held.length;
-    this.headAsReceived = false;
     if (head.status < 200 && head.status !== 101) {
       // Interim (100 Continue, 103 Early Hints): forwarded to HTTP/1.1 clients, then the real one follows.
       if (req.minor === 1) this.sendClient(clientResponseHead(buf, s, head, ""));
