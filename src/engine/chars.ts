@@ -42,15 +42,14 @@ export const HEAD_BARE_LF = -2;
  * over by the parser.
  */
 export function scanHead(buf: Uint8Array, from: number, end: number, start = 0): number {
-  let i = from;
-  for (;;) {
-    const lf = buf.indexOf(LF, i);
-    if (lf < 0 || lf >= end) return HEAD_MORE;
+  // A loop over the bytes, not indexOf per line: heads are short, and each indexOf is a call into the runtime.
+  for (let lf = from; lf < end; lf++) {
+    if (buf[lf] !== LF) continue;
     if (lf === 0 || buf[lf - 1] !== CR) return HEAD_BARE_LF;
     // CRLF at lf-1; the head ends if the line before it was empty (…CRLF CRLF) and not a leading empty line.
     if (lf >= start + 3 && buf[lf - 2] === LF && buf[lf - 3] === CR && !onlyEmptyLines(buf, start, lf - 3)) return lf + 1;
-    i = lf + 1;
   }
+  return HEAD_MORE;
 }
 
 /** After HEAD_MORE for buf[from, end): where the next scan starts (the last 3 bytes may begin the CRLF CRLF). */
