@@ -818,6 +818,13 @@ const MUTATIONS: Mutation[] = [
     tests: ["src/engine/conn.test.ts"],
   },
   {
+    name: "reused-length-framing-not-set",
+    breaks: "a response's Content-Length framing object is reused head after head: each response is framed by its own length",
+    file: "src/engine/response-head.ts",
+    edits: [["  into.lengthFraming.contentLength = cl;\n", ""]],
+    tests: ["src/engine/conn.test.ts"],
+  },
+  {
     name: "partial-read-sent-whole",
     breaks: "response bytes go to the client as the read itself only when they are all of it",
     file: "src/engine/conn.ts",

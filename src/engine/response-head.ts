@@ -9,6 +9,8 @@ export interface ResponseHead {
   lineNext: number;
   fields: Fields;
   framing: Framing;
+  /** The framing of a Content-Length, this head's own: filled for each head parsed into it (no object per response). */
+  lengthFraming: { body: "length"; contentLength: number };
   /** The upstream keeps the connection open after this response. */
   keepAlive: boolean;
   /** Both Transfer-Encoding and Content-Length: the length is dropped before forwarding (RFC 9112 §6.3). */
@@ -68,7 +70,7 @@ export function parseResponseHead(s: string, end: number, method: string, maxHea
     dropLength = cl !== undefined;
   } else if (cl !== undefined) {
     if (cl < 0) return bad("invalid or several Content-Length values", lineNext);
-    framing = cl === 0 ? NO_BODY : { body: "length", contentLength: cl };
+    framing = cl === 0 ? NO_BODY : lengthFraming(into, cl);
   } else {
     framing = TO_CLOSE;
   }
@@ -85,7 +87,14 @@ export function parseResponseHead(s: string, end: number, method: string, maxHea
   return h;
 }
 
+/** Content-Length framing of `cl` bytes: the one `into` owns, set to `cl`, else a new one. */
+function lengthFraming(into: ResponseHead | undefined, cl: number): Framing {
+  if (into === undefined) return { body: "length", contentLength: cl };
+  into.lengthFraming.contentLength = cl;
+  return into.lengthFraming;
+}
+
 /** A ResponseHead to parse into, head after head: a connection reads one response head at a time. */
 export function newResponseHead(fields = newFields()): ResponseHead {
-  return { status: 0, minor: 1, lineNext: 0, fields, framing: NO_BODY, keepAlive: false, dropLength: false };
+  return { status: 0, minor: 1, lineNext: 0, fields, framing: NO_BODY, lengthFraming: { body: "length", contentLength: 0 }, keepAlive: false, dropLength: false };
 }
