@@ -2,6 +2,7 @@
 // Usage (root): bun bench/profile.ts [nsproxy|haproxy|both] [SECONDS]; prints markdown (bench/PROFILE.md says how to read it).
 import type { Subprocess } from "bun";
 import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { KINDS, kindOf, perfMapLines, samples } from "./lib/perf.ts";
 import { cpuSeconds, loadavg } from "./lib/proc.ts";
 import { startUpstream } from "./lib/haproxy.ts";
 import { startHaproxy, waitAttached } from "./lib/proxies.ts";
@@ -13,42 +14,6 @@ const seconds = Number(secondsArg);
 /** Samples per second per CPU: enough for 1% to mean ~100 samples over 15 s, little enough not to move the figures much. */
 const FREQ = 999;
 const CONNS = 50;
-
-/** What kind of code a sample's innermost frame is in. */
-type Kind = "kernel" | "JIT'd JS" | "runtime native" | "libc" | "other";
-const KINDS: Kind[] = ["kernel", "JIT'd JS", "runtime native", "libc", "other"];
-
-function kindOf(dso: string, self: string): Kind {
-  if (dso.includes("kernel.kallsyms") || dso.startsWith("[k")) return "kernel";
-  if (/perf-\d+\.map|jitted-\d+-\d+\.so/.test(dso)) return "JIT'd JS";
-  if (dso.endsWith(self) || /bun(\.exe)?$/.test(dso)) return "runtime native";
-  if (/libc[.-]|ld-linux|libm[.-]|libpthread/.test(dso)) return "libc";
-  return "other";
-}
-
-interface Frame {
-  sym: string;
-  dso: string;
-}
-
-/** perf script's samples, innermost frame first (header line, then one indented line per frame, blank line between). */
-function samples(text: string): { comm: string; frames: Frame[] }[] {
-  const out: { comm: string; frames: Frame[] }[] = [];
-  for (const block of text.split(/\n\s*\n/)) {
-    const lines = block.split("\n").filter((l) => l.trim() !== "");
-    if (lines.length < 2) continue;
-    const comm = lines[0]!.trim().split(/\s+\d+/)[0]!;
-    const frames = lines.slice(1).map((l) => {
-      const m = /^\s*[0-9a-f]+\s+(.*?)\s+\(([^)]*)\)\s*$/.exec(l);
-      if (!m) return { sym: "?", dso: "?" };
-      // Bun's release binary has no symbol table: its functions are told apart by address only.
-      const sym = m[1] === "[unknown]" ? `[${m[2]!.split("/").pop()} ${l.trim().split(/\s+/)[0]!.replace(/^0+/, "")}]` : m[1]!.replace(/\+0x[0-9a-f]+$/, "");
-      return { sym, dso: m[2]! };
-    });
-    out.push({ comm, frames });
-  }
-  return out;
-}
 
 const pct = (n: number, total: number) => `${((100 * n) / total).toFixed(1)}%`;
 
@@ -131,34 +96,13 @@ function summarise(name: string, text: string, self: string): string {
 }
 
 /**
- * JSC writes its JIT dump (into `dir`, this process's alone) as jit-N-M.dump, a name `perf inject --jit` does not take (it wants jit-PID.dump): its
- * code-load records become /tmp/perf-PID.map, which perf reads for samples in anonymous memory. Code freed and
- * reused at the same address is named after its first owner (a rare mislabel under a steady load).
+ * JSC names its JIT dump jit-N-M.dump, which `perf inject --jit` does not take (it wants jit-PID.dump): the dumps in
+ * `dir` (this process's alone) become /tmp/perf-PID.map, which perf reads for samples in anonymous memory.
  */
 function jitDumpToPerfMap(dir: string, pid: number): number {
-  const lines: string[] = [];
-  const seen = new Set<bigint>();
-  for (const f of readdirSync(dir).filter((n) => n.startsWith("jit-") && n.endsWith(".dump"))) {
-    const b = readFileSync(`${dir}/${f}`);
-    let at = b.readUInt32LE(8); // the file header's total size
-    while (at + 16 <= b.length) {
-      const id = b.readUInt32LE(at);
-      const size = b.readUInt32LE(at + 4);
-      if (size < 16 || at + size > b.length) break;
-      if (id === 0) {
-        // JIT_CODE_LOAD: pid, tid, vma, code_addr, code_size, code_index, then the name (NUL-ended).
-        const addr = b.readBigUInt64LE(at + 32);
-        const codeSize = b.readBigUInt64LE(at + 40);
-        const nameAt = at + 56;
-        const name = b.toString("utf8", nameAt, b.indexOf(0, nameAt));
-        if (!seen.has(addr)) {
-          seen.add(addr);
-          lines.push(`${addr.toString(16)} ${codeSize.toString(16)} ${name}`);
-        }
-      }
-      at += size;
-    }
-  }
+  const lines = readdirSync(dir)
+    .filter((n) => n.startsWith("jit-") && n.endsWith(".dump"))
+    .flatMap((f) => perfMapLines(readFileSync(`${dir}/${f}`)));
   writeFileSync(`/tmp/perf-${pid}.map`, `${lines.join("\n")}\n`);
   return lines.length;
 }

@@ -832,6 +832,13 @@ const MUTATIONS: Mutation[] = [
     tests: ["src/engine/conn.test.ts"],
   },
   {
+    name: "profile-jit-names-at-vma",
+    breaks: "the profile names JIT'd code at its code address (a JIT dump record's code_addr, not its vma)",
+    file: "bench/lib/perf.ts",
+    edits: [["b.readBigUInt64LE(at + 32)", "b.readBigUInt64LE(at + 24)"]],
+    tests: ["bench/lib/perf.test.ts"],
+  },
+  {
     name: "bench-figure-linear-x",
     breaks: "the bench figures put N on a log scale (1, 10, 100, 1000 evenly spaced)",
     file: "bench/lib/svg.ts",
