@@ -825,6 +825,13 @@ const MUTATIONS: Mutation[] = [
     tests: ["src/engine/conn.test.ts"],
   },
   {
+    name: "head-as-received-kept-from-last-response",
+    breaks: "a response whose head was rebuilt (an HTTP/1.0 client's) never also gets the received head, whatever the previous response on the connection was",
+    file: "src/engine/conn.ts",
+    edits: [["sent here.\n    this.headAsReceived = false;\n", "sent here.\n"]],
+    tests: ["src/engine/conn.test.ts"],
+  },
+  {
     name: "partial-read-sent-whole",
     breaks: "response bytes go to the client as the read itself only when they are all of it",
     file: "src/engine/conn.ts",

@@ -501,6 +501,8 @@ export class ProxyConn implements LegOwner {
     if (isParseError(head)) return this.badGateway(`upstream sent an invalid response (${head.reason})`);
     // The head ends in chunk's bytes: what was held before was scanned and had no end.
     const rest = held === undefined ? end : end - held.length;
+    // True only for a final head to an HTTP/1.1 client (below): an interim, a 101 or an HTTP/1.0 client's head is sent here.
+    this.headAsReceived = false;
     if (head.status < 200 && head.status !== 101) {
       // Interim (100 Continue, 103 Early Hints): forwarded to HTTP/1.1 clients, then the real one follows.
       if (req.minor === 1) this.sendClient(clientResponseHead(buf, s, head, ""));
