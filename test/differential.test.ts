@@ -3,7 +3,7 @@
 // declares `llhttp` (then llhttp must really do that, so every documented difference stays true).
 import { describe, expect, test } from "bun:test";
 import { Buffer } from "node:buffer";
-import { bytesToLatin1, scanHead } from "../src/engine/chars.ts";
+import { bytesToLatin1, HEAD_BARE_LF, HEAD_MORE, scanHead, scanResume } from "../src/engine/chars.ts";
 import { ChunkedScanner } from "../src/engine/chunked.ts";
 import { isParseError } from "../src/engine/parse-error.ts";
 import { parseRequestHead } from "../src/engine/request-head.ts";
@@ -69,20 +69,20 @@ function runOurs(raw: Uint8Array, step = raw.length): Outcome {
     buf = merged;
     while (!stopped && buf.length > 0) {
       if (current === undefined) {
-        const scan = scanHead(buf, scanned, buf.length);
-        if (scan.kind === "bare-lf") return done(400, "bare LF");
-        if (scan.kind === "more") {
+        const headEnd = scanHead(buf, scanned, buf.length);
+        if (headEnd === HEAD_BARE_LF) return done(400, "bare LF");
+        if (headEnd === HEAD_MORE) {
           if (buf.length > MAX_HEAD_BYTES) return done(431, "head too large");
-          scanned = scan.scanned;
+          scanned = scanResume(scanned, buf.length);
           break;
         }
         scanned = 0;
-        if (scan.end > MAX_HEAD_BYTES) return done(431, "head too large");
-        const h = parseRequestHead(bytesToLatin1(buf, 0, scan.end), scan.end, LIMITS, NO_PROTECTED);
+        if (headEnd > MAX_HEAD_BYTES) return done(431, "head too large");
+        const h = parseRequestHead(bytesToLatin1(buf, 0, headEnd), headEnd, LIMITS, NO_PROTECTED);
         if (isParseError(h)) return done(h.status as Expect, h.reason);
         head = h;
         current = { method: h.method, target: h.target, headers: h.fields.count, body: 0 };
-        advance(scan.end);
+        advance(headEnd);
         if (h.framing.body === "length") left = h.framing.contentLength;
         else if (h.framing.body === "chunked") {
           chunks = new ChunkedScanner();

@@ -28,30 +28,33 @@ for (let c = 0; c < 6; c++) {
   HEX[0x61 + c] = 10 + c;
 }
 
-export type HeadScan =
-  /** The head is not complete yet; `scanned` bytes need not be looked at again. */
-  | { kind: "more"; scanned: number }
-  /** The head ends at `end` (just after its empty line). */
-  | { kind: "head"; end: number }
-  /** A LF not preceded by CR at `offset`: HTTP/1.1 requires CRLF, and a lone LF is where parsers disagree. */
-  | { kind: "bare-lf"; offset: number };
+/** scanHead: the head is not complete yet; scanning may go on from scanResume(from, end) when more bytes come. */
+export const HEAD_MORE = -1;
+/** scanHead: a LF not preceded by CR: HTTP/1.1 requires CRLF, and a lone LF is where parsers disagree. */
+export const HEAD_BARE_LF = -2;
 
 /**
- * Find the end of a message head (the first CRLF CRLF) in buf[from, end), refusing a lone LF on the way.
- * `from` is where the previous call stopped, so a head arriving byte by byte is scanned once; `start` is
- * where this head begins (a pipelined one may begin mid-buffer).
- * Leading empty lines (CRLF) before a request line are allowed (RFC 9112 §2.2) and passed over by the parser.
+ * Find the end of a message head (the first CRLF CRLF) in buf[from, end), refusing a lone LF on the way:
+ * the offset just after its empty line, or HEAD_MORE, or HEAD_BARE_LF (a number, not an object: this
+ * runs for every head in both directions). `from` is where the previous call stopped, so a head
+ * arriving byte by byte is scanned once; `start` is where this head begins (a pipelined one may begin
+ * mid-buffer). Leading empty lines (CRLF) before a request line are allowed (RFC 9112 §2.2) and passed
+ * over by the parser.
  */
-export function scanHead(buf: Uint8Array, from: number, end: number, start = 0): HeadScan {
-  let i = from;
-  for (;;) {
-    const lf = buf.indexOf(LF, i);
-    if (lf < 0 || lf >= end) return { kind: "more", scanned: Math.max(from, end - 3) };
-    if (lf === 0 || buf[lf - 1] !== CR) return { kind: "bare-lf", offset: lf };
+export function scanHead(buf: Uint8Array, from: number, end: number, start = 0): number {
+  // A loop over the bytes, not indexOf per line: heads are short, and each indexOf is a call into the runtime.
+  for (let lf = from; lf < end; lf++) {
+    if (buf[lf] !== LF) continue;
+    if (lf === 0 || buf[lf - 1] !== CR) return HEAD_BARE_LF;
     // CRLF at lf-1; the head ends if the line before it was empty (…CRLF CRLF) and not a leading empty line.
-    if (lf >= start + 3 && buf[lf - 2] === LF && buf[lf - 3] === CR && !onlyEmptyLines(buf, start, lf - 3)) return { kind: "head", end: lf + 1 };
-    i = lf + 1;
+    if (lf >= start + 3 && buf[lf - 2] === LF && buf[lf - 3] === CR && !onlyEmptyLines(buf, start, lf - 3)) return lf + 1;
   }
+  return HEAD_MORE;
+}
+
+/** After HEAD_MORE for buf[from, end): where the next scan starts (the last 3 bytes may begin the CRLF CRLF). */
+export function scanResume(from: number, end: number): number {
+  return Math.max(from, end - 3);
 }
 
 /** True when buf[start, upto) is nothing but CRLF pairs (empty lines before the request line). */

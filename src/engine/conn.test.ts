@@ -230,6 +230,35 @@ describe("ProxyConn", () => {
     expect(client.ended).toBe(false);
   });
 
+  test("a response head in several reads reaches the client whole, then the body that came with its last piece", () => {
+    const { conn, client, open, ev } = setup();
+    conn.onClientData(enc("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
+    open();
+    ev().onData(enc("HTTP/1.1 200 OK\r\nContent-Len"));
+    expect(client.text()).toBe("");
+    ev().onData(enc("gth: 5\r\nX-A: 1\r\n\r\nhel"));
+    ev().onData(enc("lo"));
+    expect(client.text()).toBe("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\n\r\nhello");
+    // Head and body in one read leave as one write; so do an interim head, its final one and the body.
+    const before = client.written.length;
+    conn.onClientData(enc("GET /2 HTTP/1.1\r\nHost: h\r\n\r\n"));
+    ev().onData(enc("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+    expect(client.written.length).toBe(before + 1);
+    expect(client.text()).toEndWith("hello" + "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  });
+
+  test("an HTTP/1.0 request after an HTTP/1.1 one on the same connection gets its rebuilt head only, not the received one too", () => {
+    const { conn, client, open, ev } = setup();
+    conn.onClientData(enc("GET /a HTTP/1.1\r\nHost: h\r\n\r\n"));
+    open();
+    ev().onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na"));
+    const first = client.text();
+    expect(first).toBe("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na");
+    conn.onClientData(enc("GET /b HTTP/1.0\r\nHost: h\r\nConnection: keep-alive\r\n\r\n"));
+    ev().onData(enc("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"));
+    expect(client.text().slice(first.length)).toBe("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: keep-alive\r\n\r\nb");
+  });
+
   test("one answer per request, even when the upstream's close is reported from inside terminate()", () => {
     for (const trigger of ["invalid response", "timeout"] as const) {
       const { conn, client, dials, tick } = setup({ upstreamTimeoutMs: 1000 });

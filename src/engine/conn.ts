@@ -1,15 +1,15 @@
 // One client connection and the upstream connection it uses: keep-alive, pipelining in order, bodies by their framing, Upgrade tunnels, backpressure, timeouts.
 import { ByteWriter, concat } from "./bytes.ts";
-import { bytesToLatin1, scanHead } from "./chars.ts";
+import { bytesToLatin1, HEAD_BARE_LF, HEAD_MORE, scanHead, scanResume } from "./chars.ts";
 import { ChunkedScanner } from "./chunked.ts";
-import { classify, type Fields, Kind, newFields, TE_OTHER, transferCodings } from "./fields.ts";
+import { classify, Kind, TE_OTHER, transferCodings } from "./fields.ts";
 import { Leg, type LegOwner } from "./upstream-pool.ts";
 import { localStat, observeDuration, Stat } from "./stats.ts";
 import { isParseError } from "./parse-error.ts";
 import { PAUSE_PIPELINE, Pipe } from "./pipe.ts";
 import { newRequestHead, parseRequestHead, type RequestHead } from "./request-head.ts";
-import { parseResponseHead, type ResponseHead } from "./response-head.ts";
-import { clientResponseHead, latin1, plainResponse, upstreamRequestHead } from "./rewrite.ts";
+import { newResponseHead, parseResponseHead, type ResponseHead } from "./response-head.ts";
+import { clientResponseHead, latin1, plainResponse, unchangedResponseHead, upstreamRequestHead } from "./rewrite.ts";
 import type { Duplex, Env, Route } from "./types.ts";
 
 const enum Phase {
@@ -104,7 +104,9 @@ export class ProxyConn implements LegOwner {
   private clientEnded = false;
   /** The request head and the response's field table, reused head after head (a head is only read while it is handled). */
   private reqHeadIn: RequestHead | undefined;
-  private resFields: Fields | undefined;
+  private resHeadIn: ResponseHead | undefined;
+  /** The current final response's head was not rebuilt: it goes as received, with the body bytes of the same read. */
+  private headAsReceived = false;
   /** "X-Forwarded-For: <client>\r\n" as bytes, made on the first request: the client does not change. */
   private xffLine: Uint8Array | undefined;
   /** Whoever accepted this connection (the runtime's bookkeeping); the engine never looks at it. */
@@ -268,15 +270,15 @@ export class ProxyConn implements LegOwner {
   private readHead(buf: Uint8Array): boolean {
     const limits = this.env.limits;
     const start = this.pos;
-    const scan = scanHead(buf, Math.max(start, this.scanned), buf.length, start);
-    if (scan.kind === "bare-lf") return this.refuse(400, "bare LF: lines must end with CRLF");
-    if (scan.kind === "more") {
+    const from = Math.max(start, this.scanned);
+    const end = scanHead(buf, from, buf.length, start);
+    if (end === HEAD_BARE_LF) return this.refuse(400, "bare LF: lines must end with CRLF");
+    if (end === HEAD_MORE) {
       if (buf.length - start > limits.maxHeaderBytes) return this.refuse(431, `request head larger than ${limits.maxHeaderBytes} bytes`);
-      this.scanned = scan.scanned;
+      this.scanned = scanResume(from, buf.length);
       if (start > 0 || buf.length > 0) this.keepRest();
       return false;
     }
-    const end = scan.end;
     this.scanned = 0;
     if (end - start > limits.maxHeaderBytes) return this.refuse(431, `request head larger than ${limits.maxHeaderBytes} bytes`);
     const s = bytesToLatin1(buf, start, end);
@@ -439,51 +441,68 @@ export class ProxyConn implements LegOwner {
       return;
     }
     this.reqHead = undefined;
+    // Offsets into the read, not views of it: chunk[0, at) is handled, and chunk[from, at) of that still
+    // goes to the client as it came (a head forwarded as received goes with the body after it).
     let chunk = data;
+    let at = 0;
+    let from = 0;
     for (;;) {
       if (this.res === undefined) {
-        const rest = this.readResponseHead(chunk);
-        if (rest === undefined) return; // head incomplete, or refused
-        chunk = rest;
+        if (at > 0) {
+          // A final head after an interim one in the same read (rare): heads are read from offset 0.
+          chunk = chunk.subarray(at);
+          at = 0;
+        }
+        at = this.readResponseHead(chunk);
+        if (at < 0) return; // head incomplete, or refused
         if ((this.phase as Phase) === Phase.Tunnel) {
-          if (chunk.length) this.sendClient(chunk);
+          this.sendClientBytes(chunk, at, chunk.length);
           return;
         }
         if (this.res === undefined) {
           // An interim response (1xx) went to the client; the final one follows.
-          if (chunk.length === 0) return;
+          if (at === chunk.length) return;
           continue;
         }
-      }
-      chunk = this.forwardResponseBody(chunk);
+        from = this.headAsReceived ? 0 : at;
+      } else from = at;
+      at = this.forwardResponseBody(chunk, from, at);
       if ((this.phase as Phase) === Phase.Closed) return;
       if (!this.resDone()) return;
       // More than the framing announced: the response is delivered, the extra bytes never are, and
       // that upstream connection is not used again.
-      if (chunk.length > 0) this.closeUp();
+      if (at < chunk.length) this.closeUp();
       this.finishExchange();
       return;
     }
   }
 
-  /** Accumulate and parse a response head; returns the bytes after it, or undefined when waiting or failed. */
-  private readResponseHead(chunk: Uint8Array): Uint8Array | undefined {
-    const buf = this.rbuf === undefined ? chunk : concat(this.rbuf, chunk);
-    const scan = scanHead(buf, this.rscanned, buf.length);
-    if (scan.kind === "bare-lf") return this.badGateway("upstream sent an invalid response (bare LF)");
-    if (scan.kind === "more") {
+  /**
+   * Accumulate and parse a response head that starts at chunk[0] (or earlier, in rbuf); returns where in
+   * chunk the bytes after it begin, or -1 when waiting or failed. A final head that goes as received is
+   * not sent here (headAsReceived): forwardResponseBody sends it with the body bytes after it.
+   */
+  private readResponseHead(chunk: Uint8Array): number {
+    const held = this.rbuf;
+    const buf = held === undefined ? chunk : concat(held, chunk);
+    const end = scanHead(buf, this.rscanned, buf.length);
+    if (end === HEAD_BARE_LF) return this.badGateway("upstream sent an invalid response (bare LF)");
+    if (end === HEAD_MORE) {
       if (buf.length > MAX_RESPONSE_HEAD) return this.badGateway("upstream response head too large");
       this.rbuf = buf;
-      this.rscanned = scan.scanned;
-      return undefined;
+      this.rscanned = scanResume(this.rscanned, buf.length);
+      return -1;
     }
     this.rbuf = undefined;
     this.rscanned = 0;
     const req = this.req!;
-    const s = bytesToLatin1(buf, 0, scan.end);
-    const head = parseResponseHead(s, scan.end, req.method, 1000, (this.resFields ??= newFields()));
+    const s = bytesToLatin1(buf, 0, end);
+    const head = parseResponseHead(s, end, req.method, 1000, (this.resHeadIn ??= newResponseHead()));
     if (isParseError(head)) return this.badGateway(`upstream sent an invalid response (${head.reason})`);
-    const rest = buf.subarray(scan.end);
+    // The head ends in chunk's bytes: what was held before was scanned and had no end.
+    const rest = held === undefined ? end : end - held.length;
+    // True only for a final head to an HTTP/1.1 client (below): an interim, a 101 or an HTTP/1.0 client's head is sent here.
+    this.headAsReceived = false;
     if (head.status < 200 && head.status !== 101) {
       // Interim (100 Continue, 103 Early Hints): forwarded to HTTP/1.1 clients, then the real one follows.
       if (req.minor === 1) this.sendClient(clientResponseHead(buf, s, head, ""));
@@ -502,11 +521,13 @@ export class ProxyConn implements LegOwner {
       this.pump(); // bytes the client sent after its upgrade request
       return rest;
     }
-    if (req.minor === 0) return this.http10Response(buf, s, head, rest);
+    if (req.minor === 0) return this.http10Response(buf, s, head, chunk, rest);
     this.res = head;
     this.resStarted = true;
     this.keepClient = head.framing.body !== "close" && this.clientMayStay();
-    this.sendClient(clientResponseHead(buf, s, head, this.keepClient ? "" : "close"));
+    const connection = this.keepClient ? "" : "close";
+    this.headAsReceived = buf === chunk && unchangedResponseHead(head, connection);
+    if (!this.headAsReceived) this.sendClient(clientResponseHead(buf, s, head, connection));
     this.logExchange(head.status, head.framing.body === "length" ? head.framing.contentLength : head.framing.body === "none" ? 0 : undefined);
     if (head.framing.body === "length") this.resLeft = head.framing.contentLength;
     else if (head.framing.body === "chunked") this.resChunks = new ChunkedScanner();
@@ -524,9 +545,10 @@ export class ProxyConn implements LegOwner {
    * The final response to an HTTP/1.0 client, which knows no transfer coding (RFC 9112 §6.1): no
    * Transfer-Encoding field reaches it, and a chunked body is de-chunked: with a Content-Length when all
    * of it came with the head, else the chunks' data to the close of the client connection (trailers are
-   * dropped). A coding besides chunked cannot be undone here: 502. Returns the bytes after what it used.
+   * dropped). A coding besides chunked cannot be undone here: 502. The body starts at chunk[at]; returns
+   * where what it used ends, or -1 when refused.
    */
-  private http10Response(received: Uint8Array, s: string, head: ResponseHead, rest: Uint8Array): Uint8Array | undefined {
+  private http10Response(received: Uint8Array, s: string, head: ResponseHead, chunk: Uint8Array, at: number): number {
     const f = head.framing;
     if (f.body !== "none") {
       const te = transferCodings(s, head.fields);
@@ -542,10 +564,10 @@ export class ProxyConn implements LegOwner {
     if (f.body === "chunked") {
       const chunks = (this.resChunks = new ChunkedScanner());
       spans = [];
-      used = chunks.feed(rest, 0, rest.length, spans);
+      used = chunks.feed(chunk, at, chunk.length, spans);
       if (used < 0) {
         this.upstreamBroken();
-        return undefined;
+        return -1;
       }
       if (chunks.done) {
         length = 0;
@@ -560,9 +582,9 @@ export class ProxyConn implements LegOwner {
     this.logExchange(head.status, f.body === "length" ? f.contentLength : f.body === "none" ? 0 : length >= 0 ? length : undefined);
     if (f.body === "length") this.resLeft = f.contentLength;
     this.setTimer(Timer.Body);
-    if (spans === undefined) return rest;
-    this.sendSpans(rest, spans);
-    return rest.subarray(used);
+    if (spans === undefined) return at;
+    this.sendSpans(chunk, spans);
+    return used;
   }
 
   /** The data of the chunks found in `buf` goes to the client; their framing does not. */
@@ -571,32 +593,32 @@ export class ProxyConn implements LegOwner {
     spans.length = 0;
   }
 
-  /** Forward response body bytes; returns what is left of `chunk` after the body ended. */
-  private forwardResponseBody(chunk: Uint8Array): Uint8Array {
+  /**
+   * Forward the response body bytes from chunk[at]; chunk[from, at) goes before them as it came (the
+   * head, when it goes as received). Returns where in chunk the body ended (chunk.length: all used).
+   */
+  private forwardResponseBody(chunk: Uint8Array, from: number, at: number): number {
     const f = this.res!.framing;
     this.since = this.env.now();
-    if (f.body === "none") return chunk;
-    if (f.body === "close") {
-      this.sendClient(chunk);
-      return chunk.subarray(chunk.length);
-    }
     let end: number;
-    if (f.body === "length") {
-      end = Math.min(this.resLeft, chunk.length);
-      this.resLeft -= end;
+    if (f.body === "none") end = at;
+    else if (f.body === "close") end = chunk.length;
+    else if (f.body === "length") {
+      end = at + Math.min(this.resLeft, chunk.length - at);
+      this.resLeft -= end - at;
     } else {
-      end = this.resChunks!.feed(chunk, 0, chunk.length, this.dechunk);
+      end = this.resChunks!.feed(chunk, at, chunk.length, this.dechunk);
       if (end < 0) {
         this.upstreamBroken();
-        return chunk.subarray(chunk.length);
+        return chunk.length;
       }
       if (this.dechunk !== undefined) {
-        this.sendSpans(chunk, this.dechunk);
-        return chunk.subarray(end);
+        this.sendSpans(chunk, this.dechunk); // an HTTP/1.0 client's: its head was rebuilt and went already
+        return end;
       }
     }
-    if (end > 0) this.sendClient(end === chunk.length ? chunk : chunk.subarray(0, end));
-    return chunk.subarray(end);
+    this.sendClientBytes(chunk, from, end);
+    return end;
   }
 
   private resDone(): boolean {
@@ -708,10 +730,11 @@ export class ProxyConn implements LegOwner {
     this.badGateway(`upstream ${this.route.upstreamText}: ${reason}`);
   }
 
-  private badGateway(reason: string): undefined {
+  /** Returns -1, what the readers of a response head return when it was refused. */
+  private badGateway(reason: string): -1 {
     if (this.resStarted) this.upstreamBroken(reason);
     else this.upstreamFailed(502, reason);
-    return undefined;
+    return -1;
   }
 
   /**
@@ -787,6 +810,11 @@ export class ProxyConn implements LegOwner {
   private sendUp(data: Uint8Array): void {
     if (this.corked > 0 && this.c2u.sink !== undefined && this.c2u.queue.length === 0) this.c2u.hold(data);
     else this.c2u.push(data);
+  }
+
+  /** buf[a, b) to the client: buf itself when that is all of it (no view), nothing when empty. */
+  private sendClientBytes(buf: Uint8Array, a: number, b: number): void {
+    if (a < b) this.sendClient(a === 0 && b === buf.length ? buf : buf.subarray(a, b));
   }
 
   private sendClient(data: Uint8Array): void {

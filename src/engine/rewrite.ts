@@ -99,6 +99,17 @@ function keepInResponse(k: Kind | undefined, head: ResponseHead, http10: boolean
 }
 
 /**
+ * clientResponseHead would send the head as received: nothing to drop, nothing to add. The connection
+ * then sends it with the body bytes of the same read, as they came (one write, no view, no join).
+ */
+export function unchangedResponseHead(head: ResponseHead, connection: string, http10 = false, length = -1): boolean {
+  if (connection !== "" || length >= 0) return false;
+  const f = head.fields;
+  for (let i = 0; i < f.count; i++) if (!keepInResponse(f.kind[i], head, http10)) return false;
+  return true;
+}
+
+/**
  * The head sent to the client: status line and fields as received, minus hop-by-hop fields (and a
  * Content-Length beside Transfer-Encoding), plus the proxy's own Connection field (`connection`,
  * "" for none) describing the client connection. `received` holds the head's bytes from offset 0, and
@@ -110,11 +121,8 @@ function keepInResponse(k: Kind | undefined, head: ResponseHead, http10: boolean
  */
 export function clientResponseHead(received: Uint8Array, s: string, head: ResponseHead, connection: string, http10 = false, length = -1): Uint8Array {
   const f = head.fields;
-  // Nothing to drop and nothing to add: the head goes as it came, a view of the received bytes (no copy;
-  // beside the body bytes of the same read it leaves in one write without a join, see Pipe.hold).
-  let unchanged = connection === "" && length < 0;
-  for (let i = 0; unchanged && i < f.count; i++) unchanged = keepInResponse(f.kind[i], head, http10);
-  if (unchanged) return received.subarray(0, s.length);
+  // Nothing to drop and nothing to add: the head goes as it came, a view of the received bytes (no copy).
+  if (unchangedResponseHead(head, connection, http10, length)) return received.subarray(0, s.length);
   let out = s.slice(0, head.lineNext);
   let i = 0;
   while (i < f.count) {
