@@ -810,6 +810,20 @@ const MUTATIONS: Mutation[] = [
     edits: [[' && x.kind === "HAProxy" && x.pair === r.pair)', ' && x.kind === "HAProxy")']],
     tests: ["bench/lib/report.test.ts"],
   },
+  {
+    name: "bench-haproxy-one-process-past-limit",
+    breaks: "past half the descriptor limit (2 fds per tenant) the bench splits HAProxy over processes, as nsproxy places each tenant in one worker",
+    file: "bench/lib/haproxy.ts",
+    edits: [["if (namespaces.length <= perProcess) return", "if (namespaces.length <= perProcess * 2) return"]],
+    tests: ["bench/lib/haproxy.test.ts"],
+  },
+  {
+    name: "bench-haproxy-split-keeps-threads",
+    breaks: "a split HAProxy runs one thread per process, so each tenant is served by one thread as in nsproxy",
+    file: "bench/lib/haproxy.ts",
+    edits: [["return { groups, nbthread: 1 };", "return { groups, nbthread: threads };"]],
+    tests: ["bench/lib/haproxy.test.ts"],
+  },
 ];
 const ROOT = join(import.meta.dir, "..");
 const BUN = process.execPath;
