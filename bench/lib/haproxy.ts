@@ -76,11 +76,18 @@ export function haproxyLayout(namespaces: string[], fdLimit: number, threads = 2
 /** The access log as Debian's haproxy.cfg has it (`log /dev/log local0`, `log global`), in HTTP format. */
 const httpLog = (socket: string) => ({ global: `  log ${socket} local0\n`, defaults: "  log global\n  option httplog\n" });
 
-/** Two threads (as nsproxy's two workers) unless told, the frontends, and the one backend they all share. */
+/**
+ * Two threads (as nsproxy's two workers) unless told, the frontends, and the one backend they all share. The idle
+ * pool's descriptor ratios are raised from 20/25% of the limit: HAProxy counts its listeners and namespace fds as used,
+ * so past ~2,000 frontends under a 20,000 limit it stopped keeping idle upstream connections and dialed the upstream
+ * for every request (a connect and a close per request at 5,000 frontends, twice the CPU); no effect below that.
+ */
 function withUpstream(frontends: string[], upstreamPort: number, logSocket?: string, threads = 2): string {
   const log = logSocket ? httpLog(logSocket) : { global: "", defaults: "" };
   return `global
   nbthread ${threads}
+  tune.pool-low-fd-ratio 80
+  tune.pool-high-fd-ratio 90
 ${log.global}${HTTP_DEFAULTS}${log.defaults}
 ${frontends.join("\n")}
 backend upstream
