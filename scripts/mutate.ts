@@ -824,6 +824,13 @@ const MUTATIONS: Mutation[] = [
     edits: [["return { groups, nbthread: 1 };", "return { groups, nbthread: threads };"]],
     tests: ["bench/lib/haproxy.test.ts"],
   },
+  {
+    name: "bench-haproxy-default-idle-pool",
+    breaks: "the HAProxy reference keeps idle upstream connections with thousands of listeners (its default ratios dial per request)",
+    file: "bench/lib/haproxy.ts",
+    edits: [["  tune.pool-low-fd-ratio 80\n", ""]],
+    tests: ["bench/lib/haproxy.test.ts"],
+  },
 ];
 const ROOT = join(import.meta.dir, "..");
 const BUN = process.execPath;

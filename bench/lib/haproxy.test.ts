@@ -18,6 +18,12 @@ test("past it, processes of one thread with an equal share each, every tenant on
   expect(haproxyLayout(names(5001), 20_000).groups.map((g) => g.length)).toEqual([2501, 2500]);
 });
 
+test("the config keeps idle upstream connections however many frontends hold descriptors (else one connect per request)", () => {
+  const cfg = proxyConfig(names(3), 80, 81);
+  expect(cfg).toContain("\n  tune.pool-low-fd-ratio 80\n");
+  expect(cfg).toContain("\n  tune.pool-high-fd-ratio 90\n");
+});
+
 test("the config carries the layout's thread count", () => {
   expect(proxyConfig(["a"], 80, 81, undefined, 1)).toContain("\n  nbthread 1\n");
   expect(proxyConfig(["a"], 80, 81)).toContain("\n  nbthread 2\n");
