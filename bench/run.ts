@@ -126,7 +126,7 @@ async function start(e: Entrant, list: string[]): Promise<void> {
     if (placement?.includes("listens in one worker")) row.caveat = `each tenant in 1 of its 2 workers (N × 2 listeners > RLIMIT_NOFILE ${nofileLimit} / 2)`;
     // Past the same limit HAProxy is split (haproxyLayout): each tenant served by one thread in both proxies.
     if (r.layout) {
-      row.caveat = `${r.layout} (2 fds per tenant > RLIMIT_NOFILE / 2); CPU, RSS of both`;
+      row.caveat = `${r.layout} (2 fds/tenant); CPU, RSS of all`;
       if (!row.log) notes.push(`N=${row.n}: HAProxy as ${r.layout}: 2 × N descriptors (a listener and the namespace fd HAProxy keeps open per frontend) do not fit half of RLIMIT_NOFILE ${nofileLimit} in one process, the rule past which nsproxy puts each tenant in one of its workers, so each tenant is served by one thread in both proxies; the loaded tenant's process does the work, the other's idle CPU over the same interval is counted too; RSS: the processes' anonymous memory summed plus their shared file pages once; startup: the slower process`);
     }
   } catch (err) {
