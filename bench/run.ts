@@ -8,7 +8,7 @@ import { elapsedS, fmt, log, median } from "./lib/format.ts";
 import { startUpstream } from "./lib/haproxy.ts";
 import { check, liveAdd, logSummary, startHaproxy, startNsproxy, versions, type Running } from "./lib/proxies.ts";
 import { sample } from "./lib/probe.ts";
-import { loadavg, machine, rssKb } from "./lib/proc.ts";
+import { groupRssKb, loadavg, machine } from "./lib/proc.ts";
 import { markdown, type Row } from "./lib/report.ts";
 import { addNamespaces, BUN, collectLines, describe, ensureTools, PREFIX, raiseNofile, removeNamespaces, removeStale, runBench, sh, spawn, stop, TMP } from "./lib/setup.ts";
 import { withCpu, wrk, wrkSpread } from "./lib/wrk.ts";
@@ -79,6 +79,9 @@ async function addLive(r: Running, row: Row, name: string): Promise<void> {
   row.liveAdd = `${times[0]} (then ${times.slice(1).join(", ")})`;
 }
 
+/** Every process of an entrant that started (HAProxy can be several). */
+const pids = (e: Entrant) => e.running!.procs.map((p) => p.pid);
+
 /** Lines in a file (nsproxy's access log: it can be hundreds of MB, so not read into this process). */
 const countLines = (path: string) => Number(sh(["wc", "-l", path]).trim().split(" ")[0]);
 
@@ -91,7 +94,7 @@ async function entrants(n: number, upstreamPort: number, drain: Drain): Promise<
   const accessFile = `${TMP}/access-${n}.log`;
   const list: Entrant[] = [
     { row: newRow(n, "nsproxy", "nsproxy", false, "log off"), port: 8080, spread: true, requests: 0, start: (l) => startNsproxy(l, glob, 8080, upstreamPort, limitFor(n), undefined, { args: series }) },
-    { row: newRow(n, "HAProxy", "HAProxy", false, "log off"), port: 8081, spread: true, requests: 0, start: (l) => startHaproxy(l, 8081, upstreamPort, limitFor(n)) },
+    { row: newRow(n, "HAProxy", "HAProxy", false, "log off"), port: 8081, spread: true, requests: 0, start: (l) => startHaproxy(l, 8081, upstreamPort, limitFor(n), undefined, nofileLimit) },
     {
       row: newRow(n, "nsproxy", "nsproxy", true, "log on"), port: 8083, spread: false, requests: 0,
       start: (l) => startNsproxy(l, glob, 8083, upstreamPort, limitFor(n), undefined, { tag: "log", args: series, accessLog: accessFile }),
@@ -99,7 +102,7 @@ async function entrants(n: number, upstreamPort: number, drain: Drain): Promise<
     },
     {
       row: newRow(n, "HAProxy", "HAProxy", true, "log on"), port: 8084, spread: false, requests: 0,
-      start: (l) => startHaproxy(l, 8084, upstreamPort, limitFor(n), drain.socket),
+      start: (l) => startHaproxy(l, 8084, upstreamPort, limitFor(n), drain.socket, nofileLimit),
       logLines: async () => (await drain.lines()) - before,
     },
   ];
@@ -120,7 +123,12 @@ async function start(e: Entrant, list: string[]): Promise<void> {
     for (const note of r.notes) notes.push(`N=${row.n}: ${note}${row.log ? " (access log on)" : ""}`);
     const placement = r.log.find((l) => l.includes("listens in one worker") || l.includes("listen in every worker"));
     if (placement && !row.log) notes.push(`N=${row.n}: nsproxy: ${placement.replace(/^.*?info\s+/, "")}`);
-    if (placement?.includes("listens in one worker")) row.caveat = `each tenant in one worker only (2 × N listeners > half of RLIMIT_NOFILE ${nofileLimit})`;
+    if (placement?.includes("listens in one worker")) row.caveat = `each tenant in 1 of its 2 workers (N × 2 listeners > RLIMIT_NOFILE ${nofileLimit} / 2)`;
+    // Past the same limit HAProxy is split (haproxyLayout): each tenant served by one thread in both proxies.
+    if (r.layout) {
+      row.caveat = `${r.layout} (2 fds/tenant); CPU, RSS of all`;
+      if (!row.log) notes.push(`N=${row.n}: HAProxy as ${r.layout}: 2 × N descriptors (a listener and the namespace fd HAProxy keeps open per frontend) do not fit half of RLIMIT_NOFILE ${nofileLimit} in one process, the rule past which nsproxy puts each tenant in one of its workers, so each tenant is served by one thread in both proxies; the loaded tenant's process does the work, the other's idle CPU over the same interval is counted too; RSS: the processes' anonymous memory summed plus their shared file pages once; startup: the slower process`);
+    }
   } catch (err) {
     const lines = (err as Error).message.split("\n");
     const alerts = lines.filter((l) => l.includes("[ALERT]"));
@@ -150,9 +158,9 @@ async function measure(n: number, upstreamPort: number, drain: Drain): Promise<v
   const count = <R extends { requests: number }>(e: Entrant, r: R): R => ((e.requests += r.requests), r);
   for (const e of live) count(e, await wrk(list[0]!, url(e.port), { conns: 50, durationS: WARMUP_S }));
   for (let round = 0; round < rounds; round++) {
-    for (const e of live) e.row.singles.push(count(e, await withCpu(e.running!.proc.pid, () => wrk(list[0]!, url(e.port), { conns: 50, durationS }))));
+    for (const e of live) e.row.singles.push(count(e, await withCpu(pids(e), () => wrk(list[0]!, url(e.port), { conns: 50, durationS }))));
     for (const e of live.filter((x) => x.spread)) {
-      e.row.spreads.push(count(e, await withCpu(e.running!.proc.pid, () => wrkSpread(spreadNs, url(e.port), { conns: 8, durationS }))));
+      e.row.spreads.push(count(e, await withCpu(pids(e), () => wrkSpread(spreadNs, url(e.port), { conns: 8, durationS }))));
       e.row.spreadK = spreadNs.length;
     }
     log(`N=${n}: round ${round + 1}/${rounds} done`);
@@ -160,7 +168,7 @@ async function measure(n: number, upstreamPort: number, drain: Drain): Promise<v
   const tLoaded = performance.now();
   await Bun.sleep(300); // nsproxy flushes its log every 50 ms, the drain reports after 100 ms idle
   for (const e of live) {
-    e.row.rssAfterLoadKb = rssKb(e.running!.proc.pid);
+    e.row.rssAfterLoadKb = groupRssKb(pids(e)).rssKb;
     if (e.logLines) notes.push(`N=${n}: ${e.row.proxy}'s access log: ${fmt(await e.logLines())} lines for ${fmt(e.requests)} requests wrk completed (plus a few from probes, checks and cut-off ones)`);
   }
   metricsOffNote(n);
@@ -170,7 +178,7 @@ async function measure(n: number, upstreamPort: number, drain: Drain): Promise<v
     await scrapeTime(main.running!).then((s) => notes.push(`N=${n}: ${s}`), (e) => notes.push(`N=${n}: scrape of /metrics failed: ${describe(e)}`));
     await addLive(main.running!, main.row, `${PREFIX}live-n${n}`).catch((e) => notes.push(`N=${n}: live add failed: ${describe(e)}`));
   }
-  await Promise.all(live.map((e) => stop(e.running!.proc, 30_000)));
+  await Promise.all(live.flatMap((e) => e.running!.procs.map((p) => stop(p, 30_000))));
   for (const e of live) notes.push(`N=${n}: ${logSummary(e.running!.name, e.running!.log)}${e.row.log ? " (access log on)" : ""}`);
   rmSync(`${TMP}/access-${n}.log`, { force: true });
   const removeMs = removeNamespaces([...list, ...[1, 2, 3].map((i) => `${PREFIX}live-n${n}-${i}`)]);

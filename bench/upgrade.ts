@@ -100,7 +100,7 @@ function nsproxy(key: "none" | "upgrade" | "restart"): Mechanism {
       // benches on a shared machine create thousands of namespaces (its admin socket then stalls for seconds).
       argv = [BIN, "run", "-l", `127.0.0.1:${PORT}`, "-u", `http://127.0.0.1:${upstreamPort}`, "--netns", NS, ...nsproxyRunFlags(dir)];
       socket = `${dir}/admin/admin.sock`;
-      const r = await startUnderProbes("nsproxy", argv, [NS], PORT, LIMIT_MS);
+      const r = await startUnderProbes("nsproxy", [argv], [NS], PORT, LIMIT_MS);
       logs = [r.log];
       answered = [];
       child = r.proc;
@@ -161,8 +161,8 @@ function haproxy(withX: boolean): Mechanism {
     log: () => logs.flat(),
     async start(tag) {
       socket = `${TMP}/haproxy-${tag}.sock`;
-      cfg = writeConfig(`${TMP}/haproxy-${tag}.cfg`, proxyConfig([NS], PORT, upstreamPort, undefined, [`stats socket ${socket} mode 600 level admin expose-fd listeners`]));
-      const r = await startUnderProbes("HAProxy", haproxyArgv(cfg), [NS], PORT, LIMIT_MS);
+      cfg = writeConfig(`${TMP}/haproxy-${tag}.cfg`, proxyConfig([NS], PORT, upstreamPort, undefined, 2, [`stats socket ${socket} mode 600 level admin expose-fd listeners`]));
+      const r = await startUnderProbes("HAProxy", [haproxyArgv(cfg)], [NS], PORT, LIMIT_MS);
       logs = [r.log];
       cur = r.proc;
     },

@@ -1013,6 +1013,27 @@ const MUTATIONS: Mutation[] = [
     edits: [["this.watchers.push(watch(dir, () => this.soon()));", "this.watchers.push(watch(dir, () => void this.tick()));"]],
     tests: ["src/control/follower.test.ts"],
   },
+  {
+    name: "bench-haproxy-one-process-past-limit",
+    breaks: "past half the descriptor limit (2 fds per tenant) the bench splits HAProxy over processes, as nsproxy places each tenant in one worker",
+    file: "bench/lib/haproxy.ts",
+    edits: [["if (namespaces.length <= perProcess) return", "if (namespaces.length <= perProcess * 2) return"]],
+    tests: ["bench/lib/haproxy.test.ts"],
+  },
+  {
+    name: "bench-haproxy-split-keeps-threads",
+    breaks: "a split HAProxy runs one thread per process, so each tenant is served by one thread as in nsproxy",
+    file: "bench/lib/haproxy.ts",
+    edits: [["return { groups, nbthread: 1 };", "return { groups, nbthread: threads };"]],
+    tests: ["bench/lib/haproxy.test.ts"],
+  },
+  {
+    name: "bench-haproxy-default-idle-pool",
+    breaks: "the HAProxy reference keeps idle upstream connections with thousands of listeners (its default ratios dial per request)",
+    file: "bench/lib/haproxy.ts",
+    edits: [["  tune.pool-low-fd-ratio 80\n", ""]],
+    tests: ["bench/lib/haproxy.test.ts"],
+  },
 ];
 const ROOT = join(import.meta.dir, "..");
 const BUN = process.execPath;

@@ -29,11 +29,12 @@ frontend upstream
 }
 
 /**
- * Two threads (nsproxy runs one worker per core, two here), one frontend per namespace. Besides the tenant header and
- * `option forwardfor`, it drops client copies of X-Forwarded-* and Forwarded and sets Proto and Host, as nsproxy does.
+ * Two threads (nsproxy runs one worker per core, two here) unless `threads` says otherwise, one frontend per namespace.
+ * Besides the tenant header and `option forwardfor`, it drops client copies of X-Forwarded-* and Forwarded and sets
+ * Proto and Host, as nsproxy does.
  * `logSocket`: `option httplog`, one line per request sent to that unix datagram socket as to Debian's `/dev/log`.
  */
-export function proxyConfig(namespaces: string[], port: number, upstreamPort: number, logSocket?: string, global: string[] = []): string {
+export function proxyConfig(namespaces: string[], port: number, upstreamPort: number, logSocket?: string, threads = 2, global: string[] = []): string {
   const frontends = namespaces.map(
     (ns) => `frontend t-${ns}
   bind 127.0.0.1:${port} namespace ${ns}
@@ -46,17 +47,47 @@ export function proxyConfig(namespaces: string[], port: number, upstreamPort: nu
   default_backend upstream
 `,
   );
-  return withUpstream(frontends, upstreamPort, logSocket, global);
+  return withUpstream(frontends, upstreamPort, logSocket, threads, global);
+}
+
+/** How HAProxy holds a list of tenants: the tenants of each process, and each process's `nbthread`. */
+export interface HaproxyLayout {
+  groups: string[][];
+  nbthread: number;
+}
+
+/**
+ * HAProxy 2.6 keeps two descriptors per tenant for its whole life: the listener and the namespace it opened once
+ * (src/namespace.c keeps /var/run/netns/NAME open to create sockets there). One process of `threads` threads serves
+ * while those 2N fit in half of `fdLimit` (the other half for connections), the rule by which nsproxy still listens in
+ * every worker. Past it, nsproxy puts each tenant in one of its workers; HAProxy gets the same shape: the tenants split
+ * in order over processes of one thread each (each process has its own limit), so each tenant is served by one thread
+ * in both proxies.
+ */
+export function haproxyLayout(namespaces: string[], fdLimit: number, threads = 2): HaproxyLayout {
+  const perProcess = Math.max(1, Math.floor(fdLimit / 4));
+  if (namespaces.length <= perProcess) return { groups: [namespaces], nbthread: threads };
+  const size = Math.ceil(namespaces.length / Math.ceil(namespaces.length / perProcess));
+  const groups: string[][] = [];
+  for (let i = 0; i < namespaces.length; i += size) groups.push(namespaces.slice(i, i + size));
+  return { groups, nbthread: 1 };
 }
 
 /** The access log as Debian's haproxy.cfg has it (`log /dev/log local0`, `log global`), in HTTP format. */
 const httpLog = (socket: string) => ({ global: `  log ${socket} local0\n`, defaults: "  log global\n  option httplog\n" });
 
-/** Two threads (as nsproxy's two workers) and `global` lines, the frontends, and the one backend they all share. */
-function withUpstream(frontends: string[], upstreamPort: number, logSocket?: string, global: string[] = []): string {
+/**
+ * Two threads (as nsproxy's two workers) unless told, extra `global` lines, the frontends, and the one backend they all share. The idle
+ * pool's descriptor ratios are raised from 20/25% of the limit: HAProxy counts its listeners and namespace fds as used,
+ * so past ~2,000 frontends under a 20,000 limit it stopped keeping idle upstream connections and dialed the upstream
+ * for every request (a connect and a close per request at 5,000 frontends, twice the CPU); no effect below that.
+ */
+function withUpstream(frontends: string[], upstreamPort: number, logSocket?: string, threads = 2, global: string[] = []): string {
   const log = logSocket ? httpLog(logSocket) : { global: "", defaults: "" };
   return `global
-  nbthread 2
+  nbthread ${threads}
+  tune.pool-low-fd-ratio 80
+  tune.pool-high-fd-ratio 90
 ${global.map((l) => `  ${l}\n`).join("")}${log.global}${HTTP_DEFAULTS}${log.defaults}
 ${frontends.join("\n")}
 backend upstream

@@ -50,6 +50,17 @@ export function rssKb(pid: number, field: "VmRSS" | "RssAnon" = "VmRSS"): number
   return total;
 }
 
+/**
+ * The memory of several processes of one program (HAProxy split over processes): their anonymous memory summed, plus
+ * the largest file-backed part once (the same executable and libraries, shared in the page cache, which a plain sum
+ * would count once per process). For one process: its VmRSS. `sumKb` is the plain sum of VmRSS, for the notes.
+ */
+export function groupRssKb(pids: number[]): { rssKb: number; anonKb: number; sumKb: number } {
+  const each = pids.map((p) => ({ rss: rssKb(p), anon: rssKb(p, "RssAnon") }));
+  const anonKb = each.reduce((a, e) => a + e.anon, 0);
+  return { rssKb: anonKb + Math.max(...each.map((e) => e.rss - e.anon)), anonKb, sumKb: each.reduce((a, e) => a + e.rss, 0) };
+}
+
 /** The 1, 5 and 15 minute load averages, as /proc/loadavg writes them. */
 export const loadavg = () => readFileSync("/proc/loadavg", "utf8").trim().split(" ").slice(0, 3).join(" ");
 

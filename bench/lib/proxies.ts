@@ -1,16 +1,22 @@
 // Start each proxy under startup probes, read its RSS, check a request through it, and (nsproxy) time a live add.
 import type { BunFile, Subprocess } from "bun";
 import { subjectOf } from "../../test/helpers/certs.ts";
-import { haproxyArgv, proxyConfig, writeConfig } from "./haproxy.ts";
+import { fmt } from "./format.ts";
+import { haproxyArgv, haproxyLayout, proxyConfig, writeConfig } from "./haproxy.ts";
 import { sample, startProbes } from "./probe.ts";
-import { rssKb } from "./proc.ts";
+import { groupRssKb, rssKb } from "./proc.ts";
 import { addNamespaces, collectLines, NSPROXY, nsproxyRunFlags, sh, spawn, spawnToFile, TMP } from "./setup.ts";
 
 export type ProxyName = "nsproxy" | "HAProxy";
 
 export interface Running {
   name: ProxyName;
+  /** The process (the first one when the proxy is split over several). */
   proc: Subprocess<"ignore" | "pipe", "pipe" | BunFile, "pipe">;
+  /** Every process of the proxy: CPU and memory are theirs together. */
+  procs: Subprocess<"ignore" | "pipe", "pipe" | BunFile, "pipe">[];
+  /** How the proxy was laid out when not as at other N (HAProxy split over processes), for the notes and figures. */
+  layout?: string;
   port: number;
   startupMs: number;
   rssKb: number;
@@ -27,37 +33,44 @@ export interface Running {
 const PROXY_LIFETIME_MS = 30 * 60_000;
 
 /**
+/**
  * Spawn a proxy (a bench-long lifetime at most) and keep what it writes to stderr and stdout in `log`; with
  * `stdoutFile`, its stdout (nsproxy's access log) goes to that file instead.
  */
-export function launch(argv: string[], env?: Record<string, string>, stdoutFile?: string): { proc: Running["proc"]; log: string[] } {
+export function launch(argv: string[], env?: Record<string, string>, stdoutFile?: string, log: string[] = []): { proc: Running["proc"]; log: string[] } {
   const proc = stdoutFile ? spawnToFile(argv, PROXY_LIFETIME_MS, stdoutFile, { env }) : spawn(argv, PROXY_LIFETIME_MS, { env });
-  const log: string[] = [];
   void collectLines(proc.stderr, log);
   if (proc.stdout instanceof ReadableStream) void collectLines(proc.stdout, log);
   return { proc, log };
 }
 
-/** Spawn `argv` once probes sit in a sample of the namespaces; startup = latest first answer − spawn time. */
-export async function startUnderProbes(name: ProxyName, argv: string[], namespaces: string[], port: number, limitMs: number, env?: Record<string, string>, stdoutFile?: string): Promise<Running> {
+/**
+ * Spawn `argvs` (one process, or HAProxy split over several) once probes sit in a sample of the namespaces; startup =
+ * latest first answer − spawn time. With `stdoutFile`, stdout (nsproxy's access log) goes to that file, not into `log`.
+ */
+export async function startUnderProbes(name: ProxyName, argvs: string[][], namespaces: string[], port: number, limitMs: number, env?: Record<string, string>, stdoutFile?: string): Promise<Running> {
   const probes = startProbes(sample(namespaces), port, limitMs);
   await probes.ready;
   const spawnedAt = Date.now();
-  const { proc, log } = launch(argv, env, stdoutFile);
-  const exited = proc.exited.then(async (code) => {
+  const log: string[] = [];
+  const procs = argvs.map((argv) => launch(argv, env, stdoutFile, log).proc);
+  // One process of several exiting is the proxy failing.
+  const exited = Promise.race(procs.map((p) => p.exited)).then(async (code) => {
     await Bun.sleep(100); // let the last of its output arrive
     throw new Error(`${name} exited (${code}) during start-up:\n${log.slice(-20).join("\n")}`);
   });
   const answered = await Promise.race([probes.answered, exited]).catch((e: unknown) => {
     probes.kill();
-    proc.kill("SIGKILL");
+    for (const p of procs) p.kill("SIGKILL");
     throw e;
   });
   const startupMs = Math.max(...answered) - spawnedAt;
   const notes: string[] = [];
   if (name === "nsproxy") notes.push(`nsproxy: ${await waitAttached(log, namespaces.length, limitMs)}`);
   await Bun.sleep(500); // let lazily touched pages settle before reading RSS
-  return { name, proc, port, startupMs, rssKb: rssKb(proc.pid), anonKb: rssKb(proc.pid, "RssAnon"), notes, log };
+  const mem = groupRssKb(procs.map((p) => p.pid));
+  if (procs.length > 1) notes.push(`${name}: ${procs.length} processes, VmRSS ${procs.map((p) => `${(rssKb(p.pid) / 1024).toFixed(1)}`).join(" + ")} MB (${(mem.sumKb / 1024).toFixed(1)} MB summed; the table counts their shared file pages once: ${(mem.rssKb / 1024).toFixed(1)} MB)`);
+  return { name, proc: procs[0]!, procs, port, startupMs, rssKb: mem.rssKb, anonKb: mem.anonKb, notes, log };
 }
 
 /**
@@ -100,7 +113,7 @@ export function startNsproxy(
   const dir = `${TMP}/nsproxy-${namespaces.length}-${workers ?? "default"}${variant.tag ? `-${variant.tag}` : ""}`;
   let argv = [...nsproxyArgv(glob, port, upstreamPort, dir, workers), ...(variant.args ?? [])];
   if (variant.accessLog) argv = argv.filter((a) => a !== "--no-access-log");
-  return startUnderProbes("nsproxy", argv, namespaces, port, limitMs, variant.env, variant.accessLog).then((r) => ({ ...r, adminSock: `${dir}/admin/admin.sock` }));
+  return startUnderProbes("nsproxy", [argv], namespaces, port, limitMs, variant.env, variant.accessLog).then((r) => ({ ...r, adminSock: `${dir}/admin/admin.sock` }));
 }
 
 /**
@@ -120,10 +133,18 @@ export function logSummary(name: ProxyName, log: string[], opts: { width?: numbe
   return `${name} logged ${bad.length} warning/error lines, e.g. ${[...kinds.values()].slice(0, 3).map((k) => `\`${k}\``).join("; ")}`;
 }
 
-/** `logSocket`: with `option httplog`, its lines sent to that unix datagram socket (see proxyConfig). */
-export function startHaproxy(namespaces: string[], port: number, upstreamPort: number, limitMs: number, logSocket?: string): Promise<Running> {
-  const cfg = writeConfig(`${TMP}/haproxy-${namespaces.length}${logSocket ? "-log" : ""}.cfg`, proxyConfig(namespaces, port, upstreamPort, logSocket));
-  return startUnderProbes("HAProxy", haproxyArgv(cfg), namespaces, port, limitMs);
+/**
+ * `logSocket`: with `option httplog`, its lines sent to that unix datagram socket (see proxyConfig). When the tenants
+ * do not fit one process under `fdLimit` (haproxyLayout), several processes of one thread, each with its share
+ * (without `fdLimit`: one process, as bench/deno.ts wants).
+ */
+export async function startHaproxy(namespaces: string[], port: number, upstreamPort: number, limitMs: number, logSocket?: string, fdLimit = Infinity): Promise<Running> {
+  const { groups, nbthread } = haproxyLayout(namespaces, fdLimit);
+  const argvs = groups.map((g, i) => haproxyArgv(writeConfig(`${TMP}/haproxy-${namespaces.length}${logSocket ? "-log" : ""}${groups.length > 1 ? `-${i + 1}` : ""}.cfg`, proxyConfig(g, port, upstreamPort, logSocket, nbthread))));
+  const r = await startUnderProbes("HAProxy", argvs, namespaces, port, limitMs);
+  if (groups.length === 1) return r;
+  const sizes = [...new Set(groups.map((g) => fmt(g.length)))].join(" or ");
+  return { ...r, layout: `${groups.length} processes × ${sizes} tenants, ${nbthread} thread each` };
 }
 
 /** checkUrl over plain HTTP to 127.0.0.1:port, where the tenant is named after its namespace (--discover). */

@@ -118,7 +118,15 @@ How each figure is made (bench/run.ts): one shared upstream, a one-thread HAProx
 the host's 127.0.0.1; both proxies listen on 127.0.0.1 inside each of N throwaway namespaces and run at once
 (nsproxy: \`--discover /run/netns=GLOB --metrics-tenant-limit N\`, 2 workers; HAProxy: \`nbthread 2\`, one frontend per
 namespace with \`bind … namespace NS\`, set-header of the tenant and X-Forwarded-Proto/Host, client
-X-Forwarded-For/Forwarded removed, \`option forwardfor\`, \`http-reuse always\`), all on these same 2 cores with wrk.
+X-Forwarded-For/Forwarded removed, \`option forwardfor\`, \`http-reuse always\`, \`tune.pool-low/high-fd-ratio 80/90\` so
+that its many listeners do not stop it keeping idle upstream connections), all on these same 2 cores with wrk.
+**Past the descriptor limit** (N = 10,000 under RLIMIT_NOFILE 20,000): nsproxy listens for each tenant in one of its
+workers once N × workers listeners exceed half the limit; HAProxy keeps a listener and an open namespace fd per frontend,
+so once 2 × N exceed half the limit it runs as processes of \`nbthread 1\`, each with an equal share of the frontends
+in order (each process has its own limit): in both, each tenant is served by one thread (two processes, two threads
+in all, at N = 10,000). Its CPU per request is
+that of all its processes together (the idle one's over the same interval included), its RSS their anonymous memory
+summed plus their shared file pages once (the plain sum is in the notes), its startup the slower process's.
 **access log**: each proxy twice, off (nsproxy \`--no-access-log\`, HAProxy no \`log\`) and on. On, nsproxy writes its
 default text lines to stdout, which is a file (as under \`StandardOutput=file:\`; batches of up to 64 kB); HAProxy has
 \`option httplog\` and \`log SOCKET local0\` as Debian's \`log /dev/log local0\`: one datagram per request to a unix

@@ -14,6 +14,8 @@ export const TMP = mkdtempSync(`${tmpdir()}/nsbench-`);
 /** Run a command to completion; throws with its stderr when it fails. */
 export function sh(argv: string[], input?: string): string {
   const r = spawnSync(argv[0]!, argv.slice(1), { input, encoding: "utf8", timeout: 600_000 });
+  // Ctrl-C reached the child first (this process's handler waits for the event loop): stop here, write nothing.
+  if (r.signal === "SIGINT" || r.signal === "SIGHUP") interrupted(r.signal);
   if (r.status !== 0) throw new Error(`${argv.join(" ")} failed (${r.status ?? r.signal}): ${r.stderr?.trim() ?? r.error}`);
   return r.stdout;
 }
@@ -143,6 +145,8 @@ function track<P extends Subprocess>(p: P, limitMs: number): P {
   void p.exited.then(() => {
     clearTimeout(timer);
     procs.delete(p);
+    // The bench never sends these: a child that got one was in the terminal's Ctrl-C (or hangup) with this process.
+    if (p.signalCode === "SIGINT" || p.signalCode === "SIGHUP") interrupted(p.signalCode);
   });
   return p;
 }
@@ -238,14 +242,20 @@ export async function runBench(main: () => Promise<void>): Promise<void> {
   }
 }
 
+const EXIT_CODE = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
 let cleaning = false;
-for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143], ["SIGHUP", 129]] as const) {
-  process.on(sig, () => {
-    if (cleaning) return;
+
+/**
+ * Interrupted: remove everything and exit at once with the signal's code, before a half-done run can write its
+ * report over the last one. Called from the signal handlers, and synchronously when a child died of the same signal.
+ */
+function interrupted(sig: keyof typeof EXIT_CODE): never {
+  if (!cleaning) {
     cleaning = true;
     console.error(`\n${sig}: removing the bench's processes, namespaces and ${TMP}`);
     cleanup();
-    process.exit(code);
-  });
+  }
+  process.exit(EXIT_CODE[sig]);
 }
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => interrupted(sig));
 process.on("exit", cleanup);

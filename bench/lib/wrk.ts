@@ -138,10 +138,12 @@ export async function wrkSpread(namespaces: string[], url: string, opts: { conns
   };
 }
 
-/** Run `load` and charge the CPU `pid` used meanwhile to its requests. */
-export async function withCpu(pid: number, load: () => Promise<WrkResult>): Promise<WrkResult> {
-  const c0 = cpuSeconds(pid);
+/** Run `load` and charge the CPU the processes `pids` (one proxy, maybe split over several) used meanwhile to its requests. */
+export async function withCpu(pids: number | number[], load: () => Promise<WrkResult>): Promise<WrkResult> {
+  const all = typeof pids === "number" ? [pids] : pids;
+  const cpu = () => all.reduce((a, p) => a + cpuSeconds(p), 0);
+  const c0 = cpu();
   const r = await load();
-  r.cpuUsPerReq = ((cpuSeconds(pid) - c0) * 1e6) / Math.max(1, r.requests);
+  r.cpuUsPerReq = ((cpu() - c0) * 1e6) / Math.max(1, r.requests);
   return r;
 }
