@@ -1,11 +1,12 @@
 // Upgrading the running daemon under load on real namespaces: a successor takes every listener, not a request is lost.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, readdirSync, writeFileSync } from "node:fs";
 import { AdminClient } from "../src/admin/client.ts";
 import { type Ca, haveOpenssl, makeCa, makeLeaf } from "./helpers/certs.ts";
 import { daemonDir, ensureBuilt, runNsproxy, startNsproxy } from "./helpers/daemon.ts";
 import { addNetns, cleanupNetns, nsExec, skipReason, uniquePrefix } from "./helpers/netns.ts";
 import { startUpstream } from "./helpers/upstream.ts";
+import { alive, daemonsWith } from "./helpers/upgrade.ts";
 
 const prefix = uniquePrefix("upg");
 const haveWrk = Bun.spawnSync(["sh", "-c", "command -v wrk"]).exitCode === 0;
@@ -20,19 +21,6 @@ afterAll(() => {
     } catch {}
   }
 });
-
-const alive = (pid: number) => existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z ");
-
-/** Processes whose command line names `needle` (the test's admin socket): the daemons of this test. */
-function daemonsWith(needle: string): number[] {
-  const found: number[] = [];
-  for (const p of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
-    try {
-      if (readFileSync(`/proc/${p}/cmdline`, "utf8").includes(needle) && alive(Number(p))) found.push(Number(p));
-    } catch {}
-  }
-  return found;
-}
 
 async function until(what: string, ok: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
