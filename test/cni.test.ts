@@ -74,14 +74,22 @@ class Chain {
   }
 }
 
+/** A daemon with a tenants dir and an upstream, the plugin chain with the conf's `tenant` keys, an admin client; `stop()` ends both. */
+function cniDaemon(tenant: Record<string, unknown> = { listen: "127.0.0.1:8080" }) {
+  const upstream = startUpstream();
+  const dir = daemonDir();
+  const socket = `${dir}/admin/admin.sock`;
+  const d = startNsproxy(["run", "-u", `http://127.0.0.1:${upstream.port}`, "--admin-socket", socket, "--tenants-dir", `${dir}/tenants.d`, "--no-access-log"]);
+  const stop = async () => {
+    await d.stop("SIGKILL");
+    upstream.stop(true);
+  };
+  return { dir, d, chain: new Chain(pluginDir(), socket, tenant), admin: new AdminClient(socket), stop };
+}
+
 describe.skipIf(Boolean(skipReason || noPlugins))("CNI plugin mode, by hand with the reference loopback plugin", () => {
   test("ADD serves the pod under NAMESPACE.POD and passes loopback's result on; CHECK; a new sandbox keeps the name; DEL twice", async () => {
-    const upstream = startUpstream();
-    const dir = daemonDir();
-    const socket = `${dir}/admin/admin.sock`;
-    const d = startNsproxy(["run", "-u", `http://127.0.0.1:${upstream.port}`, "--admin-socket", socket, "--tenants-dir", `${dir}/tenants.d`, "--no-access-log"]);
-    const chain = new Chain(pluginDir(), socket, { listen: "127.0.0.1:8080", headers: { "X-Cluster": "test" } });
-    const admin = new AdminClient(socket);
+    const { dir, d, chain, admin, stop } = cniDaemon({ listen: "127.0.0.1:8080", headers: { "X-Cluster": "test" } });
     try {
       await d.waitFor("waiting for tenants");
       const first: Attachment = { containerId: "c0ffee01", netns: `/run/netns/${addNetns(`${prefix}a`)}`, pod: "web-1" };
@@ -113,18 +121,12 @@ describe.skipIf(Boolean(skipReason || noPlugins))("CNI plugin mode, by hand with
       expect(existsSync(`${dir}/tenants.d/default.web-1.toml`)).toBe(false);
       expect((await chain.run("CHECK", second)).code).not.toBe(0);
     } finally {
-      await d.stop("SIGKILL");
-      upstream.stop(true);
+      await stop();
     }
   }, 60_000);
 
   test("a pod name over 64 characters: ADD serves it under its cut name, CHECK and DEL find the same tenant", async () => {
-    const upstream = startUpstream();
-    const dir = daemonDir();
-    const socket = `${dir}/admin/admin.sock`;
-    const d = startNsproxy(["run", "-u", `http://127.0.0.1:${upstream.port}`, "--admin-socket", socket, "--tenants-dir", `${dir}/tenants.d`, "--no-access-log"]);
-    const chain = new Chain(pluginDir(), socket, { listen: "127.0.0.1:8080" });
-    const admin = new AdminClient(socket);
+    const { d, chain, admin, stop } = cniDaemon();
     try {
       await d.waitFor("waiting for tenants");
       const pod = `report-${"r".repeat(60)}-28431950-abcde`;
@@ -137,18 +139,12 @@ describe.skipIf(Boolean(skipReason || noPlugins))("CNI plugin mode, by hand with
       for (const r of await chain.del(a)) expect(r.code).toBe(0);
       expect(await admin.tenants()).toEqual([]);
     } finally {
-      await d.stop("SIGKILL");
-      upstream.stop(true);
+      await stop();
     }
   }, 60_000);
 
   test("a missed DEL: once the namespace is deleted the daemon drops the tenant, file and all", async () => {
-    const upstream = startUpstream();
-    const dir = daemonDir();
-    const socket = `${dir}/admin/admin.sock`;
-    const d = startNsproxy(["run", "-u", `http://127.0.0.1:${upstream.port}`, "--admin-socket", socket, "--tenants-dir", `${dir}/tenants.d`, "--no-access-log"]);
-    const chain = new Chain(pluginDir(), socket, { listen: "127.0.0.1:8080" });
-    const admin = new AdminClient(socket);
+    const { dir, d, chain, admin, stop } = cniDaemon();
     try {
       await d.waitFor("waiting for tenants");
       const a: Attachment = { containerId: "dead01", netns: `/run/netns/${addNetns(`${prefix}m`)}`, pod: "crashed" };
@@ -162,8 +158,7 @@ describe.skipIf(Boolean(skipReason || noPlugins))("CNI plugin mode, by hand with
       expect((await admin.tenants()).map((t) => t.name)).toEqual(["by-hand"]);
       expect(d.stderr()).toContain("tenant default.crashed: namespace /run/netns/");
     } finally {
-      await d.stop("SIGKILL");
-      upstream.stop(true);
+      await stop();
     }
   }, 60_000);
 
